@@ -1,0 +1,120 @@
+//! The one place that wires everything: config -> store, keys, Redis, services -> router.
+//! Takes a bound listener (tests bind port 0) and runs until a shutdown future resolves.
+
+use crate::{
+    auth::{jwt::KeySet, AuthService},
+    config::Config,
+    http,
+    ratelimit::RateLimiter,
+    state::AppState,
+    store,
+};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+}
+
+/// Opens the configured store and applies migrations (also the `migrate` command).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Store>> {
+    let db = &config.database;
+    Ok(store::connect(
+        db.url.as_deref(),
+        &config.server.data_dir,
+        db.max_connections,
+        Duration::from_secs(db.acquire_timeout_secs),
+    )
+    .await?)
+}
+
+pub async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    let cfg = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_secs(2))
+        .set_number_of_retries(2);
+    Ok(redis::aio::ConnectionManager::new_with_config(client, cfg).await?)
+}
+
+impl App {
+    pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let store = open_store(&config).await?;
+        let a = &config.auth;
+        let keys = Arc::new(KeySet::load(
+            &a.key_files,
+            &config.server.data_dir,
+            &a.issuer,
+            &a.audience,
+            a.leeway_secs,
+        )?);
+        let redis = match &config.redis.url {
+            Some(url) => Some(connect_redis(url).await?),
+            None => None,
+        };
+        let auth = Arc::new(AuthService::new(store.clone(), keys, a.clone())?);
+        let rl = &config.ratelimit;
+        let auth_limiter = Arc::new(RateLimiter::new(
+            "auth",
+            rl.auth_requests,
+            Duration::from_secs(rl.auth_window_secs),
+            rl.max_tracked_clients,
+            redis.clone().map(|r| (r, config.redis.key_prefix.clone())),
+        ));
+        let state = AppState {
+            config: config.clone(),
+            store: store.clone(),
+            auth,
+            auth_limiter,
+            redis,
+            metrics: crate::telemetry::metrics_handle(),
+        };
+        let router = http::router(state.clone(), axum::Router::new());
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            store = store.backend(),
+            redis = config.redis.url.is_some(),
+            "switchyard ready"
+        );
+        Ok(Self { listener, router, state })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
+    /// finish, for at most `server.shutdown_grace_secs`.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let grace = Duration::from_secs(self.state.config.server.shutdown_grace_secs);
+        let stop = CancellationToken::new();
+        let trigger = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            trigger.cancel();
+        });
+        let serve = axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let deadline = async {
+            stop.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            r = serve => r?,
+            _ = deadline => tracing::warn!(?grace, "grace period over; dropping remaining connections"),
+        }
+        tracing::info!("switchyard stopped");
+        Ok(())
+    }
+}

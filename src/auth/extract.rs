@@ -1,0 +1,48 @@
+//! Extractors: `AuthUser` for any signed-in caller (JWT or API key), `RequireAdmin` for admins.
+
+use crate::{domain::{ApiKeyId, Role, UserId}, error::AppError, state::AppState};
+use axum::{extract::FromRequestParts, http::{header, request::Parts}};
+
+/// Who is calling, however they proved it.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub role: Role,
+    /// Set when the caller used an API key rather than an access token.
+    pub api_key: Option<ApiKeyId>,
+    /// Access-token expiry (unix seconds); `None` for API keys, which do not expire.
+    pub expires_at: Option<i64>,
+}
+
+pub struct AuthUser(pub Principal);
+pub struct RequireAdmin(pub Principal);
+
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer(parts).ok_or(AppError::MissingAuth)?;
+        let principal = state.auth.authenticate(token).await?;
+        tracing::Span::current().record("user_id", tracing::field::display(principal.user_id));
+        Ok(AuthUser(principal))
+    }
+}
+
+impl FromRequestParts<AppState> for RequireAdmin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let AuthUser(p) = AuthUser::from_request_parts(parts, state).await?;
+        if p.role != Role::Admin {
+            return Err(AppError::Forbidden("this route requires the admin role".into()));
+        }
+        Ok(RequireAdmin(p))
+    }
+}

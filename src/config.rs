@@ -1,0 +1,410 @@
+//! One `Config`, read once at start-up: built-in defaults, then an optional TOML file, then
+//! `SWITCHYARD_<SECTION>_<FIELD>` environment variables (e.g. `SWITCHYARD_DATABASE_URL` sets
+//! `database.url`). Unknown variables are an error so a typo never silently does nothing.
+//!
+//! Secrets (URLs with passwords) are wrapped so `Debug` never prints them.
+
+use serde::{Deserialize, Serialize};
+use std::{fmt, net::SocketAddr, path::PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub auth: AuthConfig,
+    pub ratelimit: RateLimitConfig,
+    pub log: LogConfig,
+    pub ws: WsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub bind: SocketAddr,
+    /// Where the SQLite database and the generated signing key live. Default `./data`.
+    pub data_dir: PathBuf,
+    /// Browser origins allowed by CORS and at the WebSocket upgrade.
+    /// Default: the iOS/Capacitor shells `capacitor://localhost`, `ionic://localhost`.
+    pub cors_origins: Vec<String>,
+    /// Largest accepted HTTP request body in bytes. Default 1 MiB.
+    pub body_limit_bytes: usize,
+    /// Seconds to let in-flight work finish after SIGTERM. Default 10.
+    pub shutdown_grace_secs: u64,
+    /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy). Default false.
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://...` or `sqlite://...`. Default: SQLite at `<data_dir>/switchyard.db`.
+    pub url: Option<String>,
+    /// Pool size. Default 10.
+    pub max_connections: u32,
+    /// Seconds to wait for a pooled connection before failing the request. Default 5.
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://...`. Default: none (in-process bus, in-memory rate limits).
+    pub url: Option<String>,
+    /// Prefix for every key and channel, so several deployments can share one Redis.
+    /// Default `switchyard:`.
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// JWT `iss`. Default `switchyard`.
+    pub issuer: String,
+    /// JWT `aud`. Default `switchyard`.
+    pub audience: String,
+    /// Access token life in seconds. Default 900 (15 min).
+    pub access_ttl_secs: u64,
+    /// Refresh token life in seconds. Default 604800 (7 days).
+    pub refresh_ttl_secs: u64,
+    /// Ed25519 PKCS#8 PEM key files; the first signs, all verify (rotation). Default: one key
+    /// generated on first start at `<data_dir>/jwt-ed25519.pem`.
+    pub key_files: Vec<PathBuf>,
+    /// Failed logins before the account locks. Default 5.
+    pub lockout_threshold: u32,
+    /// Seconds an account stays locked. Default 900 (15 min).
+    pub lockout_secs: u64,
+    /// Minimum password length. Default 10.
+    pub password_min_len: usize,
+    /// Argon2id memory in KiB (OWASP: 19456). Default 19456.
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations (OWASP: 2). Default 2.
+    pub argon2_iterations: u32,
+    /// Password hashes computed at once. Bounded so logins never take every core from the
+    /// async runtime. Default: half the cores, at least 1.
+    pub hash_concurrency: usize,
+    /// Seconds of clock skew tolerated on `exp`/`nbf`. Default 30.
+    pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per client IP per window on `/v1/auth/*`. Default 30.
+    pub auth_requests: u64,
+    /// Window length in seconds. Default 60.
+    pub auth_window_secs: u64,
+    /// Most client IPs tracked in memory before old windows are swept. Default 100000.
+    pub max_tracked_clients: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `pretty` or `json`. Default `pretty`.
+    pub format: LogFormat,
+    /// `tracing` filter directive. Default `info`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsConfig {
+    /// Largest accepted WebSocket frame in bytes. Default 65536.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            auth: AuthConfig::default(),
+            ratelimit: RateLimitConfig::default(),
+            log: LogConfig::default(),
+            ws: WsConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            cors_origins: vec!["capacitor://localhost".into(), "ionic://localhost".into()],
+            body_limit_bytes: 1024 * 1024,
+            shutdown_grace_secs: 10,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: None, max_connections: 10, acquire_timeout_secs: 5 }
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: None, key_prefix: "switchyard:".into() }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "switchyard".into(),
+            audience: "switchyard".into(),
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 7 * 24 * 3600,
+            key_files: Vec::new(),
+            lockout_threshold: 5,
+            lockout_secs: 900,
+            password_min_len: 10,
+            argon2_memory_kib: 19456,
+            argon2_iterations: 2,
+            hash_concurrency: (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2)
+                .max(1),
+            leeway_secs: 30,
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self { auth_requests: 30, auth_window_secs: 60, max_tracked_clients: 100_000 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Pretty, level: "info".into() }
+    }
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self { max_frame_bytes: 64 * 1024 }
+    }
+}
+
+/// Hides the password of a connection URL.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable url>".into(),
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout_secs", &self.acquire_timeout_secs)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("unknown environment variable {0} (see the config table in README.md)")]
+    UnknownEnv(String),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then `file` (if given), then `SWITCHYARD_*` from `env`.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut tree = toml::Value::try_from(Config::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+            let over: toml::Value = toml::from_str(&text)
+                .map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+            merge(&mut tree, over);
+        }
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("SWITCHYARD_") else { continue };
+            if matches!(rest, "CONFIG" | "USER_PASSWORD") {
+                continue;
+            }
+            apply_env(&mut tree, &key, &rest.to_lowercase(), &value)?;
+        }
+        let config: Config = tree
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if self.auth.access_ttl_secs == 0 || self.auth.refresh_ttl_secs == 0 {
+            return bad("auth token lifetimes must be positive");
+        }
+        if self.auth.lockout_threshold == 0 {
+            return bad("auth.lockout_threshold must be at least 1");
+        }
+        if self.auth.hash_concurrency == 0 {
+            return bad("auth.hash_concurrency must be at least 1");
+        }
+        if self.ratelimit.auth_window_secs == 0 {
+            return bad("ratelimit.auth_window_secs must be positive");
+        }
+        if let Some(url) = &self.database.url {
+            if !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:"))
+            {
+                return bad("database.url must start with postgres:// or sqlite:");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// `rest` is `section_field` lower-cased; sections are matched by name, so fields may contain
+/// underscores (`auth_access_ttl_secs` -> `auth.access_ttl_secs`).
+fn apply_env(
+    tree: &mut toml::Value,
+    key: &str,
+    rest: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let unknown = || ConfigError::UnknownEnv(key.to_string());
+    let table = tree.as_table_mut().ok_or_else(unknown)?;
+    let (section, field) = table
+        .keys()
+        .filter_map(|s| rest.strip_prefix(s.as_str())?.strip_prefix('_').map(|f| (s.clone(), f)))
+        .next()
+        .ok_or_else(unknown)?;
+    let section = table.get_mut(&section).and_then(|s| s.as_table_mut()).ok_or_else(unknown)?;
+    let parsed = match section.get(field) {
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+            value.parse().map_err(|_| ConfigError::Invalid(format!("{key} must be an integer")))?,
+        ),
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+            value.parse().map_err(|_| ConfigError::Invalid(format!("{key} must be true/false")))?,
+        ),
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.into()))
+                .collect(),
+        ),
+        // Optional fields (absent from the defaults) are strings: urls.
+        Some(toml::Value::String(_)) | None if is_known_optional(field) || section.contains_key(field) => {
+            toml::Value::String(value.into())
+        }
+        _ => return Err(unknown()),
+    };
+    section.insert(field.to_string(), parsed);
+    Ok(())
+}
+
+fn is_known_optional(field: &str) -> bool {
+    field == "url"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn env_overrides_nested_fields() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("SWITCHYARD_DATABASE_URL", "postgres://u:secret@h/db"),
+                ("SWITCHYARD_AUTH_ACCESS_TTL_SECS", "60"),
+                ("SWITCHYARD_SERVER_CORS_ORIGINS", "https://a.example, https://b.example"),
+                ("SWITCHYARD_LOG_FORMAT", "json"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.auth.access_ttl_secs, 60);
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.server.cors_origins.len(), 2);
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+
+    #[test]
+    fn unknown_or_mistyped_env_is_an_error() {
+        assert!(matches!(
+            Config::load(None, env(&[("SWITCHYARD_AUTH_TTL", "1")])),
+            Err(ConfigError::UnknownEnv(_))
+        ));
+        assert!(matches!(
+            Config::load(None, env(&[("SWITCHYARD_AUTH_LOCKOUT_SECS", "soon")])),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[auth]\nlockout_threshold = 3\nlockout_secs = 10\n").expect("write");
+        let c = Config::load(Some(&path), env(&[("SWITCHYARD_AUTH_LOCKOUT_SECS", "20")]))
+            .expect("valid");
+        assert_eq!((c.auth.lockout_threshold, c.auth.lockout_secs), (3, 20));
+    }
+}

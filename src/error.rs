@@ -1,0 +1,187 @@
+//! `AppError`: the one error type at the edge. Each variant maps once to an HTTP status and an
+//! OpenAI-shaped body (`{"error":{"message","type","code","param","request_id"}}`). Server
+//! faults are logged with an error id and the client sees only that id, never the cause.
+
+use crate::store::StoreError;
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{message}")]
+    Validation { param: Option<String>, message: String },
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("request body is larger than the {0}-byte limit")]
+    PayloadTooLarge(usize),
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("missing Authorization: Bearer header")]
+    MissingAuth,
+    #[error("{0}")]
+    InvalidToken(String),
+    #[error("invalid API key")]
+    InvalidApiKey,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("account locked after too many failed logins; try again after {until}")]
+    AccountLocked { until: DateTime<Utc> },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many requests; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    pub fn validation(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation { param: Some(param.into()), message: message.into() }
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(e.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        use AppError::*;
+        match self {
+            Validation { .. } | MalformedJson(_) => StatusCode::BAD_REQUEST,
+            UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            InvalidCredentials | MissingAuth | InvalidToken(_) | InvalidApiKey => {
+                StatusCode::UNAUTHORIZED
+            }
+            Forbidden(_) => StatusCode::FORBIDDEN,
+            AccountLocked { .. } => StatusCode::LOCKED,
+            NotFound(_) => StatusCode::NOT_FOUND,
+            Conflict(_) => StatusCode::CONFLICT,
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable machine-readable code; documented in protocol/README.md and shared with the
+    /// WebSocket error replies.
+    pub fn code(&self) -> &'static str {
+        use AppError::*;
+        match self {
+            Validation { .. } => "invalid_request",
+            MalformedJson(_) => "malformed_json",
+            UnsupportedMediaType(_) => "unsupported_media_type",
+            PayloadTooLarge(_) => "payload_too_large",
+            InvalidCredentials => "invalid_credentials",
+            MissingAuth => "missing_authorization",
+            InvalidToken(_) => "invalid_token",
+            InvalidApiKey => "invalid_api_key",
+            Forbidden(_) => "forbidden",
+            AccountLocked { .. } => "account_locked",
+            NotFound(_) => "not_found",
+            Conflict(_) => "conflict",
+            RateLimited { .. } => "rate_limit_exceeded",
+            Unavailable(_) => "service_unavailable",
+            Internal(_) => "internal_error",
+        }
+    }
+}
+
+/// OpenAI's `type` for a status, so SDKs classify our errors as they classify OpenAI's.
+pub fn error_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 404 | 405 | 409 | 413 | 415 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 | 423 => "permission_error",
+        429 => "rate_limit_error",
+        503 => "service_unavailable_error",
+        _ => "server_error",
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorObject,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorObject {
+    pub message: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub code: String,
+    pub param: Option<String>,
+    /// Filled in by the request-id middleware so every error names its request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn new(status: StatusCode, code: &str, message: String, param: Option<String>) -> Self {
+        Self {
+            error: ErrorObject {
+                message,
+                kind: error_type(status).into(),
+                code: code.into(),
+                param,
+                request_id: None,
+            },
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => AppError::Conflict(m),
+            StoreError::NotFound => AppError::NotFound("not found".into()),
+            other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            AppError::Internal(cause) => {
+                let error_id = uuid::Uuid::new_v4();
+                tracing::error!(%error_id, error = ?cause, "internal error");
+                format!("internal error (error id {error_id})")
+            }
+            other => other.to_string(),
+        };
+        let param = match &self {
+            AppError::Validation { param, .. } => param.clone(),
+            _ => None,
+        };
+        let body = ErrorBody::new(status, self.code(), message, param);
+        let mut resp = (status, axum::Json(body.clone())).into_response();
+        match &self {
+            AppError::RateLimited { retry_after_secs } => {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            AppError::AccountLocked { until } => {
+                let secs = (*until - Utc::now()).num_seconds().max(1) as u64;
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            AppError::InvalidToken(_) | AppError::MissingAuth | AppError::InvalidApiKey => {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        resp.extensions_mut().insert(body);
+        resp
+    }
+}

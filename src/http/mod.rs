@@ -1,0 +1,116 @@
+//! The REST surface. Each submodule owns a group of routes and documents them with
+//! `#[utoipa::path]`; routes are only ever added through `utoipa_axum::routes!`, so the served
+//! API and `/openapi.json` are one and the same list.
+
+pub mod admin;
+pub mod auth;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+pub mod openapi;
+
+use crate::{error::AppError, state::AppState};
+use axum::{
+    extract::{DefaultBodyLimit, MatchedPath, Request},
+    http::{header, HeaderName, HeaderValue, Method},
+    middleware::{from_fn, from_fn_with_state},
+    Router,
+};
+use middleware::REQUEST_ID;
+use std::time::Duration;
+use tower::ServiceBuilder;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+    trace::TraceLayer,
+};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+/// All documented routes, and the OpenAPI document describing exactly them.
+pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let limited = auth::rate_limited_routes()
+        .layer(from_fn_with_state(state.clone(), middleware::auth_rate_limit));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(limited)
+        .merge(auth::routes())
+        .merge(admin::routes())
+        .merge(health::routes())
+        .split_for_parts()
+}
+
+/// The whole HTTP application with its layers, ready to serve.
+pub fn router(state: AppState, extra: Router<AppState>) -> Router {
+    let (api, doc) = api(&state);
+    let doc = std::sync::Arc::new(doc);
+    let cors = cors(&state.config.server.cors_origins);
+    let body_limit = state.config.server.body_limit_bytes;
+    let security = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    api.merge(extra)
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { AppError::NotFound("no such route".into()) })
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str());
+                    let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok());
+                    tracing::info_span!("request", method = %req.method(), route, request_id = id,
+                        user_id = tracing::field::Empty)
+                }))
+                .layer(cors)
+                .layer(from_fn_with_state(state.clone(), middleware::error_body))
+                .layer(security)
+                .layer(from_fn(middleware::http_metrics))
+                .layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(list))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+        .expose_headers([
+            REQUEST_ID,
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderName::from_static("x-ratelimit-reset"),
+        ])
+        .max_age(Duration::from_secs(600))
+}

@@ -1,0 +1,135 @@
+//! Fixed-window rate limits keyed by client (IP). Counted in Redis when it is configured, so
+//! every instance behind the load balancer shares one budget; in memory otherwise. If Redis
+//! stops answering, counting falls back to memory (per instance) rather than refusing everyone
+//! or letting everyone through.
+
+use dashmap::DashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What a check decided, with what the `x-ratelimit-*` headers report.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision {
+    pub allowed: bool,
+    pub limit: u64,
+    pub remaining: u64,
+    /// Seconds until the window resets.
+    pub reset_secs: u64,
+}
+
+/// One named limit (e.g. `auth`); shared by every request of this instance.
+pub struct RateLimiter {
+    name: &'static str,
+    limit: u64,
+    window: Duration,
+    max_tracked: usize,
+    local: DashMap<String, (u64, u64)>,
+    redis: Option<(redis::aio::ConnectionManager, String)>,
+    script: redis::Script,
+}
+
+const INCR_SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+";
+
+impl RateLimiter {
+    pub fn new(
+        name: &'static str,
+        limit: u64,
+        window: Duration,
+        max_tracked: usize,
+        redis: Option<(redis::aio::ConnectionManager, String)>,
+    ) -> Self {
+        Self {
+            name,
+            limit,
+            window,
+            max_tracked,
+            local: DashMap::new(),
+            redis,
+            script: redis::Script::new(INCR_SCRIPT),
+        }
+    }
+
+    /// Counts one request for `client` and says whether it may proceed.
+    pub async fn check(&self, client: &str) -> Decision {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        let window_ms = self.window.as_millis().max(1) as u64;
+        let index = now_ms / window_ms;
+        let reset_secs = ((index + 1) * window_ms - now_ms).div_ceil(1000);
+        let count = match self.count_shared(client, index, window_ms).await {
+            Some(n) => n,
+            None => self.count_local(client, index),
+        };
+        Decision {
+            allowed: count <= self.limit,
+            limit: self.limit,
+            remaining: self.limit.saturating_sub(count),
+            reset_secs,
+        }
+    }
+
+    async fn count_shared(&self, client: &str, index: u64, window_ms: u64) -> Option<u64> {
+        let (conn, prefix) = self.redis.as_ref()?;
+        let key = format!("{prefix}rl:{}:{client}:{index}", self.name);
+        let mut conn = conn.clone();
+        let mut invocation = self.script.key(key);
+        invocation.arg(window_ms);
+        let call = invocation.invoke_async::<u64>(&mut conn);
+        match tokio::time::timeout(Duration::from_millis(500), call).await {
+            Ok(Ok(n)) => Some(n),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, limiter = self.name, "redis rate limit failed; counting locally");
+                metrics::counter!("ratelimit_fallback_total", "limiter" => self.name).increment(1);
+                None
+            }
+            Err(_) => {
+                tracing::warn!(limiter = self.name, "redis rate limit timed out; counting locally");
+                metrics::counter!("ratelimit_fallback_total", "limiter" => self.name).increment(1);
+                None
+            }
+        }
+    }
+
+    fn count_local(&self, client: &str, index: u64) -> u64 {
+        if self.local.len() >= self.max_tracked {
+            self.local.retain(|_, (i, _)| *i == index);
+            if self.local.len() >= self.max_tracked {
+                // Still full within one window: forget everyone rather than grow without bound.
+                metrics::counter!("ratelimit_table_reset_total", "limiter" => self.name).increment(1);
+                self.local.clear();
+            }
+        }
+        let mut entry = self.local.entry(client.to_owned()).or_insert((index, 0));
+        if entry.0 != index {
+            *entry = (index, 0);
+        }
+        entry.1 += 1;
+        entry.1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_window_counts_per_client() {
+        let rl = RateLimiter::new("t", 2, Duration::from_secs(60), 10, None);
+        assert!(rl.check("a").await.allowed);
+        let second = rl.check("a").await;
+        assert!(second.allowed && second.remaining == 0);
+        assert!(!rl.check("a").await.allowed);
+        assert!(rl.check("b").await.allowed);
+    }
+
+    #[tokio::test]
+    async fn sweeps_when_full() {
+        let rl = RateLimiter::new("t", 5, Duration::from_secs(60), 3, None);
+        for c in ["a", "b", "c", "d", "e"] {
+            rl.check(c).await;
+        }
+        assert!(rl.local.len() <= 3, "table grew past its bound");
+    }
+}

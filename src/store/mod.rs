@@ -1,0 +1,131 @@
+//! Durable state behind one trait, with a PostgreSQL and a SQLite implementation picked by the
+//! URL scheme. Both run the same SQL (`$n` placeholders work on both); timestamps are compared
+//! in Rust, not SQL, because SQLite stores them as text.
+
+mod records;
+mod sql;
+
+pub mod postgres;
+pub mod sqlite;
+
+pub use records::*;
+
+use crate::domain::{ApiKeyId, Email, UserId};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::{path::Path, sync::Arc, time::Duration};
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                StoreError::Unavailable(e)
+            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict("already exists".into())
+            }
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A cheap round trip, for readiness.
+    async fn ping(&self) -> StoreResult<()>;
+    fn backend(&self) -> &'static str;
+
+    async fn create_user(&self, user: &NewUser) -> StoreResult<User>;
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// Oldest first, keyset-paginated by id (ids are time-ordered).
+    async fn list_users(&self, after: Option<UserId>, limit: u32) -> StoreResult<Vec<User>>;
+    /// Counts a failed login; at `threshold` locks the account until `lock_until` and resets
+    /// the count. Returns the updated user.
+    async fn record_login_failure(
+        &self,
+        id: UserId,
+        threshold: u32,
+        lock_until: DateTime<Utc>,
+    ) -> StoreResult<User>;
+    async fn record_login_success(&self, id: UserId) -> StoreResult<()>;
+
+    /// Starts a refresh-token family (one per login) with its first token.
+    async fn create_refresh_family(
+        &self,
+        user: UserId,
+        token_hash: &[u8],
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<Uuid>;
+    /// Marks `old_hash` used and adds `new_hash` to its family, atomically. A token already
+    /// used revokes its whole family (someone replayed it).
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        new_expires_at: DateTime<Utc>,
+    ) -> StoreResult<RotateOutcome>;
+    /// Revokes the family `token_hash` belongs to; returns its user if the token was known.
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &[u8],
+        reason: &str,
+    ) -> StoreResult<Option<UserId>>;
+
+    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKey>;
+    async fn list_api_keys(&self, user: UserId) -> StoreResult<Vec<ApiKey>>;
+    async fn revoke_api_key(&self, user: UserId, id: ApiKeyId) -> StoreResult<bool>;
+    /// A live (unrevoked) key by hash, with its owner; touches `last_used_at` at most once per
+    /// `touch_every` so a busy key does not write on every request.
+    async fn use_api_key(
+        &self,
+        key_hash: &[u8],
+        touch_every: Duration,
+    ) -> StoreResult<Option<(ApiKey, User)>>;
+
+    async fn audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Newest first.
+    async fn list_audit(&self, user: Option<UserId>, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// Opens the store the URL names (default: SQLite in `data_dir`) and applies its migrations.
+pub async fn connect(
+    url: Option<&str>,
+    data_dir: &Path,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> StoreResult<Arc<dyn Store>> {
+    match url {
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => Ok(Arc::new(
+            postgres::PgStore::connect(u, max_connections, acquire_timeout).await?,
+        )),
+        Some(u) => {
+            Ok(Arc::new(sqlite::SqliteStore::connect(u, max_connections, acquire_timeout).await?))
+        }
+        None => {
+            std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Unavailable(e.into()))?;
+            let url = format!("sqlite://{}", data_dir.join("switchyard.db").display());
+            Ok(Arc::new(sqlite::SqliteStore::connect(&url, max_connections, acquire_timeout).await?))
+        }
+    }
+}

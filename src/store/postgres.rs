@@ -1,0 +1,30 @@
+//! PostgreSQL store: the production backend.
+
+use super::sql::{impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS};
+use super::*;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::str::FromStr;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Owns the pool; lives as long as the `AppState` holding it.
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, max: u32, acquire_timeout: Duration) -> StoreResult<Self> {
+        let opts = PgConnectOptions::from_str(url)?.application_name("switchyard");
+        let pool = PgPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(opts)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+impl_account_store!(PgStore, "postgres");

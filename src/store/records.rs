@@ -1,0 +1,72 @@
+//! Plain records the store reads and writes.
+
+use crate::domain::{ApiKeyId, Email, Role, UserId};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub failed_logins: i32,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: Email,
+    pub password_hash: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub user_id: UserId,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub user_id: UserId,
+    pub name: String,
+    pub prefix: String,
+    pub key_hash: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    Rotated { user_id: UserId, family_id: Uuid },
+    /// The token was already used: its family is now revoked.
+    Reused { user_id: UserId },
+    Revoked,
+    Expired,
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub user_id: Option<UserId>,
+    pub event: &'static str,
+    pub ip: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    #[schema(value_type = Option<String>)]
+    pub user_id: Option<UserId>,
+    pub event: String,
+    pub ip: Option<String>,
+    pub detail: serde_json::Value,
+}

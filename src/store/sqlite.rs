@@ -1,0 +1,37 @@
+//! SQLite store: the zero-configuration default (`cargo run` needs no services).
+//! WAL mode so readers never wait for the writer; a busy timeout so writers queue instead of
+//! failing; `synchronous=FULL` so an acknowledged write survives a power cut, not just a crash.
+
+use super::sql::{impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS};
+use super::*;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::str::FromStr;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Owns the pool; lives as long as the `AppState` holding it.
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, max: u32, acquire_timeout: Duration) -> StoreResult<Self> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(opts)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+impl_account_store!(SqliteStore, "sqlite");

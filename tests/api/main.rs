@@ -1,0 +1,12 @@
+//! One integration binary: every test spawns real servers on port 0 and talks to them with real
+//! HTTP and WebSocket clients. SQLite by default; PostgreSQL and Redis when `TEST_DATABASE_URL`
+//! and `TEST_REDIS_URL` are set (a fresh database and key prefix per test).
+
+mod helpers;
+
+mod auth;
+mod errors;
+mod health;
+mod openapi;
+mod ratelimit;
+mod store;
