@@ -80,7 +80,11 @@ impl App {
             redis = config.redis.url.is_some(),
             "switchyard ready"
         );
-        Ok(Self { listener, router, state })
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -93,7 +97,10 @@ impl App {
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
     /// finish, for at most `server.shutdown_grace_secs`.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let grace = Duration::from_secs(self.state.config.server.shutdown_grace_secs);
         let stop = CancellationToken::new();
         let trigger = stop.clone();
@@ -103,7 +110,8 @@ impl App {
         });
         let serve = axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stop.clone().cancelled_owned());
         let deadline = async {

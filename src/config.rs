@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use std::{fmt, net::SocketAddr, path::PathBuf};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -123,20 +123,6 @@ pub struct WsConfig {
     pub max_frame_bytes: usize,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            database: DatabaseConfig::default(),
-            redis: RedisConfig::default(),
-            auth: AuthConfig::default(),
-            ratelimit: RateLimitConfig::default(),
-            log: LogConfig::default(),
-            ws: WsConfig::default(),
-        }
-    }
-}
-
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -152,13 +138,20 @@ impl Default for ServerConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: None, max_connections: 10, acquire_timeout_secs: 5 }
+        Self {
+            url: None,
+            max_connections: 10,
+            acquire_timeout_secs: 5,
+        }
     }
 }
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        Self { url: None, key_prefix: "switchyard:".into() }
+        Self {
+            url: None,
+            key_prefix: "switchyard:".into(),
+        }
     }
 }
 
@@ -184,19 +177,28 @@ impl Default for AuthConfig {
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        Self { auth_requests: 30, auth_window_secs: 60, max_tracked_clients: 100_000 }
+        Self {
+            auth_requests: 30,
+            auth_window_secs: 60,
+            max_tracked_clients: 100_000,
+        }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Pretty, level: "info".into() }
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".into(),
+        }
     }
 }
 
 impl Default for WsConfig {
     fn default() -> Self {
-        Self { max_frame_bytes: 64 * 1024 }
+        Self {
+            max_frame_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -234,9 +236,15 @@ impl fmt::Debug for RedisConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("unknown environment variable {0} (see the config table in README.md)")]
     UnknownEnv(String),
     #[error("invalid configuration: {0}")]
@@ -252,14 +260,20 @@ impl Config {
         let mut tree = toml::Value::try_from(Config::default())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-            let over: toml::Value = toml::from_str(&text)
-                .map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.into(),
+                source,
+            })?;
+            let over: toml::Value = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.into(),
+                source,
+            })?;
             merge(&mut tree, over);
         }
         for (key, value) in env {
-            let Some(rest) = key.strip_prefix("SWITCHYARD_") else { continue };
+            let Some(rest) = key.strip_prefix("SWITCHYARD_") else {
+                continue;
+            };
             if matches!(rest, "CONFIG" | "USER_PASSWORD") {
                 continue;
             }
@@ -326,16 +340,27 @@ fn apply_env(
     let table = tree.as_table_mut().ok_or_else(unknown)?;
     let (section, field) = table
         .keys()
-        .filter_map(|s| rest.strip_prefix(s.as_str())?.strip_prefix('_').map(|f| (s.clone(), f)))
+        .filter_map(|s| {
+            rest.strip_prefix(s.as_str())?
+                .strip_prefix('_')
+                .map(|f| (s.clone(), f))
+        })
         .next()
         .ok_or_else(unknown)?;
-    let section = table.get_mut(&section).and_then(|s| s.as_table_mut()).ok_or_else(unknown)?;
+    let section = table
+        .get_mut(&section)
+        .and_then(|s| s.as_table_mut())
+        .ok_or_else(unknown)?;
     let parsed = match section.get(field) {
         Some(toml::Value::Integer(_)) => toml::Value::Integer(
-            value.parse().map_err(|_| ConfigError::Invalid(format!("{key} must be an integer")))?,
+            value
+                .parse()
+                .map_err(|_| ConfigError::Invalid(format!("{key} must be an integer")))?,
         ),
         Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
-            value.parse().map_err(|_| ConfigError::Invalid(format!("{key} must be true/false")))?,
+            value
+                .parse()
+                .map_err(|_| ConfigError::Invalid(format!("{key} must be true/false")))?,
         ),
         Some(toml::Value::Array(_)) => toml::Value::Array(
             value
@@ -346,7 +371,9 @@ fn apply_env(
                 .collect(),
         ),
         // Optional fields (absent from the defaults) are strings: urls.
-        Some(toml::Value::String(_)) | None if is_known_optional(field) || section.contains_key(field) => {
+        Some(toml::Value::String(_)) | None
+            if is_known_optional(field) || section.contains_key(field) =>
+        {
             toml::Value::String(value.into())
         }
         _ => return Err(unknown()),
@@ -364,7 +391,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -374,7 +404,10 @@ mod tests {
             env(&[
                 ("SWITCHYARD_DATABASE_URL", "postgres://u:secret@h/db"),
                 ("SWITCHYARD_AUTH_ACCESS_TTL_SECS", "60"),
-                ("SWITCHYARD_SERVER_CORS_ORIGINS", "https://a.example, https://b.example"),
+                (
+                    "SWITCHYARD_SERVER_CORS_ORIGINS",
+                    "https://a.example, https://b.example",
+                ),
                 ("SWITCHYARD_LOG_FORMAT", "json"),
                 ("PATH", "/bin"),
             ]),

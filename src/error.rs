@@ -14,7 +14,10 @@ use utoipa::ToSchema;
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{message}")]
-    Validation { param: Option<String>, message: String },
+    Validation {
+        param: Option<String>,
+        message: String,
+    },
     #[error("request body is not valid JSON: {0}")]
     MalformedJson(String),
     #[error("{0}")]
@@ -47,7 +50,10 @@ pub enum AppError {
 
 impl AppError {
     pub fn validation(param: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Validation { param: Some(param.into()), message: message.into() }
+        Self::Validation {
+            param: Some(param.into()),
+            message: message.into(),
+        }
     }
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
@@ -169,11 +175,13 @@ impl IntoResponse for AppError {
         let mut resp = (status, axum::Json(body.clone())).into_response();
         match &self {
             AppError::RateLimited { retry_after_secs } => {
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             AppError::AccountLocked { until } => {
                 let secs = (*until - Utc::now()).num_seconds().max(1) as u64;
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
             AppError::InvalidToken(_) | AppError::MissingAuth | AppError::InvalidApiKey => {
                 resp.headers_mut()

@@ -13,6 +13,7 @@
 //!   routers, binds nothing itself (it takes a listener) and runs until a shutdown future fires.
 //! * `http` never touches SQL; `store` never knows about HTTP; `domain` imports nothing of ours.
 #![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod app;
 pub mod auth;

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use switchyard::{app, config::Config, domain::Role, telemetry};
 
 #[derive(Parser)]
-#[command(version, about = "WebSocket-first realtime backend for an AI coding assistant")]
+#[command(
+    version,
+    about = "WebSocket-first realtime backend for an AI coding assistant"
+)]
 struct Cli {
     /// TOML config file (also SWITCHYARD_CONFIG). Environment variables override it.
     #[arg(long, global = true, env = "SWITCHYARD_CONFIG")]
@@ -51,7 +54,10 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let listener = tokio::net::TcpListener::bind(config.server.bind).await?;
-            app::App::build(config, listener).await?.run(switchyard::shutdown::signal()).await
+            app::App::build(config, listener)
+                .await?
+                .run(switchyard::shutdown::signal())
+                .await
         }
         Command::Migrate => {
             let store = app::open_store(&config).await?;
@@ -63,7 +69,9 @@ async fn main() -> anyhow::Result<()> {
             println!("wrote {} (kid {kid})", out.display());
             Ok(())
         }
-        Command::User { command: UserCommand::Create { email, admin } } => {
+        Command::User {
+            command: UserCommand::Create { email, admin },
+        } => {
             let password = match std::env::var("SWITCHYARD_USER_PASSWORD") {
                 Ok(p) => p,
                 Err(_) => {
@@ -83,7 +91,10 @@ async fn main() -> anyhow::Result<()> {
             )?);
             let auth = switchyard::auth::AuthService::new(store, keys, config.auth.clone())?;
             let role = if admin { Role::Admin } else { Role::User };
-            let user = auth.create_user(&email, &password, role).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = auth
+                .create_user(&email, &password, role)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created {} ({}, {})", user.email, user.id, role.as_str());
             Ok(())
         }

@@ -54,7 +54,10 @@ impl RateLimiter {
 
     /// Counts one request for `client` and says whether it may proceed.
     pub async fn check(&self, client: &str) -> Decision {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
         let window_ms = self.window.as_millis().max(1) as u64;
         let index = now_ms / window_ms;
         let reset_secs = ((index + 1) * window_ms - now_ms).div_ceil(1000);
@@ -85,7 +88,10 @@ impl RateLimiter {
                 None
             }
             Err(_) => {
-                tracing::warn!(limiter = self.name, "redis rate limit timed out; counting locally");
+                tracing::warn!(
+                    limiter = self.name,
+                    "redis rate limit timed out; counting locally"
+                );
                 metrics::counter!("ratelimit_fallback_total", "limiter" => self.name).increment(1);
                 None
             }
@@ -97,7 +103,8 @@ impl RateLimiter {
             self.local.retain(|_, (i, _)| *i == index);
             if self.local.len() >= self.max_tracked {
                 // Still full within one window: forget everyone rather than grow without bound.
-                metrics::counter!("ratelimit_table_reset_total", "limiter" => self.name).increment(1);
+                metrics::counter!("ratelimit_table_reset_total", "limiter" => self.name)
+                    .increment(1);
                 self.local.clear();
             }
         }

@@ -1,11 +1,9 @@
 //! Shutdown: one `CancellationToken` tells every loop to stop; a `TaskTracker` lets the
 //! server wait for them, bounded by the configured grace period.
 
-use std::future::Future;
-
 /// Resolves on ctrl-c or SIGTERM.
-pub fn signal() -> impl Future<Output = ()> {
-    async {
+pub async fn signal() {
+    {
         let ctrl_c = async {
             let _ = tokio::signal::ctrl_c().await;
         };

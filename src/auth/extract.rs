@@ -1,7 +1,14 @@
 //! Extractors: `AuthUser` for any signed-in caller (JWT or API key), `RequireAdmin` for admins.
 
-use crate::{domain::{ApiKeyId, Role, UserId}, error::AppError, state::AppState};
-use axum::{extract::FromRequestParts, http::{header, request::Parts}};
+use crate::{
+    domain::{ApiKeyId, Role, UserId},
+    error::AppError,
+    state::AppState,
+};
+use axum::{
+    extract::FromRequestParts,
+    http::{header, request::Parts},
+};
 
 /// Who is calling, however they proved it.
 #[derive(Debug, Clone)]
@@ -21,7 +28,10 @@ pub struct RequireAdmin(pub Principal);
 pub fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -41,7 +51,9 @@ impl FromRequestParts<AppState> for RequireAdmin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let AuthUser(p) = AuthUser::from_request_parts(parts, state).await?;
         if p.role != Role::Admin {
-            return Err(AppError::Forbidden("this route requires the admin role".into()));
+            return Err(AppError::Forbidden(
+                "this route requires the admin role".into(),
+            ));
         }
         Ok(RequireAdmin(p))
     }

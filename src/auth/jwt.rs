@@ -20,7 +20,10 @@ use crate::domain::{Role, UserId};
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("key file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("key file {path} is not an Ed25519 PKCS#8 PEM key")]
     Format { path: PathBuf },
     #[error("key generation failed")]
@@ -71,8 +74,10 @@ impl KeySet {
     ) -> Result<Self, KeyError> {
         let mut keys = Vec::new();
         for der in ders {
-            let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
-                .map_err(|_| KeyError::Format { path: PathBuf::new() })?;
+            let pair =
+                Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| KeyError::Format {
+                    path: PathBuf::new(),
+                })?;
             let mut public = [0u8; 32];
             public.copy_from_slice(pair.public_key().as_ref());
             let x = URL_SAFE_NO_PAD.encode(public);
@@ -80,12 +85,23 @@ impl KeySet {
                 kid: hex::encode(&Sha256::digest(public)[..8]),
                 public,
                 encoding: EncodingKey::from_ed_der(der),
-                decoding: DecodingKey::from_ed_components(&x)
-                    .map_err(|_| KeyError::Format { path: PathBuf::new() })?,
+                decoding: DecodingKey::from_ed_components(&x).map_err(|_| KeyError::Format {
+                    path: PathBuf::new(),
+                })?,
             });
         }
-        let by_kid = keys.iter().enumerate().map(|(i, k)| (k.kid.clone(), i)).collect();
-        Ok(Self { keys, by_kid, issuer: issuer.into(), audience: audience.into(), leeway })
+        let by_kid = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.kid.clone(), i))
+            .collect();
+        Ok(Self {
+            keys,
+            by_kid,
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway,
+        })
     }
 
     /// Reads `files`, or when there are none, `<data_dir>/jwt-ed25519.pem`, created (0600) on
@@ -101,8 +117,10 @@ impl KeySet {
         if files.is_empty() {
             let path = data_dir.join("jwt-ed25519.pem");
             if !path.exists() {
-                std::fs::create_dir_all(data_dir)
-                    .map_err(|source| KeyError::Io { path: data_dir.into(), source })?;
+                std::fs::create_dir_all(data_dir).map_err(|source| KeyError::Io {
+                    path: data_dir.into(),
+                    source,
+                })?;
                 write_new_key(&path)?;
                 tracing::info!(path = %path.display(), "generated a new JWT signing key");
             }
@@ -142,9 +160,11 @@ impl KeySet {
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
-        let kid = header.kid.ok_or_else(|| TokenError::Invalid("no kid".into()))?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| TokenError::Invalid("malformed token".into()))?;
+        let kid = header
+            .kid
+            .ok_or_else(|| TokenError::Invalid("no kid".into()))?;
         let idx = *self
             .by_kid
             .get(&kid)
@@ -190,7 +210,9 @@ impl KeySet {
 /// Generates an Ed25519 key as PKCS#8 DER.
 pub fn generate_der() -> Result<Vec<u8>, KeyError> {
     let rng = ring::rand::SystemRandom::new();
-    Ed25519KeyPair::generate_pkcs8(&rng).map(|d| d.as_ref().to_vec()).map_err(|_| KeyError::Generate)
+    Ed25519KeyPair::generate_pkcs8(&rng)
+        .map(|d| d.as_ref().to_vec())
+        .map_err(|_| KeyError::Generate)
 }
 
 /// Writes a fresh key as PEM, readable by the owner only.
@@ -203,7 +225,10 @@ pub fn write_new_key(path: &Path) -> Result<String, KeyError> {
         pem.push('\n');
     }
     pem.push_str("-----END PRIVATE KEY-----\n");
-    let io = |source| KeyError::Io { path: path.into(), source };
+    let io = |source| KeyError::Io {
+        path: path.into(),
+        source,
+    };
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -215,8 +240,10 @@ pub fn write_new_key(path: &Path) -> Result<String, KeyError> {
 }
 
 fn read_pem(path: &Path) -> Result<Vec<u8>, KeyError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+        path: path.into(),
+        source,
+    })?;
     let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
     let der = base64::engine::general_purpose::STANDARD
         .decode(body.trim())
@@ -237,7 +264,7 @@ mod tests {
     #[test]
     fn roundtrip_and_rotation() {
         let (old, new) = (generate_der().expect("k"), generate_der().expect("k"));
-        let before = set(&[old.clone()]);
+        let before = set(std::slice::from_ref(&old));
         let (token, _) = before.issue(UserId::new(), Role::User, 60);
         // After rotation the new key signs but tokens from the old one still verify.
         let after = set(&[new, old]);
@@ -276,7 +303,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("jwt-ed25519.pem")).expect("m").permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("jwt-ed25519.pem"))
+                .expect("m")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

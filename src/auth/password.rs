@@ -36,7 +36,11 @@ impl Hasher {
         let params = Params::new(memory_kib, iterations, 1, None)
             .map_err(|e| HashError::Argon2(e.to_string()))?;
         let dummy = hash_now(&params, &uuid::Uuid::new_v4().to_string())?;
-        Ok(Self { params, permits: Arc::new(Semaphore::new(concurrency)), dummy })
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            dummy,
+        })
     }
 
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
@@ -50,9 +54,12 @@ impl Hasher {
         let hash = hash.unwrap_or_else(|| self.dummy.clone());
         let ok = self
             .blocking(move || {
-                let parsed = PasswordHash::new(&hash).map_err(|e| HashError::Argon2(e.to_string()))?;
+                let parsed =
+                    PasswordHash::new(&hash).map_err(|e| HashError::Argon2(e.to_string()))?;
                 Ok::<_, HashError>(
-                    Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok(),
                 )
             })
             .await??;
@@ -63,7 +70,11 @@ impl Hasher {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashError::Closed)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| HashError::Closed)?;
         let span = tracing::Span::current();
         let out = tokio::task::spawn_blocking(move || span.in_scope(f))
             .instrument(tracing::Span::current())
@@ -84,15 +95,58 @@ fn hash_now(params: &Params, password: &str) -> Result<String, HashError> {
 /// The most common passwords of public breach lists (top of the SecLists 10k list); a policy
 /// that only checks length would accept `password1234`.
 const COMMON: &[&str] = &[
-    "password", "password1", "password12", "password123", "password1234", "passw0rd",
-    "123456789", "1234567890", "12345678910", "qwertyuiop", "qwerty123", "qwerty1234",
-    "1q2w3e4r5t", "1qaz2wsx3edc", "iloveyou", "iloveyou123", "admin1234", "administrator",
-    "welcome123", "letmein123", "football123", "baseball123", "sunshine123", "princess123",
-    "dragon1234", "monkey1234", "abc1234567", "abcdefghij", "trustno1234", "changeme123",
-    "000000000", "0000000000", "1111111111", "123123123", "1234512345", "987654321",
-    "9876543210", "asdfghjkl", "zxcvbnm123", "superman123", "michael123", "shadow1234",
-    "master1234", "jennifer123", "starwars123", "whatever123", "computer123", "pokemon123",
-    "correcthorsebatterystaple", "switchyard", "switchyard1", "switchyard123",
+    "password",
+    "password1",
+    "password12",
+    "password123",
+    "password1234",
+    "passw0rd",
+    "123456789",
+    "1234567890",
+    "12345678910",
+    "qwertyuiop",
+    "qwerty123",
+    "qwerty1234",
+    "1q2w3e4r5t",
+    "1qaz2wsx3edc",
+    "iloveyou",
+    "iloveyou123",
+    "admin1234",
+    "administrator",
+    "welcome123",
+    "letmein123",
+    "football123",
+    "baseball123",
+    "sunshine123",
+    "princess123",
+    "dragon1234",
+    "monkey1234",
+    "abc1234567",
+    "abcdefghij",
+    "trustno1234",
+    "changeme123",
+    "000000000",
+    "0000000000",
+    "1111111111",
+    "123123123",
+    "1234512345",
+    "987654321",
+    "9876543210",
+    "asdfghjkl",
+    "zxcvbnm123",
+    "superman123",
+    "michael123",
+    "shadow1234",
+    "master1234",
+    "jennifer123",
+    "starwars123",
+    "whatever123",
+    "computer123",
+    "pokemon123",
+    "correcthorsebatterystaple",
+    "switchyard",
+    "switchyard1",
+    "switchyard123",
 ];
 
 /// Checks the policy; the message says exactly what to change.
@@ -111,7 +165,10 @@ pub fn check_policy(password: &str, email_local: &str, min_len: usize) -> Result
     if COMMON.contains(&lower.as_str()) {
         return Err("password is too common; choose a less guessable one".into());
     }
-    if password.chars().all(|c| c == password.chars().next().unwrap_or(' ')) {
+    if password
+        .chars()
+        .all(|c| c == password.chars().next().unwrap_or(' '))
+    {
         return Err("password must not be a single repeated character".into());
     }
     Ok(())
@@ -123,10 +180,18 @@ mod tests {
 
     #[test]
     fn policy_messages() {
-        assert!(check_policy("short", "bob", 10).unwrap_err().contains("at least 10"));
-        assert!(check_policy("bobbybobbybob1", "bobbybobby", 10).unwrap_err().contains("email"));
-        assert!(check_policy("Password1234", "x", 10).unwrap_err().contains("common"));
-        assert!(check_policy("aaaaaaaaaaaa", "x", 10).unwrap_err().contains("repeated"));
+        assert!(check_policy("short", "bob", 10)
+            .unwrap_err()
+            .contains("at least 10"));
+        assert!(check_policy("bobbybobbybob1", "bobbybobby", 10)
+            .unwrap_err()
+            .contains("email"));
+        assert!(check_policy("Password1234", "x", 10)
+            .unwrap_err()
+            .contains("common"));
+        assert!(check_policy("aaaaaaaaaaaa", "x", 10)
+            .unwrap_err()
+            .contains("repeated"));
         assert!(check_policy("tidy-lantern-91", "bob", 10).is_ok());
     }
 
@@ -134,7 +199,10 @@ mod tests {
     async fn hash_then_verify() {
         let h = Hasher::new(1024, 1, 1).expect("params");
         let hash = h.hash("tidy-lantern-91".into()).await.expect("hash");
-        assert!(h.verify("tidy-lantern-91".into(), Some(hash.clone())).await.expect("v"));
+        assert!(h
+            .verify("tidy-lantern-91".into(), Some(hash.clone()))
+            .await
+            .expect("v"));
         assert!(!h.verify("wrong".into(), Some(hash)).await.expect("v"));
         assert!(!h.verify("anything".into(), None).await.expect("v"));
     }

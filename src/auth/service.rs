@@ -42,39 +42,86 @@ impl AuthService {
         keys: Arc<KeySet>,
         config: AuthConfig,
     ) -> anyhow::Result<Self> {
-        let hasher =
-            Hasher::new(config.argon2_memory_kib, config.argon2_iterations, config.hash_concurrency)?;
-        Ok(Self { store, keys, hasher, config })
+        let hasher = Hasher::new(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            config.hash_concurrency,
+        )?;
+        Ok(Self {
+            store,
+            keys,
+            hasher,
+            config,
+        })
     }
 
     pub fn keys(&self) -> &KeySet {
         &self.keys
     }
 
-    async fn audit(&self, user_id: Option<UserId>, event: &'static str, ip: Option<&str>, detail: serde_json::Value) {
-        let e = AuditEvent { user_id, event, ip: ip.map(str::to_owned), detail };
+    async fn audit(
+        &self,
+        user_id: Option<UserId>,
+        event: &'static str,
+        ip: Option<&str>,
+        detail: serde_json::Value,
+    ) {
+        let e = AuditEvent {
+            user_id,
+            event,
+            ip: ip.map(str::to_owned),
+            detail,
+        };
         if let Err(err) = self.store.audit(&e).await {
             tracing::warn!(error = %err, event, "audit write failed");
         }
     }
 
-    pub async fn create_user(&self, email: &str, password: &str, role: Role) -> Result<User, AppError> {
-        let email = Email::parse(email).map_err(|e| AppError::validation("email", e.to_string()))?;
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<User, AppError> {
+        let email =
+            Email::parse(email).map_err(|e| AppError::validation("email", e.to_string()))?;
         super::password::check_policy(password, email.local_part(), self.config.password_min_len)
             .map_err(|m| AppError::validation("password", m))?;
-        let password_hash = self.hasher.hash(password.to_owned()).await.map_err(AppError::internal)?;
-        let user = self.store.create_user(&NewUser { email, password_hash, role }).await?;
+        let password_hash = self
+            .hasher
+            .hash(password.to_owned())
+            .await
+            .map_err(AppError::internal)?;
+        let user = self
+            .store
+            .create_user(&NewUser {
+                email,
+                password_hash,
+                role,
+            })
+            .await?;
         Ok(user)
     }
 
-    pub async fn register(&self, email: &str, password: &str, ip: Option<&str>) -> Result<(User, TokenPair), AppError> {
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        ip: Option<&str>,
+    ) -> Result<(User, TokenPair), AppError> {
         let user = self.create_user(email, password, Role::User).await?;
-        self.audit(Some(user.id), "register", ip, serde_json::json!({})).await;
+        self.audit(Some(user.id), "register", ip, serde_json::json!({}))
+            .await;
         let tokens = self.start_session(&user).await?;
         Ok((user, tokens))
     }
 
-    pub async fn login(&self, email: &str, password: &str, ip: Option<&str>) -> Result<TokenPair, AppError> {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        ip: Option<&str>,
+    ) -> Result<TokenPair, AppError> {
         let user = match Email::parse(email) {
             Ok(e) => self.store.user_by_email(&e).await?,
             Err(_) => None,
@@ -82,17 +129,32 @@ impl AuthService {
         let now = Utc::now();
         if let Some(u) = &user {
             if let Some(until) = u.locked_until.filter(|t| *t > now) {
-                self.audit(Some(u.id), "login_refused_locked", ip, serde_json::json!({})).await;
+                self.audit(
+                    Some(u.id),
+                    "login_refused_locked",
+                    ip,
+                    serde_json::json!({}),
+                )
+                .await;
                 return Err(AppError::AccountLocked { until });
             }
         }
         let ok = self
             .hasher
-            .verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone()))
+            .verify(
+                password.to_owned(),
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
             .await
             .map_err(AppError::internal)?;
         let Some(user) = user else {
-            self.audit(None, "login_failed", ip, serde_json::json!({"reason": "unknown_email"})).await;
+            self.audit(
+                None,
+                "login_failed",
+                ip,
+                serde_json::json!({"reason": "unknown_email"}),
+            )
+            .await;
             return Err(AppError::InvalidCredentials);
         };
         if !ok {
@@ -101,22 +163,37 @@ impl AuthService {
                 .store
                 .record_login_failure(user.id, self.config.lockout_threshold, lock_until)
                 .await?;
-            self.audit(Some(user.id), "login_failed", ip, serde_json::json!({"reason": "bad_password"})).await;
+            self.audit(
+                Some(user.id),
+                "login_failed",
+                ip,
+                serde_json::json!({"reason": "bad_password"}),
+            )
+            .await;
             if let Some(until) = after.locked_until.filter(|t| *t > now) {
-                self.audit(Some(user.id), "account_locked", ip, serde_json::json!({"until": until})).await;
+                self.audit(
+                    Some(user.id),
+                    "account_locked",
+                    ip,
+                    serde_json::json!({"until": until}),
+                )
+                .await;
                 return Err(AppError::AccountLocked { until });
             }
             return Err(AppError::InvalidCredentials);
         }
         self.store.record_login_success(user.id).await?;
-        self.audit(Some(user.id), "login", ip, serde_json::json!({})).await;
+        self.audit(Some(user.id), "login", ip, serde_json::json!({}))
+            .await;
         self.start_session(&user).await
     }
 
     async fn start_session(&self, user: &User) -> Result<TokenPair, AppError> {
         let refresh = secrets::new_refresh_token();
         let expires = Utc::now() + ChronoDuration::seconds(self.config.refresh_ttl_secs as i64);
-        self.store.create_refresh_family(user.id, &secrets::hash(&refresh), expires).await?;
+        self.store
+            .create_refresh_family(user.id, &secrets::hash(&refresh), expires)
+            .await?;
         Ok(self.pair(user.id, user.role, refresh))
     }
 
@@ -142,14 +219,27 @@ impl AuthService {
         match outcome {
             RotateOutcome::Rotated { user_id, .. } => {
                 // The role may have changed since login; read it fresh.
-                let user = self.store.user_by_id(user_id).await?.ok_or_else(|| refused("account no longer exists"))?;
-                self.audit(Some(user_id), "refresh", ip, serde_json::json!({})).await;
+                let user = self
+                    .store
+                    .user_by_id(user_id)
+                    .await?
+                    .ok_or_else(|| refused("account no longer exists"))?;
+                self.audit(Some(user_id), "refresh", ip, serde_json::json!({}))
+                    .await;
                 Ok(self.pair(user_id, user.role, new))
             }
             RotateOutcome::Reused { user_id } => {
-                self.audit(Some(user_id), "refresh_reuse_detected", ip, serde_json::json!({"action": "family_revoked"})).await;
+                self.audit(
+                    Some(user_id),
+                    "refresh_reuse_detected",
+                    ip,
+                    serde_json::json!({"action": "family_revoked"}),
+                )
+                .await;
                 tracing::warn!(%user_id, "refresh token reused: family revoked");
-                Err(refused("refresh token was already used; this session has been revoked, sign in again"))
+                Err(refused(
+                    "refresh token was already used; this session has been revoked, sign in again",
+                ))
             }
             RotateOutcome::Revoked => Err(refused("refresh token has been revoked")),
             RotateOutcome::Expired => Err(refused("refresh token expired")),
@@ -158,8 +248,17 @@ impl AuthService {
     }
 
     pub async fn logout(&self, token: &str, ip: Option<&str>) -> Result<(), AppError> {
-        let user = self.store.revoke_refresh_family(&secrets::hash(token), "logout").await?;
-        self.audit(user, "logout", ip, serde_json::json!({"revoked": user.is_some()})).await;
+        let user = self
+            .store
+            .revoke_refresh_family(&secrets::hash(token), "logout")
+            .await?;
+        self.audit(
+            user,
+            "logout",
+            ip,
+            serde_json::json!({"revoked": user.is_some()}),
+        )
+        .await;
         Ok(())
     }
 
@@ -171,19 +270,39 @@ impl AuthService {
                 .use_api_key(&secrets::hash(bearer), API_KEY_TOUCH_EVERY)
                 .await?
                 .ok_or(AppError::InvalidApiKey)?;
-            return Ok(Principal { user_id: user.id, role: user.role, api_key: Some(key.id), expires_at: None });
+            return Ok(Principal {
+                user_id: user.id,
+                role: user.role,
+                api_key: Some(key.id),
+                expires_at: None,
+            });
         }
         match self.keys.verify(bearer) {
-            Ok(c) => Ok(Principal { user_id: c.sub, role: c.role, api_key: None, expires_at: Some(c.exp) }),
+            Ok(c) => Ok(Principal {
+                user_id: c.sub,
+                role: c.role,
+                api_key: None,
+                expires_at: Some(c.exp),
+            }),
             Err(TokenError::Expired) => Err(AppError::InvalidToken("access token expired".into())),
-            Err(TokenError::Invalid(why)) => Err(AppError::InvalidToken(format!("access token is not valid: {why}"))),
+            Err(TokenError::Invalid(why)) => Err(AppError::InvalidToken(format!(
+                "access token is not valid: {why}"
+            ))),
         }
     }
 
-    pub async fn create_api_key(&self, user: UserId, name: &str, ip: Option<&str>) -> Result<(ApiKey, String), AppError> {
+    pub async fn create_api_key(
+        &self,
+        user: UserId,
+        name: &str,
+        ip: Option<&str>,
+    ) -> Result<(ApiKey, String), AppError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
-            return Err(AppError::validation("name", "name must be 1 to 100 characters"));
+            return Err(AppError::validation(
+                "name",
+                "name must be 1 to 100 characters",
+            ));
         }
         let secret = secrets::new_api_key();
         let key = self
@@ -195,7 +314,13 @@ impl AuthService {
                 key_hash: secrets::hash(&secret),
             })
             .await?;
-        self.audit(Some(user), "api_key_created", ip, serde_json::json!({"key_id": key.id})).await;
+        self.audit(
+            Some(user),
+            "api_key_created",
+            ip,
+            serde_json::json!({"key_id": key.id}),
+        )
+        .await;
         Ok((key, secret))
     }
 
@@ -203,11 +328,22 @@ impl AuthService {
         Ok(self.store.list_api_keys(user).await?)
     }
 
-    pub async fn revoke_api_key(&self, user: UserId, id: ApiKeyId, ip: Option<&str>) -> Result<(), AppError> {
+    pub async fn revoke_api_key(
+        &self,
+        user: UserId,
+        id: ApiKeyId,
+        ip: Option<&str>,
+    ) -> Result<(), AppError> {
         if !self.store.revoke_api_key(user, id).await? {
             return Err(AppError::NotFound(format!("no API key {id}")));
         }
-        self.audit(Some(user), "api_key_revoked", ip, serde_json::json!({"key_id": id})).await;
+        self.audit(
+            Some(user),
+            "api_key_revoked",
+            ip,
+            serde_json::json!({"key_id": id}),
+        )
+        .await;
         Ok(())
     }
 }

@@ -61,6 +61,9 @@ mod tests {
         assert_eq!(Email::parse("nope"), Err(EmailError::Invalid));
         assert_eq!(Email::parse("a@b"), Err(EmailError::Invalid));
         assert_eq!(Email::parse("a b@c.d"), Err(EmailError::Invalid));
-        assert_eq!(Email::parse(&format!("{}@x.io", "a".repeat(260))), Err(EmailError::TooLong));
+        assert_eq!(
+            Email::parse(&format!("{}@x.io", "a".repeat(260))),
+            Err(EmailError::TooLong)
+        );
     }
 }

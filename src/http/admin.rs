@@ -1,7 +1,13 @@
 //! `/v1/admin/*`: operator views, admin role only.
 
 use super::auth::UserView;
-use crate::{auth::RequireAdmin, domain::UserId, error::{AppError, ErrorBody}, state::AppState, store::AuditEntry};
+use crate::{
+    auth::RequireAdmin,
+    domain::UserId,
+    error::{AppError, ErrorBody},
+    state::AppState,
+    store::AuditEntry,
+};
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -11,7 +17,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 const MAX_PAGE: u32 = 100;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_users)).routes(routes!(list_audit))
+    OpenApiRouter::new()
+        .routes(routes!(list_users))
+        .routes(routes!(list_audit))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -32,7 +40,10 @@ pub struct UserPage {
 fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
     match limit.unwrap_or(50) {
         l @ 1..=MAX_PAGE => Ok(l),
-        _ => Err(AppError::validation("limit", format!("limit must be 1 to {MAX_PAGE}"))),
+        _ => Err(AppError::validation(
+            "limit",
+            format!("limit must be 1 to {MAX_PAGE}"),
+        )),
     }
 }
 
@@ -49,10 +60,17 @@ async fn list_users(
         .after
         .map(|a| a.parse::<UserId>())
         .transpose()
-        .map_err(|_| AppError::validation("after", "after must be a cursor from a previous page"))?;
+        .map_err(|_| {
+            AppError::validation("after", "after must be a cursor from a previous page")
+        })?;
     let users = s.store.list_users(after, limit).await?;
-    let next_cursor = (users.len() == limit as usize).then(|| users.last().map(|u| u.id.to_string())).flatten();
-    Ok(axum::Json(UserPage { data: users.iter().map(Into::into).collect(), next_cursor }))
+    let next_cursor = (users.len() == limit as usize)
+        .then(|| users.last().map(|u| u.id.to_string()))
+        .flatten();
+    Ok(axum::Json(UserPage {
+        data: users.iter().map(Into::into).collect(),
+        next_cursor,
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -82,5 +100,7 @@ async fn list_audit(
         .map(|u| u.parse::<UserId>())
         .transpose()
         .map_err(|_| AppError::validation("user_id", "user_id must be a UUID"))?;
-    Ok(axum::Json(AuditPage { data: s.store.list_audit(user, limit).await? }))
+    Ok(axum::Json(AuditPage {
+        data: s.store.list_audit(user, limit).await?,
+    }))
 }

@@ -8,7 +8,11 @@ use crate::{
     state::AppState,
     store::{ApiKey, User},
 };
-use axum::{extract::{Path, State}, http::StatusCode, response::IntoResponse};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -54,7 +58,12 @@ pub struct UserView {
 
 impl From<&User> for UserView {
     fn from(u: &User) -> Self {
-        Self { id: u.id, email: u.email.clone(), role: u.role, created_at: u.created_at }
+        Self {
+            id: u.id,
+            email: u.email.clone(),
+            role: u.role,
+            created_at: u.created_at,
+        }
     }
 }
 
@@ -75,8 +84,17 @@ async fn register(
     ClientIp(ip): ClientIp,
     Json(c): Json<Credentials>,
 ) -> Result<impl IntoResponse, AppError> {
-    let (user, tokens) = s.auth.register(&c.email, &c.password, Some(&ip.to_string())).await?;
-    Ok((StatusCode::CREATED, axum::Json(RegisterResponse { user: (&user).into(), tokens })))
+    let (user, tokens) = s
+        .auth
+        .register(&c.email, &c.password, Some(&ip.to_string()))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(RegisterResponse {
+            user: (&user).into(),
+            tokens,
+        }),
+    ))
 }
 
 /// Exchange email and password for an access and a refresh token.
@@ -90,7 +108,11 @@ async fn login(
     ClientIp(ip): ClientIp,
     Json(c): Json<Credentials>,
 ) -> Result<axum::Json<TokenPair>, AppError> {
-    Ok(axum::Json(s.auth.login(&c.email, &c.password, Some(&ip.to_string())).await?))
+    Ok(axum::Json(
+        s.auth
+            .login(&c.email, &c.password, Some(&ip.to_string()))
+            .await?,
+    ))
 }
 
 /// Rotate a refresh token: the old one stops working; reusing it revokes the whole session.
@@ -103,7 +125,11 @@ async fn refresh(
     ClientIp(ip): ClientIp,
     Json(r): Json<RefreshRequest>,
 ) -> Result<axum::Json<TokenPair>, AppError> {
-    Ok(axum::Json(s.auth.refresh(&r.refresh_token, Some(&ip.to_string())).await?))
+    Ok(axum::Json(
+        s.auth
+            .refresh(&r.refresh_token, Some(&ip.to_string()))
+            .await?,
+    ))
 }
 
 /// Revoke the session (refresh-token family) this token belongs to. Idempotent.
@@ -115,14 +141,19 @@ async fn logout(
     ClientIp(ip): ClientIp,
     Json(r): Json<RefreshRequest>,
 ) -> Result<StatusCode, AppError> {
-    s.auth.logout(&r.refresh_token, Some(&ip.to_string())).await?;
+    s.auth
+        .logout(&r.refresh_token, Some(&ip.to_string()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The signed-in account.
 #[utoipa::path(get, path = "/v1/auth/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = 401, body = ErrorBody)))]
-async fn me(State(s): State<AppState>, AuthUser(p): AuthUser) -> Result<axum::Json<UserView>, AppError> {
+async fn me(
+    State(s): State<AppState>,
+    AuthUser(p): AuthUser,
+) -> Result<axum::Json<UserView>, AppError> {
     let user = s
         .store
         .user_by_id(p.user_id)
@@ -154,7 +185,13 @@ pub struct ApiKeyView {
 
 impl From<ApiKey> for ApiKeyView {
     fn from(k: ApiKey) -> Self {
-        Self { id: k.id, name: k.name, prefix: k.prefix, created_at: k.created_at, last_used_at: k.last_used_at }
+        Self {
+            id: k.id,
+            name: k.name,
+            prefix: k.prefix,
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+        }
     }
 }
 
@@ -180,9 +217,14 @@ pub struct NewApiKeyRequest {
 /// The caller's live API keys (never the secrets).
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
     responses((status = 200, body = ApiKeyList), (status = 401, body = ErrorBody)))]
-async fn list_keys(State(s): State<AppState>, AuthUser(p): AuthUser) -> Result<axum::Json<ApiKeyList>, AppError> {
+async fn list_keys(
+    State(s): State<AppState>,
+    AuthUser(p): AuthUser,
+) -> Result<axum::Json<ApiKeyList>, AppError> {
     let keys = s.auth.list_api_keys(p.user_id).await?;
-    Ok(axum::Json(ApiKeyList { data: keys.into_iter().map(Into::into).collect() }))
+    Ok(axum::Json(ApiKeyList {
+        data: keys.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// Create an API key for REST-only clients; the secret is in this response only.
@@ -195,8 +237,17 @@ async fn create_key(
     ClientIp(ip): ClientIp,
     Json(r): Json<NewApiKeyRequest>,
 ) -> Result<impl IntoResponse, AppError> {
-    let (key, secret) = s.auth.create_api_key(p.user_id, &r.name, Some(&ip.to_string())).await?;
-    Ok((StatusCode::CREATED, axum::Json(CreatedApiKey { key: key.into(), secret })))
+    let (key, secret) = s
+        .auth
+        .create_api_key(p.user_id, &r.name, Some(&ip.to_string()))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedApiKey {
+            key: key.into(),
+            secret,
+        }),
+    ))
 }
 
 /// Revoke one of the caller's API keys; it stops working at once.
@@ -209,7 +260,11 @@ async fn revoke_key(
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let id: ApiKeyId = id.parse().map_err(|_| AppError::validation("id", "id must be a UUID"))?;
-    s.auth.revoke_api_key(p.user_id, id, Some(&ip.to_string())).await?;
+    let id: ApiKeyId = id
+        .parse()
+        .map_err(|_| AppError::validation("id", "id must be a UUID"))?;
+    s.auth
+        .revoke_api_key(p.user_id, id, Some(&ip.to_string()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

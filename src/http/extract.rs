@@ -39,15 +39,26 @@ fn json_rejection(rej: JsonRejection, limit: usize) -> AppError {
                 .map(str::to_owned)
                 .or_else(|| {
                     // "Failed to deserialize the JSON body into the target type: email: invalid type..."
-                    text.split(": ").nth(1).filter(|p| !p.contains(' ')).map(str::to_owned)
+                    text.split(": ")
+                        .nth(1)
+                        .filter(|p| !p.contains(' '))
+                        .map(str::to_owned)
                 });
-            AppError::Validation { param, message: text }
+            AppError::Validation {
+                param,
+                message: text,
+            }
         }
         JsonRejection::MissingJsonContentType(_) => {
             AppError::UnsupportedMediaType("expected Content-Type: application/json".into())
         }
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(limit),
-        other => AppError::Validation { param: None, message: other.body_text() },
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            AppError::PayloadTooLarge(limit)
+        }
+        other => AppError::Validation {
+            param: None,
+            message: other.body_text(),
+        },
     }
 }
 
@@ -59,7 +70,10 @@ impl FromRequestParts<AppState> for ClientIp {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        Ok(ClientIp(client_ip(parts, state.config.server.trust_forwarded_for)))
+        Ok(ClientIp(client_ip(
+            parts,
+            state.config.server.trust_forwarded_for,
+        )))
     }
 }
 

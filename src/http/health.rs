@@ -11,7 +11,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(live)).routes(routes!(ready)).routes(routes!(metrics))
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -58,9 +61,20 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
         }
     };
     let ok = database == "ok" && (redis == "ok" || redis == "not_configured");
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     metrics::gauge!("ready").set(if ok { 1.0 } else { 0.0 });
-    let mut resp = (status, axum::Json(Ready { status: if ok { "ready" } else { "not_ready" }, database, redis }))
+    let mut resp = (
+        status,
+        axum::Json(Ready {
+            status: if ok { "ready" } else { "not_ready" },
+            database,
+            redis,
+        }),
+    )
         .into_response();
     if !ok {
         // Keep the readiness body (it says what is down) instead of the generic error shape.
@@ -82,5 +96,11 @@ fn short(s: &str) -> String {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     s.metrics.run_upkeep();
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        s.metrics.render(),
+    )
 }

@@ -25,7 +25,8 @@ pub async fn error_body(State(state): State<AppState>, mut req: Request, next: N
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    req.extensions_mut().insert(BodyLimit(state.config.server.body_limit_bytes));
+    req.extensions_mut()
+        .insert(BodyLimit(state.config.server.body_limit_bytes));
     let resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error())
@@ -58,7 +59,10 @@ pub async fn error_body(State(state): State<AppState>, mut req: Request, next: N
     };
     error.error.request_id = request_id;
     let json = serde_json::to_vec(&error).unwrap_or_default();
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(json))
 }
@@ -90,11 +94,17 @@ pub async fn auth_rate_limit(State(state): State<AppState>, req: Request, next: 
         next.run(Request::from_parts(parts, body)).await
     } else {
         metrics::counter!("ratelimit_refused_total", "limiter" => "auth").increment(1);
-        AppError::RateLimited { retry_after_secs: decision.reset_secs.max(1) }.into_response()
+        AppError::RateLimited {
+            retry_after_secs: decision.reset_secs.max(1),
+        }
+        .into_response()
     };
     let h = resp.headers_mut();
     h.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
-    h.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
+    h.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(decision.remaining),
+    );
     h.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_secs));
     resp
 }

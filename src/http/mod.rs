@@ -30,8 +30,10 @@ use utoipa_axum::router::OpenApiRouter;
 
 /// All documented routes, and the OpenAPI document describing exactly them.
 pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let limited = auth::rate_limited_routes()
-        .layer(from_fn_with_state(state.clone(), middleware::auth_rate_limit));
+    let limited = auth::rate_limited_routes().layer(from_fn_with_state(
+        state.clone(),
+        middleware::auth_rate_limit,
+    ));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(limited)
         .merge(auth::routes())

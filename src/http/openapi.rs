@@ -26,7 +26,9 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An access JWT from /v1/auth/login, or an API key (sk-sy-...)"))
+                    .description(Some(
+                        "An access JWT from /v1/auth/login, or an API key (sk-sy-...)",
+                    ))
                     .build(),
             ),
         );

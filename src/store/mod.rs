@@ -119,13 +119,15 @@ pub async fn connect(
         Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => Ok(Arc::new(
             postgres::PgStore::connect(u, max_connections, acquire_timeout).await?,
         )),
-        Some(u) => {
-            Ok(Arc::new(sqlite::SqliteStore::connect(u, max_connections, acquire_timeout).await?))
-        }
+        Some(u) => Ok(Arc::new(
+            sqlite::SqliteStore::connect(u, max_connections, acquire_timeout).await?,
+        )),
         None => {
             std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Unavailable(e.into()))?;
             let url = format!("sqlite://{}", data_dir.join("switchyard.db").display());
-            Ok(Arc::new(sqlite::SqliteStore::connect(&url, max_connections, acquire_timeout).await?))
+            Ok(Arc::new(
+                sqlite::SqliteStore::connect(&url, max_connections, acquire_timeout).await?,
+            ))
         }
     }
 }

@@ -44,9 +44,14 @@ pub struct NewApiKey {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotateOutcome {
-    Rotated { user_id: UserId, family_id: Uuid },
+    Rotated {
+        user_id: UserId,
+        family_id: Uuid,
+    },
     /// The token was already used: its family is now revoked.
-    Reused { user_id: UserId },
+    Reused {
+        user_id: UserId,
+    },
     Revoked,
     Expired,
     Unknown,

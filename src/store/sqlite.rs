@@ -2,7 +2,9 @@
 //! WAL mode so readers never wait for the writer; a busy timeout so writers queue instead of
 //! failing; `synchronous=FULL` so an acknowledged write survives a power cut, not just a crash.
 
-use super::sql::{impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS};
+use super::sql::{
+    impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS,
+};
 use super::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;

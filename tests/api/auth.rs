@@ -3,17 +3,28 @@
 use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use switchyard::{auth::jwt::{Claims, KeySet}, domain::{Role, UserId}};
+use switchyard::{
+    auth::jwt::{Claims, KeySet},
+    domain::{Role, UserId},
+};
 
 #[tokio::test]
 async fn register_login_me() {
     within(async {
         let app = spawn_app().await;
         let email = unique_email();
-        let reg = app.post("/v1/auth/register", &json!({"email": email.to_uppercase(), "password": PASSWORD})).await;
+        let reg = app
+            .post(
+                "/v1/auth/register",
+                &json!({"email": email.to_uppercase(), "password": PASSWORD}),
+            )
+            .await;
         assert_eq!(reg.status(), StatusCode::CREATED);
         let body: Value = reg.json().await.unwrap();
-        assert_eq!(body["user"]["email"], email, "email is normalized to lower case");
+        assert_eq!(
+            body["user"]["email"], email,
+            "email is normalized to lower case"
+        );
         assert_eq!(body["user"]["role"], "user");
         assert_eq!(body["tokens"]["token_type"], "Bearer");
         assert_eq!(body["tokens"]["expires_in"], 900);
@@ -21,20 +32,41 @@ async fn register_login_me() {
         let login = app.login(&email, PASSWORD).await;
         assert_eq!(login.status(), StatusCode::OK);
         let tokens = Tokens::from(&login.json::<Value>().await.unwrap());
-        let me: Value = app.get_auth("/v1/auth/me", &tokens.access).await.json().await.unwrap();
+        let me: Value = app
+            .get_auth("/v1/auth/me", &tokens.access)
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(me["email"], email);
         assert_eq!(me["id"], body["user"]["id"]);
 
         // Access tokens carry kid/iss/aud and verify against the published JWKS.
-        let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+        let jwks: Value = app
+            .http
+            .get(app.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let header = jsonwebtoken::decode_header(&tokens.access).unwrap();
         assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
-        let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == header.kid.clone().unwrap().as_str()).expect("kid published");
-        let key = jsonwebtoken::DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
+        let jwk = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == header.kid.clone().unwrap().as_str())
+            .expect("kid published");
+        let key =
+            jsonwebtoken::DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
         let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
         v.set_audience(&["switchyard"]);
         v.set_issuer(&["switchyard"]);
-        let claims = jsonwebtoken::decode::<Value>(&tokens.access, &key, &v).expect("verifies with JWKS").claims;
+        let claims = jsonwebtoken::decode::<Value>(&tokens.access, &key, &v)
+            .expect("verifies with JWKS")
+            .claims;
         assert_eq!(claims["sub"], body["user"]["id"]);
     })
     .await
@@ -45,18 +77,47 @@ async fn registration_refusals() {
     within(async {
         let app = spawn_app().await;
         let email = unique_email();
-        let weak = app.post("/v1/auth/register", &json!({"email": email, "password": "short"})).await;
+        let weak = app
+            .post(
+                "/v1/auth/register",
+                &json!({"email": email, "password": "short"}),
+            )
+            .await;
         let e = error_of(weak, StatusCode::BAD_REQUEST).await;
         assert_eq!(e["param"], "password");
         assert!(e["message"].as_str().unwrap().contains("at least 10"));
-        let common = app.post("/v1/auth/register", &json!({"email": email, "password": "password1234"})).await;
-        assert!(error_of(common, StatusCode::BAD_REQUEST).await["message"].as_str().unwrap().contains("common"));
-        let bad_email = app.post("/v1/auth/register", &json!({"email": "not-an-email", "password": PASSWORD})).await;
-        assert_eq!(error_of(bad_email, StatusCode::BAD_REQUEST).await["param"], "email");
+        let common = app
+            .post(
+                "/v1/auth/register",
+                &json!({"email": email, "password": "password1234"}),
+            )
+            .await;
+        assert!(error_of(common, StatusCode::BAD_REQUEST).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("common"));
+        let bad_email = app
+            .post(
+                "/v1/auth/register",
+                &json!({"email": "not-an-email", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(
+            error_of(bad_email, StatusCode::BAD_REQUEST).await["param"],
+            "email"
+        );
 
         app.register(&email).await;
-        let dup = app.post("/v1/auth/register", &json!({"email": email, "password": PASSWORD})).await;
-        assert_eq!(error_of(dup, StatusCode::CONFLICT).await["code"], "conflict");
+        let dup = app
+            .post(
+                "/v1/auth/register",
+                &json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(
+            error_of(dup, StatusCode::CONFLICT).await["code"],
+            "conflict"
+        );
     })
     .await
 }
@@ -67,8 +128,16 @@ async fn unknown_email_and_wrong_password_answer_alike() {
         let app = spawn_app().await;
         let email = unique_email();
         app.register(&email).await;
-        let wrong = error_of(app.login(&email, "wrong-password-1").await, StatusCode::UNAUTHORIZED).await;
-        let unknown = error_of(app.login(&unique_email(), "wrong-password-1").await, StatusCode::UNAUTHORIZED).await;
+        let wrong = error_of(
+            app.login(&email, "wrong-password-1").await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+        let unknown = error_of(
+            app.login(&unique_email(), "wrong-password-1").await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
         assert_eq!(wrong["message"], unknown["message"]);
         assert_eq!(wrong["code"], unknown["code"]);
         assert_eq!(wrong["code"], "invalid_credentials");
@@ -88,15 +157,28 @@ async fn lockout_after_failed_logins() {
         app.register(&email).await;
         // A success in between resets the count.
         for _ in 0..4 {
-            assert_eq!(app.login(&email, "wrong-password-1").await.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                app.login(&email, "wrong-password-1").await.status(),
+                StatusCode::UNAUTHORIZED
+            );
         }
         assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::OK);
         for _ in 0..4 {
-            assert_eq!(app.login(&email, "wrong-password-1").await.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                app.login(&email, "wrong-password-1").await.status(),
+                StatusCode::UNAUTHORIZED
+            );
         }
         let fifth = app.login(&email, "wrong-password-1").await;
-        let retry_after: u64 = fifth.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-        assert!((890..=900).contains(&retry_after), "retry-after {retry_after}");
+        let retry_after: u64 = fifth.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (890..=900).contains(&retry_after),
+            "retry-after {retry_after}"
+        );
         let e = error_of(fifth, StatusCode::LOCKED).await;
         assert_eq!(e["code"], "account_locked");
         assert!(e["message"].as_str().unwrap().contains("try again after"));
@@ -105,9 +187,25 @@ async fn lockout_after_failed_logins() {
         assert_eq!(e["code"], "account_locked");
 
         let admin = app.admin_token().await;
-        let audit: Value = app.get_auth("/v1/admin/audit?limit=100", &admin).await.json().await.unwrap();
-        let events: Vec<&str> = audit["data"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
-        for wanted in ["register", "login", "login_failed", "account_locked", "login_refused_locked"] {
+        let audit: Value = app
+            .get_auth("/v1/admin/audit?limit=100", &admin)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let events: Vec<&str> = audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap())
+            .collect();
+        for wanted in [
+            "register",
+            "login",
+            "login_failed",
+            "account_locked",
+            "login_refused_locked",
+        ] {
             assert!(events.contains(&wanted), "audit has {wanted}: {events:?}");
         }
     })
@@ -125,7 +223,10 @@ async fn lock_expires() {
         let email = unique_email();
         app.register(&email).await;
         app.login(&email, "wrong-password-1").await;
-        assert_eq!(app.login(&email, "wrong-password-1").await.status(), StatusCode::LOCKED);
+        assert_eq!(
+            app.login(&email, "wrong-password-1").await.status(),
+            StatusCode::LOCKED
+        );
         tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
         assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::OK);
     })
@@ -137,17 +238,35 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     within(async {
         let app = spawn_app().await;
         let first = app.register(&unique_email()).await;
-        let r = app.post("/v1/auth/refresh", &json!({"refresh_token": first.refresh})).await;
+        let r = app
+            .post("/v1/auth/refresh", &json!({"refresh_token": first.refresh}))
+            .await;
         assert_eq!(r.status(), StatusCode::OK);
         let second = Tokens::from(&r.json::<Value>().await.unwrap());
         assert_ne!(second.refresh, first.refresh);
-        assert_eq!(app.get_auth("/v1/auth/me", &second.access).await.status(), StatusCode::OK);
+        assert_eq!(
+            app.get_auth("/v1/auth/me", &second.access).await.status(),
+            StatusCode::OK
+        );
 
         // The old token replayed: refused, and the whole family dies with it.
-        let replay = app.post("/v1/auth/refresh", &json!({"refresh_token": first.refresh})).await;
-        assert!(error_of(replay, StatusCode::UNAUTHORIZED).await["message"].as_str().unwrap().contains("already used"));
-        let after = app.post("/v1/auth/refresh", &json!({"refresh_token": second.refresh})).await;
-        assert!(error_of(after, StatusCode::UNAUTHORIZED).await["message"].as_str().unwrap().contains("revoked"));
+        let replay = app
+            .post("/v1/auth/refresh", &json!({"refresh_token": first.refresh}))
+            .await;
+        assert!(error_of(replay, StatusCode::UNAUTHORIZED).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("already used"));
+        let after = app
+            .post(
+                "/v1/auth/refresh",
+                &json!({"refresh_token": second.refresh}),
+            )
+            .await;
+        assert!(error_of(after, StatusCode::UNAUTHORIZED).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"));
     })
     .await
 }
@@ -157,12 +276,24 @@ async fn logout_revokes_the_family() {
     within(async {
         let app = spawn_app().await;
         let t = app.register(&unique_email()).await;
-        let out = app.post("/v1/auth/logout", &json!({"refresh_token": t.refresh})).await;
+        let out = app
+            .post("/v1/auth/logout", &json!({"refresh_token": t.refresh}))
+            .await;
         assert_eq!(out.status(), StatusCode::NO_CONTENT);
-        let r = app.post("/v1/auth/refresh", &json!({"refresh_token": t.refresh})).await;
-        assert_eq!(error_of(r, StatusCode::UNAUTHORIZED).await["code"], "invalid_token");
-        let unknown = app.post("/v1/auth/refresh", &json!({"refresh_token": "syr_nope"})).await;
-        assert_eq!(error_of(unknown, StatusCode::UNAUTHORIZED).await["code"], "invalid_token");
+        let r = app
+            .post("/v1/auth/refresh", &json!({"refresh_token": t.refresh}))
+            .await;
+        assert_eq!(
+            error_of(r, StatusCode::UNAUTHORIZED).await["code"],
+            "invalid_token"
+        );
+        let unknown = app
+            .post("/v1/auth/refresh", &json!({"refresh_token": "syr_nope"}))
+            .await;
+        assert_eq!(
+            error_of(unknown, StatusCode::UNAUTHORIZED).await["code"],
+            "invalid_token"
+        );
     })
     .await
 }
@@ -173,26 +304,53 @@ async fn bad_access_tokens_are_refused() {
         let app = spawn_app().await;
         let dir = app.dir.as_ref().unwrap().path();
         let own = KeySet::load(&[], dir, "switchyard", "switchyard", 0).expect("server key");
-        let foreign = KeySet::from_der(&[switchyard::auth::jwt::generate_der().unwrap()], "switchyard", "switchyard", 0).unwrap();
+        let foreign = KeySet::from_der(
+            &[switchyard::auth::jwt::generate_der().unwrap()],
+            "switchyard",
+            "switchyard",
+            0,
+        )
+        .unwrap();
         let now = chrono::Utc::now().timestamp();
-        let claims = |aud: &str, exp: i64| Claims { sub: UserId::new(), iss: "switchyard".into(), aud: aud.into(), exp, iat: now - 10, role: Role::Admin };
+        let claims = |aud: &str, exp: i64| Claims {
+            sub: UserId::new(),
+            iss: "switchyard".into(),
+            aud: aud.into(),
+            exp,
+            iat: now - 10,
+            role: Role::Admin,
+        };
 
         let good = own.sign(&claims("switchyard", now + 300));
-        assert_eq!(app.get_auth("/v1/admin/users", &good).await.status(), StatusCode::OK, "control: a good token works");
+        assert_eq!(
+            app.get_auth("/v1/admin/users", &good).await.status(),
+            StatusCode::OK,
+            "control: a good token works"
+        );
         let cases = [
             (own.sign(&claims("switchyard", now - 3600)), "expired"),
-            (foreign.sign(&claims("switchyard", now + 300)), "signing key"),
+            (
+                foreign.sign(&claims("switchyard", now + 300)),
+                "signing key",
+            ),
             (own.sign(&claims("someone-else", now + 300)), "audience"),
             ("not.a.jwt".to_string(), "malformed"),
         ];
         for (token, why) in cases {
-            let e = error_of(app.get_auth("/v1/admin/users", &token).await, StatusCode::UNAUTHORIZED).await;
+            let e = error_of(
+                app.get_auth("/v1/admin/users", &token).await,
+                StatusCode::UNAUTHORIZED,
+            )
+            .await;
             assert_eq!(e["code"], "invalid_token");
             assert!(e["message"].as_str().unwrap().contains(why), "{why}: {e}");
         }
         let none = app.http.get(app.url("/v1/auth/me")).send().await.unwrap();
         assert_eq!(none.headers()["www-authenticate"], "Bearer");
-        assert_eq!(error_of(none, StatusCode::UNAUTHORIZED).await["code"], "missing_authorization");
+        assert_eq!(
+            error_of(none, StatusCode::UNAUTHORIZED).await["code"],
+            "missing_authorization"
+        );
     })
     .await
 }
@@ -203,32 +361,71 @@ async fn api_keys_work_until_revoked() {
         let app = spawn_app().await;
         let email = unique_email();
         let t = app.register(&email).await;
-        let created = app.http.post(app.url("/v1/api-keys")).bearer_auth(&t.access).json(&json!({"name": "ci script"})).send().await.unwrap();
+        let created = app
+            .http
+            .post(app.url("/v1/api-keys"))
+            .bearer_auth(&t.access)
+            .json(&json!({"name": "ci script"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(created.status(), StatusCode::CREATED);
         let created: Value = created.json().await.unwrap();
         let secret = created["secret"].as_str().unwrap().to_string();
         assert!(secret.starts_with("sk-sy-"));
 
-        let me: Value = app.get_auth("/v1/auth/me", &secret).await.json().await.unwrap();
+        let me: Value = app
+            .get_auth("/v1/auth/me", &secret)
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(me["email"], email);
 
-        let list: Value = app.get_auth("/v1/api-keys", &t.access).await.json().await.unwrap();
+        let list: Value = app
+            .get_auth("/v1/api-keys", &t.access)
+            .await
+            .json()
+            .await
+            .unwrap();
         let k = &list["data"][0];
         assert_eq!(k["name"], "ci script");
         assert_eq!(k["prefix"], &secret[..12]);
         assert!(k["last_used_at"].is_string(), "last use recorded");
-        assert!(k.get("secret").is_none() && !list.to_string().contains(&secret), "secret never listed");
+        assert!(
+            k.get("secret").is_none() && !list.to_string().contains(&secret),
+            "secret never listed"
+        );
 
         // Someone else cannot revoke it.
         let other = app.register(&unique_email()).await;
         let id = created["id"].as_str().unwrap();
-        let r = app.http.delete(app.url(&format!("/v1/api-keys/{id}"))).bearer_auth(&other.access).send().await.unwrap();
+        let r = app
+            .http
+            .delete(app.url(&format!("/v1/api-keys/{id}")))
+            .bearer_auth(&other.access)
+            .send()
+            .await
+            .unwrap();
         error_of(r, StatusCode::NOT_FOUND).await;
-        assert_eq!(app.get_auth("/v1/auth/me", &secret).await.status(), StatusCode::OK);
+        assert_eq!(
+            app.get_auth("/v1/auth/me", &secret).await.status(),
+            StatusCode::OK
+        );
 
-        let r = app.http.delete(app.url(&format!("/v1/api-keys/{id}"))).bearer_auth(&t.access).send().await.unwrap();
+        let r = app
+            .http
+            .delete(app.url(&format!("/v1/api-keys/{id}")))
+            .bearer_auth(&t.access)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
-        let e = error_of(app.get_auth("/v1/auth/me", &secret).await, StatusCode::UNAUTHORIZED).await;
+        let e = error_of(
+            app.get_auth("/v1/auth/me", &secret).await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
         assert_eq!(e["code"], "invalid_api_key");
     })
     .await
@@ -239,16 +436,33 @@ async fn admin_route_requires_admin_role() {
     within(async {
         let app = spawn_app().await;
         let user = app.register(&unique_email()).await;
-        let e = error_of(app.get_auth("/v1/admin/users", &user.access).await, StatusCode::FORBIDDEN).await;
+        let e = error_of(
+            app.get_auth("/v1/admin/users", &user.access).await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
         assert_eq!(e["code"], "forbidden");
         let admin = app.admin_token().await;
-        let page: Value = app.get_auth("/v1/admin/users?limit=1", &admin).await.json().await.unwrap();
+        let page: Value = app
+            .get_auth("/v1/admin/users?limit=1", &admin)
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(page["data"].as_array().unwrap().len(), 1);
         let cursor = page["next_cursor"].as_str().expect("a second page exists");
-        let next: Value = app.get_auth(&format!("/v1/admin/users?limit=1&after={cursor}"), &admin).await.json().await.unwrap();
+        let next: Value = app
+            .get_auth(&format!("/v1/admin/users?limit=1&after={cursor}"), &admin)
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_ne!(next["data"][0]["id"], page["data"][0]["id"]);
         let bad = app.get_auth("/v1/admin/users?limit=1000", &admin).await;
-        assert_eq!(error_of(bad, StatusCode::BAD_REQUEST).await["param"], "limit");
+        assert_eq!(
+            error_of(bad, StatusCode::BAD_REQUEST).await["param"],
+            "limit"
+        );
     })
     .await
 }

@@ -8,18 +8,44 @@ use serde_json::Value;
 async fn live_ready_and_metrics() {
     within(async {
         let app = spawn_app().await;
-        assert_eq!(app.http.get(app.url("/health")).send().await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            app.http
+                .get(app.url("/health"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
         let ready = app.http.get(app.url("/health/ready")).send().await.unwrap();
         assert_eq!(ready.status(), StatusCode::OK);
         let body: Value = ready.json().await.unwrap();
         assert_eq!(body["database"], "ok");
-        let expected_redis = if redis_url().is_some() { "ok" } else { "not_configured" };
+        let expected_redis = if redis_url().is_some() {
+            "ok"
+        } else {
+            "not_configured"
+        };
         assert_eq!(body["redis"], expected_redis);
 
         app.login(&unique_email(), "whatever-pass-1").await;
-        let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-        assert!(text.contains("http_requests_total"), "request counter exported");
-        assert!(text.contains("route=\"/v1/auth/login\""), "keyed by route template");
+        let text = app
+            .http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains("http_requests_total"),
+            "request counter exported"
+        );
+        assert!(
+            text.contains("route=\"/v1/auth/login\""),
+            "keyed by route template"
+        );
     })
     .await
 }
@@ -36,7 +62,11 @@ async fn ready_is_503_when_the_database_is_unreachable() {
         let db = fresh_pg_database(&base).await;
         let mut url = url::Url::parse(&db).unwrap();
         let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
-        let target = tokio::net::lookup_host(target).await.unwrap().next().unwrap();
+        let target = tokio::net::lookup_host(target)
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
         let proxy = Proxy::start(target).await;
         url.set_host(Some("127.0.0.1")).unwrap();
         url.set_port(Some(proxy.addr.port())).unwrap();
@@ -45,15 +75,34 @@ async fn ready_is_503_when_the_database_is_unreachable() {
             c.database.acquire_timeout_secs = 1;
         })
         .await;
-        assert_eq!(app.http.get(app.url("/health/ready")).send().await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            app.http
+                .get(app.url("/health/ready"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
         proxy.cut();
         let r = app.http.get(app.url("/health/ready")).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["status"], "not_ready");
-        assert!(body["database"].as_str().unwrap().starts_with("error"), "{body}");
+        assert!(
+            body["database"].as_str().unwrap().starts_with("error"),
+            "{body}"
+        );
         // Liveness does not depend on the database.
-        assert_eq!(app.http.get(app.url("/health")).send().await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            app.http
+                .get(app.url("/health"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
     })
     .await
 }
@@ -68,17 +117,32 @@ async fn ready_is_503_when_redis_is_unreachable() {
     within(async {
         let mut url = url::Url::parse(&redis).unwrap();
         let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(6379));
-        let target = tokio::net::lookup_host(target).await.unwrap().next().unwrap();
+        let target = tokio::net::lookup_host(target)
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
         let proxy = Proxy::start(target).await;
         url.set_host(Some("127.0.0.1")).unwrap();
         url.set_port(Some(proxy.addr.port())).unwrap();
         let app = spawn_with(|c| c.redis.url = Some(url.to_string())).await;
-        assert_eq!(app.http.get(app.url("/health/ready")).send().await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            app.http
+                .get(app.url("/health/ready"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
         proxy.cut();
         let r = app.http.get(app.url("/health/ready")).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body: Value = r.json().await.unwrap();
-        assert!(body["redis"].as_str().unwrap().starts_with("error"), "{body}");
+        assert!(
+            body["redis"].as_str().unwrap().starts_with("error"),
+            "{body}"
+        );
     })
     .await
 }

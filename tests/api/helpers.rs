@@ -12,23 +12,34 @@ pub const PASSWORD: &str = "tidy-lantern-91";
 
 /// Every test body runs under this, so a hang fails instead of stalling CI.
 pub async fn within<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(60), f).await.expect("test timed out after 60 s")
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .expect("test timed out after 60 s")
 }
 
 pub fn pg_url() -> Option<String> {
-    std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 pub fn redis_url() -> Option<String> {
-    std::env::var("TEST_REDIS_URL").ok().filter(|s| !s.is_empty())
+    std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 /// A fresh PostgreSQL database on the `TEST_DATABASE_URL` server; returns its URL.
 pub async fn fresh_pg_database(base: &str) -> String {
     use sqlx::Connection;
     let name = format!("sy_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(base).await.expect("connect to TEST_DATABASE_URL");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+    let mut conn = sqlx::PgConnection::connect(base)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
     let mut url = url::Url::parse(base).expect("TEST_DATABASE_URL is a URL");
     url.set_path(&name);
     url.to_string()
@@ -50,7 +61,10 @@ impl Cluster {
         switchyard::auth::jwt::write_new_key(&key_file).expect("keygen");
         let database_url = match pg_url() {
             Some(base) => Some(fresh_pg_database(&base).await),
-            None => Some(format!("sqlite://{}", dir.path().join("shared.db").display())),
+            None => Some(format!(
+                "sqlite://{}",
+                dir.path().join("shared.db").display()
+            )),
         };
         Self {
             dir,
@@ -62,7 +76,11 @@ impl Cluster {
     }
 
     pub fn config(&self) -> Config {
-        let mut c = test_config(self.dir.path().join(format!("node-{}", uuid::Uuid::new_v4().simple())));
+        let mut c = test_config(
+            self.dir
+                .path()
+                .join(format!("node-{}", uuid::Uuid::new_v4().simple())),
+        );
         c.database.url = self.database_url.clone();
         c.redis.url = self.redis_url.clone();
         c.redis.key_prefix = self.key_prefix.clone();
@@ -125,7 +143,9 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 impl TestApp {
     pub async fn start(config: Config, dir: Option<tempfile::TempDir>) -> Self {
         let listener = TcpListener::bind(config.server.bind).await.expect("bind");
-        let app = App::build(config.clone(), listener).await.expect("app builds");
+        let app = App::build(config.clone(), listener)
+            .await
+            .expect("app builds");
         let addr = app.local_addr().expect("addr");
         let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
@@ -135,7 +155,10 @@ impl TestApp {
         Self {
             addr,
             base: format!("http://{addr}"),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
             state,
             config,
             dir,
@@ -159,29 +182,52 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Response {
-        self.http.post(self.url(path)).json(body).send().await.expect("request")
+        self.http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get_auth(&self, path: &str, token: &str) -> Response {
-        self.http.get(self.url(path)).bearer_auth(token).send().await.expect("request")
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Registers `email` with the test password; returns the token pair.
     pub async fn register(&self, email: &str) -> Tokens {
-        let r = self.post("/v1/auth/register", &json!({"email": email, "password": PASSWORD})).await;
+        let r = self
+            .post(
+                "/v1/auth/register",
+                &json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED, "register {email}");
         let body: Value = r.json().await.expect("json");
         Tokens::from(&body["tokens"])
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        self.post("/v1/auth/login", &json!({"email": email, "password": password})).await
+        self.post(
+            "/v1/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
     }
 
     /// An admin account made the way an operator would (`switchyard user create --admin`).
     pub async fn admin_token(&self) -> String {
         let email = format!("admin-{}@example.com", uuid::Uuid::new_v4().simple());
-        self.state.auth.create_user(&email, PASSWORD, Role::Admin).await.expect("create admin");
+        self.state
+            .auth
+            .create_user(&email, PASSWORD, Role::Admin)
+            .await
+            .expect("create admin");
         let r = self.login(&email, PASSWORD).await;
         assert_eq!(r.status(), StatusCode::OK);
         Tokens::from(&r.json::<Value>().await.expect("json")).access
@@ -205,8 +251,14 @@ pub struct Tokens {
 impl From<&Value> for Tokens {
     fn from(v: &Value) -> Self {
         Self {
-            access: v["access_token"].as_str().expect("access_token").to_string(),
-            refresh: v["refresh_token"].as_str().expect("refresh_token").to_string(),
+            access: v["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_string(),
+            refresh: v["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_string(),
         }
     }
 }
@@ -218,14 +270,22 @@ pub fn unique_email() -> String {
 /// Asserts the one error shape and returns the error object.
 pub async fn error_of(r: Response, status: StatusCode) -> Value {
     assert_eq!(r.status(), status, "status");
-    let request_id = r.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let request_id = r
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body: Value = r.json().await.expect("error body is JSON");
     let e = body["error"].clone();
     assert!(e["message"].is_string(), "message in {body}");
     assert!(e["type"].is_string(), "type in {body}");
     assert!(e["code"].is_string(), "code in {body}");
     assert!(e.get("param").is_some(), "param in {body}");
-    assert_eq!(e["request_id"].as_str(), request_id.as_deref(), "request id in body matches header");
+    assert_eq!(
+        e["request_id"].as_str(),
+        request_id.as_deref(),
+        "request id in body matches header"
+    );
     e
 }
 
@@ -247,10 +307,14 @@ impl Proxy {
                     _ = token.cancelled() => return,
                     a = listener.accept() => a,
                 };
-                let Ok((mut inbound, _)) = accepted else { continue };
+                let Ok((mut inbound, _)) = accepted else {
+                    continue;
+                };
                 let token = token.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = token.cancelled() => {}
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}

@@ -11,17 +11,36 @@ async fn auth_routes_are_rate_limited_with_headers() {
             let r = app.login(&unique_email(), "whatever-pass-1").await;
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
             assert_eq!(r.headers()["x-ratelimit-limit"], "3");
-            assert_eq!(r.headers()["x-ratelimit-remaining"], left.to_string().as_str());
+            assert_eq!(
+                r.headers()["x-ratelimit-remaining"],
+                left.to_string().as_str()
+            );
         }
         let r = app.login(&unique_email(), "whatever-pass-1").await;
-        let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((1..=60).contains(&retry));
-        let reset: u64 = r.headers()["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
+        let reset: u64 = r.headers()["x-ratelimit-reset"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(reset <= 60);
         let e = error_of(r, StatusCode::TOO_MANY_REQUESTS).await;
         assert_eq!(e["type"], "rate_limit_error");
         // Other routes are not limited by it.
-        assert_eq!(app.http.get(app.url("/health")).send().await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            app.http
+                .get(app.url("/health"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
     })
     .await
 }
@@ -37,11 +56,20 @@ async fn two_instances_share_the_limit_through_redis() {
         let a = cluster.spawn(|c| c.ratelimit.auth_requests = 4).await;
         let b = cluster.spawn(|c| c.ratelimit.auth_requests = 4).await;
         for app in [&a, &b, &a, &b] {
-            assert_eq!(app.login(&unique_email(), "whatever-pass-1").await.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                app.login(&unique_email(), "whatever-pass-1").await.status(),
+                StatusCode::UNAUTHORIZED
+            );
         }
         // The fifth request overall is refused, on either instance.
-        assert_eq!(a.login(&unique_email(), "whatever-pass-1").await.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(b.login(&unique_email(), "whatever-pass-1").await.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            a.login(&unique_email(), "whatever-pass-1").await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            b.login(&unique_email(), "whatever-pass-1").await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
     })
     .await
 }

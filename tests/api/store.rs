@@ -11,18 +11,34 @@ use switchyard::{
 async fn stores() -> Vec<(tempfile::TempDir, Arc<dyn Store>)> {
     let mut out = Vec::new();
     let dir = tempfile::tempdir().unwrap();
-    let s = store::connect(None, dir.path(), 5, Duration::from_secs(5)).await.unwrap();
+    let s = store::connect(None, dir.path(), 5, Duration::from_secs(5))
+        .await
+        .unwrap();
     out.push((dir, s));
     if let Some(base) = pg_url() {
         let url = fresh_pg_database(&base).await;
         let dir = tempfile::tempdir().unwrap();
-        out.push((dir, store::connect(Some(&url), std::path::Path::new("."), 5, Duration::from_secs(5)).await.unwrap()));
+        out.push((
+            dir,
+            store::connect(
+                Some(&url),
+                std::path::Path::new("."),
+                5,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap(),
+        ));
     }
     out
 }
 
 fn new_user(email: &str) -> NewUser {
-    NewUser { email: Email::parse(email).unwrap(), password_hash: "h".into(), role: Role::User }
+    NewUser {
+        email: Email::parse(email).unwrap(),
+        password_hash: "h".into(),
+        role: Role::User,
+    }
 }
 
 #[tokio::test]
@@ -30,15 +46,28 @@ async fn users_unique_and_lockout_counting() {
     within(async {
         for (_d, s) in stores().await {
             let u = s.create_user(&new_user("a@b.co")).await.unwrap();
-            assert!(matches!(s.create_user(&new_user("A@B.co")).await, Err(StoreError::Conflict(_))), "{}", s.backend());
+            assert!(
+                matches!(
+                    s.create_user(&new_user("A@B.co")).await,
+                    Err(StoreError::Conflict(_))
+                ),
+                "{}",
+                s.backend()
+            );
             let until = Utc::now() + ChronoDuration::seconds(60);
             let one = s.record_login_failure(u.id, 2, until).await.unwrap();
             assert_eq!((one.failed_logins, one.locked_until.is_some()), (1, false));
             let two = s.record_login_failure(u.id, 2, until).await.unwrap();
             assert_eq!(two.failed_logins, 0, "count resets when the lock is set");
-            assert!(two.locked_until.is_some_and(|t| (t - until).num_milliseconds().abs() < 1000));
+            assert!(two
+                .locked_until
+                .is_some_and(|t| (t - until).num_milliseconds().abs() < 1000));
             s.record_login_success(u.id).await.unwrap();
-            let back = s.user_by_email(&Email::parse("a@b.co").unwrap()).await.unwrap().unwrap();
+            let back = s
+                .user_by_email(&Email::parse("a@b.co").unwrap())
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!((back.failed_logins, back.locked_until), (0, None));
         }
     })
@@ -55,7 +84,9 @@ async fn concurrent_refresh_rotation_has_one_winner() {
             let mut tasks = Vec::new();
             for i in 0..8u8 {
                 let s = s.clone();
-                tasks.push(tokio::spawn(async move { s.rotate_refresh_token(b"old", &[i; 8], exp).await.unwrap() }));
+                tasks.push(tokio::spawn(async move {
+                    s.rotate_refresh_token(b"old", &[i; 8], exp).await.unwrap()
+                }));
             }
             let mut rotated = 0;
             for t in tasks {
@@ -70,11 +101,19 @@ async fn concurrent_refresh_rotation_has_one_winner() {
             let winner_tokens: Vec<[u8; 8]> = (0..8u8).map(|i| [i; 8]).collect();
             for t in winner_tokens {
                 let o = s.rotate_refresh_token(&t, b"next", exp).await.unwrap();
-                assert!(matches!(o, RotateOutcome::Revoked | RotateOutcome::Unknown), "{o:?}");
+                assert!(
+                    matches!(o, RotateOutcome::Revoked | RotateOutcome::Unknown),
+                    "{o:?}"
+                );
             }
             let expired_at = Utc::now() - ChronoDuration::seconds(1);
-            s.create_refresh_family(u.id, b"stale", expired_at).await.unwrap();
-            assert_eq!(s.rotate_refresh_token(b"stale", b"x", exp).await.unwrap(), RotateOutcome::Expired);
+            s.create_refresh_family(u.id, b"stale", expired_at)
+                .await
+                .unwrap();
+            assert_eq!(
+                s.rotate_refresh_token(b"stale", b"x", exp).await.unwrap(),
+                RotateOutcome::Expired
+            );
         }
     })
     .await
@@ -86,25 +125,65 @@ async fn api_keys_and_audit() {
         for (_d, s) in stores().await {
             let u = s.create_user(&new_user("k@b.co")).await.unwrap();
             let k = s
-                .create_api_key(&NewApiKey { user_id: u.id, name: "n".into(), prefix: "sk-sy-abc".into(), key_hash: vec![7; 32] })
+                .create_api_key(&NewApiKey {
+                    user_id: u.id,
+                    name: "n".into(),
+                    prefix: "sk-sy-abc".into(),
+                    key_hash: vec![7; 32],
+                })
                 .await
                 .unwrap();
-            let (used, owner) = s.use_api_key(&[7; 32], Duration::from_secs(60)).await.unwrap().unwrap();
+            let (used, owner) = s
+                .use_api_key(&[7; 32], Duration::from_secs(60))
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!((used.id, owner.id), (k.id, u.id));
             let listed = s.list_api_keys(u.id).await.unwrap();
-            assert!(listed[0].last_used_at.is_some(), "first use touches last_used_at");
+            assert!(
+                listed[0].last_used_at.is_some(),
+                "first use touches last_used_at"
+            );
             let other = s.create_user(&new_user("o@b.co")).await.unwrap();
-            assert!(!s.revoke_api_key(other.id, k.id).await.unwrap(), "not theirs");
+            assert!(
+                !s.revoke_api_key(other.id, k.id).await.unwrap(),
+                "not theirs"
+            );
             assert!(s.revoke_api_key(u.id, k.id).await.unwrap());
-            assert!(s.use_api_key(&[7; 32], Duration::from_secs(60)).await.unwrap().is_none());
+            assert!(s
+                .use_api_key(&[7; 32], Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_none());
             assert!(s.list_api_keys(u.id).await.unwrap().is_empty());
 
-            s.audit(&AuditEvent { user_id: Some(u.id), event: "login", ip: Some("127.0.0.1".into()), detail: serde_json::json!({"x": 1}) }).await.unwrap();
-            s.audit(&AuditEvent { user_id: None, event: "login_failed", ip: None, detail: serde_json::json!({}) }).await.unwrap();
+            s.audit(&AuditEvent {
+                user_id: Some(u.id),
+                event: "login",
+                ip: Some("127.0.0.1".into()),
+                detail: serde_json::json!({"x": 1}),
+            })
+            .await
+            .unwrap();
+            s.audit(&AuditEvent {
+                user_id: None,
+                event: "login_failed",
+                ip: None,
+                detail: serde_json::json!({}),
+            })
+            .await
+            .unwrap();
             let mine = s.list_audit(Some(u.id), 10).await.unwrap();
             assert_eq!(mine.len(), 1);
-            assert_eq!((mine[0].event.as_str(), mine[0].detail["x"].as_i64()), ("login", Some(1)));
-            assert_eq!(s.list_audit(None, 10).await.unwrap()[0].event, "login_failed", "newest first");
+            assert_eq!(
+                (mine[0].event.as_str(), mine[0].detail["x"].as_i64()),
+                ("login", Some(1))
+            );
+            assert_eq!(
+                s.list_audit(None, 10).await.unwrap()[0].event,
+                "login_failed",
+                "newest first"
+            );
         }
     })
     .await
