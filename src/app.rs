@@ -5,10 +5,14 @@ use crate::{
     auth::{jwt::KeySet, AuthService},
     config::Config,
     http,
+    bus::{local::LocalBus, redis::RedisBus, Bus},
+    hub::Hub,
     ratelimit::RateLimiter,
     state::AppState,
     store,
+    ws::WsRuntime,
 };
+use tokio_util::task::TaskTracker;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +69,20 @@ impl App {
             rl.max_tracked_clients,
             redis.clone().map(|r| (r, config.redis.key_prefix.clone())),
         ));
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let hub = Arc::new(Hub::new());
+        let bus: Arc<dyn Bus> = match (&config.redis.url, &redis) {
+            (Some(url), Some(conn)) => Arc::new(RedisBus::start(
+                hub.clone(),
+                redis::Client::open(url.as_str())?,
+                conn.clone(),
+                config.redis.key_prefix.clone(),
+                shutdown.clone(),
+                &tracker,
+            )),
+            _ => Arc::new(LocalBus::new(hub.clone())),
+        };
         let state = AppState {
             config: config.clone(),
             store: store.clone(),
@@ -72,6 +90,11 @@ impl App {
             auth_limiter,
             redis,
             metrics: crate::telemetry::metrics_handle(),
+            hub,
+            bus,
+            ws: Arc::new(WsRuntime::new(config.ws.max_connections)),
+            shutdown,
+            tracker,
         };
         let router = http::router(state.clone(), axum::Router::new());
         tracing::info!(

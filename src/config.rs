@@ -119,8 +119,30 @@ pub struct LogConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WsConfig {
-    /// Largest accepted WebSocket frame in bytes. Default 65536.
+    /// Largest accepted WebSocket message in bytes; larger closes with 1009. Default 65536.
     pub max_frame_bytes: usize,
+    /// Frames queued for one connection before it is closed as a slow consumer (4008).
+    /// Default 256.
+    pub send_queue: usize,
+    /// Frames per second a client may send (burst: twice that); more closes with 4029.
+    /// Default 50.
+    pub frames_per_sec: u32,
+    /// Channels one connection may subscribe to (besides its `user:` channel). Default 100.
+    pub max_subscriptions: usize,
+    /// Open sockets per user; one more closes with 4030. Default 20.
+    pub max_connections_per_user: usize,
+    /// Open sockets per instance; more are refused with 503 at the upgrade. Default 18000
+    /// (under the 20k open files a process may have here).
+    pub max_connections: usize,
+    /// Seconds a socket without a bearer header has to send its `auth` frame (else 4002).
+    /// Default 10.
+    pub auth_timeout_secs: u64,
+    /// Seconds between server pings. Default 25.
+    pub heartbeat_secs: u64,
+    /// Seconds of silence (no frame, no pong) before closing with 4031. Default 60.
+    pub idle_timeout_secs: u64,
+    /// Seconds a write to the socket may take before the peer is considered gone. Default 10.
+    pub write_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -198,6 +220,15 @@ impl Default for WsConfig {
     fn default() -> Self {
         Self {
             max_frame_bytes: 64 * 1024,
+            send_queue: 256,
+            frames_per_sec: 50,
+            max_subscriptions: 100,
+            max_connections_per_user: 20,
+            max_connections: 18_000,
+            auth_timeout_secs: 10,
+            heartbeat_secs: 25,
+            idle_timeout_secs: 60,
+            write_timeout_secs: 10,
         }
     }
 }
@@ -296,6 +327,13 @@ impl Config {
         }
         if self.auth.hash_concurrency == 0 {
             return bad("auth.hash_concurrency must be at least 1");
+        }
+        let ws = &self.ws;
+        if ws.send_queue == 0 || ws.frames_per_sec == 0 || ws.max_connections == 0 {
+            return bad("ws.send_queue, ws.frames_per_sec and ws.max_connections must be positive");
+        }
+        if ws.heartbeat_secs == 0 || ws.idle_timeout_secs <= ws.heartbeat_secs {
+            return bad("ws.idle_timeout_secs must be longer than ws.heartbeat_secs (> 0)");
         }
         if self.ratelimit.auth_window_secs == 0 {
             return bad("ratelimit.auth_window_secs must be positive");

@@ -17,12 +17,16 @@
 
 pub mod app;
 pub mod auth;
+pub mod bus;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod hub;
+pub mod protocol;
 pub mod ratelimit;
 pub mod shutdown;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod ws;

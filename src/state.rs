@@ -1,7 +1,7 @@
 //! `AppState`: what every handler may reach. Cheap to clone (all `Arc`s); built once by
 //! `app.rs` and dropped when the server has drained.
 
-use crate::{auth::AuthService, config::Config, ratelimit::RateLimiter, store::Store};
+use crate::{auth::AuthService, bus::Bus, config::Config, hub::Hub, ratelimit::RateLimiter, store::Store, ws::WsRuntime};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 
@@ -14,4 +14,11 @@ pub struct AppState {
     /// Present when Redis is configured; used for readiness and shared rate limits.
     pub redis: Option<redis::aio::ConnectionManager>,
     pub metrics: PrometheusHandle,
+    pub hub: Arc<Hub>,
+    pub bus: Arc<dyn Bus>,
+    pub ws: Arc<WsRuntime>,
+    /// Cancelled when the instance begins to shut down; every long-lived loop watches it.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// Tracks connections and background tasks so shutdown can wait for them.
+    pub tracker: tokio_util::task::TaskTracker,
 }

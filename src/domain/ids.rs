@@ -42,3 +42,4 @@ macro_rules! id_type {
 
 id_type!(UserId);
 id_type!(ApiKeyId);
+id_type!(SessionId);

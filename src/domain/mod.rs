@@ -5,5 +5,5 @@ mod ids;
 mod role;
 
 pub use email::{Email, EmailError};
-pub use ids::{ApiKeyId, UserId};
-pub use role::Role;
+pub use ids::{ApiKeyId, SessionId, UserId};
+pub use role::{MemberRole, Role};

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
+pub mod sessions;
 
 use crate::{error::AppError, state::AppState};
 use axum::{
@@ -39,6 +40,8 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(health::routes())
+        .merge(sessions::routes())
+        .merge(crate::ws::routes())
         .split_for_parts()
 }
 

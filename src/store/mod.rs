@@ -3,6 +3,7 @@
 //! in Rust, not SQL, because SQLite stores them as text.
 
 mod records;
+mod sessions_sql;
 mod sql;
 
 pub mod postgres;
@@ -10,7 +11,7 @@ pub mod sqlite;
 
 pub use records::*;
 
-use crate::domain::{ApiKeyId, Email, UserId};
+use crate::domain::{ApiKeyId, Email, MemberRole, SessionId, UserId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::{path::Path, sync::Arc, time::Duration};
@@ -49,8 +50,26 @@ impl From<sqlx::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Everything the server stores; one implementation per backend.
+pub trait Store: AccountStore + SessionStore {}
+impl<T: AccountStore + SessionStore> Store for T {}
+
+/// Sessions and their members.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait SessionStore: Send + Sync + 'static {
+    async fn create_session(&self, owner: UserId, title: &str) -> StoreResult<Session>;
+    async fn session(&self, id: SessionId) -> StoreResult<Option<Session>>;
+    /// The user's role in the session, `None` when not a member (or no such session).
+    async fn member_role(&self, session: SessionId, user: UserId) -> StoreResult<Option<MemberRole>>;
+    /// Adds the member or changes their role.
+    async fn set_member(&self, session: SessionId, user: UserId, role: MemberRole) -> StoreResult<()>;
+    async fn remove_member(&self, session: SessionId, user: UserId) -> StoreResult<bool>;
+    async fn members(&self, session: SessionId) -> StoreResult<Vec<(UserId, MemberRole)>>;
+}
+
+/// Accounts, tokens, API keys and the audit log.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;
     fn backend(&self) -> &'static str;

@@ -1,5 +1,6 @@
 //! PostgreSQL store: the production backend.
 
+use super::sessions_sql::{impl_session_store, SessionRow};
 use super::sql::{
     impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS,
 };
@@ -29,4 +30,5 @@ impl PgStore {
     }
 }
 
+impl_session_store!(PgStore);
 impl_account_store!(PgStore, "postgres");

@@ -1,6 +1,6 @@
 //! Plain records the store reads and writes.
 
-use crate::domain::{ApiKeyId, Email, Role, UserId};
+use crate::domain::{ApiKeyId, Email, Role, SessionId, UserId};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -74,4 +74,15 @@ pub struct AuditEntry {
     pub event: String,
     pub ip: Option<String>,
     pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Session {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: SessionId,
+    #[schema(value_type = String, format = Uuid)]
+    pub owner_id: UserId,
+    pub title: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }

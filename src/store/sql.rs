@@ -98,7 +98,7 @@ pub(super) struct TokenRow {
 macro_rules! impl_account_store {
     ($store:ty, $backend:literal) => {
         #[async_trait::async_trait]
-        impl $crate::store::Store for $store {
+        impl $crate::store::AccountStore for $store {
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())

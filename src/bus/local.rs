@@ -1,0 +1,49 @@
+//! The in-process bus: one instance, no Redis. Presence lives in memory.
+
+use super::{Bus, BusState};
+use crate::{hub::Hub, protocol::Member};
+use async_trait::async_trait;
+use axum::extract::ws::Utf8Bytes;
+use dashmap::DashMap;
+use std::sync::Arc;
+
+pub struct LocalBus {
+    hub: Arc<Hub>,
+    presence: DashMap<String, Vec<Member>>,
+}
+
+impl LocalBus {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        Self { hub, presence: DashMap::new() }
+    }
+}
+
+#[async_trait]
+impl Bus for LocalBus {
+    async fn publish(&self, channel: &str, frame: Utf8Bytes) {
+        self.hub.deliver(channel, &frame);
+    }
+
+    async fn watch(&self, _channel: &str) {}
+
+    async fn presence_join(&self, channel: &str, member: &Member) {
+        let mut list = self.presence.entry(channel.to_owned()).or_default();
+        list.retain(|m| m.conn_id != member.conn_id);
+        list.push(member.clone());
+    }
+
+    async fn presence_leave(&self, channel: &str, conn_id: &str) {
+        if let Some(mut list) = self.presence.get_mut(channel) {
+            list.retain(|m| m.conn_id != conn_id);
+        }
+        self.presence.remove_if(channel, |_, l| l.is_empty());
+    }
+
+    async fn presence(&self, channel: &str) -> Vec<Member> {
+        self.presence.get(channel).map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn state(&self) -> BusState {
+        BusState::Local
+    }
+}

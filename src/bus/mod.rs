@@ -1,0 +1,59 @@
+//! Fan-out across instances, and presence. `publish` always reaches this instance's
+//! subscribers directly (so local delivery never depends on Redis), then other instances:
+//! in-process there are none; with Redis, through one pub/sub connection per instance that
+//! subscribes only to the channels someone here listens to.
+
+pub mod local;
+pub mod redis;
+
+use crate::protocol::Member;
+use async_trait::async_trait;
+use axum::extract::ws::Utf8Bytes;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusState {
+    /// In-process bus: always up.
+    Local,
+    Connected,
+    /// Redis is unreachable: local delivery continues, cross-instance delivery resumes on
+    /// reconnect.
+    Disconnected,
+}
+
+impl BusState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BusState::Local => "local",
+            BusState::Connected => "connected",
+            BusState::Disconnected => "disconnected",
+        }
+    }
+}
+
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Delivers an encoded server frame to every subscriber of `channel` on every instance.
+    async fn publish(&self, channel: &str, frame: Utf8Bytes);
+    /// Returns once frames published elsewhere on `channel` will reach this instance (or after
+    /// a short bound when the bus is down). Call after the hub subscription.
+    async fn watch(&self, channel: &str);
+    async fn presence_join(&self, channel: &str, member: &Member);
+    async fn presence_leave(&self, channel: &str, conn_id: &str);
+    async fn presence(&self, channel: &str) -> Vec<Member>;
+    fn state(&self) -> BusState;
+}
+
+/// Encodes a presence change as the event frame subscribers receive.
+pub fn presence_frame(channel: &str, event: &str, member: &Member) -> Utf8Bytes {
+    let data = serde_json::value::to_raw_value(member).expect("members serialize");
+    let ts = now_ms();
+    Utf8Bytes::from(
+        crate::protocol::ServerFrame::Event { channel, event, data: &data, from: None, ts }.encode(),
+    )
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,373 @@
+//! The Redis bus: PUBLISH to other instances, one SUBSCRIBE connection per instance following
+//! the hub's channel set, and presence in Redis hashes with per-instance liveness so entries of
+//! a dead instance are reaped (with `presence.leave` events) by the survivors.
+//!
+//! Wire format of a bus message: 16 bytes origin instance id, 8 bytes publish time (unix
+//! microseconds, big endian), then the encoded frame exactly as clients receive it.
+
+use super::{presence_frame, Bus, BusState};
+use crate::{hub::Hub, protocol::Member};
+use async_trait::async_trait;
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use futures::StreamExt;
+use redis::aio::ConnectionManager;
+use std::{
+    collections::HashSet,
+    sync::{
+        atomic::{AtomicU8, Ordering},
+        Arc,
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use uuid::Uuid;
+
+const HEADER: usize = 24;
+/// How long `watch` waits for Redis before answering anyway.
+const WATCH_WAIT: Duration = Duration::from_secs(2);
+/// Liveness key lifetime; refreshed every third of it.
+const ALIVE_MS: u64 = 9_000;
+const OP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Owned by `AppState`; its background task stops with the shutdown token.
+pub struct RedisBus {
+    inner: Arc<Inner>,
+    watch_tx: mpsc::Sender<oneshot::Sender<()>>,
+}
+
+struct Inner {
+    hub: Arc<Hub>,
+    conn: ConnectionManager,
+    client: redis::Client,
+    prefix: String,
+    instance: Uuid,
+    state: AtomicU8,
+}
+
+impl RedisBus {
+    pub fn start(
+        hub: Arc<Hub>,
+        client: redis::Client,
+        conn: ConnectionManager,
+        prefix: String,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Self {
+        let inner = Arc::new(Inner {
+            hub,
+            conn,
+            client,
+            prefix,
+            instance: Uuid::new_v4(),
+            state: AtomicU8::new(0),
+        });
+        let (watch_tx, watch_rx) = mpsc::channel(1024);
+        tracker.spawn(subscriber(inner.clone(), watch_rx, shutdown.clone()));
+        tracker.spawn(liveness(inner.clone(), shutdown));
+        Self { inner, watch_tx }
+    }
+}
+
+impl Inner {
+    fn channel_key(&self, channel: &str) -> String {
+        format!("{}ch:{channel}", self.prefix)
+    }
+    fn presence_key(&self, channel: &str) -> String {
+        format!("{}presence:{channel}", self.prefix)
+    }
+    fn owned_key(&self, instance: &str) -> String {
+        format!("{}inst:{instance}:presence", self.prefix)
+    }
+    fn alive_key(&self, instance: &str) -> String {
+        format!("{}inst:{instance}:alive", self.prefix)
+    }
+    fn set_state(&self, s: BusState) {
+        let v = match s {
+            BusState::Connected => 1,
+            _ => 0,
+        };
+        if self.state.swap(v, Ordering::Relaxed) != v {
+            tracing::info!(state = s.as_str(), "redis bus state changed");
+        }
+        metrics::gauge!("bus_connected").set(f64::from(v));
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(OP_TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
+            Ok(r) => r,
+            Err(_) => Err(redis::RedisError::from((redis::ErrorKind::IoError, "redis timed out"))),
+        }
+    }
+
+    async fn run_pipe(&self, pipe: &redis::Pipeline) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(OP_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
+            Ok(r) => r,
+            Err(_) => Err(redis::RedisError::from((redis::ErrorKind::IoError, "redis timed out"))),
+        }
+    }
+
+    async fn publish_remote(&self, channel: &str, frame: &Utf8Bytes) {
+        let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let mut payload = Vec::with_capacity(HEADER + frame.len());
+        payload.extend_from_slice(self.instance.as_bytes());
+        payload.extend_from_slice(&micros.to_be_bytes());
+        payload.extend_from_slice(frame.as_bytes());
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(self.channel_key(channel)).arg(payload);
+        if let Err(e) = self.run::<i64>(&cmd).await {
+            metrics::counter!("bus_publish_errors_total").increment(1);
+            tracing::debug!(error = %e, channel, "redis publish failed");
+        }
+    }
+
+    fn on_message(&self, msg: &redis::Msg) {
+        let payload = msg.get_payload_bytes();
+        if payload.len() < HEADER || &payload[..16] == self.instance.as_bytes() {
+            return;
+        }
+        let Some(channel) = msg.get_channel_name().strip_prefix(&format!("{}ch:", self.prefix)) else {
+            return;
+        };
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&payload[16..HEADER]);
+        let sent = u64::from_be_bytes(ts);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        metrics::histogram!("bus_publish_to_deliver_seconds").record(now.saturating_sub(sent) as f64 / 1e6);
+        match Utf8Bytes::try_from(Bytes::copy_from_slice(&payload[HEADER..])) {
+            Ok(frame) => {
+                self.hub.deliver(channel, &frame);
+            }
+            Err(_) => metrics::counter!("bus_bad_messages_total").increment(1),
+        }
+    }
+}
+
+#[async_trait]
+impl Bus for RedisBus {
+    async fn publish(&self, channel: &str, frame: Utf8Bytes) {
+        self.inner.hub.deliver(channel, &frame);
+        self.inner.publish_remote(channel, &frame).await;
+    }
+
+    async fn watch(&self, _channel: &str) {
+        let (tx, rx) = oneshot::channel();
+        if self.watch_tx.try_send(tx).is_ok() {
+            let _ = tokio::time::timeout(WATCH_WAIT, rx).await;
+        }
+    }
+
+    async fn presence_join(&self, channel: &str, member: &Member) {
+        let i = &self.inner;
+        let value = serde_json::json!({"member": member, "instance": i.instance.to_string()}).to_string();
+        let mut pipe = redis::pipe();
+        pipe.cmd("HSET").arg(i.presence_key(channel)).arg(&member.conn_id).arg(value).ignore();
+        pipe.cmd("SADD")
+            .arg(i.owned_key(&i.instance.to_string()))
+            .arg(format!("{channel}\t{}", member.conn_id))
+            .ignore();
+        if let Err(e) = i.run_pipe(&pipe).await {
+            tracing::warn!(error = %e, "presence join not recorded in redis");
+        }
+    }
+
+    async fn presence_leave(&self, channel: &str, conn_id: &str) {
+        let i = &self.inner;
+        let mut pipe = redis::pipe();
+        pipe.cmd("HDEL").arg(i.presence_key(channel)).arg(conn_id).ignore();
+        pipe.cmd("SREM").arg(i.owned_key(&i.instance.to_string())).arg(format!("{channel}\t{conn_id}")).ignore();
+        if let Err(e) = i.run_pipe(&pipe).await {
+            tracing::warn!(error = %e, "presence leave not recorded in redis");
+        }
+    }
+
+    async fn presence(&self, channel: &str) -> Vec<Member> {
+        let i = &self.inner;
+        let mut cmd = redis::cmd("HVALS");
+        cmd.arg(i.presence_key(channel));
+        let raw: Vec<String> = i.run(&cmd).await.unwrap_or_default();
+        let entries: Vec<(Member, String)> = raw
+            .iter()
+            .filter_map(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            .filter_map(|v| {
+                let inst = v["instance"].as_str()?.to_owned();
+                Some((serde_json::from_value(v["member"].clone()).ok()?, inst))
+            })
+            .collect();
+        // Entries of instances that stopped heartbeating are ghosts awaiting the reaper.
+        let instances: Vec<String> = entries.iter().map(|(_, i)| i.clone()).collect::<HashSet<_>>().into_iter().collect();
+        let mut alive = HashSet::new();
+        for inst in instances {
+            let mut c = redis::cmd("EXISTS");
+            c.arg(i.alive_key(&inst));
+            if i.run::<i64>(&c).await.unwrap_or(1) == 1 {
+                alive.insert(inst);
+            }
+        }
+        entries.into_iter().filter(|(_, inst)| alive.contains(inst)).map(|(m, _)| m).collect()
+    }
+
+    fn state(&self) -> BusState {
+        match self.inner.state.load(Ordering::Relaxed) {
+            1 => BusState::Connected,
+            _ => BusState::Disconnected,
+        }
+    }
+}
+
+/// Keeps one pub/sub connection subscribed to exactly the hub's channels; reconnects with
+/// backoff and re-subscribes everything after a drop.
+async fn subscriber(
+    inner: Arc<Inner>,
+    mut watch_rx: mpsc::Receiver<oneshot::Sender<()>>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let connected = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            c = tokio::time::timeout(OP_TIMEOUT, inner.client.get_async_pubsub()) => c,
+        };
+        let pubsub = match connected {
+            Ok(Ok(p)) => p,
+            other => {
+                let why = match other {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "connect timed out".into(),
+                };
+                inner.set_state(BusState::Disconnected);
+                tracing::warn!(error = %why, retry_in = ?backoff, "redis pub/sub unavailable");
+                // Waiters must not hang while Redis is away.
+                while let Ok(w) = watch_rx.try_recv() {
+                    let _ = w.send(());
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        let mut subscribed: HashSet<String> = HashSet::new();
+        if sync(&inner, &mut sink, &mut subscribed).await.is_err() {
+            continue;
+        }
+        inner.set_state(BusState::Connected);
+        metrics::counter!("bus_connects_total").increment(1);
+        backoff = Duration::from_millis(100);
+        let mut resync = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                msg = stream.next() => match msg {
+                    Some(m) => inner.on_message(&m),
+                    None => break,
+                },
+                _ = inner.hub.changed() => {
+                    if sync(&inner, &mut sink, &mut subscribed).await.is_err() { break }
+                }
+                w = watch_rx.recv() => {
+                    let ok = sync(&inner, &mut sink, &mut subscribed).await.is_ok();
+                    if let Some(w) = w { let _ = w.send(()); }
+                    if !ok { break }
+                }
+                _ = resync.tick() => {
+                    if sync(&inner, &mut sink, &mut subscribed).await.is_err() { break }
+                }
+            }
+        }
+        inner.set_state(BusState::Disconnected);
+        tracing::warn!("redis pub/sub connection lost; reconnecting");
+    }
+}
+
+async fn sync(
+    inner: &Inner,
+    sink: &mut redis::aio::PubSubSink,
+    subscribed: &mut HashSet<String>,
+) -> redis::RedisResult<()> {
+    let want: HashSet<String> = inner.hub.channel_names().iter().map(|c| inner.channel_key(c)).collect();
+    let add: Vec<&String> = want.difference(subscribed).collect();
+    let drop: Vec<&String> = subscribed.difference(&want).collect();
+    let timeout = |e| redis::RedisError::from((redis::ErrorKind::IoError, e));
+    if !add.is_empty() {
+        tokio::time::timeout(OP_TIMEOUT, sink.subscribe(&add)).await.map_err(|_| timeout("subscribe timed out"))??;
+    }
+    if !drop.is_empty() {
+        tokio::time::timeout(OP_TIMEOUT, sink.unsubscribe(&drop)).await.map_err(|_| timeout("unsubscribe timed out"))??;
+    }
+    *subscribed = want;
+    Ok(())
+}
+
+/// Heartbeats this instance and reaps the presence of instances that stopped heartbeating.
+async fn liveness(inner: Arc<Inner>, shutdown: CancellationToken) {
+    let me = inner.instance.to_string();
+    let instances_key = format!("{}instances", inner.prefix);
+    let mut tick = tokio::time::interval(Duration::from_millis(ALIVE_MS / 3));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET").arg(inner.alive_key(&me)).arg(1).arg("PX").arg(ALIVE_MS).ignore();
+        pipe.cmd("SADD").arg(&instances_key).arg(&me).ignore();
+        if inner.run_pipe(&pipe).await.is_err() {
+            continue;
+        }
+        let mut members = redis::cmd("SMEMBERS");
+        members.arg(&instances_key);
+        let others: Vec<String> = inner.run(&members).await.unwrap_or_default();
+        for other in others.into_iter().filter(|o| *o != me) {
+            let mut exists = redis::cmd("EXISTS");
+            exists.arg(inner.alive_key(&other));
+            if inner.run::<i64>(&exists).await.unwrap_or(1) == 1 {
+                continue;
+            }
+            reap(&inner, &other, &instances_key).await;
+        }
+    }
+    // A clean stop: our connections have left one by one; drop the liveness key.
+    let mut del = redis::cmd("DEL");
+    del.arg(inner.alive_key(&me));
+    let _ = inner.run::<i64>(&del).await;
+}
+
+async fn reap(inner: &Inner, dead: &str, instances_key: &str) {
+    let mut lock = redis::cmd("SET");
+    lock.arg(format!("{}inst:{dead}:reaper", inner.prefix)).arg(1).arg("NX").arg("PX").arg(30_000);
+    if inner.run::<Option<String>>(&lock).await.ok().flatten().is_none() {
+        return; // another instance is reaping it
+    }
+    let mut smembers = redis::cmd("SMEMBERS");
+    smembers.arg(inner.owned_key(dead));
+    let entries: Vec<String> = inner.run(&smembers).await.unwrap_or_default();
+    for entry in entries {
+        let Some((channel, conn_id)) = entry.split_once('\t') else { continue };
+        let mut hget = redis::cmd("HGET");
+        hget.arg(inner.presence_key(channel)).arg(conn_id);
+        let raw: Option<String> = inner.run(&hget).await.ok().flatten();
+        let mut hdel = redis::cmd("HDEL");
+        hdel.arg(inner.presence_key(channel)).arg(conn_id);
+        let _ = inner.run::<i64>(&hdel).await;
+        let member = raw
+            .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok())
+            .and_then(|v| serde_json::from_value::<Member>(v["member"].clone()).ok());
+        if let Some(m) = member {
+            let frame = presence_frame(channel, "presence.leave", &m);
+            inner.hub.deliver(channel, &frame);
+            inner.publish_remote(channel, &frame).await;
+        }
+    }
+    let mut pipe = redis::pipe();
+    pipe.cmd("DEL").arg(inner.owned_key(dead)).ignore();
+    pipe.cmd("SREM").arg(instances_key).arg(dead).ignore();
+    let _ = inner.run_pipe(&pipe).await;
+    tracing::info!(instance = dead, "reaped presence of a dead instance");
+}

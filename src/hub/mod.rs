@@ -1,0 +1,131 @@
+//! This instance's channel -> subscribers map, and delivery into connections' bounded queues.
+//!
+//! Each channel holds an immutable `Arc<[Outbox]>` replaced on (un)subscribe, so a delivery
+//! clones one `Arc` under a shard read lock and then walks the slice with no lock held. A frame
+//! is serialized once by the publisher; every subscriber gets a refcounted clone of the same
+//! bytes. A full queue closes that connection as a slow consumer; nobody else waits for it.
+
+mod outbox;
+
+pub use outbox::Outbox;
+
+use axum::extract::ws::Utf8Bytes;
+use dashmap::DashMap;
+use metrics::Counter;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Owned by `AppState`; lives as long as the server.
+pub struct Hub {
+    channels: DashMap<Arc<str>, Arc<[Arc<Outbox>]>>,
+    /// Woken when the set of channels with local subscribers changes (the Redis bus follows it).
+    changed: Notify,
+    delivered: Counter,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        Self {
+            channels: DashMap::new(),
+            changed: Notify::new(),
+            delivered: metrics::counter!("hub_deliveries_total"),
+        }
+    }
+
+    /// Adds `outbox` to `channel`; true when it is the channel's first local subscriber.
+    pub fn subscribe(&self, channel: &str, outbox: Arc<Outbox>) -> bool {
+        let mut first = false;
+        self.channels
+            .entry(Arc::from(channel))
+            .and_modify(|subs| {
+                if !subs.iter().any(|s| s.id() == outbox.id()) {
+                    let mut v: Vec<_> = subs.iter().cloned().collect();
+                    v.push(outbox.clone());
+                    *subs = v.into();
+                }
+            })
+            .or_insert_with(|| {
+                first = true;
+                Arc::from(vec![outbox.clone()])
+            });
+        if first {
+            self.changed.notify_one();
+            metrics::gauge!("hub_channels").increment(1.0);
+        }
+        first
+    }
+
+    /// Removes connection `conn_id` from `channel`; true when the channel has no local
+    /// subscribers left.
+    pub fn unsubscribe(&self, channel: &str, conn_id: u64) -> bool {
+        let emptied = match self.channels.get_mut(channel) {
+            Some(mut subs) => {
+                let v: Vec<_> = subs.iter().filter(|s| s.id() != conn_id).cloned().collect();
+                let empty = v.is_empty();
+                *subs = v.into();
+                empty
+            }
+            None => false,
+        };
+        if emptied && self.channels.remove_if(channel, |_, subs| subs.is_empty()).is_some() {
+            self.changed.notify_one();
+            metrics::gauge!("hub_channels").decrement(1.0);
+            return true;
+        }
+        false
+    }
+
+    /// Pushes `frame` into every local subscriber's queue; returns how many took it.
+    pub fn deliver(&self, channel: &str, frame: &Utf8Bytes) -> usize {
+        let Some(subs) = self.channels.get(channel).map(|s| s.clone()) else { return 0 };
+        let n = subs.iter().filter(|s| s.push(frame.clone())).count();
+        self.delivered.increment(n as u64);
+        n
+    }
+
+    pub fn subscriber_count(&self, channel: &str) -> usize {
+        self.channels.get(channel).map_or(0, |s| s.len())
+    }
+
+    /// The channels that have at least one local subscriber.
+    pub fn channel_names(&self) -> Vec<Arc<str>> {
+        self.channels.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// Resolves when the channel set may have changed since the last call.
+    pub async fn changed(&self) {
+        self.changed.notified().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc;
+
+    #[tokio::test]
+    async fn slow_subscriber_is_closed_and_others_still_receive() {
+        let hub = Hub::new();
+        let (fast_tx, mut fast_rx) = mpsc::channel(16);
+        let (slow_tx, _slow_rx) = mpsc::channel(2);
+        let fast = Arc::new(Outbox::new(1, fast_tx));
+        let slow = Arc::new(Outbox::new(2, slow_tx));
+        assert!(hub.subscribe("c", fast.clone()));
+        assert!(!hub.subscribe("c", slow.clone()));
+        for i in 0..5 {
+            hub.deliver("c", &Utf8Bytes::from(format!("{i}")));
+            assert_eq!(fast_rx.recv().await.unwrap().as_str(), i.to_string());
+        }
+        assert!(slow.closed_with().is_some(), "slow consumer closed");
+        assert!(fast.closed_with().is_none());
+        assert!(!hub.unsubscribe("c", 2));
+        assert!(hub.unsubscribe("c", 1));
+        assert!(hub.channel_names().is_empty());
+    }
+}

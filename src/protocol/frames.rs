@@ -1,0 +1,261 @@
+//! Client and server frames. Every frame is a JSON object with a `type`. Client requests carry
+//! an `id` that the one reply (`ok` or `error`) echoes. Unknown fields are ignored so clients
+//! can be newer than the server.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// Channel names are short ASCII: `user:<uuid>`, `session:<uuid>`.
+pub const MAX_CHANNEL_LEN: usize = 128;
+/// Event names (`typing`, `cursor`, ...).
+pub const MAX_EVENT_LEN: usize = 64;
+/// Request ids are echoed back, so they are bounded too.
+pub const MAX_ID_LEN: usize = 64;
+
+#[derive(Debug)]
+pub enum ClientFrame {
+    Auth { id: Option<String>, token: String, device: Option<String> },
+    AuthRefresh { id: String, token: String },
+    Subscribe { id: String, channel: String },
+    Unsubscribe { id: String, channel: String },
+    Publish { id: String, channel: String, event: String, data: Box<RawValue> },
+    Presence { id: String, channel: String },
+    Ping { id: String },
+}
+
+/// Why a text frame is not a request we can serve; answered with an `error` reply carrying the
+/// request's id when it could be read.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    pub id: Option<String>,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct AuthBody {
+    token: String,
+    #[serde(default)]
+    device: Option<String>,
+}
+#[derive(Deserialize)]
+struct TokenBody {
+    token: String,
+}
+#[derive(Deserialize)]
+struct ChannelBody {
+    channel: String,
+}
+#[derive(Deserialize)]
+struct PublishBody {
+    channel: String,
+    event: String,
+    data: Box<RawValue>,
+}
+
+impl ClientFrame {
+    pub fn decode(text: &str) -> Result<Self, DecodeError> {
+        let head: Head<'_> = serde_json::from_str(text).map_err(|e| DecodeError {
+            id: None,
+            code: "bad_frame",
+            message: format!("frame must be a JSON object with a string \"type\": {e}"),
+        })?;
+        let id = match head.id {
+            None => None,
+            Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN => Some(s),
+            Some(_) => {
+                return Err(DecodeError {
+                    id: None,
+                    code: "bad_frame",
+                    message: format!("\"id\" must be a non-empty string of at most {MAX_ID_LEN} bytes"),
+                })
+            }
+        };
+        let bad = |id: &Option<String>, e: serde_json::Error| DecodeError {
+            id: id.clone(),
+            code: "bad_request",
+            message: format!("invalid {} frame: {e}", head.kind),
+        };
+        let need_id = |id: Option<String>| {
+            id.ok_or_else(|| DecodeError {
+                id: None,
+                code: "bad_request",
+                message: "requests need an \"id\"".into(),
+            })
+        };
+        let frame = match head.kind.as_ref() {
+            "auth" => {
+                let b: AuthBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
+                ClientFrame::Auth { id, token: b.token, device: b.device }
+            }
+            "auth.refresh" => {
+                let b: TokenBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
+                ClientFrame::AuthRefresh { id: need_id(id)?, token: b.token }
+            }
+            "subscribe" | "unsubscribe" | "presence" => {
+                let b: ChannelBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
+                check_channel(&b.channel, &id)?;
+                let id = need_id(id)?;
+                match head.kind.as_ref() {
+                    "subscribe" => ClientFrame::Subscribe { id, channel: b.channel },
+                    "unsubscribe" => ClientFrame::Unsubscribe { id, channel: b.channel },
+                    _ => ClientFrame::Presence { id, channel: b.channel },
+                }
+            }
+            "publish" => {
+                let b: PublishBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
+                check_channel(&b.channel, &id)?;
+                if b.event.is_empty() || b.event.len() > MAX_EVENT_LEN || b.event.starts_with("presence.") {
+                    return Err(DecodeError {
+                        id,
+                        code: "bad_request",
+                        message: format!("\"event\" must be 1 to {MAX_EVENT_LEN} bytes and not start with \"presence.\""),
+                    });
+                }
+                ClientFrame::Publish { id: need_id(id)?, channel: b.channel, event: b.event, data: b.data }
+            }
+            "ping" => ClientFrame::Ping { id: need_id(id)? },
+            other => {
+                return Err(DecodeError {
+                    id,
+                    code: "unknown_type",
+                    message: format!("unknown frame type {:?}", truncate(other, 40)),
+                })
+            }
+        };
+        Ok(frame)
+    }
+
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            ClientFrame::Auth { id, .. } => id.as_deref(),
+            ClientFrame::AuthRefresh { id, .. }
+            | ClientFrame::Subscribe { id, .. }
+            | ClientFrame::Unsubscribe { id, .. }
+            | ClientFrame::Publish { id, .. }
+            | ClientFrame::Presence { id, .. }
+            | ClientFrame::Ping { id } => Some(id),
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn check_channel(channel: &str, id: &Option<String>) -> Result<(), DecodeError> {
+    if channel.is_empty() || channel.len() > MAX_CHANNEL_LEN {
+        return Err(DecodeError {
+            id: id.clone(),
+            code: "bad_request",
+            message: format!("\"channel\" must be 1 to {MAX_CHANNEL_LEN} bytes"),
+        });
+    }
+    Ok(())
+}
+
+/// Who sent an ephemeral event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Sender<'a> {
+    #[serde(borrow)]
+    pub user_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub conn_id: Cow<'a, str>,
+}
+
+/// A presence entry: one connection of a user on a session channel.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: String,
+    pub conn_id: String,
+    pub device: Option<String>,
+    /// Unix milliseconds.
+    pub connected_since: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Limits {
+    pub max_frame_bytes: usize,
+    pub frames_per_sec: u32,
+    pub max_subscriptions: usize,
+    pub heartbeat_secs: u64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type")]
+pub enum ServerFrame<'a> {
+    /// First frame after authentication.
+    #[serde(rename = "welcome")]
+    Welcome {
+        conn_id: &'a str,
+        user_id: &'a str,
+        /// Access-token expiry, unix seconds (absent for API keys).
+        expires_at: Option<i64>,
+        limits: Limits,
+    },
+    #[serde(rename = "ok")]
+    Ok {
+        id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result: Option<serde_json::Value>,
+    },
+    #[serde(rename = "error")]
+    Error { id: Option<&'a str>, code: &'a str, message: &'a str },
+    /// Something happened on a channel.
+    #[serde(rename = "event")]
+    Event {
+        channel: &'a str,
+        event: &'a str,
+        data: &'a RawValue,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<Sender<'a>>,
+        /// Server time of publication, unix milliseconds.
+        ts: u64,
+    },
+}
+
+impl ServerFrame<'_> {
+    /// Serialized once; the same bytes go to every subscriber.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("server frames always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_requests_and_names_what_is_wrong() {
+        let f = ClientFrame::decode(r#"{"type":"publish","id":"7","channel":"session:x","event":"typing","data":{"a":[1]}}"#).unwrap();
+        match f {
+            ClientFrame::Publish { data, .. } => assert_eq!(data.get(), r#"{"a":[1]}"#),
+            other => panic!("{other:?}"),
+        }
+        let e = ClientFrame::decode(r#"{"type":"nope","id":"1"}"#).unwrap_err();
+        assert_eq!((e.code, e.id.as_deref()), ("unknown_type", Some("1")));
+        let e = ClientFrame::decode(r#"{"type":"subscribe","id":"2","channel":5}"#).unwrap_err();
+        assert_eq!((e.code, e.id.as_deref()), ("bad_request", Some("2")));
+        assert_eq!(ClientFrame::decode("not json").unwrap_err().code, "bad_frame");
+        assert_eq!(ClientFrame::decode(r#"{"type":"ping"}"#).unwrap_err().code, "bad_request");
+    }
+
+    #[test]
+    fn event_embeds_raw_payload() {
+        let data = RawValue::from_string(r#"{"x":1}"#.into()).unwrap();
+        let s = ServerFrame::Event { channel: "c", event: "e", data: &data, from: None, ts: 5 }.encode();
+        assert_eq!(s, r#"{"type":"event","channel":"c","event":"e","data":{"x":1},"ts":5}"#);
+    }
+}

@@ -1,0 +1,10 @@
+//! The wire protocol, typed: client frames in, server frames out, close codes, and the codec
+//! that turns text into frames within the size limit. Imports nothing of ours except `domain`;
+//! arbitrary client payloads stay `RawValue` so they pass through without being re-parsed.
+//! protocol/README.md is the human version; protocol/schema/ has a JSON Schema per frame.
+
+pub mod close;
+pub mod frames;
+
+pub use close::CloseCode;
+pub use frames::*;

@@ -1,0 +1,138 @@
+//! Session and membership SQL shared by both backends (see `sql.rs` for why a macro).
+
+use super::Session;
+use crate::domain::{SessionId, UserId};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionRow {
+    id: Uuid,
+    owner_id: Uuid,
+    title: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Self {
+        Session {
+            id: SessionId(r.id),
+            owner_id: UserId(r.owner_id),
+            title: r.title,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+macro_rules! impl_session_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::SessionStore for $store {
+            async fn create_session(&self, owner: UserId, title: &str) -> StoreResult<Session> {
+                let now = Utc::now();
+                let id = SessionId::new();
+                let mut tx = self.pool.begin().await?;
+                let row: SessionRow = sqlx::query_as(
+                    "INSERT INTO sessions (id, owner_id, title, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4) RETURNING id, owner_id, title, created_at, updated_at",
+                )
+                .bind(id.0)
+                .bind(owner.0)
+                .bind(title)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO session_members (session_id, user_id, role, created_at) \
+                     VALUES ($1, $2, 'owner', $3)",
+                )
+                .bind(id.0)
+                .bind(owner.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(row.into())
+            }
+
+            async fn session(&self, id: SessionId) -> StoreResult<Option<Session>> {
+                let row: Option<SessionRow> = sqlx::query_as(
+                    "SELECT id, owner_id, title, created_at, updated_at FROM sessions WHERE id = $1",
+                )
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn member_role(
+                &self,
+                session: SessionId,
+                user: UserId,
+            ) -> StoreResult<Option<MemberRole>> {
+                let row: Option<(String,)> = sqlx::query_as(
+                    "SELECT role FROM session_members WHERE session_id = $1 AND user_id = $2",
+                )
+                .bind(session.0)
+                .bind(user.0)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|(r,)| {
+                    MemberRole::parse(&r).ok_or_else(|| StoreError::Corrupt(format!("member role {r:?}")))
+                })
+                .transpose()
+            }
+
+            async fn set_member(
+                &self,
+                session: SessionId,
+                user: UserId,
+                role: MemberRole,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO session_members (session_id, user_id, role, created_at) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (session_id, user_id) DO UPDATE SET role = excluded.role",
+                )
+                .bind(session.0)
+                .bind(user.0)
+                .bind(role.as_str())
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn remove_member(&self, session: SessionId, user: UserId) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "DELETE FROM session_members WHERE session_id = $1 AND user_id = $2 AND role <> 'owner'",
+                )
+                .bind(session.0)
+                .bind(user.0)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn members(&self, session: SessionId) -> StoreResult<Vec<(UserId, MemberRole)>> {
+                let rows: Vec<(Uuid, String)> = sqlx::query_as(
+                    "SELECT user_id, role FROM session_members WHERE session_id = $1 ORDER BY created_at",
+                )
+                .bind(session.0)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(u, r)| {
+                        MemberRole::parse(&r)
+                            .map(|role| (UserId(u), role))
+                            .ok_or_else(|| StoreError::Corrupt(format!("member role {r:?}")))
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+pub(super) use impl_session_store;

@@ -1,0 +1,202 @@
+//! One connection: authenticate, register, then `select!` over the socket, the heartbeat, the
+//! token's expiry, a close request (slow consumer) and shutdown. Cleans up (channels, presence,
+//! per-user count) however it ends.
+
+use super::{dispatch::Conn, writer};
+use crate::{
+    auth::Principal,
+    bus::now_ms,
+    hub::Outbox,
+    protocol::{ClientFrame, CloseCode, Limits, ServerFrame},
+    state::AppState,
+};
+use axum::extract::ws::{Message, WebSocket};
+use futures::StreamExt;
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+use tokio::{sync::OwnedSemaphorePermit, time::Instant};
+use tracing::Instrument;
+
+pub(super) async fn run(
+    socket: WebSocket,
+    state: AppState,
+    principal: Option<Principal>,
+    device: Option<String>,
+    _slot: OwnedSemaphorePermit,
+) {
+    let id = state.ws.next_id.fetch_add(1, Ordering::Relaxed);
+    let conn_uuid = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("conn", conn_id = %conn_uuid, user_id = tracing::field::Empty);
+    let cfg = state.config.ws.clone();
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = tokio::sync::mpsc::channel(cfg.send_queue);
+    let outbox = Arc::new(Outbox::new(id, tx));
+    let writer = tokio::spawn(writer::run(
+        sink,
+        rx,
+        outbox.clone(),
+        Duration::from_secs(cfg.heartbeat_secs),
+        Duration::from_secs(cfg.write_timeout_secs),
+    ));
+    metrics::gauge!("ws_connections").increment(1.0);
+    async {
+        let principal = match principal {
+            Some(p) => Some(p),
+            None => first_frame_auth(&state, &outbox, &mut stream).await,
+        };
+        if let Some(p) = principal {
+            tracing::Span::current().record("user_id", tracing::field::display(p.user_id));
+            let mut conn = Conn::new(state.clone(), outbox.clone(), p, conn_uuid.clone(), device);
+            let code = if conn.admit() { serve(&mut conn, &mut stream).await } else { CloseCode::TooManyConnections };
+            outbox.close(code);
+            conn.cleanup().await;
+            tracing::debug!(code = code.code(), "connection closed");
+        }
+    }
+    .instrument(span)
+    .await;
+    metrics::gauge!("ws_connections").decrement(1.0);
+    let _ = writer.await;
+}
+
+type Stream = futures::stream::SplitStream<WebSocket>;
+
+/// Browsers cannot set headers: the first frame must be `auth`, within the deadline.
+async fn first_frame_auth(state: &AppState, outbox: &Outbox, stream: &mut Stream) -> Option<Principal> {
+    let deadline = Duration::from_secs(state.config.ws.auth_timeout_secs);
+    let refuse = |id: Option<&str>, code: &str, msg: &str, close: CloseCode| {
+        outbox.push(ServerFrame::Error { id, code, message: msg }.encode().into());
+        outbox.close(close);
+        None
+    };
+    let text = match tokio::time::timeout(deadline, stream.next()).await {
+        Err(_) => return refuse(None, "auth_timeout", "no auth frame in time", CloseCode::AuthTimeout),
+        Ok(Some(Ok(Message::Text(t)))) => t,
+        Ok(Some(Ok(_))) => return refuse(None, "auth_required", "first frame must be auth", CloseCode::AuthFailed),
+        Ok(Some(Err(_)) | None) => {
+            outbox.close(CloseCode::Normal);
+            return None;
+        }
+    };
+    match ClientFrame::decode(text.as_str()) {
+        Ok(ClientFrame::Auth { id, token, .. }) => match state.auth.authenticate(&token).await {
+            Ok(p) => {
+                if let Some(id) = &id {
+                    outbox.push(ServerFrame::Ok { id, result: None }.encode().into());
+                }
+                Some(p)
+            }
+            Err(e) => refuse(id.as_deref(), e.code(), &e.to_string(), CloseCode::AuthFailed),
+        },
+        Ok(other) => refuse(other.id(), "auth_required", "first frame must be auth", CloseCode::AuthFailed),
+        Err(e) => refuse(e.id.as_deref(), e.code, &e.message, CloseCode::AuthFailed),
+    }
+}
+
+async fn serve(conn: &mut Conn, stream: &mut Stream) -> CloseCode {
+    let cfg = conn.state.config.ws.clone();
+    conn.join_user_channel().await;
+    let welcome = ServerFrame::Welcome {
+        conn_id: &conn.conn_uuid,
+        user_id: &conn.user_str,
+        expires_at: conn.principal.expires_at,
+        limits: Limits {
+            max_frame_bytes: cfg.max_frame_bytes,
+            frames_per_sec: cfg.frames_per_sec,
+            max_subscriptions: cfg.max_subscriptions,
+            heartbeat_secs: cfg.heartbeat_secs,
+        },
+    };
+    conn.outbox.push(welcome.encode().into());
+
+    let idle = Duration::from_secs(cfg.idle_timeout_secs);
+    let mut last_seen = Instant::now();
+    let mut idle_check = tokio::time::interval(Duration::from_secs(cfg.heartbeat_secs).min(idle / 2));
+    let mut bucket = TokenBucket::new(cfg.frames_per_sec);
+    let frames_in = metrics::counter!("ws_frames_in_total");
+    let shutdown = conn.state.shutdown.clone();
+    loop {
+        let expiry = conn.token_deadline();
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return CloseCode::Restart,
+            _ = conn.outbox.closing() => return conn.outbox.closed_with().unwrap_or(CloseCode::Normal),
+            _ = sleep_until_opt(expiry) => {
+                conn.reply_error(None, "token_expired", "access token expired; send auth.refresh before it does");
+                return CloseCode::TokenExpired;
+            }
+            _ = idle_check.tick() => {
+                if last_seen.elapsed() > idle {
+                    return CloseCode::IdleTimeout;
+                }
+            }
+            msg = stream.next() => {
+                last_seen = Instant::now();
+                match msg {
+                    None | Some(Ok(Message::Close(_))) => return CloseCode::Normal,
+                    Some(Err(e)) => {
+                        return if is_too_big(&e) { CloseCode::TooBig } else { CloseCode::Normal };
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Binary(_))) => {
+                        frames_in.increment(1);
+                        conn.reply_error(None, "bad_frame", "binary frames are not supported; send JSON text");
+                    }
+                    Some(Ok(Message::Text(text))) => {
+                        frames_in.increment(1);
+                        if !bucket.take() {
+                            conn.reply_error(None, "rate_limited", "too many frames per second");
+                            return CloseCode::RateLimited;
+                        }
+                        conn.handle(text.as_str()).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_too_big(e: &axum::Error) -> bool {
+    let s = e.to_string();
+    s.contains("too long") || s.contains("too big") || s.contains("Space limit exceeded") || s.contains("size")
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `rate` frames per second sustained, `2 * rate` burst.
+struct TokenBucket {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: u32) -> Self {
+        Self { rate: f64::from(rate), tokens: f64::from(rate) * 2.0, last: Instant::now() }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate * 2.0);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub(super) fn unix_to_instant(unix_secs: i64) -> Instant {
+    let now_ms = now_ms() as i64;
+    let delta_ms = unix_secs.saturating_mul(1000).saturating_sub(now_ms).max(0) as u64;
+    Instant::now() + Duration::from_millis(delta_ms)
+}

@@ -1,0 +1,93 @@
+//! `GET /v1/ws`: the upgrade (origin check, header auth, admission) and the per-connection
+//! actor. `connection` owns the socket loop, `dispatch` answers requests, `writer` drains the
+//! bounded queue into the socket.
+
+mod connection;
+mod dispatch;
+mod writer;
+
+use crate::{
+    auth::extract::bearer,
+    domain::UserId,
+    error::{AppError, ErrorBody},
+    state::AppState,
+};
+use axum::{
+    extract::{ws::WebSocketUpgrade, FromRequestParts, Query, State},
+    http::{header, request::Parts},
+    response::Response,
+};
+use dashmap::DashMap;
+use serde::Deserialize;
+use std::sync::{atomic::AtomicU64, Arc};
+use tokio::sync::Semaphore;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// Admission state shared by every connection of this instance.
+pub struct WsRuntime {
+    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) per_user: DashMap<UserId, usize>,
+    pub(crate) next_id: AtomicU64,
+}
+
+impl WsRuntime {
+    pub fn new(max_connections: usize) -> Self {
+        Self { slots: Arc::new(Semaphore::new(max_connections)), per_user: DashMap::new(), next_id: AtomicU64::new(1) }
+    }
+
+    /// Sockets open on this instance.
+    pub fn open(&self, max: usize) -> usize {
+        max - self.slots.available_permits()
+    }
+}
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upgrade))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct WsQuery {
+    /// A label for presence ("iPhone", "Firefox on Linux"); at most 64 characters.
+    device: Option<String>,
+}
+
+/// Open the multiplexed WebSocket. Authenticate with `Authorization: Bearer` here, or with an
+/// `auth` frame first (browsers). See protocol/README.md for frames and close codes.
+#[utoipa::path(get, path = "/v1/ws", tag = "realtime", params(WsQuery),
+    responses((status = 101, description = "Switching protocols"),
+              (status = 400, description = "Not a WebSocket upgrade", body = ErrorBody),
+              (status = 401, description = "Bad bearer token", body = ErrorBody),
+              (status = 403, description = "Origin not allowed", body = ErrorBody),
+              (status = 503, description = "Connection limit reached", body = ErrorBody)))]
+async fn upgrade(State(s): State<AppState>, Query(q): Query<WsQuery>, mut parts: Parts) -> Result<Response, AppError> {
+    if let Some(origin) = parts.headers.get(header::ORIGIN) {
+        let allowed = origin.to_str().is_ok_and(|o| s.config.server.cors_origins.iter().any(|a| a == o));
+        if !allowed {
+            metrics::counter!("ws_refused_total", "reason" => "origin").increment(1);
+            return Err(AppError::Forbidden("origin not allowed".into()));
+        }
+    }
+    let principal = match bearer(&parts) {
+        Some(token) => Some(s.auth.authenticate(token).await?),
+        None => None,
+    };
+    let ws = WebSocketUpgrade::from_request_parts(&mut parts, &s)
+        .await
+        .map_err(|r| AppError::validation("upgrade", r.body_text()))?;
+    let permit = s.ws.slots.clone().try_acquire_owned().map_err(|_| {
+        metrics::counter!("ws_refused_total", "reason" => "capacity").increment(1);
+        AppError::Unavailable("this instance is at its connection limit; try another".into())
+    })?;
+    let device = q.device.map(|d| d.chars().take(64).collect::<String>());
+    let cfg = &s.config.ws;
+    let tracker = s.tracker.clone();
+    Ok(ws
+        .max_message_size(cfg.max_frame_bytes)
+        .max_frame_size(cfg.max_frame_bytes)
+        .read_buffer_size(4096)
+        .write_buffer_size(8 * 1024)
+        .on_upgrade(move |socket| {
+            tracker.track_future(connection::run(socket, s, principal, device, permit))
+        }))
+}
