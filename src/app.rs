@@ -3,19 +3,20 @@
 
 use crate::{
     auth::{jwt::KeySet, AuthService},
+    bus::{local::LocalBus, redis::RedisBus, Bus},
     config::Config,
     http,
-    bus::{local::LocalBus, redis::RedisBus, Bus},
     hub::Hub,
     ratelimit::RateLimiter,
+    redis_conn::RedisConn,
     state::AppState,
     store,
     ws::WsRuntime,
 };
-use tokio_util::task::TaskTracker;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub struct App {
     listener: TcpListener,
@@ -35,13 +36,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Store>
     .await?)
 }
 
-pub async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
-    let client = redis::Client::open(url)?;
-    let cfg = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_secs(2))
-        .set_response_timeout(Duration::from_secs(2))
-        .set_number_of_retries(2);
-    Ok(redis::aio::ConnectionManager::new_with_config(client, cfg).await?)
+pub async fn connect_redis(url: &str) -> anyhow::Result<Arc<RedisConn>> {
+    let conn = RedisConn::new(url)?;
+    conn.check().await?;
+    Ok(Arc::new(conn))
 }
 
 impl App {
@@ -72,16 +70,16 @@ impl App {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let hub = Arc::new(Hub::new());
-        let bus: Arc<dyn Bus> = match (&config.redis.url, &redis) {
-            (Some(url), Some(conn)) => Arc::new(RedisBus::start(
+        let bus: Arc<dyn Bus> = match &redis {
+            Some(conn) => Arc::new(RedisBus::start(
                 hub.clone(),
-                redis::Client::open(url.as_str())?,
+                conn.client().clone(),
                 conn.clone(),
                 config.redis.key_prefix.clone(),
                 shutdown.clone(),
                 &tracker,
             )),
-            _ => Arc::new(LocalBus::new(hub.clone())),
+            None => Arc::new(LocalBus::new(hub.clone())),
         };
         let state = AppState {
             config: config.clone(),
@@ -118,31 +116,39 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
-    /// finish, for at most `server.shutdown_grace_secs`.
+    /// Serves until `shutdown` resolves. Then: stop accepting, tell every socket to reconnect
+    /// elsewhere (1012), let in-flight requests and connection clean-up finish, all within
+    /// `server.shutdown_grace_secs`.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let grace = Duration::from_secs(self.state.config.server.shutdown_grace_secs);
-        let stop = CancellationToken::new();
+        let stop = self.state.shutdown.clone();
         let trigger = stop.clone();
         tokio::spawn(async move {
             shutdown.await;
             trigger.cancel();
         });
+        let tracker = self.state.tracker.clone();
         let serve = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let drained = async {
+            serve.await?;
+            tracker.close();
+            tracker.wait().await;
+            Ok::<_, std::io::Error>(())
+        };
         let deadline = async {
             stop.cancelled().await;
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            r = serve => r?,
+            r = drained => r?,
             _ = deadline => tracing::warn!(?grace, "grace period over; dropping remaining connections"),
         }
         tracing::info!("switchyard stopped");

@@ -25,6 +25,7 @@ pub mod http;
 pub mod hub;
 pub mod protocol;
 pub mod ratelimit;
+pub mod redis_conn;
 pub mod shutdown;
 pub mod state;
 pub mod store;

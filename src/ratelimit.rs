@@ -23,8 +23,7 @@ pub struct RateLimiter {
     window: Duration,
     max_tracked: usize,
     local: DashMap<String, (u64, u64)>,
-    redis: Option<(redis::aio::ConnectionManager, String)>,
-    script: redis::Script,
+    redis: Option<(std::sync::Arc<crate::redis_conn::RedisConn>, String)>,
 }
 
 const INCR_SCRIPT: &str = r"
@@ -39,7 +38,7 @@ impl RateLimiter {
         limit: u64,
         window: Duration,
         max_tracked: usize,
-        redis: Option<(redis::aio::ConnectionManager, String)>,
+        redis: Option<(std::sync::Arc<crate::redis_conn::RedisConn>, String)>,
     ) -> Self {
         Self {
             name,
@@ -48,7 +47,6 @@ impl RateLimiter {
             max_tracked,
             local: DashMap::new(),
             redis,
-            script: redis::Script::new(INCR_SCRIPT),
         }
     }
 
@@ -76,22 +74,13 @@ impl RateLimiter {
     async fn count_shared(&self, client: &str, index: u64, window_ms: u64) -> Option<u64> {
         let (conn, prefix) = self.redis.as_ref()?;
         let key = format!("{prefix}rl:{}:{client}:{index}", self.name);
-        let mut conn = conn.clone();
-        let mut invocation = self.script.key(key);
-        invocation.arg(window_ms);
-        let call = invocation.invoke_async::<u64>(&mut conn);
-        match tokio::time::timeout(Duration::from_millis(500), call).await {
-            Ok(Ok(n)) => Some(n),
-            Ok(Err(e)) => {
+        // EVAL with the script body: no script cache to lose when Redis restarts.
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(INCR_SCRIPT).arg(1).arg(key).arg(window_ms);
+        match conn.run::<u64>(&cmd).await {
+            Ok(n) => Some(n),
+            Err(e) => {
                 tracing::warn!(error = %e, limiter = self.name, "redis rate limit failed; counting locally");
-                metrics::counter!("ratelimit_fallback_total", "limiter" => self.name).increment(1);
-                None
-            }
-            Err(_) => {
-                tracing::warn!(
-                    limiter = self.name,
-                    "redis rate limit timed out; counting locally"
-                );
                 metrics::counter!("ratelimit_fallback_total", "limiter" => self.name).increment(1);
                 None
             }

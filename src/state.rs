@@ -1,7 +1,10 @@
 //! `AppState`: what every handler may reach. Cheap to clone (all `Arc`s); built once by
 //! `app.rs` and dropped when the server has drained.
 
-use crate::{auth::AuthService, bus::Bus, config::Config, hub::Hub, ratelimit::RateLimiter, store::Store, ws::WsRuntime};
+use crate::{
+    auth::AuthService, bus::Bus, config::Config, hub::Hub, ratelimit::RateLimiter, store::Store,
+    ws::WsRuntime,
+};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 
@@ -12,7 +15,7 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     pub auth_limiter: Arc<RateLimiter>,
     /// Present when Redis is configured; used for readiness and shared rate limits.
-    pub redis: Option<redis::aio::ConnectionManager>,
+    pub redis: Option<Arc<crate::redis_conn::RedisConn>>,
     pub metrics: PrometheusHandle,
     pub hub: Arc<Hub>,
     pub bus: Arc<dyn Bus>,

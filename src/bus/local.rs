@@ -14,7 +14,10 @@ pub struct LocalBus {
 
 impl LocalBus {
     pub fn new(hub: Arc<Hub>) -> Self {
-        Self { hub, presence: DashMap::new() }
+        Self {
+            hub,
+            presence: DashMap::new(),
+        }
     }
 }
 
@@ -40,7 +43,10 @@ impl Bus for LocalBus {
     }
 
     async fn presence(&self, channel: &str) -> Vec<Member> {
-        self.presence.get(channel).map(|l| l.clone()).unwrap_or_default()
+        self.presence
+            .get(channel)
+            .map(|l| l.clone())
+            .unwrap_or_default()
     }
 
     fn state(&self) -> BusState {

@@ -48,7 +48,14 @@ pub fn presence_frame(channel: &str, event: &str, member: &Member) -> Utf8Bytes 
     let data = serde_json::value::to_raw_value(member).expect("members serialize");
     let ts = now_ms();
     Utf8Bytes::from(
-        crate::protocol::ServerFrame::Event { channel, event, data: &data, from: None, ts }.encode(),
+        crate::protocol::ServerFrame::Event {
+            channel,
+            event,
+            data: &data,
+            from: None,
+            ts,
+        }
+        .encode(),
     )
 }
 

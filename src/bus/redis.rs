@@ -6,12 +6,12 @@
 //! microseconds, big endian), then the encoded frame exactly as clients receive it.
 
 use super::{presence_frame, Bus, BusState};
+use crate::redis_conn::RedisConn;
 use crate::{hub::Hub, protocol::Member};
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use std::{
     collections::HashSet,
     sync::{
@@ -39,7 +39,7 @@ pub struct RedisBus {
 
 struct Inner {
     hub: Arc<Hub>,
-    conn: ConnectionManager,
+    conn: Arc<RedisConn>,
     client: redis::Client,
     prefix: String,
     instance: Uuid,
@@ -50,7 +50,7 @@ impl RedisBus {
     pub fn start(
         hub: Arc<Hub>,
         client: redis::Client,
-        conn: ConnectionManager,
+        conn: Arc<RedisConn>,
         prefix: String,
         shutdown: CancellationToken,
         tracker: &TaskTracker,
@@ -95,23 +95,17 @@ impl Inner {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(OP_TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
-            Ok(r) => r,
-            Err(_) => Err(redis::RedisError::from((redis::ErrorKind::IoError, "redis timed out"))),
-        }
+        self.conn.run(cmd).await
     }
 
     async fn run_pipe(&self, pipe: &redis::Pipeline) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(OP_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
-            Ok(r) => r,
-            Err(_) => Err(redis::RedisError::from((redis::ErrorKind::IoError, "redis timed out"))),
-        }
+        self.conn.run_pipe(pipe).await
     }
 
     async fn publish_remote(&self, channel: &str, frame: &Utf8Bytes) {
-        let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
         let mut payload = Vec::with_capacity(HEADER + frame.len());
         payload.extend_from_slice(self.instance.as_bytes());
         payload.extend_from_slice(&micros.to_be_bytes());
@@ -129,14 +123,20 @@ impl Inner {
         if payload.len() < HEADER || &payload[..16] == self.instance.as_bytes() {
             return;
         }
-        let Some(channel) = msg.get_channel_name().strip_prefix(&format!("{}ch:", self.prefix)) else {
+        let Some(channel) = msg
+            .get_channel_name()
+            .strip_prefix(&format!("{}ch:", self.prefix))
+        else {
             return;
         };
         let mut ts = [0u8; 8];
         ts.copy_from_slice(&payload[16..HEADER]);
         let sent = u64::from_be_bytes(ts);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-        metrics::histogram!("bus_publish_to_deliver_seconds").record(now.saturating_sub(sent) as f64 / 1e6);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        metrics::histogram!("bus_publish_to_deliver_seconds")
+            .record(now.saturating_sub(sent) as f64 / 1e6);
         match Utf8Bytes::try_from(Bytes::copy_from_slice(&payload[HEADER..])) {
             Ok(frame) => {
                 self.hub.deliver(channel, &frame);
@@ -162,9 +162,14 @@ impl Bus for RedisBus {
 
     async fn presence_join(&self, channel: &str, member: &Member) {
         let i = &self.inner;
-        let value = serde_json::json!({"member": member, "instance": i.instance.to_string()}).to_string();
+        let value =
+            serde_json::json!({"member": member, "instance": i.instance.to_string()}).to_string();
         let mut pipe = redis::pipe();
-        pipe.cmd("HSET").arg(i.presence_key(channel)).arg(&member.conn_id).arg(value).ignore();
+        pipe.cmd("HSET")
+            .arg(i.presence_key(channel))
+            .arg(&member.conn_id)
+            .arg(value)
+            .ignore();
         pipe.cmd("SADD")
             .arg(i.owned_key(&i.instance.to_string()))
             .arg(format!("{channel}\t{}", member.conn_id))
@@ -177,8 +182,14 @@ impl Bus for RedisBus {
     async fn presence_leave(&self, channel: &str, conn_id: &str) {
         let i = &self.inner;
         let mut pipe = redis::pipe();
-        pipe.cmd("HDEL").arg(i.presence_key(channel)).arg(conn_id).ignore();
-        pipe.cmd("SREM").arg(i.owned_key(&i.instance.to_string())).arg(format!("{channel}\t{conn_id}")).ignore();
+        pipe.cmd("HDEL")
+            .arg(i.presence_key(channel))
+            .arg(conn_id)
+            .ignore();
+        pipe.cmd("SREM")
+            .arg(i.owned_key(&i.instance.to_string()))
+            .arg(format!("{channel}\t{conn_id}"))
+            .ignore();
         if let Err(e) = i.run_pipe(&pipe).await {
             tracing::warn!(error = %e, "presence leave not recorded in redis");
         }
@@ -198,7 +209,12 @@ impl Bus for RedisBus {
             })
             .collect();
         // Entries of instances that stopped heartbeating are ghosts awaiting the reaper.
-        let instances: Vec<String> = entries.iter().map(|(_, i)| i.clone()).collect::<HashSet<_>>().into_iter().collect();
+        let instances: Vec<String> = entries
+            .iter()
+            .map(|(_, i)| i.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         let mut alive = HashSet::new();
         for inst in instances {
             let mut c = redis::cmd("EXISTS");
@@ -207,7 +223,11 @@ impl Bus for RedisBus {
                 alive.insert(inst);
             }
         }
-        entries.into_iter().filter(|(_, inst)| alive.contains(inst)).map(|(m, _)| m).collect()
+        entries
+            .into_iter()
+            .filter(|(_, inst)| alive.contains(inst))
+            .map(|(m, _)| m)
+            .collect()
     }
 
     fn state(&self) -> BusState {
@@ -291,15 +311,24 @@ async fn sync(
     sink: &mut redis::aio::PubSubSink,
     subscribed: &mut HashSet<String>,
 ) -> redis::RedisResult<()> {
-    let want: HashSet<String> = inner.hub.channel_names().iter().map(|c| inner.channel_key(c)).collect();
+    let want: HashSet<String> = inner
+        .hub
+        .channel_names()
+        .iter()
+        .map(|c| inner.channel_key(c))
+        .collect();
     let add: Vec<&String> = want.difference(subscribed).collect();
     let drop: Vec<&String> = subscribed.difference(&want).collect();
     let timeout = |e| redis::RedisError::from((redis::ErrorKind::IoError, e));
     if !add.is_empty() {
-        tokio::time::timeout(OP_TIMEOUT, sink.subscribe(&add)).await.map_err(|_| timeout("subscribe timed out"))??;
+        tokio::time::timeout(OP_TIMEOUT, sink.subscribe(&add))
+            .await
+            .map_err(|_| timeout("subscribe timed out"))??;
     }
     if !drop.is_empty() {
-        tokio::time::timeout(OP_TIMEOUT, sink.unsubscribe(&drop)).await.map_err(|_| timeout("unsubscribe timed out"))??;
+        tokio::time::timeout(OP_TIMEOUT, sink.unsubscribe(&drop))
+            .await
+            .map_err(|_| timeout("unsubscribe timed out"))??;
     }
     *subscribed = want;
     Ok(())
@@ -316,7 +345,12 @@ async fn liveness(inner: Arc<Inner>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
         }
         let mut pipe = redis::pipe();
-        pipe.cmd("SET").arg(inner.alive_key(&me)).arg(1).arg("PX").arg(ALIVE_MS).ignore();
+        pipe.cmd("SET")
+            .arg(inner.alive_key(&me))
+            .arg(1)
+            .arg("PX")
+            .arg(ALIVE_MS)
+            .ignore();
         pipe.cmd("SADD").arg(&instances_key).arg(&me).ignore();
         if inner.run_pipe(&pipe).await.is_err() {
             continue;
@@ -341,15 +375,27 @@ async fn liveness(inner: Arc<Inner>, shutdown: CancellationToken) {
 
 async fn reap(inner: &Inner, dead: &str, instances_key: &str) {
     let mut lock = redis::cmd("SET");
-    lock.arg(format!("{}inst:{dead}:reaper", inner.prefix)).arg(1).arg("NX").arg("PX").arg(30_000);
-    if inner.run::<Option<String>>(&lock).await.ok().flatten().is_none() {
+    lock.arg(format!("{}inst:{dead}:reaper", inner.prefix))
+        .arg(1)
+        .arg("NX")
+        .arg("PX")
+        .arg(30_000);
+    if inner
+        .run::<Option<String>>(&lock)
+        .await
+        .ok()
+        .flatten()
+        .is_none()
+    {
         return; // another instance is reaping it
     }
     let mut smembers = redis::cmd("SMEMBERS");
     smembers.arg(inner.owned_key(dead));
     let entries: Vec<String> = inner.run(&smembers).await.unwrap_or_default();
     for entry in entries {
-        let Some((channel, conn_id)) = entry.split_once('\t') else { continue };
+        let Some((channel, conn_id)) = entry.split_once('\t') else {
+            continue;
+        };
         let mut hget = redis::cmd("HGET");
         hget.arg(inner.presence_key(channel)).arg(conn_id);
         let raw: Option<String> = inner.run(&hget).await.ok().flatten();

@@ -36,6 +36,8 @@ pub struct Ready {
     database: String,
     /// `ok`, `not_configured`, or why not.
     redis: String,
+    /// Fan-out bus: `local`, `connected` or `disconnected`.
+    bus: &'static str,
 }
 
 /// Ready to serve: the database answers, and Redis when it is configured. 503 otherwise, so a
@@ -50,17 +52,15 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     };
     let redis = match s.redis.clone() {
         None => "not_configured".to_string(),
-        Some(mut conn) => {
-            let cmd = redis::cmd("PING");
-            let ping = cmd.query_async::<String>(&mut conn);
-            match tokio::time::timeout(PROBE_TIMEOUT, ping).await {
-                Ok(Ok(_)) => "ok".to_string(),
-                Ok(Err(e)) => format!("error: {}", short(&e.to_string())),
-                Err(_) => "error: timed out".to_string(),
-            }
-        }
+        Some(conn) => match conn.run::<String>(&redis::cmd("PING")).await {
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("error: {}", short(&e.to_string())),
+        },
     };
-    let ok = database == "ok" && (redis == "ok" || redis == "not_configured");
+    let bus = s.bus.state();
+    let ok = database == "ok"
+        && (redis == "ok" || redis == "not_configured")
+        && bus != crate::bus::BusState::Disconnected;
     let status = if ok {
         StatusCode::OK
     } else {
@@ -73,6 +73,7 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
             status: if ok { "ready" } else { "not_ready" },
             database,
             redis,
+            bus: bus.as_str(),
         }),
     )
         .into_response();

@@ -8,7 +8,11 @@ use crate::{
     state::AppState,
     store::Session,
 };
-use axum::{extract::{Path, State}, http::StatusCode, response::IntoResponse};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -32,21 +36,32 @@ pub struct NewSession {
 /// Start a session; the caller owns it.
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", security(("bearer" = [])), request_body = NewSession,
     responses((status = 201, body = Session), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-async fn create_session(State(s): State<AppState>, AuthUser(p): AuthUser, Json(n): Json<NewSession>) -> Result<impl IntoResponse, AppError> {
+async fn create_session(
+    State(s): State<AppState>,
+    AuthUser(p): AuthUser,
+    Json(n): Json<NewSession>,
+) -> Result<impl IntoResponse, AppError> {
     if n.title.chars().count() > MAX_TITLE {
-        return Err(AppError::validation("title", format!("title must be at most {MAX_TITLE} characters")));
+        return Err(AppError::validation(
+            "title",
+            format!("title must be at most {MAX_TITLE} characters"),
+        ));
     }
     let session = s.store.create_session(p.user_id, &n.title).await?;
     Ok((StatusCode::CREATED, axum::Json(session)))
 }
 
 fn parse_session(id: &str) -> Result<SessionId, AppError> {
-    id.parse().map_err(|_| AppError::validation("id", "id must be a UUID"))
+    id.parse()
+        .map_err(|_| AppError::validation("id", "id must be a UUID"))
 }
 
 /// The caller's role, or 404 when they are not a member (existence is not revealed).
 async fn role_of(s: &AppState, session: SessionId, user: UserId) -> Result<MemberRole, AppError> {
-    s.store.member_role(session, user).await?.ok_or_else(|| AppError::NotFound("no such session".into()))
+    s.store
+        .member_role(session, user)
+        .await?
+        .ok_or_else(|| AppError::NotFound("no such session".into()))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -65,10 +80,20 @@ pub struct MemberList {
 #[utoipa::path(get, path = "/v1/sessions/{id}/members", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id")),
     responses((status = 200, body = MemberList), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
-async fn list_members(State(s): State<AppState>, AuthUser(p): AuthUser, Path(id): Path<String>) -> Result<axum::Json<MemberList>, AppError> {
+async fn list_members(
+    State(s): State<AppState>,
+    AuthUser(p): AuthUser,
+    Path(id): Path<String>,
+) -> Result<axum::Json<MemberList>, AppError> {
     let session = parse_session(&id)?;
     role_of(&s, session, p.user_id).await?;
-    let data = s.store.members(session).await?.into_iter().map(|(user_id, role)| MemberView { user_id, role }).collect();
+    let data = s
+        .store
+        .members(session)
+        .await?
+        .into_iter()
+        .map(|(user_id, role)| MemberView { user_id, role })
+        .collect();
     Ok(axum::Json(MemberList { data }))
 }
 
@@ -83,18 +108,35 @@ pub struct Share {
 #[utoipa::path(post, path = "/v1/sessions/{id}/members", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id")), request_body = Share,
     responses((status = 204, description = "Shared"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn share(State(s): State<AppState>, AuthUser(p): AuthUser, Path(id): Path<String>, Json(b): Json<Share>) -> Result<StatusCode, AppError> {
+async fn share(
+    State(s): State<AppState>,
+    AuthUser(p): AuthUser,
+    Path(id): Path<String>,
+    Json(b): Json<Share>,
+) -> Result<StatusCode, AppError> {
     let session = parse_session(&id)?;
     if role_of(&s, session, p.user_id).await? != MemberRole::Owner {
-        return Err(AppError::Forbidden("only the owner can share this session".into()));
+        return Err(AppError::Forbidden(
+            "only the owner can share this session".into(),
+        ));
     }
     if b.role == MemberRole::Owner {
-        return Err(AppError::validation("role", "role must be editor or viewer"));
+        return Err(AppError::validation(
+            "role",
+            "role must be editor or viewer",
+        ));
     }
     let email = Email::parse(&b.email).map_err(|e| AppError::validation("email", e.to_string()))?;
-    let user = s.store.user_by_email(&email).await?.ok_or_else(|| AppError::NotFound("no account with that email".into()))?;
+    let user = s
+        .store
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| AppError::NotFound("no account with that email".into()))?;
     if user.id == p.user_id {
-        return Err(AppError::validation("email", "you already own this session"));
+        return Err(AppError::validation(
+            "email",
+            "you already own this session",
+        ));
     }
     s.store.set_member(session, user.id, b.role).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -104,12 +146,20 @@ async fn share(State(s): State<AppState>, AuthUser(p): AuthUser, Path(id): Path<
 #[utoipa::path(delete, path = "/v1/sessions/{id}/members/{user_id}", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id"), ("user_id" = String, Path, description = "Member to remove")),
     responses((status = 204, description = "Removed"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn revoke(State(s): State<AppState>, AuthUser(p): AuthUser, Path((id, user_id)): Path<(String, String)>) -> Result<StatusCode, AppError> {
+async fn revoke(
+    State(s): State<AppState>,
+    AuthUser(p): AuthUser,
+    Path((id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, AppError> {
     let session = parse_session(&id)?;
     if role_of(&s, session, p.user_id).await? != MemberRole::Owner {
-        return Err(AppError::Forbidden("only the owner can remove members".into()));
+        return Err(AppError::Forbidden(
+            "only the owner can remove members".into(),
+        ));
     }
-    let user: UserId = user_id.parse().map_err(|_| AppError::validation("user_id", "user_id must be a UUID"))?;
+    let user: UserId = user_id
+        .parse()
+        .map_err(|_| AppError::validation("user_id", "user_id must be a UUID"))?;
     if !s.store.remove_member(session, user).await? {
         return Err(AppError::NotFound("no such member".into()));
     }

@@ -73,7 +73,12 @@ impl Hub {
             }
             None => false,
         };
-        if emptied && self.channels.remove_if(channel, |_, subs| subs.is_empty()).is_some() {
+        if emptied
+            && self
+                .channels
+                .remove_if(channel, |_, subs| subs.is_empty())
+                .is_some()
+        {
             self.changed.notify_one();
             metrics::gauge!("hub_channels").decrement(1.0);
             return true;
@@ -83,7 +88,9 @@ impl Hub {
 
     /// Pushes `frame` into every local subscriber's queue; returns how many took it.
     pub fn deliver(&self, channel: &str, frame: &Utf8Bytes) -> usize {
-        let Some(subs) = self.channels.get(channel).map(|s| s.clone()) else { return 0 };
+        let Some(subs) = self.channels.get(channel).map(|s| s.clone()) else {
+            return 0;
+        };
         let n = subs.iter().filter(|s| s.push(frame.clone())).count();
         self.delivered.increment(n as u64);
         n

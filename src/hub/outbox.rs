@@ -17,7 +17,12 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(id: u64, tx: mpsc::Sender<Utf8Bytes>) -> Self {
-        Self { id, tx, closing: CancellationToken::new(), reason: OnceLock::new() }
+        Self {
+            id,
+            tx,
+            closing: CancellationToken::new(),
+            reason: OnceLock::new(),
+        }
     }
 
     pub fn id(&self) -> u64 {

@@ -15,13 +15,36 @@ pub const MAX_ID_LEN: usize = 64;
 
 #[derive(Debug)]
 pub enum ClientFrame {
-    Auth { id: Option<String>, token: String, device: Option<String> },
-    AuthRefresh { id: String, token: String },
-    Subscribe { id: String, channel: String },
-    Unsubscribe { id: String, channel: String },
-    Publish { id: String, channel: String, event: String, data: Box<RawValue> },
-    Presence { id: String, channel: String },
-    Ping { id: String },
+    Auth {
+        id: Option<String>,
+        token: String,
+        device: Option<String>,
+    },
+    AuthRefresh {
+        id: String,
+        token: String,
+    },
+    Subscribe {
+        id: String,
+        channel: String,
+    },
+    Unsubscribe {
+        id: String,
+        channel: String,
+    },
+    Publish {
+        id: String,
+        channel: String,
+        event: String,
+        data: Box<RawValue>,
+    },
+    Presence {
+        id: String,
+        channel: String,
+    },
+    Ping {
+        id: String,
+    },
 }
 
 /// Why a text frame is not a request we can serve; answered with an `error` reply carrying the
@@ -76,7 +99,9 @@ impl ClientFrame {
                 return Err(DecodeError {
                     id: None,
                     code: "bad_frame",
-                    message: format!("\"id\" must be a non-empty string of at most {MAX_ID_LEN} bytes"),
+                    message: format!(
+                        "\"id\" must be a non-empty string of at most {MAX_ID_LEN} bytes"
+                    ),
                 })
             }
         };
@@ -95,33 +120,57 @@ impl ClientFrame {
         let frame = match head.kind.as_ref() {
             "auth" => {
                 let b: AuthBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
-                ClientFrame::Auth { id, token: b.token, device: b.device }
+                ClientFrame::Auth {
+                    id,
+                    token: b.token,
+                    device: b.device,
+                }
             }
             "auth.refresh" => {
                 let b: TokenBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
-                ClientFrame::AuthRefresh { id: need_id(id)?, token: b.token }
+                ClientFrame::AuthRefresh {
+                    id: need_id(id)?,
+                    token: b.token,
+                }
             }
             "subscribe" | "unsubscribe" | "presence" => {
                 let b: ChannelBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
                 check_channel(&b.channel, &id)?;
                 let id = need_id(id)?;
                 match head.kind.as_ref() {
-                    "subscribe" => ClientFrame::Subscribe { id, channel: b.channel },
-                    "unsubscribe" => ClientFrame::Unsubscribe { id, channel: b.channel },
-                    _ => ClientFrame::Presence { id, channel: b.channel },
+                    "subscribe" => ClientFrame::Subscribe {
+                        id,
+                        channel: b.channel,
+                    },
+                    "unsubscribe" => ClientFrame::Unsubscribe {
+                        id,
+                        channel: b.channel,
+                    },
+                    _ => ClientFrame::Presence {
+                        id,
+                        channel: b.channel,
+                    },
                 }
             }
             "publish" => {
                 let b: PublishBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
                 check_channel(&b.channel, &id)?;
-                if b.event.is_empty() || b.event.len() > MAX_EVENT_LEN || b.event.starts_with("presence.") {
+                if b.event.is_empty()
+                    || b.event.len() > MAX_EVENT_LEN
+                    || b.event.starts_with("presence.")
+                {
                     return Err(DecodeError {
                         id,
                         code: "bad_request",
                         message: format!("\"event\" must be 1 to {MAX_EVENT_LEN} bytes and not start with \"presence.\""),
                     });
                 }
-                ClientFrame::Publish { id: need_id(id)?, channel: b.channel, event: b.event, data: b.data }
+                ClientFrame::Publish {
+                    id: need_id(id)?,
+                    channel: b.channel,
+                    event: b.event,
+                    data: b.data,
+                }
             }
             "ping" => ClientFrame::Ping { id: need_id(id)? },
             other => {
@@ -212,7 +261,11 @@ pub enum ServerFrame<'a> {
         result: Option<serde_json::Value>,
     },
     #[serde(rename = "error")]
-    Error { id: Option<&'a str>, code: &'a str, message: &'a str },
+    Error {
+        id: Option<&'a str>,
+        code: &'a str,
+        message: &'a str,
+    },
     /// Something happened on a channel.
     #[serde(rename = "event")]
     Event {
@@ -248,14 +301,30 @@ mod tests {
         assert_eq!((e.code, e.id.as_deref()), ("unknown_type", Some("1")));
         let e = ClientFrame::decode(r#"{"type":"subscribe","id":"2","channel":5}"#).unwrap_err();
         assert_eq!((e.code, e.id.as_deref()), ("bad_request", Some("2")));
-        assert_eq!(ClientFrame::decode("not json").unwrap_err().code, "bad_frame");
-        assert_eq!(ClientFrame::decode(r#"{"type":"ping"}"#).unwrap_err().code, "bad_request");
+        assert_eq!(
+            ClientFrame::decode("not json").unwrap_err().code,
+            "bad_frame"
+        );
+        assert_eq!(
+            ClientFrame::decode(r#"{"type":"ping"}"#).unwrap_err().code,
+            "bad_request"
+        );
     }
 
     #[test]
     fn event_embeds_raw_payload() {
         let data = RawValue::from_string(r#"{"x":1}"#.into()).unwrap();
-        let s = ServerFrame::Event { channel: "c", event: "e", data: &data, from: None, ts: 5 }.encode();
-        assert_eq!(s, r#"{"type":"event","channel":"c","event":"e","data":{"x":1},"ts":5}"#);
+        let s = ServerFrame::Event {
+            channel: "c",
+            event: "e",
+            data: &data,
+            from: None,
+            ts: 5,
+        }
+        .encode();
+        assert_eq!(
+            s,
+            r#"{"type":"event","channel":"c","event":"e","data":{"x":1},"ts":5}"#
+        );
     }
 }

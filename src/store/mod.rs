@@ -60,9 +60,18 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn create_session(&self, owner: UserId, title: &str) -> StoreResult<Session>;
     async fn session(&self, id: SessionId) -> StoreResult<Option<Session>>;
     /// The user's role in the session, `None` when not a member (or no such session).
-    async fn member_role(&self, session: SessionId, user: UserId) -> StoreResult<Option<MemberRole>>;
+    async fn member_role(
+        &self,
+        session: SessionId,
+        user: UserId,
+    ) -> StoreResult<Option<MemberRole>>;
     /// Adds the member or changes their role.
-    async fn set_member(&self, session: SessionId, user: UserId, role: MemberRole) -> StoreResult<()>;
+    async fn set_member(
+        &self,
+        session: SessionId,
+        user: UserId,
+        role: MemberRole,
+    ) -> StoreResult<()>;
     async fn remove_member(&self, session: SessionId, user: UserId) -> StoreResult<bool>;
     async fn members(&self, session: SessionId) -> StoreResult<Vec<(UserId, MemberRole)>>;
 }

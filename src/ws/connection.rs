@@ -49,7 +49,11 @@ pub(super) async fn run(
         if let Some(p) = principal {
             tracing::Span::current().record("user_id", tracing::field::display(p.user_id));
             let mut conn = Conn::new(state.clone(), outbox.clone(), p, conn_uuid.clone(), device);
-            let code = if conn.admit() { serve(&mut conn, &mut stream).await } else { CloseCode::TooManyConnections };
+            let code = if conn.admit() {
+                serve(&mut conn, &mut stream).await
+            } else {
+                CloseCode::TooManyConnections
+            };
             outbox.close(code);
             conn.cleanup().await;
             tracing::debug!(code = code.code(), "connection closed");
@@ -64,17 +68,43 @@ pub(super) async fn run(
 type Stream = futures::stream::SplitStream<WebSocket>;
 
 /// Browsers cannot set headers: the first frame must be `auth`, within the deadline.
-async fn first_frame_auth(state: &AppState, outbox: &Outbox, stream: &mut Stream) -> Option<Principal> {
+async fn first_frame_auth(
+    state: &AppState,
+    outbox: &Outbox,
+    stream: &mut Stream,
+) -> Option<Principal> {
     let deadline = Duration::from_secs(state.config.ws.auth_timeout_secs);
     let refuse = |id: Option<&str>, code: &str, msg: &str, close: CloseCode| {
-        outbox.push(ServerFrame::Error { id, code, message: msg }.encode().into());
+        outbox.push(
+            ServerFrame::Error {
+                id,
+                code,
+                message: msg,
+            }
+            .encode()
+            .into(),
+        );
         outbox.close(close);
         None
     };
     let text = match tokio::time::timeout(deadline, stream.next()).await {
-        Err(_) => return refuse(None, "auth_timeout", "no auth frame in time", CloseCode::AuthTimeout),
+        Err(_) => {
+            return refuse(
+                None,
+                "auth_timeout",
+                "no auth frame in time",
+                CloseCode::AuthTimeout,
+            )
+        }
         Ok(Some(Ok(Message::Text(t)))) => t,
-        Ok(Some(Ok(_))) => return refuse(None, "auth_required", "first frame must be auth", CloseCode::AuthFailed),
+        Ok(Some(Ok(_))) => {
+            return refuse(
+                None,
+                "auth_required",
+                "first frame must be auth",
+                CloseCode::AuthFailed,
+            )
+        }
         Ok(Some(Err(_)) | None) => {
             outbox.close(CloseCode::Normal);
             return None;
@@ -88,9 +118,19 @@ async fn first_frame_auth(state: &AppState, outbox: &Outbox, stream: &mut Stream
                 }
                 Some(p)
             }
-            Err(e) => refuse(id.as_deref(), e.code(), &e.to_string(), CloseCode::AuthFailed),
+            Err(e) => refuse(
+                id.as_deref(),
+                e.code(),
+                &e.to_string(),
+                CloseCode::AuthFailed,
+            ),
         },
-        Ok(other) => refuse(other.id(), "auth_required", "first frame must be auth", CloseCode::AuthFailed),
+        Ok(other) => refuse(
+            other.id(),
+            "auth_required",
+            "first frame must be auth",
+            CloseCode::AuthFailed,
+        ),
         Err(e) => refuse(e.id.as_deref(), e.code, &e.message, CloseCode::AuthFailed),
     }
 }
@@ -113,7 +153,8 @@ async fn serve(conn: &mut Conn, stream: &mut Stream) -> CloseCode {
 
     let idle = Duration::from_secs(cfg.idle_timeout_secs);
     let mut last_seen = Instant::now();
-    let mut idle_check = tokio::time::interval(Duration::from_secs(cfg.heartbeat_secs).min(idle / 2));
+    let mut idle_check =
+        tokio::time::interval(Duration::from_secs(cfg.heartbeat_secs).min(idle / 2));
     let mut bucket = TokenBucket::new(cfg.frames_per_sec);
     let frames_in = metrics::counter!("ws_frames_in_total");
     let shutdown = conn.state.shutdown.clone();
@@ -160,7 +201,10 @@ async fn serve(conn: &mut Conn, stream: &mut Stream) -> CloseCode {
 
 fn is_too_big(e: &axum::Error) -> bool {
     let s = e.to_string();
-    s.contains("too long") || s.contains("too big") || s.contains("Space limit exceeded") || s.contains("size")
+    s.contains("too long")
+        || s.contains("too big")
+        || s.contains("Space limit exceeded")
+        || s.contains("size")
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -179,12 +223,17 @@ struct TokenBucket {
 
 impl TokenBucket {
     fn new(rate: u32) -> Self {
-        Self { rate: f64::from(rate), tokens: f64::from(rate) * 2.0, last: Instant::now() }
+        Self {
+            rate: f64::from(rate),
+            tokens: f64::from(rate) * 2.0,
+            last: Instant::now(),
+        }
     }
 
     fn take(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate * 2.0);
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate)
+            .min(self.rate * 2.0);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;

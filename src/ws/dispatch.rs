@@ -34,7 +34,13 @@ enum Channel {
 }
 
 impl Conn {
-    pub fn new(state: AppState, outbox: Arc<Outbox>, principal: Principal, conn_uuid: String, device: Option<String>) -> Self {
+    pub fn new(
+        state: AppState,
+        outbox: Arc<Outbox>,
+        principal: Principal,
+        conn_uuid: String,
+        device: Option<String>,
+    ) -> Self {
         let user_str = principal.user_id.to_string();
         Self {
             user_channel: format!("user:{user_str}"),
@@ -53,10 +59,19 @@ impl Conn {
     /// Counts this socket against the user's limit; false when over it.
     pub fn admit(&mut self) -> bool {
         let max = self.state.config.ws.max_connections_per_user;
-        let mut n = self.state.ws.per_user.entry(self.principal.user_id).or_insert(0);
+        let mut n = self
+            .state
+            .ws
+            .per_user
+            .entry(self.principal.user_id)
+            .or_insert(0);
         if *n >= max {
             drop(n);
-            self.reply_error(None, "too_many_connections", &format!("at most {max} connections per user"));
+            self.reply_error(
+                None,
+                "too_many_connections",
+                &format!("at most {max} connections per user"),
+            );
             return false;
         }
         *n += 1;
@@ -69,16 +84,20 @@ impl Conn {
     }
 
     pub async fn join_user_channel(&mut self) {
-        self.state.hub.subscribe(&self.user_channel, self.outbox.clone());
+        self.state
+            .hub
+            .subscribe(&self.user_channel, self.outbox.clone());
         self.state.bus.watch(&self.user_channel).await;
     }
 
     pub fn reply_ok(&self, id: &str, result: Option<serde_json::Value>) {
-        self.outbox.push(ServerFrame::Ok { id, result }.encode().into());
+        self.outbox
+            .push(ServerFrame::Ok { id, result }.encode().into());
     }
 
     pub fn reply_error(&self, id: Option<&str>, code: &str, message: &str) {
-        self.outbox.push(ServerFrame::Error { id, code, message }.encode().into());
+        self.outbox
+            .push(ServerFrame::Error { id, code, message }.encode().into());
     }
 
     pub async fn handle(&mut self, text: &str) {
@@ -88,8 +107,16 @@ impl Conn {
         };
         match frame {
             ClientFrame::Auth { id, .. } => match id {
-                Some(id) => self.reply_error(Some(&id), "already_authenticated", "use auth.refresh to swap tokens"),
-                None => self.reply_error(None, "already_authenticated", "use auth.refresh to swap tokens"),
+                Some(id) => self.reply_error(
+                    Some(&id),
+                    "already_authenticated",
+                    "use auth.refresh to swap tokens",
+                ),
+                None => self.reply_error(
+                    None,
+                    "already_authenticated",
+                    "use auth.refresh to swap tokens",
+                ),
             },
             ClientFrame::AuthRefresh { id, token } => self.refresh(&id, &token).await,
             ClientFrame::Subscribe { id, channel } => self.subscribe(&id, channel).await,
@@ -98,26 +125,57 @@ impl Conn {
                     self.leave(&channel).await;
                     self.reply_ok(&id, None);
                 } else {
-                    self.reply_error(Some(&id), "not_subscribed", "not subscribed to that channel");
+                    self.reply_error(
+                        Some(&id),
+                        "not_subscribed",
+                        "not subscribed to that channel",
+                    );
                 }
             }
-            ClientFrame::Publish { id, channel, event, data } => {
+            ClientFrame::Publish {
+                id,
+                channel,
+                event,
+                data,
+            } => {
                 if !self.channels.contains(&channel) {
-                    return self.reply_error(Some(&id), "not_subscribed", "subscribe to a channel before publishing to it");
+                    return self.reply_error(
+                        Some(&id),
+                        "not_subscribed",
+                        "subscribe to a channel before publishing to it",
+                    );
                 }
-                let from = Sender { user_id: Cow::Borrowed(&self.user_str), conn_id: Cow::Borrowed(&self.conn_uuid) };
-                let frame = ServerFrame::Event { channel: &channel, event: &event, data: &data, from: Some(from), ts: now_ms() };
-                self.state.bus.publish(&channel, frame.encode().into()).await;
+                let from = Sender {
+                    user_id: Cow::Borrowed(&self.user_str),
+                    conn_id: Cow::Borrowed(&self.conn_uuid),
+                };
+                let frame = ServerFrame::Event {
+                    channel: &channel,
+                    event: &event,
+                    data: &data,
+                    from: Some(from),
+                    ts: now_ms(),
+                };
+                self.state
+                    .bus
+                    .publish(&channel, frame.encode().into())
+                    .await;
                 self.reply_ok(&id, None);
             }
             ClientFrame::Presence { id, channel } => {
                 if !self.channels.contains(&channel) {
-                    return self.reply_error(Some(&id), "not_subscribed", "subscribe to a channel to see who is there");
+                    return self.reply_error(
+                        Some(&id),
+                        "not_subscribed",
+                        "subscribe to a channel to see who is there",
+                    );
                 }
                 let members = self.state.bus.presence(&channel).await;
                 self.reply_ok(&id, Some(json!({ "channel": channel, "members": members })));
             }
-            ClientFrame::Ping { id } => self.reply_ok(&id, Some(json!({ "server_time": now_ms() }))),
+            ClientFrame::Ping { id } => {
+                self.reply_ok(&id, Some(json!({ "server_time": now_ms() })))
+            }
         }
     }
 
@@ -136,7 +194,11 @@ impl Conn {
         if channel == self.user_channel {
             return Some(Channel::User);
         }
-        channel.strip_prefix("session:")?.parse().ok().map(Channel::Session)
+        channel
+            .strip_prefix("session:")?
+            .parse()
+            .ok()
+            .map(Channel::Session)
     }
 
     async fn subscribe(&mut self, id: &str, channel: String) {
@@ -144,7 +206,11 @@ impl Conn {
             Some(Channel::User) => return self.reply_ok(id, Some(json!({ "channel": channel }))),
             Some(Channel::Session(s)) => s,
             None => {
-                return self.reply_error(Some(id), "bad_channel", "channels are user:<your id> or session:<uuid>")
+                return self.reply_error(
+                    Some(id),
+                    "bad_channel",
+                    "channels are user:<your id> or session:<uuid>",
+                )
             }
         };
         if self.channels.contains(&channel) {
@@ -153,23 +219,41 @@ impl Conn {
         }
         let max = self.state.config.ws.max_subscriptions;
         if self.channels.len() >= max {
-            return self.reply_error(Some(id), "too_many_subscriptions", &format!("at most {max} subscriptions per connection"));
+            return self.reply_error(
+                Some(id),
+                "too_many_subscriptions",
+                &format!("at most {max} subscriptions per connection"),
+            );
         }
         // Access is checked on every subscribe, never cached: membership can be revoked.
-        match self.state.store.member_role(session, self.principal.user_id).await {
+        match self
+            .state
+            .store
+            .member_role(session, self.principal.user_id)
+            .await
+        {
             Ok(Some(_)) => {}
-            Ok(None) => return self.reply_error(Some(id), "forbidden", "not a member of this session"),
+            Ok(None) => {
+                return self.reply_error(Some(id), "forbidden", "not a member of this session")
+            }
             Err(e) => {
                 let error_id = uuid::Uuid::new_v4();
                 tracing::error!(%error_id, error = %e, "membership check failed");
-                return self.reply_error(Some(id), "internal_error", &format!("internal error (error id {error_id})"));
+                return self.reply_error(
+                    Some(id),
+                    "internal_error",
+                    &format!("internal error (error id {error_id})"),
+                );
             }
         }
         self.state.hub.subscribe(&channel, self.outbox.clone());
         self.state.bus.watch(&channel).await;
         let member = self.member();
         self.state.bus.presence_join(&channel, &member).await;
-        self.state.bus.publish(&channel, presence_frame(&channel, "presence.join", &member)).await;
+        self.state
+            .bus
+            .publish(&channel, presence_frame(&channel, "presence.join", &member))
+            .await;
         self.channels.insert(channel.clone());
         let members = self.state.bus.presence(&channel).await;
         self.reply_ok(id, Some(json!({ "channel": channel, "presence": members })));
@@ -186,8 +270,17 @@ impl Conn {
 
     async fn leave(&self, channel: &str) {
         self.state.hub.unsubscribe(channel, self.outbox.id());
-        self.state.bus.presence_leave(channel, &self.conn_uuid).await;
-        self.state.bus.publish(channel, presence_frame(channel, "presence.leave", &self.member())).await;
+        self.state
+            .bus
+            .presence_leave(channel, &self.conn_uuid)
+            .await;
+        self.state
+            .bus
+            .publish(
+                channel,
+                presence_frame(channel, "presence.leave", &self.member()),
+            )
+            .await;
     }
 
     /// Runs however the connection ended.
@@ -195,7 +288,9 @@ impl Conn {
         for channel in std::mem::take(&mut self.channels) {
             self.leave(&channel).await;
         }
-        self.state.hub.unsubscribe(&self.user_channel, self.outbox.id());
+        self.state
+            .hub
+            .unsubscribe(&self.user_channel, self.outbox.id());
         if self.admitted {
             let user = self.principal.user_id;
             if let Some(mut n) = self.state.ws.per_user.get_mut(&user) {

@@ -33,7 +33,11 @@ pub struct WsRuntime {
 
 impl WsRuntime {
     pub fn new(max_connections: usize) -> Self {
-        Self { slots: Arc::new(Semaphore::new(max_connections)), per_user: DashMap::new(), next_id: AtomicU64::new(1) }
+        Self {
+            slots: Arc::new(Semaphore::new(max_connections)),
+            per_user: DashMap::new(),
+            next_id: AtomicU64::new(1),
+        }
     }
 
     /// Sockets open on this instance.
@@ -60,9 +64,15 @@ pub struct WsQuery {
               (status = 401, description = "Bad bearer token", body = ErrorBody),
               (status = 403, description = "Origin not allowed", body = ErrorBody),
               (status = 503, description = "Connection limit reached", body = ErrorBody)))]
-async fn upgrade(State(s): State<AppState>, Query(q): Query<WsQuery>, mut parts: Parts) -> Result<Response, AppError> {
+async fn upgrade(
+    State(s): State<AppState>,
+    Query(q): Query<WsQuery>,
+    mut parts: Parts,
+) -> Result<Response, AppError> {
     if let Some(origin) = parts.headers.get(header::ORIGIN) {
-        let allowed = origin.to_str().is_ok_and(|o| s.config.server.cors_origins.iter().any(|a| a == o));
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|o| s.config.server.cors_origins.iter().any(|a| a == o));
         if !allowed {
             metrics::counter!("ws_refused_total", "reason" => "origin").increment(1);
             return Err(AppError::Forbidden("origin not allowed".into()));

@@ -27,23 +27,36 @@ pub(super) async fn run(
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
                 let (mut n, mut bytes) = (1u64, frame.len() as u64);
-                let mut ok = feed(&mut sink, frame, write_timeout).await;
-                while ok && (n as usize) < BATCH {
-                    match rx.try_recv() {
-                        Ok(f) => {
-                            n += 1;
-                            bytes += f.len() as u64;
-                            ok = feed(&mut sink, f, write_timeout).await;
+                // A write stuck on a full socket must not delay a close decision, so every
+                // write also watches `closing`.
+                let batch = async {
+                    let mut ok = feed(&mut sink, frame, write_timeout).await;
+                    while ok && (n as usize) < BATCH {
+                        match rx.try_recv() {
+                            Ok(f) => {
+                                n += 1;
+                                bytes += f.len() as u64;
+                                ok = feed(&mut sink, f, write_timeout).await;
+                            }
+                            Err(_) => break,
                         }
-                        Err(_) => break,
                     }
-                }
-                ok = ok && matches!(tokio::time::timeout(write_timeout, sink.flush()).await, Ok(Ok(())));
+                    ok && matches!(tokio::time::timeout(write_timeout, sink.flush()).await, Ok(Ok(())))
+                };
+                let ok = tokio::select! {
+                    biased;
+                    _ = outbox.closing() => None,
+                    ok = batch => Some(ok),
+                };
                 frames_out.increment(n);
                 bytes_out.increment(bytes);
-                if !ok {
-                    outbox.close(CloseCode::Normal);
-                    return;
+                match ok {
+                    Some(true) => {}
+                    Some(false) => {
+                        outbox.close(CloseCode::Normal);
+                        return;
+                    }
+                    None => break,
                 }
             }
             _ = ping.tick() => {
@@ -64,7 +77,10 @@ pub(super) async fn run(
             }
         }
     }
-    let close = Message::Close(Some(CloseFrame { code: code.code(), reason: code.reason().into() }));
+    let close = Message::Close(Some(CloseFrame {
+        code: code.code(),
+        reason: code.reason().into(),
+    }));
     let _ = tokio::time::timeout(write_timeout, async {
         let _ = sink.send(close).await;
         let _ = sink.close().await;
@@ -73,5 +89,8 @@ pub(super) async fn run(
 }
 
 async fn feed(sink: &mut SplitSink<WebSocket, Message>, frame: Utf8Bytes, t: Duration) -> bool {
-    matches!(tokio::time::timeout(t, sink.feed(Message::Text(frame))).await, Ok(Ok(())))
+    matches!(
+        tokio::time::timeout(t, sink.feed(Message::Text(frame))).await,
+        Ok(Ok(()))
+    )
 }

@@ -142,6 +142,9 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 impl TestApp {
     pub async fn start(config: Config, dir: Option<tempfile::TempDir>) -> Self {
+        if std::env::var_os("RUST_LOG").is_some() {
+            switchyard::telemetry::init_tracing(&config.log);
+        }
         let listener = TcpListener::bind(config.server.bind).await.expect("bind");
         let app = App::build(config.clone(), listener)
             .await
@@ -297,7 +300,14 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        Self::start_on(0, target).await
+    }
+
+    /// On a given port (to bring a "restarted" dependency back at the same address).
+    pub async fn start_on(port: u16, target: SocketAddr) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind proxy");
         let addr = listener.local_addr().expect("addr");
         let stop = tokio_util::sync::CancellationToken::new();
         let token = stop.clone();

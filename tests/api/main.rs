@@ -10,3 +10,7 @@ mod health;
 mod openapi;
 mod ratelimit;
 mod store;
+mod ws;
+mod ws_cluster;
+mod ws_limits;
+mod wsclient;

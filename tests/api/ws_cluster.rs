@@ -1,0 +1,259 @@
+//! Several instances: cross-instance delivery and presence through Redis, Redis going away and
+//! coming back, and shutdown by SIGTERM.
+
+use crate::helpers::*;
+use crate::ws::{session, share, user};
+use crate::wsclient::*;
+use serde_json::json;
+use std::time::Duration;
+
+fn need_redis(test: &str) -> bool {
+    if redis_url().is_none() {
+        eprintln!("{test}: needs TEST_REDIS_URL (Redis pass)");
+        return false;
+    }
+    true
+}
+
+#[tokio::test]
+async fn publish_on_one_instance_reaches_the_other_with_presence() {
+    if !need_redis("publish_on_one_instance_reaches_the_other_with_presence") {
+        return;
+    }
+    within(async {
+        let cluster = Cluster::new().await;
+        let (a, b) = (cluster.spawn(|_| {}).await, cluster.spawn(|_| {}).await);
+        let (alice, bob) = (user(&a).await, user(&a).await);
+        let ch = session(&a, &alice).await;
+        share(&a, &alice, &ch, &bob, "editor").await;
+        let mut on_a = connect_authed(&a.base, &alice.tokens.access).await;
+        let mut on_b = connect_authed(&b.base, &bob.tokens.access).await;
+        assert_eq!(on_a.subscribe(&ch).await["type"], "ok");
+        assert_eq!(
+            on_a.event(&ch, "presence.join").await["data"]["user_id"],
+            alice.user_id.as_str()
+        );
+        let joined = on_b.subscribe(&ch).await;
+        assert_eq!(
+            joined["result"]["presence"].as_array().unwrap().len(),
+            2,
+            "presence spans instances: {joined}"
+        );
+        assert_eq!(
+            on_a.event(&ch, "presence.join").await["data"]["user_id"],
+            bob.user_id.as_str()
+        );
+
+        on_a.request(
+            "publish",
+            json!({"channel": ch, "event": "typing", "data": {"on": true}}),
+        )
+        .await;
+        assert_eq!(on_b.event(&ch, "typing").await["data"]["on"], true);
+        assert_eq!(
+            on_a.event(&ch, "typing").await["data"]["on"],
+            true,
+            "the publisher gets its own event too"
+        );
+        on_b.request(
+            "publish",
+            json!({"channel": ch, "event": "typing", "data": {"on": false}}),
+        )
+        .await;
+        assert_eq!(on_a.event(&ch, "typing").await["data"]["on"], false);
+
+        let p = on_a.request("presence", json!({"channel": ch})).await;
+        assert_eq!(p["result"]["members"].as_array().unwrap().len(), 2);
+        on_b.close().await;
+        assert_eq!(
+            on_a.event(&ch, "presence.leave").await["data"]["user_id"],
+            bob.user_id.as_str()
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_dead_instance_presence_is_reaped() {
+    if !need_redis("a_dead_instance_presence_is_reaped") {
+        return;
+    }
+    within(async {
+        let cluster = Cluster::new().await;
+        let a = cluster.spawn(|_| {}).await;
+        let mut b = cluster.spawn(|c| c.server.shutdown_grace_secs = 0).await;
+        let alice = user(&a).await;
+        let ch = session(&a, &alice).await;
+        let mut on_a = connect_authed(&a.base, &alice.tokens.access).await;
+        on_a.subscribe(&ch).await;
+        let mut on_b = connect_authed(&b.base, &alice.tokens.access).await;
+        on_b.subscribe(&ch).await;
+        on_a.event(&ch, "presence.join").await;
+        // Kill b without letting its connections leave: abort the server task.
+        b.task.take().unwrap().abort();
+        drop(on_b);
+        let left = tokio::time::timeout(Duration::from_secs(30), on_a.event(&ch, "presence.leave"))
+            .await
+            .expect("reaped within 30 s");
+        assert_eq!(left["data"]["user_id"], alice.user_id.as_str());
+        b.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn redis_outage_keeps_local_delivery_and_cross_instance_resumes() {
+    if !need_redis("redis_outage_keeps_local_delivery_and_cross_instance_resumes") {
+        return;
+    }
+    within(async {
+        let mut url = url::Url::parse(&redis_url().unwrap()).unwrap();
+        let target = tokio::net::lookup_host(format!(
+            "{}:{}",
+            url.host_str().unwrap(),
+            url.port().unwrap_or(6379)
+        ))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+        let proxy = Proxy::start(target).await;
+        let port = proxy.addr.port();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(port)).unwrap();
+        let mut cluster = Cluster::new().await;
+        cluster.redis_url = Some(url.to_string());
+        let (a, b) = (cluster.spawn(|_| {}).await, cluster.spawn(|_| {}).await);
+        let alice = user(&a).await;
+        let ch = session(&a, &alice).await;
+        let mut pub_a = connect_authed(&a.base, &alice.tokens.access).await;
+        let mut sub_a = connect_authed(&a.base, &alice.tokens.access).await;
+        let mut sub_b = connect_authed(&b.base, &alice.tokens.access).await;
+        for c in [&mut pub_a, &mut sub_a, &mut sub_b] {
+            assert_eq!(c.subscribe(&ch).await["type"], "ok");
+        }
+        pub_a
+            .request(
+                "publish",
+                json!({"channel": ch, "event": "n", "data": {"i": 0}}),
+            )
+            .await;
+        assert_eq!(sub_b.event(&ch, "n").await["data"]["i"], 0);
+
+        eprintln!("cutting redis");
+        proxy.cut();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for i in 1..=3 {
+            pub_a
+                .request(
+                    "publish",
+                    json!({"channel": ch, "event": "n", "data": {"i": i}}),
+                )
+                .await;
+        }
+        for i in 0..=3 {
+            assert_eq!(
+                sub_a.event(&ch, "n").await["data"]["i"],
+                i,
+                "local delivery never stops"
+            );
+        }
+        let ready: serde_json::Value = a
+            .http
+            .get(a.url("/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_ne!(ready["bus"], "connected", "{ready}");
+
+        // Redis comes back on the same address; cross-instance delivery resumes by itself.
+        eprintln!("redis back");
+        let _back = Proxy::start_on(port, target).await;
+        let mut i = 100;
+        loop {
+            pub_a
+                .request(
+                    "publish",
+                    json!({"channel": ch, "event": "n", "data": {"i": i}}),
+                )
+                .await;
+            if let Ok(ev) =
+                tokio::time::timeout(Duration::from_millis(500), sub_b.event(&ch, "n")).await
+            {
+                if ev["data"]["i"].as_i64().unwrap() >= 100 {
+                    break;
+                }
+            }
+            i += 1;
+            assert!(
+                i < 140,
+                "cross-instance delivery did not resume within ~20 s"
+            );
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn sigterm_closes_sockets_with_1012() {
+    within(async {
+        let dir = tempfile::tempdir().unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("serve")
+            .env("SWITCHYARD_SERVER_BIND", format!("127.0.0.1:{port}"))
+            .env("SWITCHYARD_SERVER_DATA_DIR", dir.path())
+            .env("SWITCHYARD_AUTH_ARGON2_MEMORY_KIB", "4096")
+            .env("SWITCHYARD_AUTH_ARGON2_ITERATIONS", "1")
+            .env_remove("SWITCHYARD_DATABASE_URL")
+            .env_remove("SWITCHYARD_REDIS_URL")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http.get(format!("{base}/health")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let email = unique_email();
+        let r: serde_json::Value = http
+            .post(format!("{base}/v1/auth/register"))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut c = connect_authed(&base, r["tokens"]["access_token"].as_str().unwrap()).await;
+        let pid = child.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let (how, _) = c.closed().await;
+        match how {
+            Closed::Code(code, reason) => {
+                assert_eq!(code, 1012);
+                assert!(reason.contains("reconnect"), "{reason}");
+            }
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+        let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+            .await
+            .expect("exits within grace")
+            .unwrap();
+        assert!(status.success(), "clean exit: {status:?}");
+    })
+    .await
+}
