@@ -1,1 +1,38 @@
-fn main() {}
+//! Load generator for switchyard. Each scenario is one command; all traffic goes to the URLs
+//! given (loopback), every loop is bounded in count and time, and it prints a report.
+//!
+//!   load login  --url http://127.0.0.1:8080 --concurrency 20 --seconds 10
+//!   load idle   --url http://127.0.0.1:8080 --conns 5000 --pid <server pid>
+//!   load fanout --url http://127.0.0.1:8080 [--sub-url http://127.0.0.1:8081] --subs 1000 --rate 1000 --seconds 10
+
+mod client;
+mod fanout;
+mod idle;
+mod login;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Concurrent logins while probing /health: login latency and whether argon2 stalls the runtime.
+    Login(login::Args),
+    /// N authenticated idle sockets; server RSS per connection.
+    Idle(idle::Args),
+    /// One publisher, N subscribers on one session: deliveries/s and publish-to-receive latency.
+    Fanout(fanout::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().scenario {
+        Scenario::Login(a) => login::run(a).await,
+        Scenario::Idle(a) => idle::run(a).await,
+        Scenario::Fanout(a) => fanout::run(a).await,
+    }
+}

@@ -1,0 +1,88 @@
+//! Shared pieces: account set-up over REST, sockets from spread source addresses, /proc reads.
+
+use anyhow::{anyhow, Context};
+use serde_json::{json, Value};
+use tokio::net::TcpSocket;
+use tokio_tungstenite::{
+    client_async,
+    tungstenite::{client::IntoClientRequest, http::HeaderValue},
+    WebSocketStream,
+};
+
+pub const PASSWORD: &str = "load-test-password-91";
+
+/// Registers a fresh account; returns (access token, email).
+pub async fn register(http: &reqwest::Client, base: &str) -> anyhow::Result<(String, String)> {
+    let email = format!("load-{}@example.com", uuid::Uuid::new_v4().simple());
+    let r: Value = http
+        .post(format!("{base}/v1/auth/register"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = r["tokens"]["access_token"].as_str().ok_or_else(|| anyhow!("register failed: {r}"))?;
+    Ok((token.to_string(), email))
+}
+
+/// An API key (does not expire during a long run).
+pub async fn api_key(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<String> {
+    let r: Value = http
+        .post(format!("{base}/v1/api-keys"))
+        .bearer_auth(token)
+        .json(&json!({"name": "load"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(r["secret"].as_str().ok_or_else(|| anyhow!("api key failed: {r}"))?.to_string())
+}
+
+pub async fn session(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<String> {
+    let r: Value = http
+        .post(format!("{base}/v1/sessions"))
+        .bearer_auth(token)
+        .json(&json!({"title": "load"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(format!("session:{}", r["id"].as_str().ok_or_else(|| anyhow!("session failed: {r}"))?))
+}
+
+pub type Ws = WebSocketStream<tokio::net::TcpStream>;
+
+/// Opens an authenticated socket from source address 127.0.0.(2 + n % 250), so one generator
+/// can hold more than 64k connections to one server port.
+pub async fn connect(base: &str, token: &str, n: usize) -> anyhow::Result<Ws> {
+    let url = format!("{}/v1/ws", base.replacen("http", "ws", 1));
+    let mut req = url.as_str().into_client_request()?;
+    req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
+    let host = req.uri().host().context("host")?.to_string();
+    let port = req.uri().port_u16().unwrap_or(80);
+    let target: std::net::SocketAddr = format!("{host}:{port}").parse()?;
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(format!("127.0.0.{}:0", 2 + n % 250).parse()?)?;
+    let stream = socket.connect(target).await?;
+    stream.set_nodelay(true)?;
+    let (ws, _) = client_async(req, stream).await?;
+    Ok(ws)
+}
+
+/// Resident set size of `pid` in KiB, from /proc.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
+    Ok(line.split_whitespace().nth(1).context("value")?.parse()?)
+}
+
+pub fn report(name: &str, h: &hdrhistogram::Histogram<u64>, unit: &str, scale: f64) {
+    println!(
+        "{name}: n={} p50={:.3}{unit} p99={:.3}{unit} p999={:.3}{unit} max={:.3}{unit}",
+        h.len(),
+        h.value_at_quantile(0.5) as f64 / scale,
+        h.value_at_quantile(0.99) as f64 / scale,
+        h.value_at_quantile(0.999) as f64 / scale,
+        h.max() as f64 / scale
+    );
+}

@@ -1,0 +1,117 @@
+//! One publisher, N subscribers on one session channel. The publisher stamps each event with
+//! its send time; subscribers (same machine, same clock) record publish-to-receive latency.
+
+use crate::client::{api_key, connect, register, report, session};
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where the publisher connects.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Where subscribers connect (another instance, for cross-instance fan-out). Default: --url.
+    #[arg(long)]
+    sub_url: Option<String>,
+    #[arg(long, default_value_t = 1000)]
+    subs: usize,
+    /// Publishes per second.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Approximate event size in bytes.
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let sub_url = a.sub_url.clone().unwrap_or_else(|| a.url.clone());
+    let (token, _) = register(&http, &a.url).await?;
+    let key = api_key(&http, &a.url, &token).await?;
+    let channel = session(&http, &a.url, &token).await?;
+    let total = a.rate * a.seconds;
+    let done = Arc::new(tokio::sync::Notify::new());
+
+    let mut subs = Vec::new();
+    for n in 0..a.subs {
+        let mut ws = connect(&sub_url, &key, n).await?;
+        ws.next().await; // welcome
+        ws.send(Message::text(json!({"type": "subscribe", "id": "s", "channel": channel}).to_string())).await?;
+        loop {
+            let m = ws.next().await.ok_or_else(|| anyhow::anyhow!("closed"))??;
+            if let Message::Text(t) = m {
+                if t.as_str().contains("\"type\":\"ok\"") {
+                    break;
+                }
+            }
+        }
+        let deadline = Duration::from_secs(a.seconds + 10);
+        subs.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new(3).expect("histogram");
+            let end = Instant::now() + deadline;
+            while (h.len() as u64) < total && Instant::now() < end {
+                let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await else { break };
+                let Message::Text(t) = m else { continue };
+                if let Some(i) = t.as_str().find("\"sent\":") {
+                    let rest = &t.as_str()[i + 7..];
+                    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+                    if let Ok(sent) = rest[..end].parse::<u64>() {
+                        h.record(now_us().saturating_sub(sent)).ok();
+                    }
+                }
+            }
+            h
+        }));
+    }
+    eprintln!("{} subscribers ready on {channel}", subs.len());
+
+    let pubws = connect(&a.url, &key, 251).await?;
+    let (mut sink, mut stream) = pubws.split();
+    let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+    let pad = "x".repeat(a.size.saturating_sub(60));
+    let start = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / a.rate as f64);
+    for i in 0..total {
+        let due = start + interval.mul_f64(i as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        let frame = json!({"type": "publish", "id": "p", "channel": channel, "event": "m", "data": {"sent": now_us(), "p": pad}});
+        sink.send(Message::text(frame.to_string())).await?;
+    }
+    let publish_secs = start.elapsed().as_secs_f64();
+    let mut all = Histogram::<u64>::new(3)?;
+    for s in subs {
+        all.add(s.await?)?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    done.notify_waiters();
+    drain.abort();
+    let expected = total * a.subs as u64;
+    println!(
+        "fanout: {} subs, {} publishes in {:.2}s ({:.0}/s), {} of {} delivered ({:.2}%), {:.0} deliveries/s",
+        a.subs,
+        total,
+        publish_secs,
+        total as f64 / publish_secs,
+        all.len(),
+        expected,
+        100.0 * all.len() as f64 / expected as f64,
+        all.len() as f64 / elapsed
+    );
+    report("publish-to-receive", &all, "ms", 1000.0);
+    let _ = Value::Null;
+    Ok(())
+}
