@@ -21,7 +21,9 @@ pub async fn register(http: &reqwest::Client, base: &str) -> anyhow::Result<(Str
         .await?
         .json()
         .await?;
-    let token = r["tokens"]["access_token"].as_str().ok_or_else(|| anyhow!("register failed: {r}"))?;
+    let token = r["tokens"]["access_token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("register failed: {r}"))?;
     Ok((token.to_string(), email))
 }
 
@@ -35,7 +37,10 @@ pub async fn api_key(http: &reqwest::Client, base: &str, token: &str) -> anyhow:
         .await?
         .json()
         .await?;
-    Ok(r["secret"].as_str().ok_or_else(|| anyhow!("api key failed: {r}"))?.to_string())
+    Ok(r["secret"]
+        .as_str()
+        .ok_or_else(|| anyhow!("api key failed: {r}"))?
+        .to_string())
 }
 
 pub async fn session(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<String> {
@@ -47,7 +52,12 @@ pub async fn session(http: &reqwest::Client, base: &str, token: &str) -> anyhow:
         .await?
         .json()
         .await?;
-    Ok(format!("session:{}", r["id"].as_str().ok_or_else(|| anyhow!("session failed: {r}"))?))
+    Ok(format!(
+        "session:{}",
+        r["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("session failed: {r}"))?
+    ))
 }
 
 pub type Ws = WebSocketStream<tokio::net::TcpStream>;
@@ -57,7 +67,10 @@ pub type Ws = WebSocketStream<tokio::net::TcpStream>;
 pub async fn connect(base: &str, token: &str, n: usize) -> anyhow::Result<Ws> {
     let url = format!("{}/v1/ws", base.replacen("http", "ws", 1));
     let mut req = url.as_str().into_client_request()?;
-    req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}"))?,
+    );
     let host = req.uri().host().context("host")?.to_string();
     let port = req.uri().port_u16().unwrap_or(80);
     let target: std::net::SocketAddr = format!("{host}:{port}").parse()?;
@@ -72,7 +85,10 @@ pub async fn connect(base: &str, token: &str, n: usize) -> anyhow::Result<Ws> {
 /// Resident set size of `pid` in KiB, from /proc.
 pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("VmRSS")?;
     Ok(line.split_whitespace().nth(1).context("value")?.parse()?)
 }
 

@@ -32,7 +32,9 @@ pub struct Args {
 }
 
 fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
@@ -48,7 +50,10 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     for n in 0..a.subs {
         let mut ws = connect(&sub_url, &key, n).await?;
         ws.next().await; // welcome
-        ws.send(Message::text(json!({"type": "subscribe", "id": "s", "channel": channel}).to_string())).await?;
+        ws.send(Message::text(
+            json!({"type": "subscribe", "id": "s", "channel": channel}).to_string(),
+        ))
+        .await?;
         loop {
             let m = ws.next().await.ok_or_else(|| anyhow::anyhow!("closed"))??;
             if let Message::Text(t) = m {
@@ -60,15 +65,22 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         let deadline = Duration::from_secs(a.seconds + 10);
         subs.push(tokio::spawn(async move {
             let mut h = Histogram::<u64>::new(3).expect("histogram");
-            let end = Instant::now() + deadline;
-            while (h.len() as u64) < total && Instant::now() < end {
-                let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await else { break };
+            // The clock starts at the first event: set-up of later subscribers takes a while.
+            let mut until: Option<Instant> = None;
+            while h.len() < total && until.is_none_or(|e| Instant::now() < e) {
+                let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await
+                else {
+                    break;
+                };
                 let Message::Text(t) = m else { continue };
                 if let Some(i) = t.as_str().find("\"sent\":") {
                     let rest = &t.as_str()[i + 7..];
-                    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+                    let end = rest
+                        .find(|c: char| !c.is_ascii_digit())
+                        .unwrap_or(rest.len());
                     if let Ok(sent) = rest[..end].parse::<u64>() {
                         h.record(now_us().saturating_sub(sent)).ok();
+                        until.get_or_insert_with(|| Instant::now() + deadline);
                     }
                 }
             }
@@ -77,7 +89,14 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     }
     eprintln!("{} subscribers ready on {channel}", subs.len());
 
-    let pubws = connect(&a.url, &key, 251).await?;
+    let mut pubws = connect(&a.url, &key, 251).await?;
+    pubws.next().await; // welcome
+                        // Publishing needs a subscription; the publisher's own copies are drained below.
+    pubws
+        .send(Message::text(
+            json!({"type": "subscribe", "id": "s", "channel": channel}).to_string(),
+        ))
+        .await?;
     let (mut sink, mut stream) = pubws.split();
     let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
     let pad = "x".repeat(a.size.saturating_sub(60));

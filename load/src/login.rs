@@ -26,7 +26,11 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             let mut h = Histogram::<u64>::new(3).expect("histogram");
             while Instant::now() < end {
                 let t = Instant::now();
-                let r = http.post(format!("{url}/v1/auth/login")).json(&json!({"email": email, "password": PASSWORD})).send().await;
+                let r = http
+                    .post(format!("{url}/v1/auth/login"))
+                    .json(&json!({"email": email, "password": PASSWORD}))
+                    .send()
+                    .await;
                 if r.map(|r| r.status().is_success()).unwrap_or(false) {
                     h.record(t.elapsed().as_micros() as u64).ok();
                 }
@@ -53,7 +57,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         logins.add(t.await?)?;
     }
     let health = probe.await?;
-    println!("login x{} for {}s: {:.1} logins/s", a.concurrency, a.seconds, logins.len() as f64 / a.seconds as f64);
+    println!(
+        "login x{} for {}s: {:.1} logins/s",
+        a.concurrency,
+        a.seconds,
+        logins.len() as f64 / a.seconds as f64
+    );
     report("login latency", &logins, "ms", 1000.0);
     report("/health latency during logins", &health, "ms", 1000.0);
     Ok(())
