@@ -81,6 +81,15 @@ impl App {
             )),
             None => Arc::new(LocalBus::new(hub.clone())),
         };
+        let sync = crate::sync::service::SyncService::new(
+            store.clone(),
+            bus.clone(),
+            hub.clone(),
+            config.sync.clone(),
+        );
+        let (gap_tx, gap_rx) = tokio::sync::mpsc::channel(1024);
+        hub.set_gap_reporter(gap_tx);
+        tracker.spawn(sync.clone().heal_gaps(gap_rx, shutdown.clone()));
         let state = AppState {
             config: config.clone(),
             store: store.clone(),
@@ -91,6 +100,7 @@ impl App {
             hub,
             bus,
             ws: Arc::new(WsRuntime::new(config.ws.max_connections)),
+            sync,
             shutdown,
             tracker,
         };

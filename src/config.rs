@@ -17,6 +17,33 @@ pub struct Config {
     pub ratelimit: RateLimitConfig,
     pub log: LogConfig,
     pub ws: WsConfig,
+    pub sync: SyncConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Mutations in one push; more is refused whole. Default 100.
+    pub max_batch: usize,
+    /// How far (ms) a mutation's clock may run ahead of the server's before it is refused.
+    /// Default 60000.
+    pub max_clock_skew_ms: u64,
+    /// Change-log versions kept per session; older ones are compacted and a client further
+    /// behind gets a snapshot. Default 10000.
+    pub keep_versions: u64,
+    /// Most changes replayed in one catch-up before a snapshot is sent instead. Default 1000.
+    pub catch_up_limit: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 100,
+            max_clock_skew_ms: 60_000,
+            keep_versions: 10_000,
+            catch_up_limit: 1000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

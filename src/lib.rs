@@ -29,5 +29,6 @@ pub mod redis_conn;
 pub mod shutdown;
 pub mod state;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod ws;

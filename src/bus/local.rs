@@ -27,6 +27,10 @@ impl Bus for LocalBus {
         self.hub.deliver(channel, &frame);
     }
 
+    async fn publish_versioned(&self, channel: &str, version: u64, frame: Utf8Bytes) {
+        self.hub.deliver_versioned(channel, version, frame);
+    }
+
     async fn watch(&self, _channel: &str) {}
 
     async fn presence_join(&self, channel: &str, member: &Member) {

@@ -34,6 +34,9 @@ impl BusState {
 pub trait Bus: Send + Sync + 'static {
     /// Delivers an encoded server frame to every subscriber of `channel` on every instance.
     async fn publish(&self, channel: &str, frame: Utf8Bytes);
+    /// Like `publish`, for a session change: every instance releases these in version order
+    /// and heals gaps from the change log.
+    async fn publish_versioned(&self, channel: &str, version: u64, frame: Utf8Bytes);
     /// Returns once frames published elsewhere on `channel` will reach this instance (or after
     /// a short bound when the bus is down). Call after the hub subscription.
     async fn watch(&self, channel: &str);

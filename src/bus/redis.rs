@@ -3,7 +3,8 @@
 //! a dead instance are reaped (with `presence.leave` events) by the survivors.
 //!
 //! Wire format of a bus message: 16 bytes origin instance id, 8 bytes publish time (unix
-//! microseconds, big endian), then the encoded frame exactly as clients receive it.
+//! microseconds), 8 bytes session version (0 for unversioned frames), all big endian, then the
+//! encoded frame exactly as clients receive it.
 
 use super::{presence_frame, Bus, BusState};
 use crate::redis_conn::RedisConn;
@@ -24,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
-const HEADER: usize = 24;
+const HEADER: usize = 32;
 /// How long `watch` waits for Redis before answering anyway.
 const WATCH_WAIT: Duration = Duration::from_secs(2);
 /// Liveness key lifetime; refreshed every third of it.
@@ -102,13 +103,14 @@ impl Inner {
         self.conn.run_pipe(pipe).await
     }
 
-    async fn publish_remote(&self, channel: &str, frame: &Utf8Bytes) {
+    async fn publish_remote(&self, channel: &str, version: u64, frame: &Utf8Bytes) {
         let micros = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
         let mut payload = Vec::with_capacity(HEADER + frame.len());
         payload.extend_from_slice(self.instance.as_bytes());
         payload.extend_from_slice(&micros.to_be_bytes());
+        payload.extend_from_slice(&version.to_be_bytes());
         payload.extend_from_slice(frame.as_bytes());
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.channel_key(channel)).arg(payload);
@@ -129,15 +131,18 @@ impl Inner {
         else {
             return;
         };
-        let mut ts = [0u8; 8];
-        ts.copy_from_slice(&payload[16..HEADER]);
-        let sent = u64::from_be_bytes(ts);
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&payload[16..24]);
+        let sent = u64::from_be_bytes(word);
+        word.copy_from_slice(&payload[24..HEADER]);
+        let version = u64::from_be_bytes(word);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
         metrics::histogram!("bus_publish_to_deliver_seconds")
             .record(now.saturating_sub(sent) as f64 / 1e6);
         match Utf8Bytes::try_from(Bytes::copy_from_slice(&payload[HEADER..])) {
+            Ok(frame) if version > 0 => self.hub.deliver_versioned(channel, version, frame),
             Ok(frame) => {
                 self.hub.deliver(channel, &frame);
             }
@@ -150,7 +155,14 @@ impl Inner {
 impl Bus for RedisBus {
     async fn publish(&self, channel: &str, frame: Utf8Bytes) {
         self.inner.hub.deliver(channel, &frame);
-        self.inner.publish_remote(channel, &frame).await;
+        self.inner.publish_remote(channel, 0, &frame).await;
+    }
+
+    async fn publish_versioned(&self, channel: &str, version: u64, frame: Utf8Bytes) {
+        self.inner
+            .hub
+            .deliver_versioned(channel, version, frame.clone());
+        self.inner.publish_remote(channel, version, &frame).await;
     }
 
     async fn watch(&self, _channel: &str) {
@@ -408,7 +420,7 @@ async fn reap(inner: &Inner, dead: &str, instances_key: &str) {
         if let Some(m) = member {
             let frame = presence_frame(channel, "presence.leave", &m);
             inner.hub.deliver(channel, &frame);
-            inner.publish_remote(channel, &frame).await;
+            inner.publish_remote(channel, 0, &frame).await;
         }
     }
     let mut pipe = redis::pipe();

@@ -23,6 +23,8 @@ const MAX_TITLE: usize = 200;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_session))
+        .routes(routes!(get_session))
+        .routes(routes!(push_mutations))
         .routes(routes!(list_members, share))
         .routes(routes!(revoke))
 }
@@ -164,4 +166,46 @@ async fn revoke(
         return Err(AppError::NotFound("no such member".into()));
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The session's synced state: fields, context, tags and transcript, at its current version.
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 200, body = crate::sync::view::SnapshotView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn get_session(
+    State(s): State<AppState>,
+    AuthUser(p): AuthUser,
+    Path(id): Path<String>,
+) -> Result<axum::Json<crate::sync::view::SnapshotView>, AppError> {
+    let session = parse_session(&id)?;
+    role_of(&s, session, p.user_id).await?;
+    let snap = s.sync.snapshot(session).await?;
+    Ok(axum::Json(crate::sync::view::SnapshotView::new(
+        snap.version,
+        &snap.doc,
+    )))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PushBody {
+    /// Mutations as on the socket's `session.push` (see protocol/README.md).
+    #[schema(value_type = Vec<Object>)]
+    mutations: Vec<crate::sync::ops::Mutation>,
+}
+
+/// Push mutations through the same write path as the socket's `session.push`.
+#[utoipa::path(post, path = "/v1/sessions/{id}/mutations", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id")), request_body = PushBody,
+    responses((status = 200, body = crate::sync::service::PushReply), (status = 400, body = ErrorBody),
+              (status = 403, description = "Viewer", body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn push_mutations(
+    State(s): State<AppState>,
+    AuthUser(p): AuthUser,
+    Path(id): Path<String>,
+    Json(b): Json<PushBody>,
+) -> Result<axum::Json<crate::sync::service::PushReply>, AppError> {
+    let session = parse_session(&id)?;
+    Ok(axum::Json(
+        s.sync.push(p.user_id, session, &b.mutations).await?,
+    ))
 }

@@ -6,8 +6,10 @@
 //! bytes. A full queue closes that connection as a slow consumer; nobody else waits for it.
 
 mod outbox;
+pub mod sequence;
 
 pub use outbox::Outbox;
+use sequence::{Offer, Sequence};
 
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
@@ -21,6 +23,17 @@ pub struct Hub {
     /// Woken when the set of channels with local subscribers changes (the Redis bus follows it).
     changed: Notify,
     delivered: Counter,
+    sequences: DashMap<Arc<str>, Sequence>,
+    /// Where gaps in a channel's versions are reported (the sync healer).
+    gaps: std::sync::OnceLock<tokio::sync::mpsc::Sender<Gap>>,
+}
+
+/// Versions `from..to` of `channel` never arrived on this instance.
+#[derive(Debug, Clone)]
+pub struct Gap {
+    pub channel: Arc<str>,
+    pub from: u64,
+    pub to: u64,
 }
 
 impl Default for Hub {
@@ -35,7 +48,65 @@ impl Hub {
             channels: DashMap::new(),
             changed: Notify::new(),
             delivered: metrics::counter!("hub_deliveries_total"),
+            sequences: DashMap::new(),
+            gaps: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Routes gap reports to `tx` (set once, by the sync service).
+    pub fn set_gap_reporter(&self, tx: tokio::sync::mpsc::Sender<Gap>) {
+        let _ = self.gaps.set(tx);
+    }
+
+    /// Delivers a versioned frame in version order (see `sequence`).
+    pub fn deliver_versioned(&self, channel: &str, version: u64, frame: Utf8Bytes) {
+        let offer = match self.sequences.get_mut(channel) {
+            Some(mut s) => s.offer(version, frame),
+            None if self.channels.contains_key(channel) => self
+                .sequences
+                .entry(Arc::from(channel))
+                .or_default()
+                .offer(version, frame),
+            None => return,
+        };
+        match offer {
+            Offer::Release(frames) => {
+                let Some(subs) = self.channels.get(channel).map(|s| s.clone()) else {
+                    return;
+                };
+                for (v, f) in frames {
+                    let n = subs
+                        .iter()
+                        .filter(|s| s.push_versioned(channel, v, f.clone()))
+                        .count();
+                    self.delivered.increment(n as u64);
+                }
+            }
+            Offer::Gap { from, to } => {
+                metrics::counter!("hub_version_gaps_total").increment(1);
+                if let Some(tx) = self.gaps.get() {
+                    let _ = tx.try_send(Gap {
+                        channel: Arc::from(channel),
+                        from,
+                        to,
+                    });
+                }
+            }
+            Offer::Duplicate => {}
+        }
+    }
+
+    /// A subscriber caught up on `channel` to `version`; versions up to it need no release.
+    pub fn caught_up(&self, channel: &str, version: u64) {
+        self.sequences
+            .entry(Arc::from(channel))
+            .or_default()
+            .caught_up(version);
+    }
+
+    /// The next version this instance will release on `channel`.
+    pub fn next_version(&self, channel: &str) -> Option<u64> {
+        self.sequences.get(channel).and_then(|s| s.next())
     }
 
     /// Adds `outbox` to `channel`; true when it is the channel's first local subscriber.
@@ -79,6 +150,7 @@ impl Hub {
                 .remove_if(channel, |_, subs| subs.is_empty())
                 .is_some()
         {
+            self.sequences.remove(channel);
             self.changed.notify_one();
             metrics::gauge!("hub_channels").decrement(1.0);
             return true;

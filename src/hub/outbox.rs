@@ -2,7 +2,10 @@
 
 use crate::protocol::CloseCode;
 use axum::extract::ws::Utf8Bytes;
-use std::sync::OnceLock;
+use std::{
+    collections::HashMap,
+    sync::{Mutex, OnceLock},
+};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
 
@@ -13,6 +16,14 @@ pub struct Outbox {
     tx: mpsc::Sender<Utf8Bytes>,
     closing: CancellationToken,
     reason: OnceLock<CloseCode>,
+    /// Per session channel: versioned frames held while the subscriber catches up, then the
+    /// last version it has, so catch-up and live stream meet with no gap and no duplicate.
+    gates: Mutex<HashMap<String, Gate>>,
+}
+
+enum Gate {
+    CatchingUp(Vec<(u64, Utf8Bytes)>),
+    Live(u64),
 }
 
 impl Outbox {
@@ -22,6 +33,7 @@ impl Outbox {
             tx,
             closing: CancellationToken::new(),
             reason: OnceLock::new(),
+            gates: Mutex::new(HashMap::new()),
         }
     }
 
@@ -42,6 +54,69 @@ impl Outbox {
             }
             Err(TrySendError::Closed(_)) => false,
         }
+    }
+
+    /// A versioned (sync) frame: held while this subscriber catches up on `channel`, dropped
+    /// when it already has that version.
+    pub fn push_versioned(&self, channel: &str, version: u64, frame: Utf8Bytes) -> bool {
+        let mut gates = self
+            .gates
+            .lock()
+            .expect("gate lock is never held across a panic");
+        match gates.get_mut(channel) {
+            Some(Gate::CatchingUp(held)) => {
+                if held.len() >= self.tx.max_capacity() {
+                    drop(gates);
+                    self.close(CloseCode::SlowConsumer);
+                    return false;
+                }
+                held.push((version, frame));
+                true
+            }
+            Some(Gate::Live(have)) if version <= *have => true,
+            Some(Gate::Live(have)) => {
+                *have = version;
+                self.push(frame)
+            }
+            None => self.push(frame),
+        }
+    }
+
+    /// Starts holding `channel`'s versioned frames (call before joining the hub channel).
+    pub fn begin_catch_up(&self, channel: &str) {
+        self.gates
+            .lock()
+            .expect("gate lock is never held across a panic")
+            .insert(channel.to_owned(), Gate::CatchingUp(Vec::new()));
+    }
+
+    /// Queues `reply` (which carries everything up to `version`), then the held frames after
+    /// it, then goes live.
+    pub fn end_catch_up(&self, channel: &str, version: u64, reply: Utf8Bytes) {
+        let mut gates = self
+            .gates
+            .lock()
+            .expect("gate lock is never held across a panic");
+        let held = match gates.insert(channel.to_owned(), Gate::Live(version)) {
+            Some(Gate::CatchingUp(h)) => h,
+            _ => Vec::new(),
+        };
+        self.push(reply);
+        let mut have = version;
+        for (v, f) in held {
+            if v > have {
+                have = v;
+                self.push(f);
+            }
+        }
+        gates.insert(channel.to_owned(), Gate::Live(have));
+    }
+
+    pub fn forget_channel(&self, channel: &str) {
+        self.gates
+            .lock()
+            .expect("gate lock is never held across a panic")
+            .remove(channel);
     }
 
     /// Asks the connection to close with `code`; the first reason wins. True if this call set it.

@@ -24,9 +24,16 @@ pub enum ClientFrame {
         id: String,
         token: String,
     },
+    /// `since`: the session version the client has; omitted means "send a snapshot".
     Subscribe {
         id: String,
         channel: String,
+        since: Option<u64>,
+    },
+    SessionPush {
+        id: String,
+        session_id: String,
+        mutations: Box<RawValue>,
     },
     Unsubscribe {
         id: String,
@@ -77,6 +84,13 @@ struct TokenBody {
 #[derive(Deserialize)]
 struct ChannelBody {
     channel: String,
+    #[serde(default)]
+    since: Option<u64>,
+}
+#[derive(Deserialize)]
+struct PushBody {
+    session_id: String,
+    mutations: Box<RawValue>,
 }
 #[derive(Deserialize)]
 struct PublishBody {
@@ -141,6 +155,7 @@ impl ClientFrame {
                     "subscribe" => ClientFrame::Subscribe {
                         id,
                         channel: b.channel,
+                        since: b.since,
                     },
                     "unsubscribe" => ClientFrame::Unsubscribe {
                         id,
@@ -173,6 +188,14 @@ impl ClientFrame {
                 }
             }
             "ping" => ClientFrame::Ping { id: need_id(id)? },
+            "session.push" => {
+                let b: PushBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
+                ClientFrame::SessionPush {
+                    id: need_id(id)?,
+                    session_id: b.session_id,
+                    mutations: b.mutations,
+                }
+            }
             other => {
                 return Err(DecodeError {
                     id,
@@ -192,6 +215,7 @@ impl ClientFrame {
             | ClientFrame::Unsubscribe { id, .. }
             | ClientFrame::Publish { id, .. }
             | ClientFrame::Presence { id, .. }
+            | ClientFrame::SessionPush { id, .. }
             | ClientFrame::Ping { id } => Some(id),
         }
     }

@@ -5,11 +5,14 @@
 mod records;
 mod sessions_sql;
 mod sql;
+mod sync_records;
+mod sync_sql;
 
 pub mod postgres;
 pub mod sqlite;
 
 pub use records::*;
+pub use sync_records::*;
 
 use crate::domain::{ApiKeyId, Email, MemberRole, SessionId, UserId};
 use async_trait::async_trait;
@@ -51,8 +54,33 @@ impl From<sqlx::Error> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the server stores; one implementation per backend.
-pub trait Store: AccountStore + SessionStore {}
-impl<T: AccountStore + SessionStore> Store for T {}
+pub trait Store: AccountStore + SessionStore + SyncStore {}
+impl<T: AccountStore + SessionStore + SyncStore> Store for T {}
+
+/// Session documents: the exactly-once, versioned write path and catch-up.
+#[async_trait]
+pub trait SyncStore: Send + Sync + 'static {
+    /// Applies a batch to one session in one transaction holding the session's row lock:
+    /// each new mutation gets the next version; retries get their stored answer; refusals are
+    /// stored and advance the client's last id. `None` when the session does not exist.
+    /// `keep_versions` bounds the change log (older rows are compacted).
+    async fn push(
+        &self,
+        session: SessionId,
+        user: UserId,
+        batch: &[Pushed<'_>],
+        keep_versions: u64,
+    ) -> StoreResult<Option<PushOutcome>>;
+    /// The changes after `since` (at most `limit`), or a snapshot when the log was compacted
+    /// past it.
+    async fn catch_up(
+        &self,
+        session: SessionId,
+        since: u64,
+        limit: u32,
+    ) -> StoreResult<Option<CatchUp>>;
+    async fn snapshot(&self, session: SessionId) -> StoreResult<Option<Snapshot>>;
+}
 
 /// Sessions and their members.
 #[async_trait]

@@ -4,6 +4,7 @@ use super::sessions_sql::{impl_session_store, SessionRow};
 use super::sql::{
     impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS,
 };
+use super::sync_sql::{impl_sync_store, ChangeRow, MessageRow, RegisterRow, MESSAGE_COLUMNS};
 use super::*;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -31,4 +32,5 @@ impl PgStore {
 }
 
 impl_session_store!(PgStore);
+impl_sync_store!(PgStore, sqlx::PgConnection);
 impl_account_store!(PgStore, "postgres");

@@ -6,6 +6,7 @@ use super::sessions_sql::{impl_session_store, SessionRow};
 use super::sql::{
     impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS,
 };
+use super::sync_sql::{impl_sync_store, ChangeRow, MessageRow, RegisterRow, MESSAGE_COLUMNS};
 use super::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -38,4 +39,5 @@ impl SqliteStore {
 }
 
 impl_session_store!(SqliteStore);
+impl_sync_store!(SqliteStore, sqlx::SqliteConnection);
 impl_account_store!(SqliteStore, "sqlite");

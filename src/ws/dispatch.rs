@@ -9,6 +9,8 @@ use crate::{
     hub::Outbox,
     protocol::{ClientFrame, Member, Sender, ServerFrame},
     state::AppState,
+    store::CatchUp,
+    sync::view::SnapshotView,
 };
 use serde_json::json;
 use std::{borrow::Cow, collections::HashSet, sync::Arc};
@@ -100,6 +102,18 @@ impl Conn {
             .push(ServerFrame::Error { id, code, message }.encode().into());
     }
 
+    fn reply_app_error(&self, id: &str, e: &crate::error::AppError) {
+        let message = match e {
+            crate::error::AppError::Internal(cause) => {
+                let error_id = uuid::Uuid::new_v4();
+                tracing::error!(%error_id, error = ?cause, "internal error");
+                format!("internal error (error id {error_id})")
+            }
+            other => other.to_string(),
+        };
+        self.reply_error(Some(id), e.code(), &message);
+    }
+
     pub async fn handle(&mut self, text: &str) {
         let frame = match ClientFrame::decode(text) {
             Ok(f) => f,
@@ -119,7 +133,38 @@ impl Conn {
                 ),
             },
             ClientFrame::AuthRefresh { id, token } => self.refresh(&id, &token).await,
-            ClientFrame::Subscribe { id, channel } => self.subscribe(&id, channel).await,
+            ClientFrame::Subscribe { id, channel, since } => {
+                self.subscribe(&id, channel, since).await
+            }
+            ClientFrame::SessionPush {
+                id,
+                session_id,
+                mutations,
+            } => {
+                let Ok(session) = session_id.parse::<SessionId>() else {
+                    return self.reply_error(Some(&id), "bad_request", "session_id must be a UUID");
+                };
+                let muts: Vec<crate::sync::ops::Mutation> =
+                    match serde_json::from_str(mutations.get()) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            return self.reply_error(
+                                Some(&id),
+                                "bad_request",
+                                &format!("invalid mutations: {e}"),
+                            )
+                        }
+                    };
+                match self
+                    .state
+                    .sync
+                    .push(self.principal.user_id, session, &muts)
+                    .await
+                {
+                    Ok(reply) => self.reply_ok(&id, serde_json::to_value(&reply).ok()),
+                    Err(e) => self.reply_app_error(&id, &e),
+                }
+            }
             ClientFrame::Unsubscribe { id, channel } => {
                 if self.channels.remove(&channel) {
                     self.leave(&channel).await;
@@ -201,7 +246,7 @@ impl Conn {
             .map(Channel::Session)
     }
 
-    async fn subscribe(&mut self, id: &str, channel: String) {
+    async fn subscribe(&mut self, id: &str, channel: String, since: Option<u64>) {
         let session = match self.parse_channel(&channel) {
             Some(Channel::User) => return self.reply_ok(id, Some(json!({ "channel": channel }))),
             Some(Channel::Session(s)) => s,
@@ -213,18 +258,6 @@ impl Conn {
                 )
             }
         };
-        if self.channels.contains(&channel) {
-            let members = self.state.bus.presence(&channel).await;
-            return self.reply_ok(id, Some(json!({ "channel": channel, "presence": members })));
-        }
-        let max = self.state.config.ws.max_subscriptions;
-        if self.channels.len() >= max {
-            return self.reply_error(
-                Some(id),
-                "too_many_subscriptions",
-                &format!("at most {max} subscriptions per connection"),
-            );
-        }
         // Access is checked on every subscribe, never cached: membership can be revoked.
         match self
             .state
@@ -236,18 +269,40 @@ impl Conn {
             Ok(None) => {
                 return self.reply_error(Some(id), "forbidden", "not a member of this session")
             }
-            Err(e) => {
-                let error_id = uuid::Uuid::new_v4();
-                tracing::error!(%error_id, error = %e, "membership check failed");
-                return self.reply_error(
-                    Some(id),
-                    "internal_error",
-                    &format!("internal error (error id {error_id})"),
-                );
-            }
+            Err(e) => return self.reply_app_error(id, &crate::error::AppError::from(e)),
         }
+        if self.channels.contains(&channel) {
+            // Already live: just answer where the session stands now.
+            return match self.catch_up_body(&channel, session, since).await {
+                Ok((_, mut body)) => {
+                    body["presence"] = json!(self.state.bus.presence(&channel).await);
+                    self.reply_ok(id, Some(body));
+                }
+                Err(e) => self.reply_app_error(id, &e),
+            };
+        }
+        let max = self.state.config.ws.max_subscriptions;
+        if self.channels.len() >= max {
+            return self.reply_error(
+                Some(id),
+                "too_many_subscriptions",
+                &format!("at most {max} subscriptions per connection"),
+            );
+        }
+        // Live changes are held from here until the catch-up reply is queued, so the two meet
+        // with no gap and no duplicate.
+        self.outbox.begin_catch_up(&channel);
         self.state.hub.subscribe(&channel, self.outbox.clone());
         self.state.bus.watch(&channel).await;
+        let (version, mut body) = match self.catch_up_body(&channel, session, since).await {
+            Ok(vb) => vb,
+            Err(e) => {
+                self.state.hub.unsubscribe(&channel, self.outbox.id());
+                self.outbox.forget_channel(&channel);
+                return self.reply_app_error(id, &e);
+            }
+        };
+        self.state.hub.caught_up(&channel, version);
         let member = self.member();
         self.state.bus.presence_join(&channel, &member).await;
         self.state
@@ -255,8 +310,36 @@ impl Conn {
             .publish(&channel, presence_frame(&channel, "presence.join", &member))
             .await;
         self.channels.insert(channel.clone());
-        let members = self.state.bus.presence(&channel).await;
-        self.reply_ok(id, Some(json!({ "channel": channel, "presence": members })));
+        body["presence"] = json!(self.state.bus.presence(&channel).await);
+        let reply = ServerFrame::Ok {
+            id,
+            result: Some(body),
+        }
+        .encode();
+        self.outbox.end_catch_up(&channel, version, reply.into());
+    }
+
+    /// The `subscribe` reply body: the changes after `since`, or a snapshot.
+    async fn catch_up_body(
+        &self,
+        channel: &str,
+        session: SessionId,
+        since: Option<u64>,
+    ) -> Result<(u64, serde_json::Value), crate::error::AppError> {
+        let caught = match since {
+            Some(since) => self.state.sync.catch_up(session, since).await?,
+            None => CatchUp::Snapshot(self.state.sync.snapshot(session).await?),
+        };
+        Ok(match caught {
+            CatchUp::Changes { version, changes } => (
+                version,
+                json!({ "channel": channel, "version": version, "changes": changes }),
+            ),
+            CatchUp::Snapshot(s) => (
+                s.version,
+                json!({ "channel": channel, "version": s.version, "snapshot": SnapshotView::new(s.version, &s.doc) }),
+            ),
+        })
     }
 
     fn member(&self) -> Member {
@@ -270,6 +353,7 @@ impl Conn {
 
     async fn leave(&self, channel: &str) {
         self.state.hub.unsubscribe(channel, self.outbox.id());
+        self.outbox.forget_channel(channel);
         self.state
             .bus
             .presence_leave(channel, &self.conn_uuid)

@@ -10,6 +10,7 @@ mod health;
 mod openapi;
 mod ratelimit;
 mod store;
+mod sync;
 mod ws;
 mod ws_cluster;
 mod ws_limits;

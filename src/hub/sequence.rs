@@ -1,0 +1,93 @@
+//! In-order delivery of versioned frames (session sync changes). Each instance releases a
+//! session's changes to its subscribers strictly by version: duplicates are dropped, early
+//! arrivals wait, and a gap (a pub/sub message lost, or two commits published out of order)
+//! is reported so the healer can fetch the missing versions from the change log.
+
+use axum::extract::ws::Utf8Bytes;
+use std::collections::BTreeMap;
+
+/// Early frames held per channel before the gap is force-healed.
+pub const MAX_PENDING: usize = 1024;
+
+#[derive(Default)]
+pub struct Sequence {
+    /// The next version to release; `None` until the first frame or catch-up sets it.
+    next: Option<u64>,
+    pending: BTreeMap<u64, Utf8Bytes>,
+}
+
+/// What `offer` decided.
+pub enum Offer {
+    /// Release these frames now, in order, with their versions.
+    Release(Vec<(u64, Utf8Bytes)>),
+    /// Versions `from..to` (exclusive) are missing; the frame was held.
+    Gap { from: u64, to: u64 },
+    /// Already released: dropped.
+    Duplicate,
+}
+
+impl Sequence {
+    pub fn offer(&mut self, version: u64, frame: Utf8Bytes) -> Offer {
+        let next = *self.next.get_or_insert(version);
+        if version < next {
+            return Offer::Duplicate;
+        }
+        if version > next {
+            if self.pending.len() < MAX_PENDING {
+                self.pending.insert(version, frame);
+            }
+            return Offer::Gap {
+                from: next,
+                to: *self.pending.keys().next().unwrap_or(&version),
+            };
+        }
+        let mut out = vec![(version, frame)];
+        let mut v = version + 1;
+        while let Some(f) = self.pending.remove(&v) {
+            out.push((v, f));
+            v += 1;
+        }
+        self.next = Some(v);
+        Offer::Release(out)
+    }
+
+    /// A first subscriber caught up to `version`: releasing starts after it. When frames are
+    /// already flowing, nothing changes: other subscribers still need every version, and the
+    /// new one's gate drops what it already has.
+    pub fn caught_up(&mut self, version: u64) {
+        if self.next.is_none() {
+            self.next = Some(version + 1);
+            self.pending.retain(|v, _| *v > version);
+        }
+    }
+
+    pub fn next(&self) -> Option<u64> {
+        self.next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(s: &str) -> Utf8Bytes {
+        Utf8Bytes::from(s.to_string())
+    }
+
+    #[test]
+    fn releases_in_order_and_reports_gaps() {
+        let mut s = Sequence::default();
+        s.caught_up(4);
+        assert!(matches!(s.offer(5, f("5")), Offer::Release(v) if v.len() == 1));
+        assert!(matches!(s.offer(7, f("7")), Offer::Gap { from: 6, to: 7 }));
+        assert!(matches!(s.offer(5, f("5")), Offer::Duplicate));
+        match s.offer(6, f("6")) {
+            Offer::Release(v) => assert_eq!(
+                v.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(),
+                ["6", "7"]
+            ),
+            _ => panic!("expected release"),
+        }
+        assert_eq!(s.next(), Some(8));
+    }
+}

@@ -1,0 +1,9 @@
+//! Session sync: mutations from clients, merged by rules that do not depend on arrival order.
+//! `hlc` is the clock, `ops` the mutation vocabulary and its validation, `merge` the rules.
+//! (Persistence, exactly-once bookkeeping and pull follow in the session-sync issue.)
+
+pub mod hlc;
+pub mod merge;
+pub mod ops;
+pub mod service;
+pub mod view;

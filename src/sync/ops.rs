@@ -1,0 +1,244 @@
+//! Mutations and their operations, with validation. A mutation is one client's atomic batch of
+//! ops, ordered per client by `mutation_id` (1, 2, 3, ...).
+
+use super::hlc::Hlc;
+use serde::{Deserialize, Serialize};
+
+pub const MAX_CLIENT_ID: usize = 64;
+pub const MAX_TITLE: usize = 200;
+pub const MAX_MODEL: usize = 100;
+pub const MAX_SYSTEM_PROMPT: usize = 32 * 1024;
+pub const MAX_CONTEXT_KEY: usize = 128;
+pub const MAX_CONTEXT_VALUE: usize = 16 * 1024;
+pub const MAX_TAG: usize = 64;
+pub const MAX_MESSAGE_ID: usize = 64;
+pub const MAX_CONTENT: usize = 256 * 1024;
+pub const MAX_OPS: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mutation {
+    pub client_id: String,
+    pub mutation_id: u64,
+    pub hlc: Hlc,
+    pub ops: Vec<Op>,
+}
+
+/// The session fields that are plain last-writer-wins registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    Title,
+    Model,
+    SystemPrompt,
+    Archived,
+    Pinned,
+    ProjectId,
+}
+
+impl Field {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Title => "title",
+            Field::Model => "model",
+            Field::SystemPrompt => "system_prompt",
+            Field::Archived => "archived",
+            Field::Pinned => "pinned",
+            Field::ProjectId => "project_id",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageRole {
+    User,
+    Assistant,
+    System,
+    Tool,
+}
+
+impl MessageRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageRole::User => "user",
+            MessageRole::Assistant => "assistant",
+            MessageRole::System => "system",
+            MessageRole::Tool => "tool",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(MessageRole::User),
+            "assistant" => Some(MessageRole::Assistant),
+            "system" => Some(MessageRole::System),
+            "tool" => Some(MessageRole::Tool),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    SetField {
+        field: Field,
+        value: serde_json::Value,
+    },
+    SetContext {
+        key: String,
+        value: serde_json::Value,
+    },
+    DeleteContext {
+        key: String,
+    },
+    AddTag {
+        tag: String,
+    },
+    RemoveTag {
+        tag: String,
+    },
+    AppendMessage {
+        message_id: String,
+        role: MessageRole,
+        content: String,
+        #[serde(default)]
+        metadata: serde_json::Value,
+    },
+    EditMessage {
+        message_id: String,
+        content: String,
+    },
+    DeleteMessage {
+        message_id: String,
+    },
+}
+
+fn bad(msg: impl Into<String>) -> Result<(), String> {
+    Err(msg.into())
+}
+
+impl Mutation {
+    /// Shape checks that need no state. A mutation failing them is refused by itself (and
+    /// still advances the client's last mutation id).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.ops.is_empty() || self.ops.len() > MAX_OPS {
+            return bad(format!("a mutation has 1 to {MAX_OPS} ops"));
+        }
+        self.ops.iter().try_for_each(Op::validate)
+    }
+}
+
+pub fn check_client_id(id: &str) -> Result<(), String> {
+    if id.is_empty()
+        || id.len() > MAX_CLIENT_ID
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return bad(format!(
+            "client_id must be 1 to {MAX_CLIENT_ID} characters of [A-Za-z0-9_-]"
+        ));
+    }
+    Ok(())
+}
+
+impl Op {
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Op::SetField { field, value } => {
+                let ok = match field {
+                    Field::Title => value
+                        .as_str()
+                        .is_some_and(|s| s.chars().count() <= MAX_TITLE),
+                    Field::Model => value.as_str().is_some_and(|s| s.len() <= MAX_MODEL),
+                    Field::SystemPrompt => {
+                        value.as_str().is_some_and(|s| s.len() <= MAX_SYSTEM_PROMPT)
+                    }
+                    Field::Archived | Field::Pinned => value.is_boolean(),
+                    Field::ProjectId => {
+                        value.is_null()
+                            || value
+                                .as_str()
+                                .is_some_and(|s| uuid::Uuid::parse_str(s).is_ok())
+                    }
+                };
+                if !ok {
+                    let want = match field {
+                        Field::Title => format!("a string of at most {MAX_TITLE} characters"),
+                        Field::Model => format!("a string of at most {MAX_MODEL} bytes"),
+                        Field::SystemPrompt => {
+                            format!("a string of at most {MAX_SYSTEM_PROMPT} bytes")
+                        }
+                        Field::Archived | Field::Pinned => "true or false".into(),
+                        Field::ProjectId => "a project id (UUID) or null".into(),
+                    };
+                    return bad(format!("{} must be {want}", field.as_str()));
+                }
+                Ok(())
+            }
+            Op::SetContext { key, value } => {
+                check_key(key)?;
+                if value.to_string().len() > MAX_CONTEXT_VALUE {
+                    return bad(format!(
+                        "context values are at most {MAX_CONTEXT_VALUE} bytes of JSON"
+                    ));
+                }
+                Ok(())
+            }
+            Op::DeleteContext { key } => check_key(key),
+            Op::AddTag { tag } | Op::RemoveTag { tag } => {
+                if tag.is_empty() || tag.chars().count() > MAX_TAG {
+                    return bad(format!("tags are 1 to {MAX_TAG} characters"));
+                }
+                Ok(())
+            }
+            Op::AppendMessage {
+                message_id,
+                content,
+                metadata,
+                ..
+            } => {
+                check_message_id(message_id)?;
+                check_content(content)?;
+                if !(metadata.is_null() || metadata.is_object())
+                    || metadata.to_string().len() > MAX_CONTEXT_VALUE
+                {
+                    return bad(format!(
+                        "metadata must be an object of at most {MAX_CONTEXT_VALUE} bytes"
+                    ));
+                }
+                Ok(())
+            }
+            Op::EditMessage {
+                message_id,
+                content,
+            } => {
+                check_message_id(message_id)?;
+                check_content(content)
+            }
+            Op::DeleteMessage { message_id } => check_message_id(message_id),
+        }
+    }
+}
+
+fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_CONTEXT_KEY {
+        return bad(format!("context keys are 1 to {MAX_CONTEXT_KEY} bytes"));
+    }
+    Ok(())
+}
+
+fn check_message_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_MESSAGE_ID {
+        return bad(format!("message_id must be 1 to {MAX_MESSAGE_ID} bytes"));
+    }
+    Ok(())
+}
+
+fn check_content(c: &str) -> Result<(), String> {
+    if c.len() > MAX_CONTENT {
+        return bad(format!("message content is at most {MAX_CONTENT} bytes"));
+    }
+    Ok(())
+}

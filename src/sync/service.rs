@@ -1,0 +1,232 @@
+//! The sync service: authorizes, stamps clocks, writes through the store and only after commit
+//! broadcasts each change (versioned) on the session channel. Also serves catch-up and heals
+//! version gaps an instance sees from the change log.
+
+use super::{
+    hlc::Clock,
+    ops::{check_client_id, Mutation},
+};
+use crate::{
+    bus::{now_ms, Bus},
+    config::SyncConfig,
+    domain::{MemberRole, SessionId, UserId},
+    error::AppError,
+    hub::{Gap, Hub},
+    protocol::ServerFrame,
+    store::{CatchUp, Change, MutationResult, Pushed, Snapshot, Store},
+};
+use axum::extract::ws::Utf8Bytes;
+use serde::Serialize;
+use std::{sync::Arc, time::Duration};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How long a gap may stay open before the change log is asked (the missing frame may just be
+/// late).
+const GAP_GRACE: Duration = Duration::from_millis(100);
+
+/// Built once in `app.rs`; shared by the socket and REST.
+pub struct SyncService {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    hub: Arc<Hub>,
+    clock: Clock,
+    config: SyncConfig,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PushReply {
+    #[schema(value_type = Vec<Object>)]
+    pub results: Vec<MutationResult>,
+    /// The session's version after this push.
+    pub version: u64,
+    /// The server's clock; clients move theirs past it.
+    #[schema(value_type = String)]
+    pub server_hlc: super::hlc::Hlc,
+}
+
+pub fn channel_of(session: SessionId) -> String {
+    format!("session:{session}")
+}
+
+/// The `sync.change` event for one committed change, encoded once.
+pub fn change_frame(channel: &str, change: &Change) -> Utf8Bytes {
+    let data = serde_json::value::to_raw_value(change).expect("changes serialize");
+    ServerFrame::Event {
+        channel,
+        event: "sync.change",
+        data: &data,
+        from: None,
+        ts: now_ms(),
+    }
+    .encode()
+    .into()
+}
+
+impl SyncService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        hub: Arc<Hub>,
+        config: SyncConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            bus,
+            hub,
+            clock: Clock::new(),
+            config,
+        })
+    }
+
+    pub fn server_hlc(&self) -> super::hlc::Hlc {
+        self.clock.now()
+    }
+
+    /// The caller's role, `NotFound` for non-members (existence is not revealed).
+    pub async fn role(&self, session: SessionId, user: UserId) -> Result<MemberRole, AppError> {
+        self.store
+            .member_role(session, user)
+            .await?
+            .ok_or_else(|| AppError::NotFound("no such session".into()))
+    }
+
+    pub async fn push(
+        &self,
+        user: UserId,
+        session: SessionId,
+        mutations: &[Mutation],
+    ) -> Result<PushReply, AppError> {
+        if mutations.is_empty() || mutations.len() > self.config.max_batch {
+            return Err(AppError::validation(
+                "mutations",
+                format!("a push carries 1 to {} mutations", self.config.max_batch),
+            ));
+        }
+        for (i, m) in mutations.iter().enumerate() {
+            check_client_id(&m.client_id)
+                .map_err(|e| AppError::validation(format!("mutations[{i}].client_id"), e))?;
+            if m.mutation_id == 0 {
+                return Err(AppError::validation(
+                    format!("mutations[{i}].mutation_id"),
+                    "mutation ids start at 1",
+                ));
+            }
+        }
+        if !self.role(session, user).await?.can_write() {
+            return Err(AppError::Forbidden(
+                "viewers cannot change this session".into(),
+            ));
+        }
+        let wall = self.clock.wall();
+        let batch: Vec<Pushed<'_>> = mutations
+            .iter()
+            .map(|m| Pushed {
+                mutation: m,
+                refusal: (m.hlc.ms > wall + self.config.max_clock_skew_ms).then(|| {
+                    format!(
+                        "clock too far ahead: mutation hlc {} is more than {} ms past the server clock {}",
+                        m.hlc,
+                        self.config.max_clock_skew_ms,
+                        self.clock.now()
+                    )
+                }),
+            })
+            .collect();
+        let outcome = self
+            .store
+            .push(session, user, &batch, self.config.keep_versions)
+            .await?
+            .ok_or_else(|| AppError::NotFound("no such session".into()))?;
+        let channel = channel_of(session);
+        for change in &outcome.applied {
+            self.clock.observe(change.mutation.hlc);
+            self.bus
+                .publish_versioned(&channel, change.version, change_frame(&channel, change))
+                .await;
+        }
+        metrics::counter!("sync_mutations_applied_total").increment(outcome.applied.len() as u64);
+        Ok(PushReply {
+            results: outcome.results,
+            version: outcome.version,
+            server_hlc: self.clock.now(),
+        })
+    }
+
+    pub async fn catch_up(&self, session: SessionId, since: u64) -> Result<CatchUp, AppError> {
+        self.store
+            .catch_up(session, since, self.config.catch_up_limit)
+            .await?
+            .ok_or_else(|| AppError::NotFound("no such session".into()))
+    }
+
+    pub async fn snapshot(&self, session: SessionId) -> Result<Snapshot, AppError> {
+        self.store
+            .snapshot(session)
+            .await?
+            .ok_or_else(|| AppError::NotFound("no such session".into()))
+    }
+
+    /// Fills gaps the hub reports, from the change log. Runs until `shutdown`.
+    pub async fn heal_gaps(
+        self: Arc<Self>,
+        mut gaps: mpsc::Receiver<Gap>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let gap = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                g = gaps.recv() => match g { Some(g) => g, None => return },
+            };
+            tokio::time::sleep(GAP_GRACE).await;
+            if self
+                .hub
+                .next_version(&gap.channel)
+                .is_some_and(|n| n > gap.from)
+            {
+                continue; // the late frame arrived
+            }
+            let Some(session) = gap
+                .channel
+                .strip_prefix("session:")
+                .and_then(|s| s.parse::<SessionId>().ok())
+            else {
+                continue;
+            };
+            match self
+                .store
+                .catch_up(session, gap.from - 1, self.config.catch_up_limit)
+                .await
+            {
+                Ok(Some(CatchUp::Changes { changes, .. })) => {
+                    metrics::counter!("sync_gaps_healed_total").increment(1);
+                    for c in changes.iter().filter(|c| c.version < gap.to) {
+                        self.hub.deliver_versioned(
+                            &gap.channel,
+                            c.version,
+                            change_frame(&gap.channel, c),
+                        );
+                    }
+                }
+                Ok(Some(CatchUp::Snapshot(s))) => {
+                    // Compacted past the gap: tell subscribers to re-subscribe with `since`.
+                    tracing::warn!(channel = %gap.channel, "gap older than the change log; asking clients to resync");
+                    self.hub.caught_up(&gap.channel, s.version);
+                    let data =
+                        serde_json::value::to_raw_value(&serde_json::json!({"version": s.version}))
+                            .expect("json");
+                    let frame = ServerFrame::Event {
+                        channel: &gap.channel,
+                        event: "sync.resync",
+                        data: &data,
+                        from: None,
+                        ts: now_ms(),
+                    };
+                    self.hub.deliver(&gap.channel, &frame.encode().into());
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not heal a version gap"),
+            }
+        }
+    }
+}
