@@ -33,6 +33,11 @@ impl Bus for LocalBus {
 
     async fn watch(&self, _channel: &str) {}
 
+    async fn evict(&self, channel: &str, user_id: &str) {
+        self.hub
+            .evict(channel, user_id, &super::revoked_frame(channel));
+    }
+
     async fn presence_join(&self, channel: &str, member: &Member) {
         let mut list = self.presence.entry(channel.to_owned()).or_default();
         list.retain(|m| m.conn_id != member.conn_id);

@@ -40,6 +40,9 @@ pub trait Bus: Send + Sync + 'static {
     /// Returns once frames published elsewhere on `channel` will reach this instance (or after
     /// a short bound when the bus is down). Call after the hub subscription.
     async fn watch(&self, channel: &str);
+    /// Drops every connection of `user_id` from `channel` on every instance, telling each with
+    /// a `session.revoked` event.
+    async fn evict(&self, channel: &str, user_id: &str);
     async fn presence_join(&self, channel: &str, member: &Member);
     async fn presence_leave(&self, channel: &str, conn_id: &str);
     async fn presence(&self, channel: &str) -> Vec<Member>;
@@ -66,4 +69,20 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The event an evicted connection receives on the channel it lost.
+pub fn revoked_frame(channel: &str) -> Utf8Bytes {
+    let data =
+        serde_json::value::to_raw_value(&serde_json::json!({ "channel": channel })).expect("json");
+    Utf8Bytes::from(
+        crate::protocol::ServerFrame::Event {
+            channel,
+            event: "session.revoked",
+            data: &data,
+            from: None,
+            ts: now_ms(),
+        }
+        .encode(),
+    )
 }

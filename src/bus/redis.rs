@@ -120,8 +120,24 @@ impl Inner {
         }
     }
 
+    fn control_key(&self) -> String {
+        format!("{}ctl", self.prefix)
+    }
+
     fn on_message(&self, msg: &redis::Msg) {
         let payload = msg.get_payload_bytes();
+        if msg.get_channel_name() == self.control_key() {
+            // {"evict": {"channel", "user_id"}}
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) {
+                if let (Some(ch), Some(user)) = (
+                    v["evict"]["channel"].as_str(),
+                    v["evict"]["user_id"].as_str(),
+                ) {
+                    self.hub.evict(ch, user, &super::revoked_frame(ch));
+                }
+            }
+            return;
+        }
         if payload.len() < HEADER || &payload[..16] == self.instance.as_bytes() {
             return;
         }
@@ -163,6 +179,19 @@ impl Bus for RedisBus {
             .hub
             .deliver_versioned(channel, version, frame.clone());
         self.inner.publish_remote(channel, version, &frame).await;
+    }
+
+    async fn evict(&self, channel: &str, user_id: &str) {
+        let i = &self.inner;
+        i.hub
+            .evict(channel, user_id, &super::revoked_frame(channel));
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(i.control_key()).arg(
+            serde_json::json!({"evict": {"channel": channel, "user_id": user_id}}).to_string(),
+        );
+        if let Err(e) = i.run::<i64>(&cmd).await {
+            tracing::warn!(error = %e, "eviction not published to other instances");
+        }
     }
 
     async fn watch(&self, _channel: &str) {
@@ -323,12 +352,13 @@ async fn sync(
     sink: &mut redis::aio::PubSubSink,
     subscribed: &mut HashSet<String>,
 ) -> redis::RedisResult<()> {
-    let want: HashSet<String> = inner
+    let mut want: HashSet<String> = inner
         .hub
         .channel_names()
         .iter()
         .map(|c| inner.channel_key(c))
         .collect();
+    want.insert(inner.control_key());
     let add: Vec<&String> = want.difference(subscribed).collect();
     let drop: Vec<&String> = subscribed.difference(&want).collect();
     let timeout = |e| redis::RedisError::from((redis::ErrorKind::IoError, e));

@@ -1,6 +1,7 @@
 //! `/v1/sessions`: create a session and manage who may see it.
 
 use super::extract::Json;
+use crate::sync::service::notify_list_changed;
 use crate::{
     auth::AuthUser,
     domain::{Email, MemberRole, SessionId, UserId},
@@ -22,7 +23,8 @@ const MAX_TITLE: usize = 200;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create_session))
+        .routes(routes!(create_session, list_sessions))
+        .routes(routes!(list_messages))
         .routes(routes!(get_session))
         .routes(routes!(push_mutations))
         .routes(routes!(list_members, share))
@@ -50,6 +52,7 @@ async fn create_session(
         ));
     }
     let session = s.store.create_session(p.user_id, &n.title).await?;
+    notify_list_changed(s.bus.as_ref(), p.user_id, session.id, "created").await;
     Ok((StatusCode::CREATED, axum::Json(session)))
 }
 
@@ -141,6 +144,7 @@ async fn share(
         ));
     }
     s.store.set_member(session, user.id, b.role).await?;
+    notify_list_changed(s.bus.as_ref(), user.id, session, "shared").await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -165,6 +169,14 @@ async fn revoke(
     if !s.store.remove_member(session, user).await? {
         return Err(AppError::NotFound("no such member".into()));
     }
+    // Their live subscriptions end now, on every instance.
+    s.bus
+        .evict(
+            &crate::sync::service::channel_of(session),
+            &user.to_string(),
+        )
+        .await;
+    notify_list_changed(s.bus.as_ref(), user, session, "revoked").await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -208,4 +220,126 @@ async fn push_mutations(
     Ok(axum::Json(
         s.sync.push(p.user_id, session, &b.mutations).await?,
     ))
+}
+
+/// Largest page the listings return.
+const MAX_PAGE: u32 = 100;
+
+fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
+    match limit.unwrap_or(50) {
+        l @ 1..=MAX_PAGE => Ok(l),
+        _ => Err(AppError::validation(
+            "limit",
+            format!("limit must be 1 to {MAX_PAGE}"),
+        )),
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct SessionPage {
+    /// The previous page's `next_cursor`.
+    after: Option<String>,
+    /// 1 to 100. Default 50.
+    limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionItem {
+    #[serde(flatten)]
+    session: Session,
+    role: MemberRole,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    data: Vec<SessionItem>,
+    next_cursor: Option<String>,
+}
+
+/// The caller's sessions (owned and shared), oldest first.
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions", security(("bearer" = [])), params(SessionPage),
+    responses((status = 200, body = SessionList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn list_sessions(
+    State(s): State<AppState>,
+    AuthUser(p): AuthUser,
+    axum::extract::Query(q): axum::extract::Query<SessionPage>,
+) -> Result<axum::Json<SessionList>, AppError> {
+    let limit = page_limit(q.limit)?;
+    let after = q
+        .after
+        .map(|a| a.parse::<SessionId>())
+        .transpose()
+        .map_err(|_| {
+            AppError::validation("after", "after must be a cursor from a previous page")
+        })?;
+    let rows = s.store.list_sessions(p.user_id, after, limit).await?;
+    let next_cursor = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|(s, _)| s.id.to_string()))
+        .flatten();
+    Ok(axum::Json(SessionList {
+        data: rows
+            .into_iter()
+            .map(|(session, role)| SessionItem { session, role })
+            .collect(),
+        next_cursor,
+    }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct MessagePage {
+    /// The previous page's `next_cursor`.
+    after: Option<String>,
+    /// 1 to 100. Default 50.
+    limit: Option<u32>,
+    /// Only messages of this role: user, assistant, system or tool.
+    role: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageList {
+    data: Vec<crate::sync::view::MessageView>,
+    next_cursor: Option<String>,
+}
+
+/// The transcript in order (deleted messages left out).
+#[utoipa::path(get, path = "/v1/sessions/{id}/messages", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id"), MessagePage),
+    responses((status = 200, body = MessageList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_messages(
+    State(s): State<AppState>,
+    AuthUser(p): AuthUser,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<MessagePage>,
+) -> Result<axum::Json<MessageList>, AppError> {
+    let session = parse_session(&id)?;
+    role_of(&s, session, p.user_id).await?;
+    let limit = page_limit(q.limit)?;
+    let bad_cursor =
+        || AppError::validation("after", "after must be a cursor from a previous page");
+    let after = q
+        .after
+        .map(|a| {
+            let (p, s) = a.split_once('.').ok_or_else(bad_cursor)?;
+            Ok::<_, AppError>((
+                p.parse().map_err(|_| bad_cursor())?,
+                s.parse().map_err(|_| bad_cursor())?,
+            ))
+        })
+        .transpose()?;
+    let role = q
+        .role
+        .map(|r| {
+            crate::sync::ops::MessageRole::parse(&r).ok_or_else(|| {
+                AppError::validation("role", "role must be user, assistant, system or tool")
+            })
+        })
+        .transpose()?;
+    let msgs = s.store.list_messages(session, after, role, limit).await?;
+    let next_cursor = (msgs.len() == limit as usize)
+        .then(|| msgs.last().map(|m| format!("{}.{}", m.position, m.seq)))
+        .flatten();
+    Ok(axum::Json(MessageList {
+        data: msgs.iter().map(Into::into).collect(),
+        next_cursor,
+    }))
 }

@@ -96,6 +96,22 @@ impl Hub {
         }
     }
 
+    /// Removes every connection of `user` from `channel` (membership revoked) and tells each
+    /// with `frame`.
+    pub fn evict(&self, channel: &str, user: &str, frame: &Utf8Bytes) -> usize {
+        let Some(subs) = self.channels.get(channel).map(|s| s.clone()) else {
+            return 0;
+        };
+        let mut n = 0;
+        for s in subs.iter().filter(|s| s.user() == Some(user)) {
+            self.unsubscribe(channel, s.id());
+            s.mark_evicted(channel);
+            s.push(frame.clone());
+            n += 1;
+        }
+        n
+    }
+
     /// A subscriber caught up on `channel` to `version`; versions up to it need no release.
     pub fn caught_up(&self, channel: &str, version: u64) {
         self.sequences

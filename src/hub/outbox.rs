@@ -19,6 +19,12 @@ pub struct Outbox {
     /// Per session channel: versioned frames held while the subscriber catches up, then the
     /// last version it has, so catch-up and live stream meet with no gap and no duplicate.
     gates: Mutex<HashMap<String, Gate>>,
+    /// The authenticated user, set once after authentication (for evictions).
+    user: OnceLock<String>,
+    /// Channels the server removed this connection from (membership revoked), for the
+    /// connection actor to forget.
+    evicted: Mutex<Vec<String>>,
+    eviction: tokio::sync::Notify,
 }
 
 enum Gate {
@@ -34,7 +40,42 @@ impl Outbox {
             closing: CancellationToken::new(),
             reason: OnceLock::new(),
             gates: Mutex::new(HashMap::new()),
+            user: OnceLock::new(),
+            evicted: Mutex::new(Vec::new()),
+            eviction: tokio::sync::Notify::new(),
         }
+    }
+
+    pub fn set_user(&self, user: String) {
+        let _ = self.user.set(user);
+    }
+
+    pub fn user(&self) -> Option<&str> {
+        self.user.get().map(String::as_str)
+    }
+
+    /// Records that the hub dropped this connection from `channel`.
+    pub fn mark_evicted(&self, channel: &str) {
+        self.forget_channel(channel);
+        self.evicted
+            .lock()
+            .expect("lock is never held across a panic")
+            .push(channel.to_owned());
+        self.eviction.notify_one();
+    }
+
+    pub fn take_evicted(&self) -> Vec<String> {
+        std::mem::take(
+            &mut *self
+                .evicted
+                .lock()
+                .expect("lock is never held across a panic"),
+        )
+    }
+
+    /// Resolves when the connection was evicted from a channel.
+    pub async fn evicted(&self) {
+        self.eviction.notified().await
     }
 
     pub fn id(&self) -> u64 {

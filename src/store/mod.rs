@@ -80,6 +80,15 @@ pub trait SyncStore: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Option<CatchUp>>;
     async fn snapshot(&self, session: SessionId) -> StoreResult<Option<Snapshot>>;
+    /// Live messages in transcript order after the `(position, seq)` cursor, optionally of one
+    /// role.
+    async fn list_messages(
+        &self,
+        session: SessionId,
+        after: Option<(u64, u32)>,
+        role: Option<crate::sync::ops::MessageRole>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::sync::merge::Message>>;
 }
 
 /// Sessions and their members.
@@ -102,6 +111,13 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn remove_member(&self, session: SessionId, user: UserId) -> StoreResult<bool>;
     async fn members(&self, session: SessionId) -> StoreResult<Vec<(UserId, MemberRole)>>;
+    /// The sessions `user` is a member of, keyset-paginated by id (ids are time-ordered).
+    async fn list_sessions(
+        &self,
+        user: UserId,
+        after: Option<SessionId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(Session, MemberRole)>>;
 }
 
 /// Accounts, tokens, API keys and the audit log.

@@ -6,6 +6,7 @@ use super::sql::{
 };
 use super::sync_sql::{impl_sync_store, ChangeRow, MessageRow, RegisterRow, MESSAGE_COLUMNS};
 use super::*;
+use crate::sync::ops::MessageRole;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;

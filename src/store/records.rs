@@ -83,6 +83,8 @@ pub struct Session {
     #[schema(value_type = String, format = Uuid)]
     pub owner_id: UserId,
     pub title: String,
+    /// Sync version: the number of mutations applied.
+    pub version: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -10,6 +10,7 @@ pub(super) struct SessionRow {
     id: Uuid,
     owner_id: Uuid,
     title: String,
+    version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -20,6 +21,7 @@ impl From<SessionRow> for Session {
             id: SessionId(r.id),
             owner_id: UserId(r.owner_id),
             title: r.title,
+            version: r.version as u64,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -36,7 +38,7 @@ macro_rules! impl_session_store {
                 let mut tx = self.pool.begin().await?;
                 let row: SessionRow = sqlx::query_as(
                     "INSERT INTO sessions (id, owner_id, title, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $4) RETURNING id, owner_id, title, created_at, updated_at",
+                     VALUES ($1, $2, $3, $4, $4) RETURNING id, owner_id, title, version, created_at, updated_at",
                 )
                 .bind(id.0)
                 .bind(owner.0)
@@ -59,7 +61,7 @@ macro_rules! impl_session_store {
 
             async fn session(&self, id: SessionId) -> StoreResult<Option<Session>> {
                 let row: Option<SessionRow> = sqlx::query_as(
-                    "SELECT id, owner_id, title, created_at, updated_at FROM sessions WHERE id = $1",
+                    "SELECT id, owner_id, title, version, created_at, updated_at FROM sessions WHERE id = $1",
                 )
                 .bind(id.0)
                 .fetch_optional(&self.pool)
@@ -114,6 +116,33 @@ macro_rules! impl_session_store {
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn list_sessions(
+                &self,
+                user: UserId,
+                after: Option<SessionId>,
+                limit: u32,
+            ) -> StoreResult<Vec<(Session, MemberRole)>> {
+                let rows: Vec<(Uuid, Uuid, String, i64, DateTime<Utc>, DateTime<Utc>, String)> = sqlx::query_as(
+                    "SELECT s.id, s.owner_id, s.title, s.version, s.created_at, s.updated_at, m.role \
+                     FROM session_members m JOIN sessions s ON s.id = m.session_id \
+                     WHERE m.user_id = $1 AND ($2 IS NULL OR s.id > $2) ORDER BY s.id LIMIT $3",
+                )
+                .bind(user.0)
+                .bind(after.map(|a| a.0))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(id, owner, title, version, created_at, updated_at, role)| {
+                        let role = MemberRole::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("member role {role:?}")))?;
+                        Ok((
+                            Session { id: SessionId(id), owner_id: UserId(owner), title, version: version as u64, created_at, updated_at },
+                            role,
+                        ))
+                    })
+                    .collect()
             }
 
             async fn members(&self, session: SessionId) -> StoreResult<Vec<(UserId, MemberRole)>> {

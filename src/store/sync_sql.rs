@@ -246,6 +246,14 @@ macro_rules! impl_sync_store {
                     match applied {
                         Ok(touched) => {
                             version += 1;
+                            if touched.registers.contains("f:title") {
+                                let title = doc.registers["f:title"].value.as_ref().and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+                                sqlx::query("UPDATE sessions SET title = $2 WHERE id = $1")
+                                    .bind(session.0)
+                                    .bind(title)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
                             for key in &touched.registers {
                                 let r = &doc.registers[key];
                                 sqlx::query(
@@ -389,6 +397,29 @@ macro_rules! impl_sync_store {
                 .await?;
                 let changes = rows.into_iter().map(ChangeRow::into_change).collect::<Result<Vec<_>, _>>()?;
                 Ok(Some(CatchUp::Changes { version, changes }))
+            }
+
+            async fn list_messages(
+                &self,
+                session: SessionId,
+                after: Option<(u64, u32)>,
+                role: Option<MessageRole>,
+                limit: u32,
+            ) -> StoreResult<Vec<crate::sync::merge::Message>> {
+                let (pos, seq) = after.map_or((-1i64, -1i32), |(p, s)| (p as i64, s as i32));
+                let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = $1 AND NOT deleted \
+                     AND (position > $2 OR (position = $2 AND seq > $3)) AND ($4 IS NULL OR role = $4) \
+                     ORDER BY position, seq LIMIT $5"
+                ))
+                .bind(session.0)
+                .bind(pos)
+                .bind(seq)
+                .bind(role.map(|r| r.as_str()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(MessageRow::into_message).collect()
             }
 
             async fn snapshot(&self, session: SessionId) -> StoreResult<Option<Snapshot>> {

@@ -49,6 +49,24 @@ pub fn channel_of(session: SessionId) -> String {
     format!("session:{session}")
 }
 
+/// Tells `user`'s connections that their session list changed (`reason`: created, shared,
+/// revoked, updated).
+pub async fn notify_list_changed(bus: &dyn Bus, user: UserId, session: SessionId, reason: &str) {
+    let channel = format!("user:{user}");
+    let data = serde_json::value::to_raw_value(
+        &serde_json::json!({"session_id": session, "reason": reason}),
+    )
+    .expect("json");
+    let frame = ServerFrame::Event {
+        channel: &channel,
+        event: "session.list_changed",
+        data: &data,
+        from: None,
+        ts: now_ms(),
+    };
+    bus.publish(&channel, frame.encode().into()).await;
+}
+
 /// The `sync.change` event for one committed change, encoded once.
 pub fn change_frame(channel: &str, change: &Change) -> Utf8Bytes {
     let data = serde_json::value::to_raw_value(change).expect("changes serialize");
@@ -146,6 +164,17 @@ impl SyncService {
                 .await;
         }
         metrics::counter!("sync_mutations_applied_total").increment(outcome.applied.len() as u64);
+        let listed_fields_changed = outcome.applied.iter().any(|c| {
+            c.mutation
+                .ops
+                .iter()
+                .any(|op| matches!(op, super::ops::Op::SetField { .. }))
+        });
+        if listed_fields_changed {
+            for (member, _) in self.store.members(session).await? {
+                notify_list_changed(self.bus.as_ref(), member, session, "updated").await;
+            }
+        }
         Ok(PushReply {
             results: outcome.results,
             version: outcome.version,

@@ -164,6 +164,7 @@ async fn serve(conn: &mut Conn, stream: &mut Stream) -> CloseCode {
             biased;
             _ = shutdown.cancelled() => return CloseCode::Restart,
             _ = conn.outbox.closing() => return conn.outbox.closed_with().unwrap_or(CloseCode::Normal),
+            _ = conn.outbox.evicted() => conn.process_evictions().await,
             _ = sleep_until_opt(expiry) => {
                 conn.reply_error(None, "token_expired", "access token expired; send auth.refresh before it does");
                 return CloseCode::TokenExpired;

@@ -85,7 +85,27 @@ impl Conn {
         self.principal.expires_at.map(unix_to_instant)
     }
 
+    /// Forgets channels the server evicted this connection from (membership revoked).
+    pub async fn process_evictions(&mut self) {
+        for channel in self.outbox.take_evicted() {
+            if self.channels.remove(&channel) {
+                self.state
+                    .bus
+                    .presence_leave(&channel, &self.conn_uuid)
+                    .await;
+                self.state
+                    .bus
+                    .publish(
+                        &channel,
+                        presence_frame(&channel, "presence.leave", &self.member()),
+                    )
+                    .await;
+            }
+        }
+    }
+
     pub async fn join_user_channel(&mut self) {
+        self.outbox.set_user(self.user_str.clone());
         self.state
             .hub
             .subscribe(&self.user_channel, self.outbox.clone());
@@ -115,6 +135,7 @@ impl Conn {
     }
 
     pub async fn handle(&mut self, text: &str) {
+        self.process_evictions().await;
         let frame = match ClientFrame::decode(text) {
             Ok(f) => f,
             Err(e) => return self.reply_error(e.id.as_deref(), e.code, &e.message),

@@ -11,6 +11,7 @@ mod openapi;
 mod ratelimit;
 mod store;
 mod sync;
+mod sync_access;
 mod ws;
 mod ws_cluster;
 mod ws_limits;

@@ -126,6 +126,11 @@ impl WsClient {
         self.send_raw(frame.to_string()).await;
     }
 
+    /// Whether an event named `event` was read while waiting for replies.
+    pub fn pending_has(&self, event: &str) -> bool {
+        self.pending.iter().any(|v| v["event"] == event)
+    }
+
     /// Forgets frames read while waiting for replies.
     pub fn drop_pending(&mut self) {
         self.pending.clear();
