@@ -12,6 +12,7 @@ mod ratelimit;
 mod store;
 mod sync;
 mod sync_access;
+mod sync_prop;
 mod ws;
 mod ws_cluster;
 mod ws_limits;

@@ -8,7 +8,7 @@ use switchyard::{
     store::{self, AuditEvent, NewApiKey, NewUser, RotateOutcome, Store, StoreError},
 };
 
-async fn stores() -> Vec<(tempfile::TempDir, Arc<dyn Store>)> {
+pub async fn stores() -> Vec<(tempfile::TempDir, Arc<dyn Store>)> {
     let mut out = Vec::new();
     let dir = tempfile::tempdir().unwrap();
     let s = store::connect(None, dir.path(), 5, Duration::from_secs(5))
