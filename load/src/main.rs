@@ -4,11 +4,13 @@
 //!   load login  --url http://127.0.0.1:8080 --concurrency 20 --seconds 10
 //!   load idle   --url http://127.0.0.1:8080 --conns 5000 --pid <server pid>
 //!   load fanout --url http://127.0.0.1:8080 [--sub-url http://127.0.0.1:8081] --subs 1000 --rate 1000 --seconds 10
+//!   load sync   --url http://127.0.0.1:8080 --sessions 1 --clients 50 --seconds 10
 
 mod client;
 mod fanout;
 mod idle;
 mod login;
+mod sync;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +28,8 @@ enum Scenario {
     Idle(idle::Args),
     /// One publisher, N subscribers on one session: deliveries/s and publish-to-receive latency.
     Fanout(fanout::Args),
+    /// Concurrent session.push clients: committed mutations/s and push-to-ack latency.
+    Sync(sync::Args),
 }
 
 #[tokio::main]
@@ -34,5 +38,6 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Login(a) => login::run(a).await,
         Scenario::Idle(a) => idle::run(a).await,
         Scenario::Fanout(a) => fanout::run(a).await,
+        Scenario::Sync(a) => sync::run(a).await,
     }
 }

@@ -257,3 +257,54 @@ async fn sigterm_closes_sockets_with_1012() {
     })
     .await
 }
+
+/// An instance that missed changes on the bus (its Redis link was down while another instance
+/// committed) heals the gap from the change log: its subscribers get every version, in order.
+#[tokio::test]
+async fn a_missed_change_is_healed_from_the_change_log() {
+    if !need_redis("a_missed_change_is_healed_from_the_change_log") {
+        return;
+    }
+    within(async {
+        let cluster = Cluster::new().await;
+        let mut url = url::Url::parse(cluster.redis_url.as_deref().unwrap()).unwrap();
+        let target = tokio::net::lookup_host(format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(6379))).await.unwrap().next().unwrap();
+        let proxy = Proxy::start(target).await;
+        let port = proxy.addr.port();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(port)).unwrap();
+        let a = cluster.spawn(|_| {}).await;
+        let b = cluster.spawn(|c| c.redis.url = Some(url.to_string())).await;
+        let owner = user(&a).await;
+        let ch = session(&a, &owner).await;
+        let id = ch.strip_prefix("session:").unwrap().to_string();
+        let mut writer = connect_authed(&a.base, &owner.tokens.access).await;
+        let mut reader = connect_authed(&b.base, &owner.tokens.access).await;
+        assert_eq!(reader.request("subscribe", json!({"channel": ch, "since": 0})).await["type"], "ok");
+        let push = |i: u64| json!({"session_id": id, "mutations": [{"client_id": "w", "mutation_id": i,
+            "hlc": format!("{}:0", 1_000 + i), "ops": [{"op": "set_context", "key": "k", "value": i}]}]});
+        assert_eq!(writer.request("session.push", push(1)).await["result"]["version"], 1);
+        assert_eq!(reader.event(&ch, "sync.change").await["data"]["version"], 1);
+
+        proxy.cut(); // b no longer hears the bus
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for i in 2..=4 {
+            assert_eq!(writer.request("session.push", push(i)).await["result"]["version"], i);
+        }
+        let _back = Proxy::start_on(port, target).await;
+        // Once b is subscribed again, the next change arrives and exposes the gap 2..=4.
+        let mut i = 5;
+        let mut seen = Vec::new();
+        while seen.last().copied().unwrap_or(1) < 5 {
+            writer.request("session.push", push(i)).await;
+            i += 1;
+            while let Ok(ev) = tokio::time::timeout(Duration::from_millis(700), reader.event(&ch, "sync.change")).await {
+                seen.push(ev["data"]["version"].as_u64().unwrap());
+            }
+            assert!(i < 40, "gap not healed: saw {seen:?}");
+        }
+        let expected: Vec<u64> = (2..=seen.len() as u64 + 1).collect();
+        assert_eq!(seen, expected, "every version once, in order");
+    })
+    .await
+}

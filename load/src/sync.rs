@@ -1,0 +1,100 @@
+//! Session sync write path: C clients each push one mutation at a time (waiting for the ack)
+//! to S sessions; reports committed mutations per second and push-to-ack latency.
+
+use crate::client::{api_key, connect, register, report, session};
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::json;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Sessions written to (clients are spread over them).
+    #[arg(long, default_value_t = 1)]
+    sessions: usize,
+    /// Concurrent clients, each with one push in flight.
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Target pushes per second per client (0 = as fast as acks come back).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+}
+
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let (token, _) = register(&http, &a.url).await?;
+    let key = api_key(&http, &a.url, &token).await?;
+    let mut sessions = Vec::new();
+    for _ in 0..a.sessions {
+        sessions.push(session(&http, &a.url, &token).await?);
+    }
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let end = Instant::now() + Duration::from_secs(a.seconds);
+    let mut tasks = Vec::new();
+    for c in 0..a.clients {
+        let session_id = sessions[c % sessions.len()]
+            .trim_start_matches("session:")
+            .to_string();
+        let mut ws = connect(&a.url, &key, c).await?;
+        ws.next().await; // welcome
+        let client_id = format!("load-{}-{c}", &run_id[..8]);
+        let interval = (a.rate > 0).then(|| Duration::from_secs_f64(1.0 / a.rate as f64));
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new(3).expect("histogram");
+            let mut id = 0u64;
+            let start = Instant::now();
+            while Instant::now() < end {
+                if let Some(iv) = interval {
+                    let due = start + iv.mul_f64(id as f64);
+                    if let Some(w) = due.checked_duration_since(Instant::now()) {
+                        tokio::time::sleep(w).await;
+                    }
+                }
+                id += 1;
+                let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+                let frame = json!({"type": "session.push", "id": id.to_string(), "session_id": session_id, "mutations": [
+                    {"client_id": client_id, "mutation_id": id, "hlc": format!("{ms}:0"),
+                     "ops": [{"op": "set_context", "key": format!("k{}", id % 16), "value": id},
+                             {"op": "append_message", "message_id": format!("{client_id}-{id}"), "role": "user", "content": "hello from load"}]}]});
+                let t = Instant::now();
+                if ws.send(Message::text(frame.to_string())).await.is_err() {
+                    break;
+                }
+                let want = format!("\"id\":\"{id}\"");
+                loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Text(t))) if t.as_str().contains(&want) => break,
+                        Some(Ok(_)) => continue,
+                        _ => return h,
+                    }
+                }
+                h.record(t.elapsed().as_micros() as u64).ok();
+            }
+            h
+        }));
+    }
+    let started = Instant::now();
+    let mut all = Histogram::<u64>::new(3)?;
+    for t in tasks {
+        all.add(t.await?)?;
+    }
+    let secs = started
+        .elapsed()
+        .as_secs_f64()
+        .min(a.seconds as f64)
+        .max(1.0);
+    println!(
+        "sync: {} clients on {} session(s): {} mutations committed, {:.0} mutations/s",
+        a.clients,
+        a.sessions,
+        all.len(),
+        all.len() as f64 / secs
+    );
+    report("push-to-ack", &all, "ms", 1000.0);
+    Ok(())
+}
