@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
+pub mod projects;
 pub mod sessions;
 
 use crate::{error::AppError, state::AppState};
@@ -41,6 +42,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(admin::routes())
         .merge(health::routes())
         .merge(sessions::routes())
+        .merge(projects::routes())
         .merge(crate::ws::routes())
         .split_for_parts()
 }

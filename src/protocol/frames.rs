@@ -10,6 +10,15 @@ use std::borrow::Cow;
 pub const MAX_CHANNEL_LEN: usize = 128;
 /// Event names (`typing`, `cursor`, ...).
 pub const MAX_EVENT_LEN: usize = 64;
+/// Requests answered by a handler that reads the frame's own fields.
+pub const CALLS: [&str; 5] = [
+    "session.list",
+    "project.list",
+    "project.create",
+    "project.update",
+    "project.delete",
+];
+
 /// Request ids are echoed back, so they are bounded too.
 pub const MAX_ID_LEN: usize = 64;
 
@@ -34,6 +43,13 @@ pub enum ClientFrame {
         id: String,
         session_id: String,
         mutations: Box<RawValue>,
+    },
+    /// `session.list` and `project.*`: the whole frame is handed to the handler, which reads
+    /// its own fields.
+    Call {
+        id: String,
+        kind: &'static str,
+        frame: Box<RawValue>,
     },
     Unsubscribe {
         id: String,
@@ -188,6 +204,20 @@ impl ClientFrame {
                 }
             }
             "ping" => ClientFrame::Ping { id: need_id(id)? },
+            k @ ("session.list" | "project.list" | "project.create" | "project.update"
+            | "project.delete") => {
+                let kind = CALLS
+                    .iter()
+                    .find(|c| **c == k)
+                    .copied()
+                    .unwrap_or("session.list");
+                let frame = RawValue::from_string(text.to_owned()).map_err(|e| bad(&id, e))?;
+                ClientFrame::Call {
+                    id: need_id(id)?,
+                    kind,
+                    frame,
+                }
+            }
             "session.push" => {
                 let b: PushBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
                 ClientFrame::SessionPush {
@@ -216,6 +246,7 @@ impl ClientFrame {
             | ClientFrame::Publish { id, .. }
             | ClientFrame::Presence { id, .. }
             | ClientFrame::SessionPush { id, .. }
+            | ClientFrame::Call { id, .. }
             | ClientFrame::Ping { id } => Some(id),
         }
     }

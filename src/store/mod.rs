@@ -2,6 +2,7 @@
 //! URL scheme. Both run the same SQL (`$n` placeholders work on both); timestamps are compared
 //! in Rust, not SQL, because SQLite stores them as text.
 
+mod projects_sql;
 mod records;
 mod sessions_sql;
 mod sql;
@@ -54,8 +55,23 @@ impl From<sqlx::Error> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the server stores; one implementation per backend.
-pub trait Store: AccountStore + SessionStore + SyncStore {}
-impl<T: AccountStore + SessionStore + SyncStore> Store for T {}
+pub trait Store: AccountStore + SessionStore + SyncStore + ProjectStore {}
+impl<T: AccountStore + SessionStore + SyncStore + ProjectStore> Store for T {}
+
+/// A user's projects (owner-only).
+#[async_trait]
+pub trait ProjectStore: Send + Sync + 'static {
+    async fn create_project(&self, owner: UserId, p: &ProjectFields) -> StoreResult<Project>;
+    async fn project(&self, owner: UserId, id: Uuid) -> StoreResult<Option<Project>>;
+    async fn list_projects(&self, owner: UserId) -> StoreResult<Vec<Project>>;
+    async fn update_project(
+        &self,
+        owner: UserId,
+        id: Uuid,
+        p: &ProjectFields,
+    ) -> StoreResult<Option<Project>>;
+    async fn delete_project(&self, owner: UserId, id: Uuid) -> StoreResult<bool>;
+}
 
 /// Session documents: the exactly-once, versioned write path and catch-up.
 #[async_trait]

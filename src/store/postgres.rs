@@ -1,5 +1,6 @@
 //! PostgreSQL store: the production backend.
 
+use super::projects_sql::{impl_project_store, ProjectRow, PROJECT_COLUMNS};
 use super::sessions_sql::{impl_session_store, SessionRow};
 use super::sql::{
     impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS,
@@ -33,5 +34,6 @@ impl PgStore {
 }
 
 impl_session_store!(PgStore);
+impl_project_store!(PgStore);
 impl_sync_store!(PgStore, sqlx::PgConnection);
 impl_account_store!(PgStore, "postgres");

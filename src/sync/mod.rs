@@ -5,5 +5,6 @@
 pub mod hlc;
 pub mod merge;
 pub mod ops;
+pub mod projects;
 pub mod service;
 pub mod view;

@@ -242,6 +242,14 @@ impl Conn {
             ClientFrame::Ping { id } => {
                 self.reply_ok(&id, Some(json!({ "server_time": now_ms() })))
             }
+            ClientFrame::Call { id, kind, frame } => {
+                match super::calls::answer(&self.state, self.principal.user_id, kind, frame.get())
+                    .await
+                {
+                    Ok(result) => self.reply_ok(&id, Some(result)),
+                    Err(e) => self.reply_app_error(&id, &e),
+                }
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 //! actor. `connection` owns the socket loop, `dispatch` answers requests, `writer` drains the
 //! bounded queue into the socket.
 
+mod calls;
 mod connection;
 mod dispatch;
 mod writer;

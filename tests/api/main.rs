@@ -8,6 +8,7 @@ mod auth;
 mod errors;
 mod health;
 mod openapi;
+mod projects;
 mod ratelimit;
 mod store;
 mod sync;

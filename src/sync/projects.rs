@@ -1,0 +1,90 @@
+//! Projects: a user's own folders for sessions. Shared by REST and the socket; every change is
+//! pushed to the owner's `user:` channel as `project.changed` so other devices update their
+//! sidebar.
+
+use crate::{
+    bus::{now_ms, Bus},
+    domain::UserId,
+    error::AppError,
+    protocol::ServerFrame,
+    store::{Project, ProjectFields, Store},
+};
+use uuid::Uuid;
+
+async fn notify(bus: &dyn Bus, owner: UserId, project: Uuid, change: &str) {
+    let channel = format!("user:{owner}");
+    let data = serde_json::value::to_raw_value(
+        &serde_json::json!({"project_id": project, "change": change}),
+    )
+    .expect("json");
+    let frame = ServerFrame::Event {
+        channel: &channel,
+        event: "project.changed",
+        data: &data,
+        from: None,
+        ts: now_ms(),
+    };
+    bus.publish(&channel, frame.encode().into()).await;
+}
+
+fn checked(p: &ProjectFields) -> Result<(), AppError> {
+    p.validate()
+        .map_err(|(param, msg)| AppError::validation(param, msg))
+}
+
+fn not_found() -> AppError {
+    AppError::NotFound("no such project".into())
+}
+
+pub fn parse_id(id: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id).map_err(|_| AppError::validation("id", "id must be a UUID"))
+}
+
+pub async fn list(store: &dyn Store, owner: UserId) -> Result<Vec<Project>, AppError> {
+    Ok(store.list_projects(owner).await?)
+}
+
+pub async fn get(store: &dyn Store, owner: UserId, id: Uuid) -> Result<Project, AppError> {
+    store.project(owner, id).await?.ok_or_else(not_found)
+}
+
+pub async fn create(
+    store: &dyn Store,
+    bus: &dyn Bus,
+    owner: UserId,
+    p: &ProjectFields,
+) -> Result<Project, AppError> {
+    checked(p)?;
+    let project = store.create_project(owner, p).await?;
+    notify(bus, owner, project.id, "created").await;
+    Ok(project)
+}
+
+pub async fn update(
+    store: &dyn Store,
+    bus: &dyn Bus,
+    owner: UserId,
+    id: Uuid,
+    p: &ProjectFields,
+) -> Result<Project, AppError> {
+    checked(p)?;
+    let project = store
+        .update_project(owner, id, p)
+        .await?
+        .ok_or_else(not_found)?;
+    notify(bus, owner, id, "updated").await;
+    Ok(project)
+}
+
+pub async fn delete(
+    store: &dyn Store,
+    bus: &dyn Bus,
+    owner: UserId,
+    id: Uuid,
+) -> Result<(), AppError> {
+    if !store.delete_project(owner, id).await? {
+        return Err(not_found());
+    }
+    notify(bus, owner, id, "deleted").await;
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Socket requests that mirror REST listings and project management: `session.list`,
+//! `project.list`, `project.create`, `project.update`, `project.delete`.
+
+use crate::{
+    domain::{SessionId, UserId},
+    error::AppError,
+    state::AppState,
+    store::ProjectFields,
+    sync::projects,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+struct ListArgs {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct ProjectArgs {
+    project_id: Option<String>,
+    project: Option<ProjectFields>,
+}
+
+fn bad(e: serde_json::Error) -> AppError {
+    AppError::validation("frame", e.to_string())
+}
+
+pub(super) async fn answer(
+    state: &AppState,
+    user: UserId,
+    kind: &str,
+    frame: &str,
+) -> Result<Value, AppError> {
+    let (store, bus) = (state.store.as_ref(), state.bus.as_ref());
+    let project_args =
+        || -> Result<ProjectArgs, AppError> { serde_json::from_str(frame).map_err(bad) };
+    let project_id =
+        |a: &ProjectArgs| projects::parse_id(a.project_id.as_deref().unwrap_or_default());
+    let fields = |a: ProjectArgs| {
+        a.project
+            .ok_or_else(|| AppError::validation("project", "project is required"))
+    };
+    match kind {
+        "session.list" => {
+            let a: ListArgs = serde_json::from_str(frame).map_err(bad)?;
+            let limit = match a.limit.unwrap_or(50) {
+                l @ 1..=100 => l,
+                _ => return Err(AppError::validation("limit", "limit must be 1 to 100")),
+            };
+            let after = a
+                .after
+                .map(|x| x.parse::<SessionId>())
+                .transpose()
+                .map_err(|_| {
+                    AppError::validation("after", "after must be a cursor from a previous page")
+                })?;
+            let rows = store.list_sessions(user, after, limit).await?;
+            let next = (rows.len() == limit as usize)
+                .then(|| rows.last().map(|(s, _)| s.id.to_string()))
+                .flatten();
+            let data: Vec<Value> = rows
+                .into_iter()
+                .map(|(s, role)| {
+                    let mut v = json!(s);
+                    v["role"] = json!(role);
+                    v
+                })
+                .collect();
+            Ok(json!({ "data": data, "next_cursor": next }))
+        }
+        "project.list" => Ok(json!({ "data": projects::list(store, user).await? })),
+        "project.create" => Ok(json!(
+            projects::create(store, bus, user, &fields(project_args()?)?).await?
+        )),
+        "project.update" => {
+            let a = project_args()?;
+            let id = project_id(&a)?;
+            Ok(json!(
+                projects::update(store, bus, user, id, &fields(a)?).await?
+            ))
+        }
+        "project.delete" => {
+            let a = project_args()?;
+            projects::delete(store, bus, user, project_id(&a)?).await?;
+            Ok(json!({}))
+        }
+        other => Err(AppError::validation(
+            "type",
+            format!("unknown request {other}"),
+        )),
+    }
+}
