@@ -81,6 +81,13 @@ impl App {
             )),
             None => Arc::new(LocalBus::new(hub.clone())),
         };
+        // Start ready: give the bus a moment to make its first pub/sub connection.
+        let connecting = std::time::Instant::now();
+        while bus.state() == crate::bus::BusState::Disconnected
+            && connecting.elapsed() < Duration::from_secs(3)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let sync = crate::sync::service::SyncService::new(
             store.clone(),
             bus.clone(),

@@ -111,6 +111,13 @@ pub trait SyncStore: Send + Sync + 'static {
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     async fn create_session(&self, owner: UserId, title: &str) -> StoreResult<Session>;
+    /// With a client-chosen id (offline creation); `None` when that id is taken.
+    async fn create_session_with_id(
+        &self,
+        id: SessionId,
+        owner: UserId,
+        title: &str,
+    ) -> StoreResult<Option<Session>>;
     async fn session(&self, id: SessionId) -> StoreResult<Option<Session>>;
     /// The user's role in the session, `None` when not a member (or no such session).
     async fn member_role(

@@ -33,19 +33,31 @@ macro_rules! impl_session_store {
         #[async_trait::async_trait]
         impl $crate::store::SessionStore for $store {
             async fn create_session(&self, owner: UserId, title: &str) -> StoreResult<Session> {
+                self.create_session_with_id(SessionId::new(), owner, title)
+                    .await?
+                    .ok_or_else(|| StoreError::Conflict("session id collision".into()))
+            }
+
+            async fn create_session_with_id(
+                &self,
+                id: SessionId,
+                owner: UserId,
+                title: &str,
+            ) -> StoreResult<Option<Session>> {
                 let now = Utc::now();
-                let id = SessionId::new();
                 let mut tx = self.pool.begin().await?;
-                let row: SessionRow = sqlx::query_as(
+                let row: Option<SessionRow> = sqlx::query_as(
                     "INSERT INTO sessions (id, owner_id, title, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $4) RETURNING id, owner_id, title, version, created_at, updated_at",
+                     VALUES ($1, $2, $3, $4, $4) ON CONFLICT (id) DO NOTHING \
+                     RETURNING id, owner_id, title, version, created_at, updated_at",
                 )
                 .bind(id.0)
                 .bind(owner.0)
                 .bind(title)
                 .bind(now)
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
+                let Some(row) = row else { return Ok(None) };
                 sqlx::query(
                     "INSERT INTO session_members (session_id, user_id, role, created_at) \
                      VALUES ($1, $2, 'owner', $3)",
@@ -56,12 +68,12 @@ macro_rules! impl_session_store {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                Ok(row.into())
+                Ok(Some(row.into()))
             }
 
             async fn session(&self, id: SessionId) -> StoreResult<Option<Session>> {
                 let row: Option<SessionRow> = sqlx::query_as(
-                    "SELECT id, owner_id, title, version, created_at, updated_at FROM sessions WHERE id = $1",
+                    "SELECT id, owner_id, title, version, created_at, updated_at FROM sessions WHERE id = $1 AND deleted_at IS NULL",
                 )
                 .bind(id.0)
                 .fetch_optional(&self.pool)
@@ -75,7 +87,8 @@ macro_rules! impl_session_store {
                 user: UserId,
             ) -> StoreResult<Option<MemberRole>> {
                 let row: Option<(String,)> = sqlx::query_as(
-                    "SELECT role FROM session_members WHERE session_id = $1 AND user_id = $2",
+                    "SELECT m.role FROM session_members m JOIN sessions s ON s.id = m.session_id \
+                     WHERE m.session_id = $1 AND m.user_id = $2 AND s.deleted_at IS NULL",
                 )
                 .bind(session.0)
                 .bind(user.0)
@@ -127,7 +140,7 @@ macro_rules! impl_session_store {
                 let rows: Vec<(Uuid, Uuid, String, i64, DateTime<Utc>, DateTime<Utc>, String)> = sqlx::query_as(
                     "SELECT s.id, s.owner_id, s.title, s.version, s.created_at, s.updated_at, m.role \
                      FROM session_members m JOIN sessions s ON s.id = m.session_id \
-                     WHERE m.user_id = $1 AND ($2 IS NULL OR s.id > $2) ORDER BY s.id LIMIT $3",
+                     WHERE m.user_id = $1 AND s.deleted_at IS NULL AND ($2 IS NULL OR s.id > $2) ORDER BY s.id LIMIT $3",
                 )
                 .bind(user.0)
                 .bind(after.map(|a| a.0))

@@ -169,7 +169,8 @@ macro_rules! impl_sync_store {
                 let now = Utc::now();
                 let mut tx = self.pool.begin().await?;
                 let locked: Option<(i64, i64)> = sqlx::query_as(
-                    "UPDATE sessions SET version = version WHERE id = $1 RETURNING version, log_floor",
+                    "UPDATE sessions SET version = version WHERE id = $1 AND deleted_at IS NULL \
+                     RETURNING version, log_floor",
                 )
                 .bind(session.0)
                 .fetch_optional(&mut *tx)
@@ -246,6 +247,13 @@ macro_rules! impl_sync_store {
                     match applied {
                         Ok(touched) => {
                             version += 1;
+                            if touched.session_deleted {
+                                sqlx::query("UPDATE sessions SET deleted_at = $2 WHERE id = $1")
+                                    .bind(session.0)
+                                    .bind(now)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
                             if touched.registers.contains("f:title") {
                                 let title = doc.registers["f:title"].value.as_ref().and_then(|v| v.as_str()).unwrap_or_default().to_owned();
                                 sqlx::query("UPDATE sessions SET title = $2 WHERE id = $1")

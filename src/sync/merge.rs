@@ -71,6 +71,7 @@ pub struct Doc {
 pub struct Touched {
     pub registers: BTreeSet<String>,
     pub messages: BTreeSet<String>,
+    pub session_deleted: bool,
 }
 
 impl Doc {
@@ -93,6 +94,7 @@ impl Doc {
                 | Op::DeleteMessage { message_id } => {
                     msgs.insert(message_id.clone());
                 }
+                Op::CreateSession | Op::DeleteSession => {}
             }
         }
         (regs, msgs)
@@ -172,6 +174,8 @@ impl Doc {
                         touched.messages.insert(message_id.clone());
                     }
                 }
+                Op::CreateSession => {}
+                Op::DeleteSession => touched.session_deleted = true,
                 Op::DeleteMessage { message_id } => {
                     let msg = next
                         .messages

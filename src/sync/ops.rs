@@ -112,6 +112,11 @@ pub enum Op {
     DeleteMessage {
         message_id: String,
     },
+    /// Creates the session with the id it is pushed to (offline creation); a no-op when it
+    /// exists.
+    CreateSession,
+    /// Deletes the session for everyone (owner only); final.
+    DeleteSession,
 }
 
 fn bad(msg: impl Into<String>) -> Result<(), String> {
@@ -218,6 +223,7 @@ impl Op {
                 check_content(content)
             }
             Op::DeleteMessage { message_id } => check_message_id(message_id),
+            Op::CreateSession | Op::DeleteSession => Ok(()),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{
     hlc::Clock,
-    ops::{check_client_id, Mutation},
+    ops::{check_client_id, Mutation, Op},
 };
 use crate::{
     bus::{now_ms, Bus},
@@ -131,7 +131,22 @@ impl SyncService {
                 ));
             }
         }
-        if !self.role(session, user).await?.can_write() {
+        let creates = mutations
+            .first()
+            .is_some_and(|m| m.ops.first() == Some(&Op::CreateSession));
+        let role = match self.store.member_role(session, user).await? {
+            Some(r) => r,
+            // Offline creation: the batch's first op creates the session with this id.
+            None if creates => match self.store.create_session_with_id(session, user, "").await? {
+                Some(_) => {
+                    notify_list_changed(self.bus.as_ref(), user, session, "created").await;
+                    MemberRole::Owner
+                }
+                None => return Err(AppError::NotFound("no such session".into())),
+            },
+            None => return Err(AppError::NotFound("no such session".into())),
+        };
+        if !role.can_write() {
             return Err(AppError::Forbidden(
                 "viewers cannot change this session".into(),
             ));
@@ -141,14 +156,16 @@ impl SyncService {
             .iter()
             .map(|m| Pushed {
                 mutation: m,
-                refusal: (m.hlc.ms > wall + self.config.max_clock_skew_ms).then(|| {
+                refusal: if role != MemberRole::Owner && m.ops.contains(&Op::DeleteSession) {
+                    Some("only the owner can delete the session".into())
+                } else { None }.or_else(|| (m.hlc.ms > wall + self.config.max_clock_skew_ms).then(|| {
                     format!(
                         "clock too far ahead: mutation hlc {} is more than {} ms past the server clock {}",
                         m.hlc,
                         self.config.max_clock_skew_ms,
                         self.clock.now()
                     )
-                }),
+                })),
             })
             .collect();
         let outcome = self
@@ -164,12 +181,17 @@ impl SyncService {
                 .await;
         }
         metrics::counter!("sync_mutations_applied_total").increment(outcome.applied.len() as u64);
-        let listed_fields_changed = outcome.applied.iter().any(|c| {
-            c.mutation
-                .ops
-                .iter()
-                .any(|op| matches!(op, super::ops::Op::SetField { .. }))
-        });
+        let deleted = outcome
+            .applied
+            .iter()
+            .any(|c| c.mutation.ops.contains(&Op::DeleteSession));
+        let listed_fields_changed = deleted
+            || outcome.applied.iter().any(|c| {
+                c.mutation
+                    .ops
+                    .iter()
+                    .any(|op| matches!(op, super::ops::Op::SetField { .. }))
+            });
         if listed_fields_changed {
             for (member, _) in self.store.members(session).await? {
                 notify_list_changed(self.bus.as_ref(), member, session, "updated").await;

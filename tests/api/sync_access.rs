@@ -101,3 +101,44 @@ async fn a_revoked_member_loses_the_live_channel_at_once() {
     })
     .await
 }
+
+#[tokio::test]
+async fn sessions_created_offline_and_deleted_by_ops() {
+    within(async {
+        let app = spawn_app().await;
+        let (owner, editor) = (user(&app).await, user(&app).await);
+        let mut ws = connect_authed(&app.base, &owner.tokens.access).await;
+        // The phone made this session offline, with its own id.
+        let id = uuid::Uuid::now_v7().to_string();
+        let base = now_ms();
+        let create = json!({"session_id": id, "mutations": [{"client_id": "phone", "mutation_id": 1, "hlc": format!("{base}:0"),
+            "ops": [{"op": "create_session"}, {"op": "set_field", "field": "title", "value": "Written on a plane"}]}]});
+        let r = ws.request("session.push", create.clone()).await;
+        assert_eq!(r["result"]["results"][0]["status"], "applied", "{r}");
+        let listed = ws.event(&format!("user:{}", owner.user_id), "session.list_changed").await;
+        assert_eq!(listed["data"]["reason"], "created");
+        let list: Value = app.get_auth("/v1/sessions", &owner.tokens.access).await.json().await.unwrap();
+        assert_eq!(list["data"][0]["title"], "Written on a plane");
+        // Someone else cannot claim an existing id by "creating" it.
+        let mut intruder = connect_authed(&app.base, &editor.tokens.access).await;
+        let steal = json!({"session_id": id, "mutations": [{"client_id": "x", "mutation_id": 1, "hlc": format!("{base}:0"), "ops": [{"op": "create_session"}]}]});
+        assert_eq!(intruder.request("session.push", steal).await["code"], "not_found");
+
+        let ch = format!("session:{id}");
+        share(&app, &owner, &ch, &editor, "editor").await;
+        let del = |client: &str, n: u64| json!({"session_id": id, "mutations": [{"client_id": client, "mutation_id": n, "hlc": format!("{}:0", base + 10), "ops": [{"op": "delete_session"}]}]});
+        let r = intruder.request("session.push", del("ed", 1)).await;
+        assert!(r["result"]["results"][0]["error"].as_str().unwrap().contains("only the owner"), "{r}");
+        assert_eq!(intruder.subscribe(&ch).await["type"], "ok");
+        let r = ws.request("session.push", del("phone", 2)).await;
+        assert_eq!(r["result"]["results"][0]["status"], "applied");
+        let change = intruder.event(&ch, "sync.change").await;
+        assert_eq!(change["data"]["ops"][0]["op"], "delete_session");
+        assert_eq!(app.get_auth(&format!("/v1/sessions/{id}"), &owner.tokens.access).await.status(), 404);
+        let list: Value = app.get_auth("/v1/sessions", &editor.tokens.access).await.json().await.unwrap();
+        assert!(list["data"].as_array().unwrap().is_empty());
+        let r = ws.request("session.push", json!({"session_id": id, "mutations": [{"client_id": "phone", "mutation_id": 3, "hlc": format!("{}:0", base + 20), "ops": [{"op": "add_tag", "tag": "x"}]}]})).await;
+        assert_eq!(r["code"], "not_found", "a deleted session takes no more changes");
+    })
+    .await
+}
