@@ -83,7 +83,6 @@ pub trait SyncStore: Send + Sync + 'static {
     async fn push(
         &self,
         session: SessionId,
-        user: UserId,
         batch: &[Pushed<'_>],
         keep_versions: u64,
     ) -> StoreResult<Option<PushOutcome>>;

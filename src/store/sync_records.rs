@@ -30,6 +30,8 @@ pub enum MutationResult {
 pub struct Pushed<'a> {
     pub mutation: &'a Mutation,
     pub refusal: Option<String>,
+    /// Who pushed it (a `client_id` belongs to the account that first used it).
+    pub user: crate::domain::UserId,
 }
 
 /// A committed change, in version order: what is broadcast and what the log replays.

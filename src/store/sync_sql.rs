@@ -161,7 +161,6 @@ macro_rules! impl_sync_store {
             async fn push(
                 &self,
                 session: SessionId,
-                user: UserId,
                 batch: &[Pushed<'_>],
                 keep_versions: u64,
             ) -> StoreResult<Option<PushOutcome>> {
@@ -180,36 +179,33 @@ macro_rules! impl_sync_store {
                 let mut doc = Self::load_registers(&mut *tx, session).await?;
                 let mut loaded: HashSet<String> = HashSet::new();
                 let mut last: HashMap<String, u64> = HashMap::new();
-                let mut advanced: HashSet<String> = HashSet::new();
+                let mut owners: HashMap<String, Uuid> = HashMap::new();
+                let mut advanced: HashMap<String, UserId> = HashMap::new();
                 let mut blocked: HashSet<String> = HashSet::new();
                 let mut out = PushOutcome::default();
                 for p in batch {
                     let m = p.mutation;
                     let (client, id) = (m.client_id.clone(), m.mutation_id);
-                    let prev = match last.get(&client) {
-                        Some(l) => *l,
-                        None => {
-                            let row: Option<(Uuid, i64)> = sqlx::query_as(
-                                "SELECT user_id, last_mutation_id FROM sync_clients WHERE client_id = $1",
-                            )
-                            .bind(&client)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                            match row {
-                                Some((owner, _)) if owner != user.0 => {
-                                    out.results.push(MutationResult::Refused {
-                                        client_id: client,
-                                        mutation_id: id,
-                                        error: "client_id is in use by another account; pick a new one".into(),
-                                    });
-                                    continue;
-                                }
-                                Some((_, l)) => l as u64,
-                                None => 0,
-                            }
-                        }
-                    };
-                    last.insert(client.clone(), prev);
+                    if owners.get(&client).is_none() {
+                        let row: Option<(Uuid, i64)> = sqlx::query_as(
+                            "SELECT user_id, last_mutation_id FROM sync_clients WHERE client_id = $1",
+                        )
+                        .bind(&client)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let (owner, l) = row.map_or((p.user.0, 0), |(o, l)| (o, l as u64));
+                        owners.insert(client.clone(), owner);
+                        last.insert(client.clone(), l);
+                    }
+                    if owners[&client] != p.user.0 {
+                        out.results.push(MutationResult::Refused {
+                            client_id: client,
+                            mutation_id: id,
+                            error: "client_id is in use by another account; pick a new one".into(),
+                        });
+                        continue;
+                    }
+                    let prev = last[&client];
                     if blocked.contains(&client) || id > prev + 1 {
                         blocked.insert(client.clone());
                         out.results.push(MutationResult::OutOfOrder { client_id: client, mutation_id: id, expected: prev + 1 });
@@ -346,9 +342,9 @@ macro_rules! impl_sync_store {
                         }
                     }
                     last.insert(client.clone(), id);
-                    advanced.insert(client);
+                    advanced.insert(client, p.user);
                 }
-                for client in &advanced {
+                for (client, user) in &advanced {
                     sqlx::query(
                         "INSERT INTO sync_clients (client_id, user_id, last_mutation_id) VALUES ($1, $2, $3) \
                          ON CONFLICT (client_id) DO UPDATE SET last_mutation_id = excluded.last_mutation_id",

@@ -13,20 +13,41 @@ use crate::{
     error::AppError,
     hub::{Gap, Hub},
     protocol::ServerFrame,
-    store::{CatchUp, Change, MutationResult, Pushed, Snapshot, Store},
+    store::{CatchUp, Change, MutationResult, PushOutcome, Pushed, Snapshot, Store},
 };
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use std::{sync::Arc, time::Duration};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// How long a gap may stay open before the change log is asked (the missing frame may just be
 /// late).
 const GAP_GRACE: Duration = Duration::from_millis(100);
 
+/// Most mutations committed in one group transaction.
+const MAX_GROUP: usize = 500;
+
+type PushResultTx = oneshot::Sender<Result<(Vec<MutationResult>, u64), AppError>>;
+
+/// One caller's push waiting for its session's group commit.
+struct Pending {
+    user: UserId,
+    mutations: Vec<Mutation>,
+    refusals: Vec<Option<String>>,
+    reply: PushResultTx,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// A leader is committing this session's queue.
+    busy: bool,
+    items: Vec<Pending>,
+}
+
 /// Built once in `app.rs`; shared by the socket and REST.
 pub struct SyncService {
+    queues: dashmap::DashMap<SessionId, Queue>,
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     hub: Arc<Hub>,
@@ -89,6 +110,7 @@ impl SyncService {
         config: SyncConfig,
     ) -> Arc<Self> {
         Arc::new(Self {
+            queues: dashmap::DashMap::new(),
             store,
             bus,
             hub,
@@ -110,7 +132,7 @@ impl SyncService {
     }
 
     pub async fn push(
-        &self,
+        self: &Arc<Self>,
         user: UserId,
         session: SessionId,
         mutations: &[Mutation],
@@ -152,25 +174,119 @@ impl SyncService {
             ));
         }
         let wall = self.clock.wall();
-        let batch: Vec<Pushed<'_>> = mutations
+        let refusals: Vec<Option<String>> = mutations
             .iter()
-            .map(|m| Pushed {
-                mutation: m,
-                refusal: if role != MemberRole::Owner && m.ops.contains(&Op::DeleteSession) {
-                    Some("only the owner can delete the session".into())
-                } else { None }.or_else(|| (m.hlc.ms > wall + self.config.max_clock_skew_ms).then(|| {
+            .map(|m| {
+                if role != MemberRole::Owner && m.ops.contains(&Op::DeleteSession) {
+                    return Some("only the owner can delete the session".into());
+                }
+                (m.hlc.ms > wall + self.config.max_clock_skew_ms).then(|| {
                     format!(
                         "clock too far ahead: mutation hlc {} is more than {} ms past the server clock {}",
                         m.hlc,
                         self.config.max_clock_skew_ms,
                         self.clock.now()
                     )
-                })),
+                })
             })
             .collect();
+        let (tx, rx) = oneshot::channel();
+        let pending = Pending {
+            user,
+            mutations: mutations.to_vec(),
+            refusals,
+            reply: tx,
+        };
+        let lead = {
+            let mut q = self.queues.entry(session).or_default();
+            q.items.push(pending);
+            !std::mem::replace(&mut q.busy, true)
+        };
+        if lead {
+            // A task of its own: if this caller goes away mid-commit, the queue still drains.
+            tokio::spawn(self.clone().drain(session));
+        }
+        let (results, version) = rx
+            .await
+            .map_err(|_| AppError::internal(anyhow::anyhow!("push dropped")))??;
+        Ok(PushReply {
+            results,
+            version,
+            server_hlc: self.clock.now(),
+        })
+    }
+
+    /// Group commit: whoever finds a session's queue idle commits everything queued for it,
+    /// batch after batch, in one transaction each; concurrent pushes to a hot session then cost
+    /// one row lock and one fsync together instead of one each.
+    async fn drain(self: Arc<Self>, session: SessionId) {
+        loop {
+            let items = {
+                let Some(mut q) = self.queues.get_mut(&session) else {
+                    return;
+                };
+                if q.items.is_empty() {
+                    q.busy = false;
+                    drop(q);
+                    self.queues
+                        .remove_if(&session, |_, q| !q.busy && q.items.is_empty());
+                    return;
+                }
+                let mut n = 0;
+                let take = q
+                    .items
+                    .iter()
+                    .take_while(|p| {
+                        n += p.mutations.len();
+                        n <= MAX_GROUP || n == p.mutations.len()
+                    })
+                    .count();
+                q.items.drain(..take.max(1)).collect::<Vec<_>>()
+            };
+            let batch: Vec<Pushed<'_>> = items
+                .iter()
+                .flat_map(|p| {
+                    p.mutations.iter().zip(&p.refusals).map(|(m, r)| Pushed {
+                        mutation: m,
+                        refusal: r.clone(),
+                        user: p.user,
+                    })
+                })
+                .collect();
+            let outcome = self.commit(session, &batch).await;
+            drop(batch);
+            match outcome {
+                Ok(mut o) => {
+                    let mut rest = std::mem::take(&mut o.results).into_iter();
+                    for p in items {
+                        let mine: Vec<MutationResult> =
+                            rest.by_ref().take(p.mutations.len()).collect();
+                        let _ = p.reply.send(Ok((mine, o.version)));
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for p in items {
+                        let err = match &e {
+                            AppError::NotFound(m) => AppError::NotFound(m.clone()),
+                            _ => AppError::internal(anyhow::anyhow!("{msg}")),
+                        };
+                        let _ = p.reply.send(Err(err));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One transaction, then (only after commit) the broadcast and sidebar notifications.
+    async fn commit(
+        &self,
+        session: SessionId,
+        batch: &[Pushed<'_>],
+    ) -> Result<PushOutcome, AppError> {
         let outcome = self
             .store
-            .push(session, user, &batch, self.config.keep_versions)
+            .push(session, batch, self.config.keep_versions)
             .await?
             .ok_or_else(|| AppError::NotFound("no such session".into()))?;
         let channel = channel_of(session);
@@ -181,27 +297,19 @@ impl SyncService {
                 .await;
         }
         metrics::counter!("sync_mutations_applied_total").increment(outcome.applied.len() as u64);
-        let deleted = outcome
-            .applied
-            .iter()
-            .any(|c| c.mutation.ops.contains(&Op::DeleteSession));
-        let listed_fields_changed = deleted
-            || outcome.applied.iter().any(|c| {
-                c.mutation
-                    .ops
-                    .iter()
-                    .any(|op| matches!(op, super::ops::Op::SetField { .. }))
-            });
+        metrics::histogram!("sync_group_commit_size").record(batch.len() as f64);
+        let listed_fields_changed = outcome.applied.iter().any(|c| {
+            c.mutation
+                .ops
+                .iter()
+                .any(|op| matches!(op, Op::SetField { .. } | Op::DeleteSession))
+        });
         if listed_fields_changed {
             for (member, _) in self.store.members(session).await? {
                 notify_list_changed(self.bus.as_ref(), member, session, "updated").await;
             }
         }
-        Ok(PushReply {
-            results: outcome.results,
-            version: outcome.version,
-            server_hlc: self.clock.now(),
-        })
+        Ok(outcome)
     }
 
     pub async fn catch_up(&self, session: SessionId, since: u64) -> Result<CatchUp, AppError> {

@@ -119,15 +119,17 @@ async fn run(
             batch.push(Pushed {
                 mutation: &clients[c][next[c] - 1],
                 refusal: None,
+                user,
             });
         }
         for m in &clients[c][next[c]..end] {
             batch.push(Pushed {
                 mutation: m,
                 refusal: None,
+                user,
             });
         }
-        let out = store.push(session, user, &batch, 0).await.unwrap().unwrap();
+        let out = store.push(session, &batch, 0).await.unwrap().unwrap();
         assert!(
             out.results
                 .iter()
