@@ -34,14 +34,20 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         sessions.push(session(&http, &a.url, &token).await?);
     }
     let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let end = Instant::now() + Duration::from_secs(a.seconds);
-    let mut tasks = Vec::new();
+    let mut sockets = Vec::new();
     for c in 0..a.clients {
+        let mut ws = connect(&a.url, &key, c).await?;
+        ws.next().await; // welcome
+        sockets.push(ws);
+    }
+    // The clock starts once every client is connected.
+    let started = Instant::now();
+    let end = started + Duration::from_secs(a.seconds);
+    let mut tasks = Vec::new();
+    for (c, mut ws) in sockets.into_iter().enumerate() {
         let session_id = sessions[c % sessions.len()]
             .trim_start_matches("session:")
             .to_string();
-        let mut ws = connect(&a.url, &key, c).await?;
-        ws.next().await; // welcome
         let client_id = format!("load-{}-{c}", &run_id[..8]);
         let interval = (a.rate > 0).then(|| Duration::from_secs_f64(1.0 / a.rate as f64));
         tasks.push(tokio::spawn(async move {
@@ -70,7 +76,10 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                     match ws.next().await {
                         Some(Ok(Message::Text(t))) if t.as_str().contains(&want) => break,
                         Some(Ok(_)) => continue,
-                        _ => return h,
+                        other => {
+                            eprintln!("client {c} stopped: {other:?}");
+                            return h;
+                        }
                     }
                 }
                 h.record(t.elapsed().as_micros() as u64).ok();
@@ -78,16 +87,11 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             h
         }));
     }
-    let started = Instant::now();
     let mut all = Histogram::<u64>::new(3)?;
     for t in tasks {
         all.add(t.await?)?;
     }
-    let secs = started
-        .elapsed()
-        .as_secs_f64()
-        .min(a.seconds as f64)
-        .max(1.0);
+    let secs = started.elapsed().as_secs_f64();
     println!(
         "sync: {} clients on {} session(s): {} mutations committed, {:.0} mutations/s",
         a.clients,
