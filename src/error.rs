@@ -103,6 +103,20 @@ impl AppError {
     }
 }
 
+/// Largest page any listing returns; 50 when the client does not say.
+pub const MAX_PAGE: u32 = 100;
+
+/// A listing's `limit`, checked.
+pub fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
+    match limit.unwrap_or(50) {
+        l @ 1..=MAX_PAGE => Ok(l),
+        _ => Err(AppError::validation(
+            "limit",
+            format!("limit must be 1 to {MAX_PAGE}"),
+        )),
+    }
+}
+
 /// OpenAI's `type` for a status, so SDKs classify our errors as they classify OpenAI's.
 pub fn error_type(status: StatusCode) -> &'static str {
     match status.as_u16() {

@@ -1,6 +1,7 @@
 //! `/v1/admin/*`: operator views, admin role only.
 
 use super::auth::UserView;
+use crate::error::page_limit;
 use crate::{
     auth::RequireAdmin,
     domain::UserId,
@@ -12,9 +13,6 @@ use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
-
-/// Largest page the admin listings return.
-const MAX_PAGE: u32 = 100;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -35,16 +33,6 @@ pub struct UserPage {
     data: Vec<UserView>,
     /// Pass as `after` for the next page; absent on the last page.
     next_cursor: Option<String>,
-}
-
-fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
-    match limit.unwrap_or(50) {
-        l @ 1..=MAX_PAGE => Ok(l),
-        _ => Err(AppError::validation(
-            "limit",
-            format!("limit must be 1 to {MAX_PAGE}"),
-        )),
-    }
 }
 
 /// Every account, oldest first.

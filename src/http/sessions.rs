@@ -1,6 +1,7 @@
 //! `/v1/sessions`: create a session and manage who may see it.
 
 use super::extract::Json;
+use crate::error::page_limit;
 use crate::sync::service::notify_list_changed;
 use crate::{
     auth::AuthUser,
@@ -220,19 +221,6 @@ async fn push_mutations(
     Ok(axum::Json(
         s.sync.push(p.user_id, session, &b.mutations).await?,
     ))
-}
-
-/// Largest page the listings return.
-const MAX_PAGE: u32 = 100;
-
-fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
-    match limit.unwrap_or(50) {
-        l @ 1..=MAX_PAGE => Ok(l),
-        _ => Err(AppError::validation(
-            "limit",
-            format!("limit must be 1 to {MAX_PAGE}"),
-        )),
-    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

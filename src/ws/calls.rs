@@ -45,10 +45,7 @@ pub(super) async fn answer(
     match kind {
         "session.list" => {
             let a: ListArgs = serde_json::from_str(frame).map_err(bad)?;
-            let limit = match a.limit.unwrap_or(50) {
-                l @ 1..=100 => l,
-                _ => return Err(AppError::validation("limit", "limit must be 1 to 100")),
-            };
+            let limit = crate::error::page_limit(a.limit)?;
             let after = a
                 .after
                 .map(|x| x.parse::<SessionId>())
