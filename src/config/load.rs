@@ -1,0 +1,221 @@
+//! Reading the config: defaults -> TOML file -> `SWITCHYARD_*` environment, then validation.
+
+use super::Config;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("unknown environment variable {0} (see the config table in README.md)")]
+    UnknownEnv(String),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then `file` (if given), then `SWITCHYARD_*` from `env`.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut tree = toml::Value::try_from(Config::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.into(),
+                source,
+            })?;
+            let over: toml::Value = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.into(),
+                source,
+            })?;
+            merge(&mut tree, over);
+        }
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("SWITCHYARD_") else {
+                continue;
+            };
+            if matches!(rest, "CONFIG" | "USER_PASSWORD") {
+                continue;
+            }
+            apply_env(&mut tree, &key, &rest.to_lowercase(), &value)?;
+        }
+        let config: Config = tree
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if self.auth.access_ttl_secs == 0 || self.auth.refresh_ttl_secs == 0 {
+            return bad("auth token lifetimes must be positive");
+        }
+        if self.auth.lockout_threshold == 0 {
+            return bad("auth.lockout_threshold must be at least 1");
+        }
+        if self.auth.hash_concurrency == 0 {
+            return bad("auth.hash_concurrency must be at least 1");
+        }
+        let ws = &self.ws;
+        if ws.send_queue == 0 || ws.frames_per_sec == 0 || ws.max_connections == 0 {
+            return bad("ws.send_queue, ws.frames_per_sec and ws.max_connections must be positive");
+        }
+        if ws.heartbeat_secs == 0 || ws.idle_timeout_secs <= ws.heartbeat_secs {
+            return bad("ws.idle_timeout_secs must be longer than ws.heartbeat_secs (> 0)");
+        }
+        if self.ratelimit.auth_window_secs == 0 {
+            return bad("ratelimit.auth_window_secs must be positive");
+        }
+        if let Some(url) = &self.database.url {
+            if !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:"))
+            {
+                return bad("database.url must start with postgres:// or sqlite:");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// `rest` is `section_field` lower-cased; sections are matched by name, so fields may contain
+/// underscores (`auth_access_ttl_secs` -> `auth.access_ttl_secs`).
+fn apply_env(
+    tree: &mut toml::Value,
+    key: &str,
+    rest: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let unknown = || ConfigError::UnknownEnv(key.to_string());
+    let table = tree.as_table_mut().ok_or_else(unknown)?;
+    let (section, field) = table
+        .keys()
+        .filter_map(|s| {
+            rest.strip_prefix(s.as_str())?
+                .strip_prefix('_')
+                .map(|f| (s.clone(), f))
+        })
+        .next()
+        .ok_or_else(unknown)?;
+    let section = table
+        .get_mut(&section)
+        .and_then(|s| s.as_table_mut())
+        .ok_or_else(unknown)?;
+    let parsed = match section.get(field) {
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+            value
+                .parse()
+                .map_err(|_| ConfigError::Invalid(format!("{key} must be an integer")))?,
+        ),
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+            value
+                .parse()
+                .map_err(|_| ConfigError::Invalid(format!("{key} must be true/false")))?,
+        ),
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.into()))
+                .collect(),
+        ),
+        // Optional fields (absent from the defaults) are strings: urls.
+        Some(toml::Value::String(_)) | None
+            if is_known_optional(field) || section.contains_key(field) =>
+        {
+            toml::Value::String(value.into())
+        }
+        _ => return Err(unknown()),
+    };
+    section.insert(field.to_string(), parsed);
+    Ok(())
+}
+
+fn is_known_optional(field: &str) -> bool {
+    field == "url"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LogFormat;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_overrides_nested_fields() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("SWITCHYARD_DATABASE_URL", "postgres://u:secret@h/db"),
+                ("SWITCHYARD_AUTH_ACCESS_TTL_SECS", "60"),
+                (
+                    "SWITCHYARD_SERVER_CORS_ORIGINS",
+                    "https://a.example, https://b.example",
+                ),
+                ("SWITCHYARD_LOG_FORMAT", "json"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.auth.access_ttl_secs, 60);
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.server.cors_origins.len(), 2);
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+
+    #[test]
+    fn unknown_or_mistyped_env_is_an_error() {
+        assert!(matches!(
+            Config::load(None, env(&[("SWITCHYARD_AUTH_TTL", "1")])),
+            Err(ConfigError::UnknownEnv(_))
+        ));
+        assert!(matches!(
+            Config::load(None, env(&[("SWITCHYARD_AUTH_LOCKOUT_SECS", "soon")])),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[auth]\nlockout_threshold = 3\nlockout_secs = 10\n").expect("write");
+        let c = Config::load(Some(&path), env(&[("SWITCHYARD_AUTH_LOCKOUT_SECS", "20")]))
+            .expect("valid");
+        assert_eq!((c.auth.lockout_threshold, c.auth.lockout_secs), (3, 20));
+    }
+}
