@@ -23,6 +23,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod llm;
 pub mod protocol;
 pub mod ratelimit;
 pub mod redis_conn;
