@@ -60,18 +60,9 @@ async fn ready_is_503_when_the_database_is_unreachable() {
     };
     within(async {
         let db = fresh_pg_database(&base).await;
-        let mut url = url::Url::parse(&db).unwrap();
-        let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
-        let target = tokio::net::lookup_host(target)
-            .await
-            .unwrap()
-            .next()
-            .unwrap();
-        let proxy = Proxy::start(target).await;
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(proxy.addr.port())).unwrap();
+        let (proxy, url, _) = Proxy::in_front_of(&db, 5432).await;
         let app = spawn_with(|c| {
-            c.database.url = Some(url.to_string());
+            c.database.url = Some(url.clone());
             c.database.acquire_timeout_secs = 1;
         })
         .await;
@@ -115,17 +106,8 @@ async fn ready_is_503_when_redis_is_unreachable() {
         return;
     };
     within(async {
-        let mut url = url::Url::parse(&redis).unwrap();
-        let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(6379));
-        let target = tokio::net::lookup_host(target)
-            .await
-            .unwrap()
-            .next()
-            .unwrap();
-        let proxy = Proxy::start(target).await;
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(proxy.addr.port())).unwrap();
-        let app = spawn_with(|c| c.redis.url = Some(url.to_string())).await;
+        let (proxy, url, _) = Proxy::in_front_of(&redis, 6379).await;
+        let app = spawn_with(|c| c.redis.url = Some(url.clone())).await;
         assert_eq!(
             app.http
                 .get(app.url("/health/ready"))

@@ -335,6 +335,26 @@ impl Proxy {
         Self { addr, stop }
     }
 
+    /// A proxy in front of the server `url` points at; returns it and the URL rewritten to go
+    /// through it. `target` is the resolved upstream, for `start_on` after a cut.
+    pub async fn in_front_of(url: &str, default_port: u16) -> (Self, String, SocketAddr) {
+        let mut url = url::Url::parse(url).expect("service URL");
+        let host = format!(
+            "{}:{}",
+            url.host_str().expect("host"),
+            url.port().unwrap_or(default_port)
+        );
+        let target = tokio::net::lookup_host(host)
+            .await
+            .expect("resolve")
+            .next()
+            .expect("an address");
+        let proxy = Self::start(target).await;
+        url.set_host(Some("127.0.0.1")).expect("host");
+        url.set_port(Some(proxy.addr.port())).expect("port");
+        (proxy, url.to_string(), target)
+    }
+
     /// Closes the listener and every proxied connection.
     pub fn cut(&self) {
         self.stop.cancel();

@@ -107,22 +107,10 @@ async fn redis_outage_keeps_local_delivery_and_cross_instance_resumes() {
         return;
     }
     within(async {
-        let mut url = url::Url::parse(&redis_url().unwrap()).unwrap();
-        let target = tokio::net::lookup_host(format!(
-            "{}:{}",
-            url.host_str().unwrap(),
-            url.port().unwrap_or(6379)
-        ))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-        let proxy = Proxy::start(target).await;
+        let (proxy, url, target) = Proxy::in_front_of(&redis_url().unwrap(), 6379).await;
         let port = proxy.addr.port();
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(port)).unwrap();
         let mut cluster = Cluster::new().await;
-        cluster.redis_url = Some(url.to_string());
+        cluster.redis_url = Some(url);
         let (a, b) = (cluster.spawn(|_| {}).await, cluster.spawn(|_| {}).await);
         let alice = user(&a).await;
         let ch = session(&a, &alice).await;
@@ -267,14 +255,10 @@ async fn a_missed_change_is_healed_from_the_change_log() {
     }
     within(async {
         let cluster = Cluster::new().await;
-        let mut url = url::Url::parse(cluster.redis_url.as_deref().unwrap()).unwrap();
-        let target = tokio::net::lookup_host(format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(6379))).await.unwrap().next().unwrap();
-        let proxy = Proxy::start(target).await;
+        let (proxy, url, target) = Proxy::in_front_of(cluster.redis_url.as_deref().unwrap(), 6379).await;
         let port = proxy.addr.port();
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(port)).unwrap();
         let a = cluster.spawn(|_| {}).await;
-        let b = cluster.spawn(|c| c.redis.url = Some(url.to_string())).await;
+        let b = cluster.spawn(|c| c.redis.url = Some(url)).await;
         let owner = user(&a).await;
         let ch = session(&a, &owner).await;
         let id = ch.strip_prefix("session:").unwrap().to_string();
