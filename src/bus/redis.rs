@@ -43,6 +43,9 @@ struct Inner {
     conn: Arc<RedisConn>,
     client: redis::Client,
     prefix: String,
+    /// `<prefix>ch:` and `<prefix>ctl`, built once: `on_message` runs for every bus message.
+    channel_prefix: String,
+    control: String,
     instance: Uuid,
     state: AtomicU8,
 }
@@ -60,6 +63,8 @@ impl RedisBus {
             hub,
             conn,
             client,
+            channel_prefix: format!("{prefix}ch:"),
+            control: format!("{prefix}ctl"),
             prefix,
             instance: Uuid::new_v4(),
             state: AtomicU8::new(0),
@@ -73,7 +78,7 @@ impl RedisBus {
 
 impl Inner {
     fn channel_key(&self, channel: &str) -> String {
-        format!("{}ch:{channel}", self.prefix)
+        format!("{}{channel}", self.channel_prefix)
     }
     fn presence_key(&self, channel: &str) -> String {
         format!("{}presence:{channel}", self.prefix)
@@ -120,13 +125,9 @@ impl Inner {
         }
     }
 
-    fn control_key(&self) -> String {
-        format!("{}ctl", self.prefix)
-    }
-
     fn on_message(&self, msg: &redis::Msg) {
         let payload = msg.get_payload_bytes();
-        if msg.get_channel_name() == self.control_key() {
+        if msg.get_channel_name() == self.control {
             // {"evict": {"channel", "user_id"}}
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) {
                 if let (Some(ch), Some(user)) = (
@@ -143,7 +144,7 @@ impl Inner {
         }
         let Some(channel) = msg
             .get_channel_name()
-            .strip_prefix(&format!("{}ch:", self.prefix))
+            .strip_prefix(self.channel_prefix.as_str())
         else {
             return;
         };
@@ -186,7 +187,7 @@ impl Bus for RedisBus {
         i.hub
             .evict(channel, user_id, &super::revoked_frame(channel));
         let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(i.control_key()).arg(
+        cmd.arg(&i.control).arg(
             serde_json::json!({"evict": {"channel": channel, "user_id": user_id}}).to_string(),
         );
         if let Err(e) = i.run::<i64>(&cmd).await {
@@ -358,7 +359,7 @@ async fn sync(
         .iter()
         .map(|c| inner.channel_key(c))
         .collect();
-    want.insert(inner.control_key());
+    want.insert(inner.control.clone());
     let add: Vec<&String> = want.difference(subscribed).collect();
     let drop: Vec<&String> = subscribed.difference(&want).collect();
     let timeout = |e| redis::RedisError::from((redis::ErrorKind::IoError, e));
