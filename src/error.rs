@@ -60,6 +60,19 @@ impl AppError {
         Self::Internal(e.into())
     }
 
+    /// What the client may see. A server fault is logged here with a fresh error id and only
+    /// that id is returned, so no cause ever leaves the process (HTTP and WebSocket alike).
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Internal(cause) => {
+                let error_id = uuid::Uuid::new_v4();
+                tracing::error!(%error_id, error = ?cause, "internal error");
+                format!("internal error (error id {error_id})")
+            }
+            other => other.to_string(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         use AppError::*;
         match self {
@@ -173,14 +186,7 @@ impl From<StoreError> for AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = match &self {
-            AppError::Internal(cause) => {
-                let error_id = uuid::Uuid::new_v4();
-                tracing::error!(%error_id, error = ?cause, "internal error");
-                format!("internal error (error id {error_id})")
-            }
-            other => other.to_string(),
-        };
+        let message = self.public_message();
         let param = match &self {
             AppError::Validation { param, .. } => param.clone(),
             _ => None,

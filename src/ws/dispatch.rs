@@ -123,15 +123,7 @@ impl Conn {
     }
 
     fn reply_app_error(&self, id: &str, e: &crate::error::AppError) {
-        let message = match e {
-            crate::error::AppError::Internal(cause) => {
-                let error_id = uuid::Uuid::new_v4();
-                tracing::error!(%error_id, error = ?cause, "internal error");
-                format!("internal error (error id {error_id})")
-            }
-            other => other.to_string(),
-        };
-        self.reply_error(Some(id), e.code(), &message);
+        self.reply_error(Some(id), e.code(), &e.public_message());
     }
 
     pub async fn handle(&mut self, text: &str) {
