@@ -49,20 +49,23 @@ pub trait Bus: Send + Sync + 'static {
     fn state(&self) -> BusState;
 }
 
+/// A server event (no `from`: the server, not a client, is speaking), encoded once. Every
+/// server-originated push goes through here.
+pub fn server_event(channel: &str, event: &str, data: &impl serde::Serialize) -> Utf8Bytes {
+    let data = serde_json::value::to_raw_value(data).expect("event payloads serialize");
+    let frame = crate::protocol::ServerFrame::Event {
+        channel,
+        event,
+        data: &data,
+        from: None,
+        ts: now_ms(),
+    };
+    Utf8Bytes::from(frame.encode())
+}
+
 /// Encodes a presence change as the event frame subscribers receive.
 pub fn presence_frame(channel: &str, event: &str, member: &Member) -> Utf8Bytes {
-    let data = serde_json::value::to_raw_value(member).expect("members serialize");
-    let ts = now_ms();
-    Utf8Bytes::from(
-        crate::protocol::ServerFrame::Event {
-            channel,
-            event,
-            data: &data,
-            from: None,
-            ts,
-        }
-        .encode(),
-    )
+    server_event(channel, event, member)
 }
 
 pub fn now_ms() -> u64 {
@@ -73,16 +76,9 @@ pub fn now_ms() -> u64 {
 
 /// The event an evicted connection receives on the channel it lost.
 pub fn revoked_frame(channel: &str) -> Utf8Bytes {
-    let data =
-        serde_json::value::to_raw_value(&serde_json::json!({ "channel": channel })).expect("json");
-    Utf8Bytes::from(
-        crate::protocol::ServerFrame::Event {
-            channel,
-            event: "session.revoked",
-            data: &data,
-            from: None,
-            ts: now_ms(),
-        }
-        .encode(),
+    server_event(
+        channel,
+        "session.revoked",
+        &serde_json::json!({ "channel": channel }),
     )
 }

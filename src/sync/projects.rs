@@ -3,28 +3,18 @@
 //! sidebar.
 
 use crate::{
-    bus::{now_ms, Bus},
+    bus::{server_event, Bus},
     domain::UserId,
     error::AppError,
-    protocol::ServerFrame,
     store::{Project, ProjectFields, Store},
 };
 use uuid::Uuid;
 
 async fn notify(bus: &dyn Bus, owner: UserId, project: Uuid, change: &str) {
     let channel = format!("user:{owner}");
-    let data = serde_json::value::to_raw_value(
-        &serde_json::json!({"project_id": project, "change": change}),
-    )
-    .expect("json");
-    let frame = ServerFrame::Event {
-        channel: &channel,
-        event: "project.changed",
-        data: &data,
-        from: None,
-        ts: now_ms(),
-    };
-    bus.publish(&channel, frame.encode().into()).await;
+    let data = serde_json::json!({"project_id": project, "change": change});
+    bus.publish(&channel, server_event(&channel, "project.changed", &data))
+        .await;
 }
 
 fn checked(p: &ProjectFields) -> Result<(), AppError> {

@@ -7,12 +7,11 @@ use super::{
     ops::{check_client_id, Mutation, Op},
 };
 use crate::{
-    bus::{now_ms, Bus},
+    bus::{server_event, Bus},
     config::SyncConfig,
     domain::{MemberRole, SessionId, UserId},
     error::AppError,
     hub::{Gap, Hub},
-    protocol::ServerFrame,
     store::{CatchUp, Change, MutationResult, PushOutcome, Pushed, Snapshot, Store},
 };
 use axum::extract::ws::Utf8Bytes;
@@ -74,32 +73,17 @@ pub fn channel_of(session: SessionId) -> String {
 /// revoked, updated).
 pub async fn notify_list_changed(bus: &dyn Bus, user: UserId, session: SessionId, reason: &str) {
     let channel = format!("user:{user}");
-    let data = serde_json::value::to_raw_value(
-        &serde_json::json!({"session_id": session, "reason": reason}),
+    let data = serde_json::json!({"session_id": session, "reason": reason});
+    bus.publish(
+        &channel,
+        server_event(&channel, "session.list_changed", &data),
     )
-    .expect("json");
-    let frame = ServerFrame::Event {
-        channel: &channel,
-        event: "session.list_changed",
-        data: &data,
-        from: None,
-        ts: now_ms(),
-    };
-    bus.publish(&channel, frame.encode().into()).await;
+    .await;
 }
 
 /// The `sync.change` event for one committed change, encoded once.
 pub fn change_frame(channel: &str, change: &Change) -> Utf8Bytes {
-    let data = serde_json::value::to_raw_value(change).expect("changes serialize");
-    ServerFrame::Event {
-        channel,
-        event: "sync.change",
-        data: &data,
-        from: None,
-        ts: now_ms(),
-    }
-    .encode()
-    .into()
+    server_event(channel, "sync.change", change)
 }
 
 impl SyncService {
@@ -371,17 +355,11 @@ impl SyncService {
                     // Compacted past the gap: tell subscribers to re-subscribe with `since`.
                     tracing::warn!(channel = %gap.channel, "gap older than the change log; asking clients to resync");
                     self.hub.caught_up(&gap.channel, s.version);
-                    let data =
-                        serde_json::value::to_raw_value(&serde_json::json!({"version": s.version}))
-                            .expect("json");
-                    let frame = ServerFrame::Event {
-                        channel: &gap.channel,
-                        event: "sync.resync",
-                        data: &data,
-                        from: None,
-                        ts: now_ms(),
-                    };
-                    self.hub.deliver(&gap.channel, &frame.encode().into());
+                    let data = serde_json::json!({"version": s.version});
+                    self.hub.deliver(
+                        &gap.channel,
+                        &server_event(&gap.channel, "sync.resync", &data),
+                    );
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "could not heal a version gap"),
