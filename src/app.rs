@@ -97,6 +97,19 @@ impl App {
         let (gap_tx, gap_rx) = tokio::sync::mpsc::channel(1024);
         hub.set_gap_reporter(gap_tx);
         tracker.spawn(sync.clone().heal_gaps(gap_rx, shutdown.clone()));
+        let completions = Arc::new(crate::chat::completion::Completions {
+            models: crate::llm::models::Models::from_config(&config.llm)?,
+            quota: crate::chat::quota::Quota::new(
+                &config.llm,
+                redis.clone().map(|r| (r, config.redis.key_prefix.clone())),
+            ),
+            usage: crate::chat::usage::UsageRecorder::start(
+                store.clone(),
+                shutdown.clone(),
+                &tracker,
+            ),
+        });
+        let chat = Arc::new(crate::chat::ChatService { completions });
         let state = AppState {
             config: config.clone(),
             store: store.clone(),
@@ -108,6 +121,7 @@ impl App {
             bus,
             ws: Arc::new(WsRuntime::new(config.ws.max_connections)),
             sync,
+            chat,
             shutdown,
             tracker,
         };

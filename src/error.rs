@@ -44,6 +44,23 @@ pub enum AppError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    #[error("the model `{0}` does not exist or you do not have access to it")]
+    ModelNotFound(String),
+    /// A per-key budget is spent. `retry_after_secs: None` means waiting cannot help (the
+    /// request alone is over the budget): sent with `x-should-retry: false`.
+    #[error("{message}")]
+    Quota {
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
+    /// The model provider failed; `status` is what we answer (429, 400, 502, 504).
+    #[error("{message}")]
+    Upstream {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -88,6 +105,9 @@ impl AppError {
             Conflict(_) => StatusCode::CONFLICT,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ModelNotFound(_) => StatusCode::NOT_FOUND,
+            Quota { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Upstream { status, .. } => *status,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -111,6 +131,13 @@ impl AppError {
             Conflict(_) => "conflict",
             RateLimited { .. } => "rate_limit_exceeded",
             Unavailable(_) => "service_unavailable",
+            ModelNotFound(_) => "model_not_found",
+            Quota {
+                retry_after_secs: Some(_),
+                ..
+            } => "rate_limit_exceeded",
+            Quota { .. } => "insufficient_quota",
+            Upstream { code, .. } => code,
             Internal(_) => "internal_error",
         }
     }
@@ -189,14 +216,30 @@ impl IntoResponse for AppError {
         let message = self.public_message();
         let param = match &self {
             AppError::Validation { param, .. } => param.clone(),
+            AppError::ModelNotFound(_) => Some("model".into()),
             _ => None,
         };
         let body = ErrorBody::new(status, self.code(), message, param);
         let mut resp = (status, axum::Json(body.clone())).into_response();
         match &self {
-            AppError::RateLimited { retry_after_secs } => {
+            AppError::RateLimited { retry_after_secs }
+            | AppError::Quota {
+                retry_after_secs: Some(retry_after_secs),
+                ..
+            }
+            | AppError::Upstream {
+                retry_after_secs: Some(retry_after_secs),
+                ..
+            } => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            AppError::Quota {
+                retry_after_secs: None,
+                ..
+            } => {
+                resp.headers_mut()
+                    .insert("x-should-retry", HeaderValue::from_static("false"));
             }
             AppError::AccountLocked { until } => {
                 let secs = (*until - Utc::now()).num_seconds().max(1) as u64;

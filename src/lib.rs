@@ -18,6 +18,7 @@
 pub mod app;
 pub mod auth;
 pub mod bus;
+pub mod chat;
 pub mod config;
 pub mod domain;
 pub mod error;

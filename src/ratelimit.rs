@@ -27,8 +27,8 @@ pub struct RateLimiter {
 }
 
 const INCR_SCRIPT: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
 
@@ -52,6 +52,23 @@ impl RateLimiter {
 
     /// Counts one request for `client` and says whether it may proceed.
     pub async fn check(&self, client: &str) -> Decision {
+        self.consume(client, 1).await
+    }
+
+    /// Where `client` stands without counting anything (`allowed`: budget left).
+    pub async fn peek(&self, client: &str) -> Decision {
+        let mut d = self.consume(client, 0).await;
+        d.allowed = d.remaining > 0;
+        d
+    }
+
+    /// The budget for one window.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Counts `cost` units (tokens, say) for `client`.
+    pub async fn consume(&self, client: &str, cost: u64) -> Decision {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -59,9 +76,9 @@ impl RateLimiter {
         let window_ms = self.window.as_millis().max(1) as u64;
         let index = now_ms / window_ms;
         let reset_secs = ((index + 1) * window_ms - now_ms).div_ceil(1000);
-        let count = match self.count_shared(client, index, window_ms).await {
+        let count = match self.count_shared(client, index, window_ms, cost).await {
             Some(n) => n,
-            None => self.count_local(client, index),
+            None => self.count_local(client, index, cost),
         };
         Decision {
             allowed: count <= self.limit,
@@ -71,12 +88,22 @@ impl RateLimiter {
         }
     }
 
-    async fn count_shared(&self, client: &str, index: u64, window_ms: u64) -> Option<u64> {
+    async fn count_shared(
+        &self,
+        client: &str,
+        index: u64,
+        window_ms: u64,
+        cost: u64,
+    ) -> Option<u64> {
         let (conn, prefix) = self.redis.as_ref()?;
         let key = format!("{prefix}rl:{}:{client}:{index}", self.name);
         // EVAL with the script body: no script cache to lose when Redis restarts.
         let mut cmd = redis::cmd("EVAL");
-        cmd.arg(INCR_SCRIPT).arg(1).arg(key).arg(window_ms);
+        cmd.arg(INCR_SCRIPT)
+            .arg(1)
+            .arg(key)
+            .arg(window_ms)
+            .arg(cost);
         match conn.run::<u64>(&cmd).await {
             Ok(n) => Some(n),
             Err(e) => {
@@ -87,7 +114,7 @@ impl RateLimiter {
         }
     }
 
-    fn count_local(&self, client: &str, index: u64) -> u64 {
+    fn count_local(&self, client: &str, index: u64, cost: u64) -> u64 {
         if self.local.len() >= self.max_tracked {
             self.local.retain(|_, (i, _)| *i == index);
             if self.local.len() >= self.max_tracked {
@@ -101,7 +128,7 @@ impl RateLimiter {
         if entry.0 != index {
             *entry = (index, 0);
         }
-        entry.1 += 1;
+        entry.1 += cost;
         entry.1
     }
 }

@@ -18,6 +18,8 @@ pub struct Config {
     pub log: LogConfig,
     pub ws: WsConfig,
     pub sync: SyncConfig,
+    pub llm: LlmConfig,
+    pub chat: ChatConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -291,6 +293,9 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
+mod llm;
 mod load;
+
+pub use llm::{ChatConfig, LlmConfig};
 
 pub use load::ConfigError;

@@ -4,9 +4,11 @@
 
 pub mod admin;
 pub mod auth;
+pub mod completions;
 pub mod extract;
 pub mod health;
 pub mod middleware;
+pub mod openai_wire;
 pub mod openapi;
 pub mod projects;
 pub mod sessions;
@@ -43,6 +45,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(health::routes())
         .merge(sessions::routes())
         .merge(projects::routes())
+        .merge(completions::routes())
         .merge(crate::ws::routes())
         .split_for_parts()
 }

@@ -1,4 +1,167 @@
-//! Model providers (the chat issue builds on this). For now: the streaming wire format they all
-//! share, server-sent events, parsed incrementally.
+//! Model providers. Each turns a `ChatRequest` into one internal stream of `Chunk`s (text
+//! deltas, tool-call deltas, finish reason, usage), whatever the upstream's wire format; the
+//! REST endpoint and socket turns consume only that stream.
 
+pub mod anthropic;
+pub mod echo;
+pub mod models;
+pub mod openai;
 pub mod sse;
+pub mod upstream;
+
+use async_trait::async_trait;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use std::pin::Pin;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    Tool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// JSON text, as the model produced it.
+    pub arguments: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+    /// Assistant messages: the calls it made.
+    pub tool_calls: Vec<ToolCall>,
+    /// Tool messages: which call this answers.
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    pub fn text(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tool {
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema of the arguments.
+    pub parameters: serde_json::Value,
+}
+
+/// What the model may do with tools (OpenAI's `tool_choice`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolChoice {
+    Auto,
+    None,
+    Required,
+    Function(String),
+}
+
+/// One completion request in provider-neutral form; `model` is the upstream's model name.
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    pub tools: Vec<Tool>,
+    pub tool_choice: Option<ToolChoice>,
+    pub max_tokens: Option<u32>,
+    pub stop: Vec<String>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    Stop,
+    Length,
+    ToolCalls,
+    ContentFilter,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::ContentFilter => "content_filter",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl Usage {
+    pub fn total(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chunk {
+    Text(String),
+    /// Part of a tool call. `index` is ours, counting calls from 0 in this response; `id` and
+    /// `name` come with the first part, `arguments` text accumulates.
+    ToolCall {
+        index: u32,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+    },
+    Finish(FinishReason),
+    Usage(Usage),
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum LlmError {
+    #[error("could not reach the model provider: {0}")]
+    Connect(String),
+    #[error("the model provider did not answer in time ({0})")]
+    Timeout(&'static str),
+    /// A non-2xx answer before any event.
+    #[error("the model provider answered {status}: {message}")]
+    Status {
+        status: u16,
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
+    /// An error event inside a stream that had started (OpenAI's `{"error":...}`, Anthropic's
+    /// `event: error`), typed by the provider.
+    #[error("the model provider failed ({kind}): {message}")]
+    Provider { kind: String, message: String },
+    /// The connection broke or sent something unreadable mid-stream.
+    #[error("the model provider's stream broke: {0}")]
+    Stream(String),
+}
+
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, LlmError>> + Send>>;
+
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// Starts a completion. Returns once the upstream accepted it (retries, if any, happen
+    /// before this returns); dropping the stream aborts the upstream request.
+    async fn stream(&self, req: ChatRequest) -> Result<ChunkStream, LlmError>;
+}
+
+/// Rough token count for providers that report none (the echo model): one per word.
+pub fn count_words(s: &str) -> u64 {
+    s.split_whitespace().count() as u64
+}

@@ -8,6 +8,7 @@ mod sessions_sql;
 mod sql;
 mod sync_records;
 mod sync_sql;
+mod usage_sql;
 
 pub mod postgres;
 pub mod sqlite;
@@ -55,8 +56,20 @@ impl From<sqlx::Error> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the server stores; one implementation per backend.
-pub trait Store: AccountStore + SessionStore + SyncStore + ProjectStore {}
-impl<T: AccountStore + SessionStore + SyncStore + ProjectStore> Store for T {}
+pub trait Store: AccountStore + SessionStore + SyncStore + ProjectStore + UsageStore {}
+impl<T: AccountStore + SessionStore + SyncStore + ProjectStore + UsageStore> Store for T {}
+
+/// Completion usage: written in batches, listed newest first.
+#[async_trait]
+pub trait UsageStore: Send + Sync + 'static {
+    async fn record_usage(&self, records: &[UsageRecord]) -> StoreResult<()>;
+    async fn list_usage(
+        &self,
+        user: UserId,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<UsageRecord>>;
+}
 
 /// A user's projects (owner-only).
 #[async_trait]

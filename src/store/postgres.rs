@@ -6,6 +6,7 @@ use super::sql::{
     impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS,
 };
 use super::sync_sql::{impl_sync_store, ChangeRow, MessageRow, RegisterRow, MESSAGE_COLUMNS};
+use super::usage_sql::{impl_usage_store, UsageRow};
 use super::*;
 use crate::sync::ops::MessageRole;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -35,5 +36,6 @@ impl PgStore {
 
 impl_session_store!(PgStore);
 impl_project_store!(PgStore);
+impl_usage_store!(PgStore);
 impl_sync_store!(PgStore, sqlx::PgConnection);
 impl_account_store!(PgStore, "postgres");

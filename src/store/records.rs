@@ -141,3 +141,23 @@ impl ProjectFields {
         Ok(())
     }
 }
+
+/// One completion's usage (REST request or socket turn).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UsageRecord {
+    pub id: Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: UserId,
+    /// The API key that made the request; absent for access tokens.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub api_key_id: Option<ApiKeyId>,
+    /// `rest` (`/v1/chat/completions`) or `chat` (a socket turn).
+    pub source: String,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub latency_ms: u64,
+    /// `ok`, `error` or `cancelled`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}

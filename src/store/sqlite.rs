@@ -8,6 +8,7 @@ use super::sql::{
     impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS,
 };
 use super::sync_sql::{impl_sync_store, ChangeRow, MessageRow, RegisterRow, MESSAGE_COLUMNS};
+use super::usage_sql::{impl_usage_store, UsageRow};
 use super::*;
 use crate::sync::ops::MessageRole;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -42,5 +43,6 @@ impl SqliteStore {
 
 impl_session_store!(SqliteStore);
 impl_project_store!(SqliteStore);
+impl_usage_store!(SqliteStore);
 impl_sync_store!(SqliteStore, sqlx::SqliteConnection);
 impl_account_store!(SqliteStore, "sqlite");

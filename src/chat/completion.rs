@@ -1,0 +1,177 @@
+//! Starting a completion, shared by `/v1/chat/completions` and socket turns: route the model,
+//! check the caller's budget, open the provider stream, and meter it. The meter records usage
+//! however the stream ends (done, failed, or dropped because the client left).
+
+use super::{quota::Quota, usage::UsageRecorder};
+use crate::{
+    auth::Principal,
+    error::AppError,
+    llm::{models::Models, ChatRequest, Chunk, ChunkStream, LlmError, Usage},
+    store::UsageRecord,
+};
+use axum::http::StatusCode;
+use futures::Stream;
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+pub struct Completions {
+    pub models: Models,
+    pub quota: Quota,
+    pub usage: UsageRecorder,
+}
+
+/// What the answer to an upstream failure is (status and code), with a message that names no
+/// internal address.
+pub fn upstream_error(e: &LlmError) -> AppError {
+    let (status, code, retry_after_secs) = match e {
+        LlmError::Connect(_) | LlmError::Stream(_) | LlmError::Provider { .. } => {
+            (StatusCode::BAD_GATEWAY, "upstream_error", None)
+        }
+        LlmError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", None),
+        LlmError::Status {
+            status,
+            retry_after_secs,
+            ..
+        } => match status {
+            429 => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "upstream_rate_limited",
+                Some(retry_after_secs.unwrap_or(1)),
+            ),
+            400 | 404 | 413 | 422 => (StatusCode::BAD_REQUEST, "invalid_request", None),
+            401 | 403 => {
+                return AppError::Upstream {
+                    status: StatusCode::BAD_GATEWAY,
+                    code: "upstream_auth_failed",
+                    message: "the model provider refused this server's credentials".into(),
+                    retry_after_secs: None,
+                }
+            }
+            _ => (StatusCode::BAD_GATEWAY, "upstream_error", None),
+        },
+    };
+    AppError::Upstream {
+        status,
+        code,
+        message: e.to_string(),
+        retry_after_secs,
+    }
+}
+
+impl Completions {
+    /// Opens a metered stream for `model`. Errors before the upstream accepted the request come
+    /// back here, as a real status.
+    pub async fn start(
+        self: &Arc<Self>,
+        who: &Principal,
+        source: &'static str,
+        model: &str,
+        mut req: ChatRequest,
+    ) -> Result<Metered, AppError> {
+        let route = self
+            .models
+            .get(model)
+            .ok_or_else(|| AppError::ModelNotFound(model.to_owned()))?;
+        let subject = super::quota::subject(who);
+        self.quota.admit(&subject, req.max_tokens).await?;
+        req.model.clone_from(&route.upstream_model);
+        let mut meter = Meter {
+            owner: self.clone(),
+            user: who.clone(),
+            subject,
+            source,
+            model: model.to_owned(),
+            started: Instant::now(),
+            usage: None,
+            words: 0,
+            status: "cancelled",
+        };
+        match route.provider.stream(req).await {
+            Ok(inner) => Ok(Metered { inner, meter }),
+            Err(e) => {
+                meter.status = "error";
+                Err(upstream_error(&e))
+            }
+        }
+    }
+}
+
+struct Meter {
+    owner: Arc<Completions>,
+    user: Principal,
+    subject: String,
+    source: &'static str,
+    model: String,
+    started: Instant,
+    usage: Option<Usage>,
+    /// Words of text seen, the completion count when the provider reports no usage.
+    words: u64,
+    status: &'static str,
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        let usage = self.usage.unwrap_or(Usage {
+            prompt_tokens: 0,
+            completion_tokens: self.words,
+        });
+        let latency = self.started.elapsed();
+        metrics::histogram!("llm_completion_seconds", "model" => self.model.clone(), "status" => self.status)
+            .record(latency.as_secs_f64());
+        self.owner.usage.record(UsageRecord {
+            id: uuid::Uuid::now_v7(),
+            user_id: self.user.user_id,
+            api_key_id: self.user.api_key,
+            source: self.source.into(),
+            model: std::mem::take(&mut self.model),
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            latency_ms: latency.as_millis() as u64,
+            status: self.status.into(),
+            created_at: chrono::Utc::now(),
+        });
+        let total = usage.total();
+        if total > 0 {
+            let owner = self.owner.clone();
+            let subject = std::mem::take(&mut self.subject);
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { owner.quota.charge(&subject, total).await });
+            }
+        }
+    }
+}
+
+/// A provider stream that records its usage when it ends or is dropped.
+pub struct Metered {
+    inner: ChunkStream,
+    meter: Meter,
+}
+
+impl Metered {
+    /// The usage reported so far (final once the stream ended).
+    pub fn usage(&self) -> Option<Usage> {
+        self.meter.usage
+    }
+}
+
+impl Stream for Metered {
+    type Item = Result<Chunk, LlmError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(Chunk::Usage(u)))) => self.meter.usage = Some(*u),
+            Poll::Ready(Some(Ok(Chunk::Text(t)))) => {
+                self.meter.words += crate::llm::count_words(t);
+            }
+            Poll::Ready(Some(Err(_))) => self.meter.status = "error",
+            Poll::Ready(None) if self.meter.status == "cancelled" => self.meter.status = "ok",
+            _ => {}
+        }
+        polled
+    }
+}

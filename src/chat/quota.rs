@@ -1,0 +1,80 @@
+//! Per-key limits on completions: requests per minute and tokens per minute, counted per API
+//! key (or per user for access tokens), shared through Redis when it is configured.
+
+use crate::{auth::Principal, config::LlmConfig, error::AppError, ratelimit::RateLimiter};
+use std::{sync::Arc, time::Duration};
+
+pub struct Quota {
+    requests: RateLimiter,
+    tokens: RateLimiter,
+}
+
+/// Whose budget a request spends.
+pub fn subject(p: &Principal) -> String {
+    match p.api_key {
+        Some(k) => format!("key:{}", k.0),
+        None => format!("user:{}", p.user_id),
+    }
+}
+
+impl Quota {
+    pub fn new(
+        cfg: &LlmConfig,
+        redis: Option<(Arc<crate::redis_conn::RedisConn>, String)>,
+    ) -> Self {
+        let minute = Duration::from_secs(60);
+        Self {
+            requests: RateLimiter::new(
+                "llm_requests",
+                cfg.requests_per_minute,
+                minute,
+                100_000,
+                redis.clone(),
+            ),
+            tokens: RateLimiter::new("llm_tokens", cfg.tokens_per_minute, minute, 100_000, redis),
+        }
+    }
+
+    /// Counts one request, refusing it when the minute's requests or tokens are spent.
+    /// `max_tokens` larger than the whole per-minute token budget can never pass: that 429 says
+    /// not to retry.
+    pub async fn admit(&self, who: &str, max_tokens: Option<u32>) -> Result<(), AppError> {
+        if max_tokens.is_some_and(|m| u64::from(m) > self.tokens.limit()) {
+            return Err(AppError::Quota {
+                message: format!(
+                    "max_tokens is above this key's budget of {} tokens per minute",
+                    self.tokens.limit()
+                ),
+                retry_after_secs: None,
+            });
+        }
+        let t = self.tokens.peek(who).await;
+        if !t.allowed {
+            return Err(AppError::Quota {
+                message: format!(
+                    "token limit reached: {} tokens per minute for this key",
+                    t.limit
+                ),
+                retry_after_secs: Some(t.reset_secs.max(1)),
+            });
+        }
+        let r = self.requests.check(who).await;
+        if !r.allowed {
+            return Err(AppError::Quota {
+                message: format!(
+                    "request limit reached: {} requests per minute for this key",
+                    r.limit
+                ),
+                retry_after_secs: Some(r.reset_secs.max(1)),
+            });
+        }
+        Ok(())
+    }
+
+    /// Spends the tokens a finished completion used.
+    pub async fn charge(&self, who: &str, tokens: u64) {
+        if tokens > 0 {
+            self.tokens.consume(who, tokens).await;
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Usage records go through a bounded queue to one writer that inserts them in batches: one
+//! insert per completion would cap the completion rate at the database's commit rate.
+
+use crate::store::{Store, UsageRecord};
+use std::{sync::Arc, time::Duration};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Records waiting to be written; past this the newest are counted as dropped and logged.
+const QUEUE: usize = 65_536;
+const BATCH: usize = 1_000;
+
+pub struct UsageRecorder {
+    tx: mpsc::Sender<UsageRecord>,
+}
+
+impl UsageRecorder {
+    /// Starts the writer; it drains what is queued when `shutdown` fires, then stops.
+    pub fn start(
+        store: Arc<dyn Store>,
+        shutdown: CancellationToken,
+        tracker: &tokio_util::task::TaskTracker,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tracker.spawn(write(store, rx, shutdown));
+        Self { tx }
+    }
+
+    pub fn record(&self, rec: UsageRecord) {
+        metrics::counter!("llm_tokens_total", "kind" => "prompt").increment(rec.prompt_tokens);
+        metrics::counter!("llm_tokens_total", "kind" => "completion")
+            .increment(rec.completion_tokens);
+        if self.tx.try_send(rec).is_err() {
+            metrics::counter!("usage_records_dropped_total").increment(1);
+            tracing::error!("usage queue full: a usage record was dropped");
+        }
+    }
+}
+
+async fn write(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<UsageRecord>,
+    shutdown: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let n = tokio::select! {
+            n = rx.recv_many(&mut batch, BATCH) => n,
+            _ = shutdown.cancelled() => {
+                rx.close();
+                rx.recv_many(&mut batch, QUEUE).await
+            }
+        };
+        if n == 0 && batch.is_empty() {
+            return;
+        }
+        // A failed batch is kept and retried: records are only lost if the queue overflows.
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match store.record_usage(&batch).await {
+                Ok(()) => break,
+                Err(e) if !shutdown.is_cancelled() => {
+                    tracing::warn!(error = %e, n = batch.len(), "usage batch not written; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, n = batch.len(), "usage batch lost at shutdown");
+                    break;
+                }
+            }
+        }
+        batch.clear();
+    }
+}

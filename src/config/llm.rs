@@ -1,0 +1,109 @@
+//! Model providers, routing and limits (`[llm]`), and socket chat turns (`[chat]`).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Base URL of the OpenAI-compatible upstream (anything speaking `/chat/completions`).
+    /// Default `https://api.openai.com/v1`.
+    pub openai_base_url: String,
+    /// Key sent as `Authorization: Bearer` to that upstream. Default empty (none sent).
+    pub openai_api_key: String,
+    /// Base URL of the Anthropic Messages API. Default `https://api.anthropic.com`.
+    pub anthropic_base_url: String,
+    /// Key sent as `x-api-key` to Anthropic. Default empty.
+    pub anthropic_api_key: String,
+    /// Model routes, `id=provider[:upstream_model]` with provider `openai` or `anthropic`
+    /// (e.g. `gpt-4o-mini=openai`, `claude=anthropic:claude-sonnet-4-5`). The built-in `echo`
+    /// model is always listed. Default empty.
+    pub models: Vec<String>,
+    /// TCP+TLS connect timeout to an upstream. Default 5000.
+    pub connect_timeout_ms: u64,
+    /// From sending the request to the upstream's first event. Default 60000.
+    pub first_byte_timeout_ms: u64,
+    /// Longest silence between two upstream chunks. Default 60000.
+    pub idle_timeout_ms: u64,
+    /// Extra attempts when an upstream fails before its first byte (connect error, 5xx, 429).
+    /// Default 2.
+    pub retries: u32,
+    /// Interval of `: keepalive` comments while a stream waits on the upstream. Default 10000.
+    pub keepalive_ms: u64,
+    /// Requests per minute per API key (or per user for JWTs) on `/v1/chat/completions` and
+    /// `chat.send`. Default 600.
+    pub requests_per_minute: u64,
+    /// Prompt + completion tokens per minute per API key (or user). Default 1000000.
+    pub tokens_per_minute: u64,
+    /// Delay between the `echo` model's chunks, for demos and tests of slow streams. Default 0.
+    pub echo_chunk_delay_ms: u64,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            openai_base_url: "https://api.openai.com/v1".into(),
+            openai_api_key: String::new(),
+            anthropic_base_url: "https://api.anthropic.com".into(),
+            anthropic_api_key: String::new(),
+            models: Vec::new(),
+            connect_timeout_ms: 5_000,
+            first_byte_timeout_ms: 60_000,
+            idle_timeout_ms: 60_000,
+            retries: 2,
+            keepalive_ms: 10_000,
+            requests_per_minute: 600,
+            tokens_per_minute: 1_000_000,
+            echo_chunk_delay_ms: 0,
+        }
+    }
+}
+
+impl fmt::Debug for LlmConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |k: &str| {
+            if k.is_empty() {
+                "<unset>"
+            } else {
+                "<redacted>"
+            }
+        };
+        f.debug_struct("LlmConfig")
+            .field("openai_base_url", &self.openai_base_url)
+            .field("openai_api_key", &set(&self.openai_api_key))
+            .field("anthropic_base_url", &self.anthropic_base_url)
+            .field("anthropic_api_key", &set(&self.anthropic_api_key))
+            .field("models", &self.models)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("first_byte_timeout_ms", &self.first_byte_timeout_ms)
+            .field("idle_timeout_ms", &self.idle_timeout_ms)
+            .field("retries", &self.retries)
+            .field("requests_per_minute", &self.requests_per_minute)
+            .field("tokens_per_minute", &self.tokens_per_minute)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Model of a turn when neither `chat.send` nor the session names one. Default `echo`.
+    pub default_model: String,
+    /// How often a streaming assistant message's growing content is saved. Default 1000.
+    pub save_interval_ms: u64,
+    /// Longest a turn may run before it is ended as failed. Default 600.
+    pub max_turn_secs: u64,
+    /// Largest user message `chat.send` accepts, in bytes. Default 65536.
+    pub max_message_bytes: usize,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            default_model: "echo".into(),
+            save_interval_ms: 1_000,
+            max_turn_secs: 600,
+            max_message_bytes: 64 * 1024,
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! `POST /v1/chat/completions` and `GET /v1/models`, OpenAI's wire contract: the official SDKs
+//! work unchanged. Streaming answers are plain `data:` events ending in `data: [DONE]`; the 200
+//! is held until the upstream's first event, so a failure before it is a real status.
+
+use super::{
+    extract::Json,
+    openai_wire::{CompletionRequest, ModelList, ModelObject, WireUsage},
+};
+use crate::{
+    auth::AuthUser,
+    chat::completion::{upstream_error, Metered},
+    error::{AppError, ErrorBody},
+    llm::{Chunk, FinishReason, LlmError},
+    state::AppState,
+};
+use axum::{
+    body::Body,
+    extract::State,
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::{convert::Infallible, time::Duration};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(models))
+}
+
+/// The models this server routes, in OpenAI's list format (`echo` is built in).
+#[utoipa::path(get, path = "/v1/models", tag = "completions", security(("bearer" = [])),
+    responses((status = 200, body = ModelList), (status = 401, body = ErrorBody)))]
+async fn models(State(s): State<AppState>, _auth: AuthUser) -> axum::Json<ModelList> {
+    let m = &s.chat.completions.models;
+    axum::Json(ModelList {
+        object: "list",
+        data: m
+            .all()
+            .iter()
+            .map(|r| ModelObject {
+                id: r.id.clone(),
+                object: "model",
+                created: m.created,
+                owned_by: r.owned_by,
+            })
+            .collect(),
+    })
+}
+
+/// Create a chat completion (OpenAI-compatible; `stream: true` answers with server-sent events).
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "completions", security(("bearer" = [])),
+    request_body = CompletionRequest,
+    responses(
+        (status = 200, description = "A `chat.completion` object, or with `stream: true` a `text/event-stream` of `chat.completion.chunk` objects ending in `data: [DONE]`"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody)))]
+async fn create(
+    State(s): State<AppState>,
+    AuthUser(p): AuthUser,
+    Json(body): Json<CompletionRequest>,
+) -> Result<Response, AppError> {
+    let (streaming, include_usage) = (body.streaming(), body.include_usage());
+    let model = body.model.clone();
+    let req = body.into_request()?;
+    let mut stream = s.chat.completions.start(&p, "rest", &model, req).await?;
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = crate::bus::now_ms() / 1000;
+    if !streaming {
+        return collect(stream, &id, created, &model).await;
+    }
+    // The first event, before committing to a 200.
+    let first = match stream.next().await {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => return Err(upstream_error(&e)),
+        None => None,
+    };
+    let keepalive = Duration::from_millis(s.config.llm.keepalive_ms.max(1));
+    let enc = ChunkEncoder::new(&id, created, &model);
+    let body = sse(stream, first, enc, include_usage, keepalive);
+    let mut resp = Response::new(Body::from_stream(body));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(resp)
+}
+
+/// Encodes `chat.completion.chunk` events; the fixed part is formatted once per response.
+struct ChunkEncoder {
+    prefix: String,
+}
+
+impl ChunkEncoder {
+    fn new(id: &str, created: u64, model: &str) -> Self {
+        let model = Value::String(model.to_owned());
+        Self {
+            prefix: format!(
+                r#"data: {{"id":"{id}","object":"chat.completion.chunk","created":{created},"model":{model},"system_fingerprint":null,"choices":["#
+            ),
+        }
+    }
+
+    fn choice(&self, delta: &Value, finish: Option<FinishReason>) -> Bytes {
+        let finish = finish.map_or("null".to_owned(), |f| format!("\"{}\"", f.as_str()));
+        Bytes::from(format!(
+            "{}{{\"index\":0,\"delta\":{delta},\"logprobs\":null,\"finish_reason\":{finish}}}]}}\n\n",
+            self.prefix
+        ))
+    }
+
+    fn usage(&self, usage: WireUsage) -> Bytes {
+        Bytes::from(format!("{}],\"usage\":{}}}\n\n", self.prefix, json!(usage)))
+    }
+
+    fn delta(&self, c: &Chunk) -> Option<Value> {
+        match c {
+            Chunk::Text(t) => Some(json!({ "content": t })),
+            Chunk::ToolCall {
+                index,
+                id,
+                name,
+                arguments,
+            } => {
+                let mut call = json!({"index": index, "function": {"arguments": arguments}});
+                if let Some(id) = id {
+                    call["id"] = json!(id);
+                    call["type"] = json!("function");
+                }
+                if let Some(n) = name {
+                    call["function"]["name"] = json!(n);
+                }
+                Some(json!({ "tool_calls": [call] }))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn error_event(e: &LlmError) -> Bytes {
+    let app = upstream_error(e);
+    let body = ErrorBody::new(app.status(), app.code(), app.to_string(), None);
+    Bytes::from(format!("data: {}\n\n", json!(body)))
+}
+
+fn sse(
+    mut stream: Metered,
+    first: Option<Chunk>,
+    enc: ChunkEncoder,
+    include_usage: bool,
+    keepalive: Duration,
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    async_stream::stream! {
+        yield Ok(enc.choice(&json!({"role": "assistant", "content": ""}), None));
+        let mut finish = None;
+        let mut pending = first;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+        loop {
+            let next = match pending.take() {
+                Some(c) => Some(Ok(c)),
+                None => tokio::select! {
+                    n = stream.next() => n,
+                    _ = tick.tick() => {
+                        yield Ok(Bytes::from_static(b": keepalive\n\n"));
+                        continue;
+                    }
+                },
+            };
+            match next {
+                None => break,
+                Some(Ok(Chunk::Finish(f))) => finish = Some(f),
+                Some(Ok(Chunk::Usage(_))) => {}
+                Some(Ok(c)) => {
+                    if let Some(d) = enc.delta(&c) {
+                        yield Ok(enc.choice(&d, None));
+                    }
+                }
+                Some(Err(e)) => {
+                    yield Ok(error_event(&e));
+                    yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+                    return;
+                }
+            }
+        }
+        yield Ok(enc.choice(&json!({}), Some(finish.unwrap_or(FinishReason::Stop))));
+        if include_usage {
+            yield Ok(enc.usage(stream.usage().unwrap_or_default().into()));
+        }
+        yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+    }
+}
+
+/// Runs the stream to its end and answers with one `chat.completion` object.
+async fn collect(
+    mut stream: Metered,
+    id: &str,
+    created: u64,
+    model: &str,
+) -> Result<Response, AppError> {
+    let mut text = String::new();
+    let mut calls: Vec<(String, String, String)> = Vec::new();
+    let mut finish = FinishReason::Stop;
+    while let Some(c) = stream.next().await {
+        match c.map_err(|e| upstream_error(&e))? {
+            Chunk::Text(t) => text.push_str(&t),
+            Chunk::ToolCall {
+                index,
+                id,
+                name,
+                arguments,
+            } => {
+                let i = index as usize;
+                if i >= calls.len() {
+                    calls.resize_with(i + 1, Default::default);
+                }
+                let call = &mut calls[i];
+                if let Some(id) = id {
+                    call.0 = id;
+                }
+                if let Some(n) = name {
+                    call.1 = n;
+                }
+                call.2.push_str(&arguments);
+            }
+            Chunk::Finish(f) => finish = f,
+            Chunk::Usage(_) => {}
+        }
+    }
+    let usage: WireUsage = stream.usage().unwrap_or_default().into();
+    let mut message = json!({"role": "assistant", "content": text, "refusal": null});
+    if !calls.is_empty() {
+        message["tool_calls"] = calls
+            .into_iter()
+            .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}))
+            .collect();
+        if text.is_empty() {
+            message["content"] = Value::Null;
+        }
+    }
+    let body = json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "system_fingerprint": null,
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish.as_str()}],
+        "usage": usage,
+    });
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}

@@ -1,0 +1,235 @@
+//! Any OpenAI-compatible upstream: `POST {base}/chat/completions` with `stream: true` and
+//! `stream_options.include_usage`, decoded from its `data:` chunks. Handles a usage-only last
+//! chunk (`choices: []` or `null`) and an `{"error":...}` payload after a 200.
+
+use super::{
+    upstream::Upstream, ChatMessage, ChatRequest, Chunk, ChunkStream, FinishReason, LlmError,
+    Provider, Role, ToolChoice, Usage,
+};
+use async_stream::try_stream;
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub struct OpenAi {
+    base_url: String,
+    api_key: String,
+    upstream: Arc<Upstream>,
+}
+
+impl OpenAi {
+    pub fn new(base_url: &str, api_key: &str, upstream: Arc<Upstream>) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key: api_key.to_owned(),
+            upstream,
+        }
+    }
+}
+
+fn role(r: Role) -> &'static str {
+    match r {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::Tool => "tool",
+    }
+}
+
+fn message(m: &ChatMessage) -> Value {
+    let mut v = json!({ "role": role(m.role), "content": m.content });
+    if !m.tool_calls.is_empty() {
+        v["tool_calls"] = m
+            .tool_calls
+            .iter()
+            .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+            .collect();
+        if m.content.is_empty() {
+            v["content"] = Value::Null;
+        }
+    }
+    if let Some(id) = &m.tool_call_id {
+        v["tool_call_id"] = json!(id);
+    }
+    v
+}
+
+pub fn body(req: &ChatRequest) -> Value {
+    let mut b = json!({
+        "model": req.model,
+        "messages": req.messages.iter().map(message).collect::<Vec<_>>(),
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    if !req.tools.is_empty() {
+        b["tools"] = req
+            .tools
+            .iter()
+            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
+            .collect();
+    }
+    if let Some(c) = &req.tool_choice {
+        b["tool_choice"] = match c {
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::None => json!("none"),
+            ToolChoice::Required => json!("required"),
+            ToolChoice::Function(n) => json!({"type": "function", "function": {"name": n}}),
+        };
+    }
+    if let Some(n) = req.max_tokens {
+        b["max_tokens"] = json!(n);
+    }
+    if !req.stop.is_empty() {
+        b["stop"] = json!(req.stop);
+    }
+    if let Some(t) = req.temperature {
+        b["temperature"] = json!(t);
+    }
+    if let Some(t) = req.top_p {
+        b["top_p"] = json!(t);
+    }
+    if let Some(u) = &req.user {
+        b["user"] = json!(u);
+    }
+    b
+}
+
+fn finish(s: &str) -> FinishReason {
+    match s {
+        "length" => FinishReason::Length,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        _ => FinishReason::Stop,
+    }
+}
+
+/// The chunks one `data:` payload carries.
+pub fn decode(data: &str, out: &mut Vec<Chunk>) -> Result<(), LlmError> {
+    let v: Value =
+        serde_json::from_str(data).map_err(|e| LlmError::Stream(format!("bad chunk: {e}")))?;
+    if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+        return Err(LlmError::Provider {
+            kind: err["type"]
+                .as_str()
+                .or_else(|| err["code"].as_str())
+                .unwrap_or("error")
+                .to_owned(),
+            message: err["message"]
+                .as_str()
+                .unwrap_or("upstream error")
+                .to_owned(),
+        });
+    }
+    if let Some(choice) = v["choices"].as_array().and_then(|c| c.first()) {
+        let delta = &choice["delta"];
+        if let Some(t) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+            out.push(Chunk::Text(t.to_owned()));
+        }
+        for tc in delta["tool_calls"].as_array().into_iter().flatten() {
+            out.push(Chunk::ToolCall {
+                index: tc["index"].as_u64().unwrap_or(0) as u32,
+                id: tc["id"].as_str().map(str::to_owned),
+                name: tc["function"]["name"].as_str().map(str::to_owned),
+                arguments: tc["function"]["arguments"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            });
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            out.push(Chunk::Finish(finish(f)));
+        }
+    }
+    if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+        out.push(Chunk::Usage(Usage {
+            prompt_tokens: u["prompt_tokens"].as_u64().unwrap_or(0),
+            completion_tokens: u["completion_tokens"].as_u64().unwrap_or(0),
+        }));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Provider for OpenAi {
+    async fn stream(&self, req: ChatRequest) -> Result<ChunkStream, LlmError> {
+        let url = format!("{}/chat/completions", self.base_url);
+        let body = body(&req);
+        let events = self
+            .upstream
+            .open("openai", |c| {
+                let r = c
+                    .post(&url)
+                    .header("accept", "text/event-stream")
+                    .json(&body);
+                if self.api_key.is_empty() {
+                    r
+                } else {
+                    r.bearer_auth(&self.api_key)
+                }
+            })
+            .await?;
+        Ok(Box::pin(try_stream! {
+            let mut events = std::pin::pin!(events);
+            let mut out = Vec::new();
+            let mut done = false;
+            while let Some(ev) = events.next().await {
+                let ev = ev?;
+                if ev.data == "[DONE]" {
+                    done = true;
+                    break;
+                }
+                if ev.data.is_empty() {
+                    continue;
+                }
+                decode(&ev.data, &mut out)?;
+                for c in out.drain(..) {
+                    yield c;
+                }
+            }
+            if !done {
+                Err(LlmError::Stream("stream ended before [DONE]".into()))?;
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_only_chunk_with_null_or_empty_choices() {
+        for choices in ["null", "[]"] {
+            let mut out = Vec::new();
+            let data = format!(
+                r#"{{"id":"x","choices":{choices},"usage":{{"prompt_tokens":3,"completion_tokens":5}}}}"#
+            );
+            decode(&data, &mut out).unwrap();
+            assert_eq!(
+                out,
+                vec![Chunk::Usage(Usage {
+                    prompt_tokens: 3,
+                    completion_tokens: 5
+                })]
+            );
+        }
+    }
+
+    #[test]
+    fn error_payload_after_200_is_a_provider_error() {
+        let mut out = Vec::new();
+        let e = decode(
+            r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+            &mut out,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            LlmError::Provider {
+                kind: "server_error".into(),
+                message: "overloaded".into()
+            }
+        );
+    }
+}
