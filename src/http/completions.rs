@@ -29,6 +29,46 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create))
         .routes(routes!(models))
+        .routes(routes!(usage))
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct UsagePage {
+    /// Records older than this id (the previous page's `next_cursor`).
+    after: Option<String>,
+    /// Page size, 1 to 100. Default 50.
+    limit: Option<u32>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct UsageList {
+    data: Vec<crate::store::UsageRecord>,
+    /// Pass as `after` for the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The caller's completion usage (REST requests and socket turns), newest first. Records are
+/// written in batches, so one may appear a moment after its request ended.
+#[utoipa::path(get, path = "/v1/usage", tag = "completions", security(("bearer" = [])), params(UsagePage),
+    responses((status = 200, body = UsageList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn usage(
+    State(s): State<AppState>,
+    AuthUser(p): AuthUser,
+    axum::extract::Query(q): axum::extract::Query<UsagePage>,
+) -> Result<axum::Json<UsageList>, AppError> {
+    let limit = crate::error::page_limit(q.limit)?;
+    let after = q
+        .after
+        .map(|a| a.parse::<uuid::Uuid>())
+        .transpose()
+        .map_err(|_| {
+            AppError::validation("after", "after must be a cursor from a previous page")
+        })?;
+    let data = s.store.list_usage(p.user_id, after, limit).await?;
+    let next_cursor = (data.len() == limit as usize)
+        .then(|| data.last().map(|u| u.id.to_string()))
+        .flatten();
+    Ok(axum::Json(UsageList { data, next_cursor }))
 }
 
 /// The models this server routes, in OpenAI's list format (`echo` is built in).

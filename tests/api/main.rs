@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod completions;
 mod errors;
 mod health;
 mod openapi;
@@ -14,6 +15,7 @@ mod store;
 mod sync;
 mod sync_access;
 mod sync_prop;
+mod upstream;
 mod ws;
 mod ws_cluster;
 mod ws_limits;

@@ -1,0 +1,250 @@
+//! A model provider for tests: a real HTTP server on a real socket that speaks OpenAI's
+//! `/v1/chat/completions` and Anthropic's `/v1/messages` streaming formats, replaying recorded
+//! traces (tests/fixtures/upstream/) in small pieces so SSE chunk boundaries fall anywhere.
+//!
+//! The scenario is the upstream model name the server sends (set through `llm.models`):
+//! `trace:<file>`, `trace-crlf:<file>`, `reset` (a chunk, then a TCP reset), `status:<code>`,
+//! `slow:<chunks>:<ms>` (text chunks `w0 `, `w1 `, ... every `ms`), `flaky` (503 once, then
+//! text), `hang` (never answers).
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::Notify,
+};
+
+#[derive(Default)]
+pub struct Seen {
+    /// Every request: path, headers (lowercased names) and JSON body.
+    pub requests: Mutex<Vec<(String, Vec<(String, String)>, Value)>>,
+    /// Streams whose client went away before the stream ended.
+    pub aborted: AtomicUsize,
+    pub abort: Notify,
+    flaky: AtomicUsize,
+}
+
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub seen: Arc<Seen>,
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("addr");
+        let seen = Arc::new(Seen::default());
+        let s = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                tokio::spawn(serve(sock, s.clone()));
+            }
+        });
+        Self { addr, seen }
+    }
+
+    /// For `llm.openai_base_url`.
+    pub fn openai_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// For `llm.anthropic_base_url`.
+    pub fn anthropic_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<(String, Vec<(String, String)>, Value)> {
+        self.seen.requests.lock().unwrap().clone()
+    }
+
+    pub fn last_body(&self) -> Value {
+        self.requests().last().expect("a request").2.clone()
+    }
+
+    pub fn aborted(&self) -> usize {
+        self.seen.aborted.load(Ordering::SeqCst)
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/upstream")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+async fn read_request(sock: &mut TcpStream) -> Option<(String, Vec<(String, String)>, Value)> {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    let head_end = loop {
+        let n = sock.read(&mut tmp).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let path = lines.next()?.split(' ').nth(1)?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = sock.read(&mut tmp).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    }
+    let body = serde_json::from_slice(&buf[head_end..head_end + len]).unwrap_or(Value::Null);
+    Some((path, headers, body))
+}
+
+const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n";
+
+async fn serve(mut sock: TcpStream, seen: Arc<Seen>) {
+    let _ = sock.set_nodelay(true);
+    let Some((path, headers, body)) = read_request(&mut sock).await else {
+        return;
+    };
+    seen.requests
+        .lock()
+        .unwrap()
+        .push((path.clone(), headers, body.clone()));
+    let anthropic = path.ends_with("/messages");
+    let model = body["model"].as_str().unwrap_or_default().to_owned();
+    let parts: Vec<&str> = model.split(':').collect();
+    match parts.as_slice() {
+        ["trace", file] => replay(&mut sock, fixture(file)).await,
+        ["trace-crlf", file] => {
+            let text = String::from_utf8(fixture(file)).unwrap();
+            replay(&mut sock, text.replace('\n', "\r\n").into_bytes()).await
+        }
+        ["status", code] => error_status(&mut sock, code.parse().unwrap(), anthropic).await,
+        ["flaky"] if seen.flaky.fetch_add(1, Ordering::SeqCst) == 0 => {
+            error_status(&mut sock, 503, anthropic).await
+        }
+        ["flaky"] => replay(&mut sock, fixture("openai_text.sse")).await,
+        ["reset"] => {
+            let _ = sock.write_all(SSE_HEAD).await;
+            let first = fixture("openai_text.sse");
+            // Two events (the role, then "Hello"), then the reset.
+            let cut = first
+                .windows(2)
+                .enumerate()
+                .filter(|(_, w)| w == b"\n\n")
+                .nth(1)
+                .unwrap()
+                .0
+                + 2;
+            let _ = sock.write_all(&first[..cut]).await;
+            let _ = sock.flush().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // SO_LINGER 0: closing sends RST, not FIN (blocking on drop is not a concern then).
+            let std = sock.into_std().unwrap();
+            let _ = socket2::SockRef::from(&std).set_linger(Some(Duration::ZERO));
+            drop(std);
+        }
+        ["hang"] => {
+            let mut b = [0u8; 1];
+            let _ = sock.read(&mut b).await; // until the client gives up
+            seen.aborted.fetch_add(1, Ordering::SeqCst);
+            seen.abort.notify_waiters();
+        }
+        ["slow", n, ms] => slow(&mut sock, &seen, n.parse().unwrap(), ms.parse().unwrap()).await,
+        _ => error_status(&mut sock, 404, anthropic).await,
+    }
+}
+
+/// Writes `data` a few bytes at a time, so events and even UTF-8 characters split across reads.
+async fn replay(sock: &mut TcpStream, data: Vec<u8>) {
+    if sock.write_all(SSE_HEAD).await.is_err() {
+        return;
+    }
+    for piece in data.chunks(7) {
+        if sock.write_all(piece).await.is_err() {
+            return;
+        }
+        let _ = sock.flush().await;
+        tokio::task::yield_now().await;
+    }
+    let _ = sock.shutdown().await;
+}
+
+async fn error_status(sock: &mut TcpStream, code: u16, anthropic: bool) {
+    let body = if anthropic {
+        format!(
+            r#"{{"type":"error","error":{{"type":"api_error","message":"upstream said {code}"}}}}"#
+        )
+    } else {
+        format!(
+            r#"{{"error":{{"message":"upstream said {code}","type":"server_error","param":null,"code":null}}}}"#
+        )
+    };
+    let extra = if code == 429 {
+        "retry-after: 7\r\n"
+    } else {
+        ""
+    };
+    let resp = format!(
+        "HTTP/1.1 {code} Error\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = sock.write_all(resp.as_bytes()).await;
+    let _ = sock.shutdown().await;
+}
+
+async fn slow(sock: &mut TcpStream, seen: &Seen, n: usize, ms: u64) {
+    let chunk = |content: &str, finish: &str| {
+        format!(
+            "data: {{\"id\":\"chatcmpl-slow\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{content},\"finish_reason\":{finish}}}]}}\n\n"
+        )
+    };
+    if sock.write_all(SSE_HEAD).await.is_err() {
+        return;
+    }
+    let (mut rd, mut wr) = sock.split();
+    let mut probe = [0u8; 1];
+    for i in 0..n {
+        let piece = chunk(&format!("{{\"content\":\"w{i} \"}}"), "null");
+        if wr.write_all(piece.as_bytes()).await.is_err() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+            r = rd.read(&mut probe) => {
+                if matches!(r, Ok(0) | Err(_)) {
+                    seen.aborted.fetch_add(1, Ordering::SeqCst);
+                    seen.abort.notify_waiters();
+                    return;
+                }
+            }
+        }
+    }
+    let tail = chunk("{}", "\"stop\"")
+        + &format!("data: {{\"id\":\"chatcmpl-slow\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{{\"prompt_tokens\":5,\"completion_tokens\":{n}}}}}\n\ndata: [DONE]\n\n");
+    let _ = wr.write_all(tail.as_bytes()).await;
+    let _ = wr.shutdown().await;
+}
