@@ -14,6 +14,7 @@ mod ratelimit;
 mod store;
 mod sync;
 mod sync_access;
+mod sdk;
 mod sync_prop;
 mod upstream;
 mod ws;
