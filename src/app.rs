@@ -109,7 +109,14 @@ impl App {
                 &tracker,
             ),
         });
-        let chat = Arc::new(crate::chat::ChatService { completions });
+        let chat = Arc::new(crate::chat::ChatService {
+            completions,
+            sync: sync.clone(),
+            bus: bus.clone(),
+            hub: hub.clone(),
+            config: config.chat.clone(),
+            tracker: tracker.clone(),
+        });
         let state = AppState {
             config: config.clone(),
             store: store.clone(),

@@ -40,6 +40,9 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A chat turn is already running in the session.
+    #[error("{0}")]
+    TurnActive(String),
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
@@ -102,7 +105,7 @@ impl AppError {
             Forbidden(_) => StatusCode::FORBIDDEN,
             AccountLocked { .. } => StatusCode::LOCKED,
             NotFound(_) => StatusCode::NOT_FOUND,
-            Conflict(_) => StatusCode::CONFLICT,
+            Conflict(_) | TurnActive(_) => StatusCode::CONFLICT,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ModelNotFound(_) => StatusCode::NOT_FOUND,
@@ -129,6 +132,7 @@ impl AppError {
             AccountLocked { .. } => "account_locked",
             NotFound(_) => "not_found",
             Conflict(_) => "conflict",
+            TurnActive(_) => "turn_active",
             RateLimited { .. } => "rate_limit_exceeded",
             Unavailable(_) => "service_unavailable",
             ModelNotFound(_) => "model_not_found",

@@ -1,6 +1,6 @@
 //! The in-process bus: one instance, no Redis. Presence lives in memory.
 
-use super::{Bus, BusState};
+use super::{turns::LocalTurns, Bus, BusState, LiveTurn, TurnView};
 use crate::{hub::Hub, protocol::Member};
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
@@ -10,6 +10,7 @@ use std::sync::Arc;
 pub struct LocalBus {
     hub: Arc<Hub>,
     presence: DashMap<String, Vec<Member>>,
+    turns: LocalTurns,
 }
 
 impl LocalBus {
@@ -17,6 +18,7 @@ impl LocalBus {
         Self {
             hub,
             presence: DashMap::new(),
+            turns: LocalTurns::default(),
         }
     }
 }
@@ -60,5 +62,34 @@ impl Bus for LocalBus {
 
     fn state(&self) -> BusState {
         BusState::Local
+    }
+
+    async fn turn_claim(&self, turn: &LiveTurn) -> bool {
+        self.turns.claim(turn)
+    }
+
+    async fn turn_refresh(&self, _turn: &LiveTurn) {}
+
+    async fn turn_release(&self, turn: &LiveTurn) {
+        self.turns.release(turn);
+    }
+
+    async fn turn_active(&self, session: &str) -> Option<TurnView> {
+        self.turns.view(session)
+    }
+
+    async fn turn_session(&self, turn: uuid::Uuid) -> Option<String> {
+        self.turns.session_of(turn)
+    }
+
+    async fn publish_delta(&self, turn: &LiveTurn, index: u64, text: &str, frame: Utf8Bytes) {
+        self.turns.append(turn, index, text);
+        let channel = format!("session:{}", turn.session);
+        self.hub
+            .deliver_delta(&channel, turn.turn_id, index, &frame);
+    }
+
+    async fn cancel_turn(&self, turn: uuid::Uuid) {
+        self.hub.cancel_turn(turn);
     }
 }

@@ -5,6 +5,10 @@
 
 pub mod local;
 pub mod redis;
+mod redis_turns;
+mod turns;
+
+pub use turns::{LiveTurn, TurnView};
 
 use crate::protocol::Member;
 use async_trait::async_trait;
@@ -47,6 +51,23 @@ pub trait Bus: Send + Sync + 'static {
     async fn presence_leave(&self, channel: &str, conn_id: &str);
     async fn presence(&self, channel: &str) -> Vec<Member>;
     fn state(&self) -> BusState;
+
+    // Chat turns: one active turn per session, its growing content, and its deltas.
+
+    /// Claims `turn.session`'s one active turn; false if another turn holds it.
+    async fn turn_claim(&self, turn: &LiveTurn) -> bool;
+    /// Keeps a running turn's claim alive (a crashed owner's claim expires).
+    async fn turn_refresh(&self, turn: &LiveTurn);
+    async fn turn_release(&self, turn: &LiveTurn);
+    /// The active turn of `session`, with its content up to the delta `index`.
+    async fn turn_active(&self, session: &str) -> Option<TurnView>;
+    /// The session of a running turn, from its id (for `chat.cancel`).
+    async fn turn_session(&self, turn: uuid::Uuid) -> Option<String>;
+    /// Appends delta `index` (`text`) to the turn's content and delivers `frame`, as one step:
+    /// whoever reads the content after subscribing receives every delta past it.
+    async fn publish_delta(&self, turn: &LiveTurn, index: u64, text: &str, frame: Utf8Bytes);
+    /// Stops `turn` on whichever instance runs it.
+    async fn cancel_turn(&self, turn: uuid::Uuid);
 }
 
 /// A server event (no `from`: the server, not a client, is speaking), encoded once. Every

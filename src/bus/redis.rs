@@ -6,7 +6,7 @@
 //! microseconds), 8 bytes session version (0 for unversioned frames), all big endian, then the
 //! encoded frame exactly as clients receive it.
 
-use super::{presence_frame, Bus, BusState};
+use super::{presence_frame, turns::LocalTurns, Bus, BusState, LiveTurn, TurnView};
 use crate::redis_conn::RedisConn;
 use crate::{hub::Hub, protocol::Member};
 use async_trait::async_trait;
@@ -26,6 +26,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
 const HEADER: usize = 32;
+/// Set in the version word of a chat delta; the low bits are its index and the 16 bytes after
+/// the header are the turn id.
+pub(super) const DELTA_FLAG: u64 = 1 << 63;
 /// How long `watch` waits for Redis before answering anyway.
 const WATCH_WAIT: Duration = Duration::from_secs(2);
 /// Liveness key lifetime; refreshed every third of it.
@@ -36,16 +39,17 @@ const OP_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct RedisBus {
     inner: Arc<Inner>,
     watch_tx: mpsc::Sender<oneshot::Sender<()>>,
+    turns: LocalTurns,
 }
 
-struct Inner {
+pub(super) struct Inner {
     hub: Arc<Hub>,
-    conn: Arc<RedisConn>,
+    pub(super) conn: Arc<RedisConn>,
     client: redis::Client,
-    prefix: String,
+    pub(super) prefix: String,
     /// `<prefix>ch:` and `<prefix>ctl`, built once: `on_message` runs for every bus message.
     channel_prefix: String,
-    control: String,
+    pub(super) control: String,
     instance: Uuid,
     state: AtomicU8,
 }
@@ -72,12 +76,16 @@ impl RedisBus {
         let (watch_tx, watch_rx) = mpsc::channel(1024);
         tracker.spawn(subscriber(inner.clone(), watch_rx, shutdown.clone()));
         tracker.spawn(liveness(inner.clone(), shutdown));
-        Self { inner, watch_tx }
+        Self {
+            inner,
+            watch_tx,
+            turns: LocalTurns::default(),
+        }
     }
 }
 
 impl Inner {
-    fn channel_key(&self, channel: &str) -> String {
+    pub(super) fn channel_key(&self, channel: &str) -> String {
         format!("{}{channel}", self.channel_prefix)
     }
     fn presence_key(&self, channel: &str) -> String {
@@ -108,14 +116,20 @@ impl Inner {
         self.conn.run_pipe(pipe).await
     }
 
-    async fn publish_remote(&self, channel: &str, version: u64, frame: &Utf8Bytes) {
+    /// A bus message's header, with room for `body` more bytes.
+    pub(super) fn header(&self, version: u64, body: usize) -> Vec<u8> {
         let micros = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
-        let mut payload = Vec::with_capacity(HEADER + frame.len());
+        let mut payload = Vec::with_capacity(HEADER + body);
         payload.extend_from_slice(self.instance.as_bytes());
         payload.extend_from_slice(&micros.to_be_bytes());
         payload.extend_from_slice(&version.to_be_bytes());
+        payload
+    }
+
+    async fn publish_remote(&self, channel: &str, version: u64, frame: &Utf8Bytes) {
+        let mut payload = self.header(version, frame.len());
         payload.extend_from_slice(frame.as_bytes());
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.channel_key(channel)).arg(payload);
@@ -128,8 +142,11 @@ impl Inner {
     fn on_message(&self, msg: &redis::Msg) {
         let payload = msg.get_payload_bytes();
         if msg.get_channel_name() == self.control {
-            // {"evict": {"channel", "user_id"}}
+            // {"evict": {"channel", "user_id"}} or {"cancel_turn": "<uuid>"}
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) {
+                if let Some(turn) = v["cancel_turn"].as_str().and_then(|t| t.parse().ok()) {
+                    self.hub.cancel_turn(turn);
+                }
                 if let (Some(ch), Some(user)) = (
                     v["evict"]["channel"].as_str(),
                     v["evict"]["user_id"].as_str(),
@@ -158,6 +175,24 @@ impl Inner {
             .map_or(0, |d| d.as_micros() as u64);
         metrics::histogram!("bus_publish_to_deliver_seconds")
             .record(now.saturating_sub(sent) as f64 / 1e6);
+        if version & DELTA_FLAG != 0 {
+            let (Some(turn), Some(body)) = (
+                payload
+                    .get(HEADER..HEADER + 16)
+                    .and_then(|b| uuid::Uuid::from_slice(b).ok()),
+                payload.get(HEADER + 16..),
+            ) else {
+                return metrics::counter!("bus_bad_messages_total").increment(1);
+            };
+            match Utf8Bytes::try_from(Bytes::copy_from_slice(body)) {
+                Ok(frame) => {
+                    self.hub
+                        .deliver_delta(channel, turn, version & !DELTA_FLAG, &frame);
+                }
+                Err(_) => metrics::counter!("bus_bad_messages_total").increment(1),
+            }
+            return;
+        }
         match Utf8Bytes::try_from(Bytes::copy_from_slice(&payload[HEADER..])) {
             Ok(frame) if version > 0 => self.hub.deliver_versioned(channel, version, frame),
             Ok(frame) => {
@@ -276,6 +311,58 @@ impl Bus for RedisBus {
         match self.inner.state.load(Ordering::Relaxed) {
             1 => BusState::Connected,
             _ => BusState::Disconnected,
+        }
+    }
+
+    async fn turn_claim(&self, turn: &LiveTurn) -> bool {
+        if !self.turns.claim(turn) {
+            return false;
+        }
+        match self.inner.turn_claim(turn).await {
+            Some(false) => {
+                self.turns.release(turn);
+                false
+            }
+            // Redis unreachable: the local claim stands (this instance can still serve).
+            Some(true) | None => true,
+        }
+    }
+
+    async fn turn_refresh(&self, turn: &LiveTurn) {
+        self.inner.turn_refresh(turn).await;
+    }
+
+    async fn turn_release(&self, turn: &LiveTurn) {
+        self.turns.release(turn);
+        self.inner.turn_release(turn).await;
+    }
+
+    async fn turn_active(&self, session: &str) -> Option<TurnView> {
+        match self.turns.view(session) {
+            Some(v) => Some(v),
+            None => self.inner.turn_active(session).await,
+        }
+    }
+
+    async fn turn_session(&self, turn: uuid::Uuid) -> Option<String> {
+        match self.turns.session_of(turn) {
+            Some(s) => Some(s),
+            None => self.inner.turn_session(turn).await,
+        }
+    }
+
+    async fn publish_delta(&self, turn: &LiveTurn, index: u64, text: &str, frame: Utf8Bytes) {
+        self.turns.append(turn, index, text);
+        let channel = format!("session:{}", turn.session);
+        self.inner
+            .hub
+            .deliver_delta(&channel, turn.turn_id, index, &frame);
+        self.inner.publish_delta(turn, index, text, &frame).await;
+    }
+
+    async fn cancel_turn(&self, turn: uuid::Uuid) {
+        if !self.inner.hub.cancel_turn(turn) {
+            self.inner.cancel_turn(turn).await;
         }
     }
 }

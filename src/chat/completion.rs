@@ -70,8 +70,23 @@ impl Completions {
         who: &Principal,
         source: &'static str,
         model: &str,
-        mut req: ChatRequest,
+        req: ChatRequest,
     ) -> Result<Metered, AppError> {
+        self.prepare(who, source, model, req)
+            .await?
+            .open()
+            .await
+            .map_err(|e| upstream_error(&e))
+    }
+
+    /// Routes the model and spends one request of the caller's budget; nothing is sent yet.
+    pub async fn prepare(
+        self: &Arc<Self>,
+        who: &Principal,
+        source: &'static str,
+        model: &str,
+        mut req: ChatRequest,
+    ) -> Result<Prepared, AppError> {
         let route = self
             .models
             .get(model)
@@ -79,22 +94,44 @@ impl Completions {
         let subject = super::quota::subject(who);
         self.quota.admit(&subject, req.max_tokens).await?;
         req.model.clone_from(&route.upstream_model);
-        let mut meter = Meter {
-            owner: self.clone(),
-            user: who.clone(),
-            subject,
-            source,
-            model: model.to_owned(),
-            started: Instant::now(),
-            usage: None,
-            words: 0,
-            status: "cancelled",
-        };
-        match route.provider.stream(req).await {
+        Ok(Prepared {
+            provider: route.provider.clone(),
+            req,
+            meter: Meter {
+                owner: self.clone(),
+                user: who.clone(),
+                subject,
+                source,
+                model: model.to_owned(),
+                started: Instant::now(),
+                usage: None,
+                words: 0,
+                status: "cancelled",
+            },
+        })
+    }
+}
+
+/// A request routed and admitted, not yet sent.
+pub struct Prepared {
+    provider: Arc<dyn crate::llm::Provider>,
+    req: ChatRequest,
+    meter: Meter,
+}
+
+impl Prepared {
+    /// Sends it (retrying before the first byte as configured).
+    pub async fn open(self) -> Result<Metered, LlmError> {
+        let Prepared {
+            provider,
+            req,
+            mut meter,
+        } = self;
+        match provider.stream(req).await {
             Ok(inner) => Ok(Metered { inner, meter }),
             Err(e) => {
                 meter.status = "error";
-                Err(upstream_error(&e))
+                Err(e)
             }
         }
     }

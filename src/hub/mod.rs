@@ -8,7 +8,7 @@
 mod outbox;
 pub mod sequence;
 
-pub use outbox::Outbox;
+pub use outbox::{Floor, Outbox};
 use sequence::{Offer, Sequence};
 
 use axum::extract::ws::Utf8Bytes;
@@ -26,6 +26,9 @@ pub struct Hub {
     sequences: DashMap<Arc<str>, Sequence>,
     /// Where gaps in a channel's versions are reported (the sync healer).
     gaps: std::sync::OnceLock<tokio::sync::mpsc::Sender<Gap>>,
+    /// Chat turns running on this instance, by turn id: cancelling the token stops the turn
+    /// (`chat.cancel` arrives here from any instance through the bus).
+    turns: DashMap<uuid::Uuid, tokio_util::sync::CancellationToken>,
 }
 
 /// Versions `from..to` of `channel` never arrived on this instance.
@@ -50,6 +53,26 @@ impl Hub {
             delivered: metrics::counter!("hub_deliveries_total"),
             sequences: DashMap::new(),
             gaps: std::sync::OnceLock::new(),
+            turns: DashMap::new(),
+        }
+    }
+
+    pub fn register_turn(&self, turn: uuid::Uuid, cancel: tokio_util::sync::CancellationToken) {
+        self.turns.insert(turn, cancel);
+    }
+
+    pub fn unregister_turn(&self, turn: uuid::Uuid) {
+        self.turns.remove(&turn);
+    }
+
+    /// Stops `turn` if it runs here; true if it did.
+    pub fn cancel_turn(&self, turn: uuid::Uuid) -> bool {
+        match self.turns.get(&turn) {
+            Some(t) => {
+                t.cancel();
+                true
+            }
+            None => false,
         }
     }
 
@@ -180,6 +203,26 @@ impl Hub {
             return 0;
         };
         let n = subs.iter().filter(|s| s.push(frame.clone())).count();
+        self.delivered.increment(n as u64);
+        n
+    }
+
+    /// Like `deliver`, for a chat delta: subscribers catching up hold it, and those whose
+    /// catch-up already covered `index` drop it.
+    pub fn deliver_delta(
+        &self,
+        channel: &str,
+        turn: uuid::Uuid,
+        index: u64,
+        frame: &Utf8Bytes,
+    ) -> usize {
+        let Some(subs) = self.channels.get(channel).map(|s| s.clone()) else {
+            return 0;
+        };
+        let n = subs
+            .iter()
+            .filter(|s| s.push_delta(channel, turn, index, frame.clone()))
+            .count();
         self.delivered.increment(n as u64);
         n
     }

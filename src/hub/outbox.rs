@@ -27,9 +27,18 @@ pub struct Outbox {
     eviction: tokio::sync::Notify,
 }
 
+/// A chat turn's delta floor: this subscriber's catch-up reply already held the turn's content
+/// up to `index`, so deltas at or below it are dropped.
+pub type Floor = (uuid::Uuid, u64);
+
+enum Held {
+    Versioned(u64, Utf8Bytes),
+    Delta(uuid::Uuid, u64, Utf8Bytes),
+}
+
 enum Gate {
-    CatchingUp(Vec<(u64, Utf8Bytes)>),
-    Live(u64),
+    CatchingUp(Vec<Held>),
+    Live { have: u64, floor: Option<Floor> },
 }
 
 impl Outbox {
@@ -111,15 +120,58 @@ impl Outbox {
                     self.close(CloseCode::SlowConsumer);
                     return false;
                 }
-                held.push((version, frame));
+                held.push(Held::Versioned(version, frame));
                 true
             }
-            Some(Gate::Live(have)) if version <= *have => true,
-            Some(Gate::Live(have)) => {
+            Some(Gate::Live { have, .. }) if version <= *have => true,
+            Some(Gate::Live { have, .. }) => {
                 *have = version;
                 self.push(frame)
             }
             None => self.push(frame),
+        }
+    }
+
+    /// A chat delta (`index` within `turn`): held while catching up, dropped when the
+    /// catch-up reply already carried it.
+    pub fn push_delta(
+        &self,
+        channel: &str,
+        turn: uuid::Uuid,
+        index: u64,
+        frame: Utf8Bytes,
+    ) -> bool {
+        let mut gates = self
+            .gates
+            .lock()
+            .expect("gate lock is never held across a panic");
+        match gates.get_mut(channel) {
+            Some(Gate::CatchingUp(held)) => {
+                if held.len() >= self.tx.max_capacity() {
+                    drop(gates);
+                    self.close(CloseCode::SlowConsumer);
+                    return false;
+                }
+                held.push(Held::Delta(turn, index, frame));
+                true
+            }
+            Some(Gate::Live {
+                floor: Some((t, f)),
+                ..
+            }) if *t == turn && index <= *f => true,
+            _ => self.push(frame),
+        }
+    }
+
+    /// Sets the delta floor of a channel that is already live (a re-subscribe mid-turn).
+    pub fn set_floor(&self, channel: &str, floor: Option<Floor>) {
+        if let Some(Gate::Live { floor: f, .. }) = self
+            .gates
+            .lock()
+            .expect("gate lock is never held across a panic")
+            .get_mut(channel)
+        {
+            *f = floor;
         }
     }
 
@@ -131,26 +183,42 @@ impl Outbox {
             .insert(channel.to_owned(), Gate::CatchingUp(Vec::new()));
     }
 
-    /// Queues `reply` (which carries everything up to `version`), then the held frames after
-    /// it, then goes live.
-    pub fn end_catch_up(&self, channel: &str, version: u64, reply: Utf8Bytes) {
+    /// Queues `reply` (which carries everything up to `version`, and the live turn's content
+    /// up to `floor`), then the held frames after it, then goes live.
+    pub fn end_catch_up(
+        &self,
+        channel: &str,
+        version: u64,
+        floor: Option<Floor>,
+        reply: Utf8Bytes,
+    ) {
         let mut gates = self
             .gates
             .lock()
             .expect("gate lock is never held across a panic");
-        let held = match gates.insert(channel.to_owned(), Gate::Live(version)) {
+        let live = Gate::Live {
+            have: version,
+            floor,
+        };
+        let held = match gates.insert(channel.to_owned(), live) {
             Some(Gate::CatchingUp(h)) => h,
             _ => Vec::new(),
         };
         self.push(reply);
         let mut have = version;
-        for (v, f) in held {
-            if v > have {
-                have = v;
-                self.push(f);
+        for h in held {
+            match h {
+                Held::Versioned(v, f) if v > have => {
+                    have = v;
+                    self.push(f);
+                }
+                Held::Delta(t, i, f) if floor.is_none_or(|(ft, fi)| ft != t || i > fi) => {
+                    self.push(f);
+                }
+                _ => {}
             }
         }
-        gates.insert(channel.to_owned(), Gate::Live(have));
+        gates.insert(channel.to_owned(), Gate::Live { have, floor });
     }
 
     pub fn forget_channel(&self, channel: &str) {

@@ -11,7 +11,9 @@ pub const MAX_CHANNEL_LEN: usize = 128;
 /// Event names (`typing`, `cursor`, ...).
 pub const MAX_EVENT_LEN: usize = 64;
 /// Requests answered by a handler that reads the frame's own fields.
-pub const CALLS: [&str; 5] = [
+pub const CALLS: [&str; 7] = [
+    "chat.send",
+    "chat.cancel",
     "session.list",
     "project.list",
     "project.create",
@@ -204,13 +206,8 @@ impl ClientFrame {
                 }
             }
             "ping" => ClientFrame::Ping { id: need_id(id)? },
-            k @ ("session.list" | "project.list" | "project.create" | "project.update"
-            | "project.delete") => {
-                let kind = CALLS
-                    .iter()
-                    .find(|c| **c == k)
-                    .copied()
-                    .unwrap_or("session.list");
+            k if CALLS.contains(&k) => {
+                let kind = CALLS.iter().find(|c| **c == k).copied().unwrap_or_default();
                 let frame = RawValue::from_string(text.to_owned()).map_err(|e| bad(&id, e))?;
                 ClientFrame::Call {
                     id: need_id(id)?,

@@ -280,7 +280,7 @@ macro_rules! impl_sync_store {
                                      author_client, edit_hlc, edit_client, deleted, streaming, created_at, updated_at) \
                                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) \
                                      ON CONFLICT (session_id, id) DO UPDATE SET content = excluded.content, \
-                                     edit_hlc = excluded.edit_hlc, edit_client = excluded.edit_client, \
+                                     metadata = excluded.metadata, edit_hlc = excluded.edit_hlc, edit_client = excluded.edit_client, \
                                      deleted = excluded.deleted, streaming = excluded.streaming, updated_at = excluded.updated_at",
                                 )
                                 .bind(session.0)

@@ -91,7 +91,10 @@ impl Doc {
                 }
                 Op::AppendMessage { message_id, .. }
                 | Op::EditMessage { message_id, .. }
-                | Op::DeleteMessage { message_id } => {
+                | Op::DeleteMessage { message_id }
+                | Op::StreamStart { message_id, .. }
+                | Op::StreamUpdate { message_id, .. }
+                | Op::StreamEnd { message_id, .. } => {
                     msgs.insert(message_id.clone());
                 }
                 Op::CreateSession | Op::DeleteSession => {}
@@ -176,6 +179,52 @@ impl Doc {
                 }
                 Op::CreateSession => {}
                 Op::DeleteSession => touched.session_deleted = true,
+                Op::StreamStart {
+                    message_id,
+                    metadata,
+                } => {
+                    if next.messages.contains_key(message_id) {
+                        return Err(format!(
+                            "message id {message_id:?} is already used in this session"
+                        ));
+                    }
+                    next.messages.insert(
+                        message_id.clone(),
+                        Message {
+                            id: message_id.clone(),
+                            role: MessageRole::Assistant,
+                            content: String::new(),
+                            metadata: metadata.clone(),
+                            position: version,
+                            seq: i as u32,
+                            author_client: m.client_id.clone(),
+                            edit: stamp.clone(),
+                            deleted: false,
+                            streaming: true,
+                        },
+                    );
+                    touched.messages.insert(message_id.clone());
+                }
+                Op::StreamUpdate {
+                    message_id,
+                    content,
+                } => {
+                    let msg = next.streaming_mut(message_id)?;
+                    msg.content.clone_from(content);
+                    touched.messages.insert(message_id.clone());
+                }
+                Op::StreamEnd {
+                    message_id,
+                    content,
+                    metadata,
+                } => {
+                    let msg = next.streaming_mut(message_id)?;
+                    msg.content.clone_from(content);
+                    msg.metadata = metadata.clone();
+                    msg.streaming = false;
+                    msg.edit = stamp.clone();
+                    touched.messages.insert(message_id.clone());
+                }
                 Op::DeleteMessage { message_id } => {
                     let msg = next
                         .messages
@@ -195,6 +244,14 @@ impl Doc {
         }
         *self = next;
         Ok(touched)
+    }
+
+    fn streaming_mut(&mut self, id: &str) -> Result<&mut Message, String> {
+        match self.messages.get_mut(id) {
+            Some(m) if m.streaming => Ok(m),
+            Some(_) => Err(format!("message {id:?} is not streaming")),
+            None => Err(format!("no message {id:?} in this session")),
+        }
     }
 
     fn write(

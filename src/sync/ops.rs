@@ -117,6 +117,25 @@ pub enum Op {
     CreateSession,
     /// Deletes the session for everyone (owner only); final.
     DeleteSession,
+    /// Server-only (chat turns): an assistant message that will stream, empty for now.
+    StreamStart {
+        message_id: String,
+        #[serde(default)]
+        metadata: serde_json::Value,
+    },
+    /// Server-only: the streaming message's content so far (saved every so often).
+    StreamUpdate {
+        message_id: String,
+        content: String,
+    },
+    /// Server-only: the final content and outcome (`metadata.status`: complete, failed,
+    /// cancelled); the message stops streaming and becomes an ordinary message.
+    StreamEnd {
+        message_id: String,
+        content: String,
+        #[serde(default)]
+        metadata: serde_json::Value,
+    },
 }
 
 fn bad(msg: impl Into<String>) -> Result<(), String> {
@@ -149,8 +168,29 @@ pub fn check_client_id(id: &str) -> Result<(), String> {
 }
 
 impl Op {
+    /// Ops only the server writes (chat turns); a client push carrying one is refused.
+    pub fn is_server_only(&self) -> bool {
+        matches!(
+            self,
+            Op::StreamStart { .. } | Op::StreamUpdate { .. } | Op::StreamEnd { .. }
+        )
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         match self {
+            Op::StreamStart { message_id, .. } => check_message_id(message_id),
+            Op::StreamUpdate {
+                message_id,
+                content,
+            }
+            | Op::StreamEnd {
+                message_id,
+                content,
+                ..
+            } => {
+                check_message_id(message_id)?;
+                check_content(content)
+            }
             Op::SetField { field, value } => {
                 let ok = match field {
                     Field::Title => value

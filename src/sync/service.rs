@@ -161,6 +161,9 @@ impl SyncService {
         let refusals: Vec<Option<String>> = mutations
             .iter()
             .map(|m| {
+                if m.ops.iter().any(Op::is_server_only) {
+                    return Some("stream_* ops are written by the server only".into());
+                }
                 if role != MemberRole::Owner && m.ops.contains(&Op::DeleteSession) {
                     return Some("only the owner can delete the session".into());
                 }
@@ -198,6 +201,38 @@ impl SyncService {
             version,
             server_hlc: self.clock.now(),
         })
+    }
+
+    /// A mutation the server writes itself (chat turns): no membership check (the caller
+    /// checked), no client-id rules; same group commit, same broadcast.
+    pub async fn push_server(
+        self: &Arc<Self>,
+        user: UserId,
+        session: SessionId,
+        mutation: Mutation,
+    ) -> Result<(MutationResult, u64), AppError> {
+        let (tx, rx) = oneshot::channel();
+        let pending = Pending {
+            user,
+            mutations: vec![mutation],
+            refusals: vec![None],
+            reply: tx,
+        };
+        let lead = {
+            let mut q = self.queues.entry(session).or_default();
+            q.items.push(pending);
+            !std::mem::replace(&mut q.busy, true)
+        };
+        if lead {
+            tokio::spawn(self.clone().drain(session));
+        }
+        let (mut results, version) = rx
+            .await
+            .map_err(|_| AppError::internal(anyhow::anyhow!("push dropped")))??;
+        let result = results
+            .pop()
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("no result")))?;
+        Ok((result, version))
     }
 
     /// Group commit: whoever finds a session's queue idle commits everything queued for it,

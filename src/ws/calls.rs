@@ -1,5 +1,5 @@
-//! Socket requests that mirror REST listings and project management: `session.list`,
-//! `project.list`, `project.create`, `project.update`, `project.delete`.
+//! Socket requests answered by a service: `chat.send`, `chat.cancel`, and those mirroring REST
+//! listings and project management: `session.list`, `project.*`.
 
 use crate::{
     domain::{SessionId, UserId},
@@ -27,12 +27,18 @@ fn bad(e: serde_json::Error) -> AppError {
     AppError::validation("frame", e.to_string())
 }
 
+#[derive(Deserialize)]
+struct CancelArgs {
+    turn_id: String,
+}
+
 pub(super) async fn answer(
     state: &AppState,
-    user: UserId,
+    who: &crate::auth::Principal,
     kind: &str,
     frame: &str,
 ) -> Result<Value, AppError> {
+    let user: UserId = who.user_id;
     let (store, bus) = (state.store.as_ref(), state.bus.as_ref());
     let project_args =
         || -> Result<ProjectArgs, AppError> { serde_json::from_str(frame).map_err(bad) };
@@ -43,6 +49,15 @@ pub(super) async fn answer(
             .ok_or_else(|| AppError::validation("project", "project is required"))
     };
     match kind {
+        "chat.send" => {
+            let a: crate::chat::SendArgs = serde_json::from_str(frame).map_err(bad)?;
+            state.chat.send(who, a).await
+        }
+        "chat.cancel" => {
+            let a: CancelArgs = serde_json::from_str(frame).map_err(bad)?;
+            state.chat.cancel(who, &a.turn_id).await?;
+            Ok(json!({}))
+        }
         "session.list" => {
             let a: ListArgs = serde_json::from_str(frame).map_err(bad)?;
             let limit = crate::error::page_limit(a.limit)?;

@@ -235,9 +235,7 @@ impl Conn {
                 self.reply_ok(&id, Some(json!({ "server_time": now_ms() })))
             }
             ClientFrame::Call { id, kind, frame } => {
-                match super::calls::answer(&self.state, self.principal.user_id, kind, frame.get())
-                    .await
-                {
+                match super::calls::answer(&self.state, &self.principal, kind, frame.get()).await {
                     Ok(result) => self.reply_ok(&id, Some(result)),
                     Err(e) => self.reply_app_error(&id, &e),
                 }
@@ -297,6 +295,8 @@ impl Conn {
             return match self.catch_up_body(&channel, session, since).await {
                 Ok((_, mut body)) => {
                     body["presence"] = json!(self.state.bus.presence(&channel).await);
+                    let floor = self.live_turn(session, &mut body).await;
+                    self.outbox.set_floor(&channel, floor);
                     self.reply_ok(id, Some(body));
                 }
                 Err(e) => self.reply_app_error(id, &e),
@@ -324,6 +324,7 @@ impl Conn {
             }
         };
         self.state.hub.caught_up(&channel, version);
+        let floor = self.live_turn(session, &mut body).await;
         let member = self.member();
         self.state.bus.presence_join(&channel, &member).await;
         self.state
@@ -337,7 +338,21 @@ impl Conn {
             result: Some(body),
         }
         .encode();
-        self.outbox.end_catch_up(&channel, version, reply.into());
+        self.outbox
+            .end_catch_up(&channel, version, floor, reply.into());
+    }
+
+    /// Adds the session's running turn (content so far, last delta index) to a subscribe
+    /// reply; read after joining the channel, so every later delta reaches this connection.
+    async fn live_turn(
+        &self,
+        session: SessionId,
+        body: &mut serde_json::Value,
+    ) -> Option<crate::hub::Floor> {
+        let t = self.state.bus.turn_active(&session.to_string()).await?;
+        let floor = (t.turn_id, t.index);
+        body["turn"] = json!(t);
+        Some(floor)
     }
 
     /// The `subscribe` reply body: the changes after `since`, or a snapshot.

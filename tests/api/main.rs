@@ -5,16 +5,17 @@
 mod helpers;
 
 mod auth;
+mod chat;
 mod completions;
 mod errors;
 mod health;
 mod openapi;
 mod projects;
 mod ratelimit;
+mod sdk;
 mod store;
 mod sync;
 mod sync_access;
-mod sdk;
 mod sync_prop;
 mod upstream;
 mod ws;

@@ -24,10 +24,16 @@ pub async fn python() -> PathBuf {
         if std::fs::read(&stamp).ok().as_ref() != Some(&want) {
             let run = |cmd: &mut std::process::Command| {
                 let out = cmd.output().expect("run python");
-                assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "{cmd:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             };
             tokio::task::spawn_blocking(move || {
-                run(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv));
+                run(std::process::Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv));
                 run(std::process::Command::new(venv.join("bin/pip"))
                     .args(["install", "-q", "-r"])
                     .arg(&reqs));

@@ -1,0 +1,258 @@
+//! One running turn: provider chunks become `chat.delta` events, the content is saved every so
+//! often (a task of its own, so a slow commit never holds up the stream), and the end is a
+//! final sync op, the claim released, then `chat.done` or `chat.error`.
+
+use super::{completion::Prepared, now, ChatService};
+use crate::{
+    bus::{server_event, LiveTurn},
+    chat::completion::upstream_error,
+    domain::{SessionId, UserId},
+    llm::{Chunk, FinishReason, Usage},
+    sync::ops::{Mutation, Op, MAX_CONTENT},
+};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::{sync::Arc, time::Duration};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub(super) struct Run {
+    pub chat: Arc<ChatService>,
+    pub user: UserId,
+    pub session: SessionId,
+    pub turn: LiveTurn,
+    pub client_id: String,
+    pub cancel: CancellationToken,
+}
+
+/// How a turn ended.
+enum End {
+    Complete,
+    Cancelled,
+    Failed { code: &'static str, message: String },
+}
+
+/// The claim is refreshed this often (it expires after `TURN_TTL_MS` without it).
+const REFRESH: Duration = Duration::from_secs(5);
+
+impl Run {
+    fn mutation(&self, id: u64, op: Op) -> Mutation {
+        Mutation {
+            client_id: self.client_id.clone(),
+            mutation_id: id,
+            hlc: now(&self.chat.sync),
+            ops: vec![op],
+        }
+    }
+
+    pub async fn stream(self, prepared: Prepared) {
+        let channel = format!("session:{}", self.turn.session);
+        let cfg = &self.chat.config;
+        let mut content = String::new();
+        let mut index = 0u64;
+        let mut finish: Option<FinishReason> = None;
+        let mut usage: Option<Usage> = None;
+        let mut tool_calls: Vec<Value> = Vec::new();
+        let (save_tx, save_rx) = watch::channel(String::new());
+        let saver = tokio::spawn(save_loop(
+            self.chat.clone(),
+            self.user,
+            self.session,
+            self.turn.message_id.clone(),
+            self.client_id.clone(),
+            save_rx,
+        ));
+        let save_every = Duration::from_millis(cfg.save_interval_ms);
+        let mut last_save = tokio::time::Instant::now();
+        let deadline = tokio::time::sleep(Duration::from_secs(cfg.max_turn_secs));
+        tokio::pin!(deadline);
+        let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + REFRESH, REFRESH);
+
+        let end = 'turn: {
+            let mut stream = tokio::select! {
+                _ = self.cancel.cancelled() => break 'turn End::Cancelled,
+                opened = prepared.open() => match opened {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let e = upstream_error(&e);
+                        break 'turn End::Failed { code: e.code(), message: e.to_string() };
+                    }
+                },
+            };
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    _ = self.cancel.cancelled() => break 'turn End::Cancelled,
+                    _ = &mut deadline => break 'turn End::Failed {
+                        code: "turn_timeout",
+                        message: format!("the turn ran longer than {} s", cfg.max_turn_secs),
+                    },
+                    _ = refresh.tick() => {
+                        self.chat.bus.turn_refresh(&self.turn).await;
+                        continue;
+                    }
+                    n = stream.next() => n,
+                };
+                match next {
+                    None => break 'turn End::Complete,
+                    Some(Ok(Chunk::Text(t))) => {
+                        if content.len() + t.len() > MAX_CONTENT {
+                            finish = Some(FinishReason::Length);
+                            break 'turn End::Complete;
+                        }
+                        index += 1;
+                        content.push_str(&t);
+                        let data = json!({
+                            "turn_id": self.turn.turn_id,
+                            "message_id": self.turn.message_id,
+                            "index": index,
+                            "text": t,
+                        });
+                        let frame = server_event(&channel, "chat.delta", &data);
+                        self.chat
+                            .bus
+                            .publish_delta(&self.turn, index, &t, frame)
+                            .await;
+                        if last_save.elapsed() >= save_every {
+                            last_save = tokio::time::Instant::now();
+                            save_tx.send_replace(content.clone());
+                        }
+                    }
+                    Some(Ok(Chunk::ToolCall {
+                        index: i,
+                        id,
+                        name,
+                        arguments,
+                    })) => {
+                        let i = i as usize;
+                        if i >= tool_calls.len() {
+                            tool_calls
+                                .resize(i + 1, json!({"id": "", "name": "", "arguments": ""}));
+                        }
+                        let call = &mut tool_calls[i];
+                        if let Some(id) = id {
+                            call["id"] = json!(id);
+                        }
+                        if let Some(n) = name {
+                            call["name"] = json!(n);
+                        }
+                        let args =
+                            call["arguments"].as_str().unwrap_or_default().to_owned() + &arguments;
+                        call["arguments"] = json!(args);
+                    }
+                    Some(Ok(Chunk::Finish(f))) => finish = Some(f),
+                    Some(Ok(Chunk::Usage(u))) => usage = Some(u),
+                    Some(Err(e)) => {
+                        let e = upstream_error(&e);
+                        break 'turn End::Failed {
+                            code: e.code(),
+                            message: e.to_string(),
+                        };
+                    }
+                }
+            }
+        };
+        // The provider stream is gone by now (dropped with the block): the upstream request is
+        // closed before anything below waits.
+        drop(save_tx);
+        let next_id = saver.await.unwrap_or(2);
+        let status = match &end {
+            End::Complete => "complete",
+            End::Cancelled => "cancelled",
+            End::Failed { .. } => "failed",
+        };
+        let mut metadata = json!({
+            "turn_id": self.turn.turn_id,
+            "model": self.turn.model,
+            "status": status,
+            "finish_reason": finish.map(FinishReason::as_str),
+            "usage": usage,
+        });
+        if !tool_calls.is_empty() {
+            metadata["tool_calls"] = json!(tool_calls);
+        }
+        if let End::Failed { code, message } = &end {
+            metadata["error"] = json!({"code": code, "message": message});
+        }
+        let last = self.mutation(
+            next_id,
+            Op::StreamEnd {
+                message_id: self.turn.message_id.clone(),
+                content,
+                metadata,
+            },
+        );
+        self.finalize(last).await;
+        self.chat.bus.turn_release(&self.turn).await;
+        self.chat.hub.unregister_turn(self.turn.turn_id);
+        let (event, data) = match end {
+            End::Failed { code, message } => (
+                "chat.error",
+                json!({"turn_id": self.turn.turn_id, "message_id": self.turn.message_id,
+                       "index": index, "code": code, "message": message}),
+            ),
+            _ => (
+                "chat.done",
+                json!({"turn_id": self.turn.turn_id, "message_id": self.turn.message_id,
+                       "index": index, "status": status,
+                       "finish_reason": finish.map(FinishReason::as_str), "usage": usage}),
+            ),
+        };
+        metrics::counter!("chat_turns_total", "status" => status).increment(1);
+        self.chat
+            .bus
+            .publish(&channel, server_event(&channel, event, &data))
+            .await;
+    }
+
+    /// The final op must land: retried while the store is briefly unavailable.
+    async fn finalize(&self, last: Mutation) {
+        let mut delay = Duration::from_millis(100);
+        for attempt in 0..8 {
+            match self
+                .chat
+                .sync
+                .push_server(self.user, self.session, last.clone())
+                .await
+            {
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, turn = %self.turn.turn_id, "final turn op failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        tracing::error!(turn = %self.turn.turn_id, "turn's final message not saved; the next turn marks it failed");
+    }
+}
+
+/// Saves the growing content as `stream_update` ops, newest only (older pending saves are
+/// skipped). Returns the next free mutation id.
+async fn save_loop(
+    chat: Arc<ChatService>,
+    user: UserId,
+    session: SessionId,
+    message_id: String,
+    client_id: String,
+    mut rx: watch::Receiver<String>,
+) -> u64 {
+    let mut next = 2;
+    while rx.changed().await.is_ok() {
+        let content = rx.borrow_and_update().clone();
+        let m = Mutation {
+            client_id: client_id.clone(),
+            mutation_id: next,
+            hlc: now(&chat.sync),
+            ops: vec![Op::StreamUpdate {
+                message_id: message_id.clone(),
+                content,
+            }],
+        };
+        match chat.sync.push_server(user, session, m).await {
+            Ok(_) => next += 1,
+            Err(e) => tracing::warn!(error = %e, "partial turn content not saved"),
+        }
+    }
+    next
+}

@@ -1,0 +1,318 @@
+//! Chat turns over the socket: deltas to every subscriber on every instance, joining mid-turn,
+//! cancel from anywhere, upstream failures, and refusals.
+
+use crate::completions::route_upstream;
+use crate::helpers::*;
+use crate::upstream::Upstream;
+use crate::ws::{session, share, user, Member};
+use crate::wsclient::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Deltas seen for a turn, then how it ended.
+struct Seen {
+    deltas: Vec<(u64, String)>,
+    end: Value,
+}
+
+impl Seen {
+    fn text(&self) -> String {
+        self.deltas.iter().map(|(_, t)| t.as_str()).collect()
+    }
+    /// Indexes are contiguous from `from`.
+    fn assert_contiguous_from(&self, from: u64) {
+        let idx: Vec<u64> = self.deltas.iter().map(|(i, _)| *i).collect();
+        let want: Vec<u64> = (from..from + idx.len() as u64).collect();
+        assert_eq!(idx, want, "no index missing or doubled");
+    }
+}
+
+/// Reads `turn`'s events on `ch` until `chat.done` or `chat.error`; stops early after `until`
+/// deltas when given.
+async fn follow(c: &mut WsClient, ch: &str, turn: &str, until: Option<usize>) -> Seen {
+    let mut deltas = Vec::new();
+    loop {
+        let v = c.next().await.expect("socket open");
+        if v["type"] != "event" || v["channel"] != ch || v["data"]["turn_id"] != turn {
+            continue;
+        }
+        match v["event"].as_str().unwrap() {
+            "chat.delta" => {
+                deltas.push((
+                    v["data"]["index"].as_u64().unwrap(),
+                    v["data"]["text"].as_str().unwrap().to_owned(),
+                ));
+                if until.is_some_and(|n| deltas.len() >= n) {
+                    return Seen {
+                        deltas,
+                        end: Value::Null,
+                    };
+                }
+            }
+            "chat.done" | "chat.error" => return Seen { deltas, end: v },
+            _ => {}
+        }
+    }
+}
+
+/// The session's assistant message `id`, as a fresh subscriber's snapshot shows it.
+async fn message(app: &TestApp, who: &Member, ch: &str, id: &str) -> Value {
+    let mut c = connect_authed(&app.base, &who.tokens.access).await;
+    let r = c.subscribe(ch).await;
+    let msgs = r["result"]["snapshot"]["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    c.close().await;
+    msgs.into_iter()
+        .find(|m| m["id"] == id)
+        .expect("message in snapshot")
+}
+
+async fn send(c: &mut WsClient, ch: &str, model: &str, text: &str) -> Value {
+    let r = c
+        .request(
+            "chat.send",
+            json!({"session_id": ch.strip_prefix("session:").unwrap(), "message": text, "model": model}),
+        )
+        .await;
+    assert_eq!(r["type"], "ok", "{r}");
+    r["result"].clone()
+}
+
+fn routes(c: &mut switchyard::config::Config, up: &Upstream) {
+    route_upstream(c, up);
+    c.llm.models.push("oa-slow40=openai:slow:40:25".into());
+}
+
+#[tokio::test]
+async fn a_turn_streams_to_subscribers_and_ends_as_a_synced_message() {
+    within(async {
+        let app = spawn_app().await;
+        let alice = user(&app).await;
+        let ch = session(&app, &alice).await;
+        let mut c = connect_authed(&app.base, &alice.tokens.access).await;
+        c.subscribe(&ch).await;
+        let text = "hello brave  new world";
+        let r = send(&mut c, &ch, "echo", text).await;
+        let turn = r["turn_id"].as_str().unwrap().to_owned();
+        let seen = follow(&mut c, &ch, &turn, None).await;
+        seen.assert_contiguous_from(1);
+        assert_eq!(seen.text(), text);
+        let done = &seen.end["data"];
+        assert_eq!(seen.end["event"], "chat.done");
+        assert_eq!(done["status"], "complete");
+        assert_eq!(done["finish_reason"], "stop");
+        assert_eq!(done["index"], seen.deltas.len());
+        assert_eq!(done["usage"]["completion_tokens"], 4);
+        // The final message is durable and ordinary; the user's message precedes it.
+        let m = message(&app, &alice, &ch, r["message_id"].as_str().unwrap()).await;
+        assert_eq!(m["content"], text);
+        assert_eq!(m["role"], "assistant");
+        assert_eq!(m["streaming"], false);
+        assert_eq!(m["metadata"]["status"], "complete");
+        let u = message(&app, &alice, &ch, r["user_message_id"].as_str().unwrap()).await;
+        assert_eq!(
+            (u["role"].as_str(), u["content"].as_str()),
+            (Some("user"), Some(text))
+        );
+        // The next turn sees the conversation: echo repeats the newest user message.
+        let r2 = send(&mut c, &ch, "echo", "second").await;
+        let seen = follow(&mut c, &ch, r2["turn_id"].as_str().unwrap(), None).await;
+        assert_eq!(seen.text(), "second");
+        // Usage is recorded for socket turns too.
+        let mut n = 0;
+        for _ in 0..100 {
+            let v: Value = app
+                .get_auth("/v1/usage", &alice.tokens.access)
+                .await
+                .json()
+                .await
+                .unwrap();
+            n = v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["source"] == "chat")
+                .count();
+            if n == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(n, 2);
+    })
+    .await
+}
+
+/// Two watchers (possibly on two instances): one joins mid-turn; both end with the final text,
+/// no index missing or doubled; then a cancel from the second instance stops the next turn.
+async fn watch_join_and_cancel(a: &TestApp, b: &TestApp, up: &Upstream) {
+    let (alice, bob) = (user(a).await, user(a).await);
+    let ch = session(a, &alice).await;
+    share(a, &alice, &ch, &bob, "editor").await;
+    let mut on_a = connect_authed(&a.base, &alice.tokens.access).await;
+    on_a.subscribe(&ch).await;
+    let r = send(&mut on_a, &ch, "oa-slow40", "go").await;
+    let turn = r["turn_id"].as_str().unwrap().to_owned();
+    let mut seen_a = follow(&mut on_a, &ch, &turn, Some(8)).await;
+
+    let mut on_b = connect_authed(&b.base, &bob.tokens.access).await;
+    let joined = on_b.subscribe(&ch).await;
+    let live = &joined["result"]["turn"];
+    assert_eq!(live["turn_id"], turn.as_str(), "{joined}");
+    let k = live["index"].as_u64().unwrap();
+    assert!(k >= 8, "the join sees the content so far (index {k})");
+    let partial = live["content"].as_str().unwrap().to_owned();
+    let seen_b = follow(&mut on_b, &ch, &turn, None).await;
+    let rest = follow(&mut on_a, &ch, &turn, None).await;
+    seen_a.deltas.extend(rest.deltas);
+    seen_a.assert_contiguous_from(1);
+    seen_b.assert_contiguous_from(k + 1);
+    assert_eq!(seen_a.deltas.len(), 40);
+    let final_text: String = (0..40).map(|i| format!("w{i} ")).collect();
+    assert_eq!(seen_a.text(), final_text);
+    assert_eq!(partial.clone() + &seen_b.text(), final_text);
+    assert_eq!(rest.end["data"]["status"], "complete");
+    assert_eq!(seen_b.end["data"]["index"], 40);
+    let m = message(b, &bob, &ch, r["message_id"].as_str().unwrap()).await;
+    assert_eq!(m["content"], final_text.as_str());
+    assert_eq!(m["streaming"], false);
+
+    // Next turn: bob cannot start a second one meanwhile, then cancels it from his instance.
+    let r = send(&mut on_a, &ch, "oa-slow", "again").await;
+    let turn = r["turn_id"].as_str().unwrap().to_owned();
+    follow(&mut on_b, &ch, &turn, Some(1)).await;
+    let busy = on_b
+        .request("chat.send", json!({"session_id": ch.strip_prefix("session:").unwrap(), "message": "me too", "model": "echo"}))
+        .await;
+    assert_eq!(busy["code"], "turn_active", "{busy}");
+    assert!(busy["message"].as_str().unwrap().contains(&turn));
+    let aborted = up.seen.abort.notified();
+    let r_cancel = on_b.request("chat.cancel", json!({"turn_id": turn})).await;
+    assert_eq!(r_cancel["type"], "ok", "{r_cancel}");
+    let end_a = follow(&mut on_a, &ch, &turn, None).await.end;
+    let end_b = follow(&mut on_b, &ch, &turn, None).await.end;
+    for end in [&end_a, &end_b] {
+        assert_eq!(end["event"], "chat.done");
+        assert_eq!(end["data"]["status"], "cancelled");
+    }
+    tokio::time::timeout(Duration::from_secs(1), aborted)
+        .await
+        .expect("the upstream request was closed");
+    let m = message(a, &alice, &ch, r["message_id"].as_str().unwrap()).await;
+    assert_eq!(m["metadata"]["status"], "cancelled");
+    assert_eq!(m["streaming"], false);
+    // And the session is free again.
+    let r = send(&mut on_b, &ch, "echo", "free").await;
+    assert_eq!(
+        follow(&mut on_b, &ch, r["turn_id"].as_str().unwrap(), None)
+            .await
+            .text(),
+        "free"
+    );
+}
+
+#[tokio::test]
+async fn join_mid_turn_and_cancel_on_one_instance() {
+    within(async {
+        let up = Upstream::start().await;
+        let app = spawn_with(|c| routes(c, &up)).await;
+        watch_join_and_cancel(&app, &app, &up).await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn two_instances_watch_one_turn_join_mid_turn_and_cancel_across() {
+    if redis_url().is_none() {
+        eprintln!("two_instances_watch_one_turn_join_mid_turn_and_cancel_across: needs TEST_REDIS_URL (Redis pass)");
+        return;
+    }
+    within(async {
+        let up = Upstream::start().await;
+        let cluster = Cluster::new().await;
+        let a = cluster.spawn(|c| routes(c, &up)).await;
+        let b = cluster.spawn(|c| routes(c, &up)).await;
+        watch_join_and_cancel(&a, &b, &up).await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_upstream_failure_ends_the_turn_with_chat_error_and_a_failed_message() {
+    within(async {
+        let up = Upstream::start().await;
+        let app = spawn_with(|c| routes(c, &up)).await;
+        let alice = user(&app).await;
+        let ch = session(&app, &alice).await;
+        let mut c = connect_authed(&app.base, &alice.tokens.access).await;
+        c.subscribe(&ch).await;
+        for (model, partial, code) in [
+            ("oa-midfail", "Partial answer", "upstream_error"),
+            ("oa-500", "", "upstream_error"),
+            ("an-error", "Partial", "upstream_error"),
+        ] {
+            let r = send(&mut c, &ch, model, "hi").await;
+            let seen = follow(&mut c, &ch, r["turn_id"].as_str().unwrap(), None).await;
+            assert_eq!(seen.end["event"], "chat.error", "{model}");
+            assert_eq!(seen.end["data"]["code"], code);
+            assert_eq!(seen.text(), partial);
+            let m = message(&app, &alice, &ch, r["message_id"].as_str().unwrap()).await;
+            assert_eq!(m["metadata"]["status"], "failed", "{model}");
+            assert_eq!(m["content"], partial);
+            assert_eq!(m["streaming"], false);
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn bad_chat_requests_are_refused_and_change_nothing() {
+    within(async {
+        let app = spawn_with(|c| c.chat.max_message_bytes = 16).await;
+        let (alice, mallory, viewer) = (user(&app).await, user(&app).await, user(&app).await);
+        let ch = session(&app, &alice).await;
+        share(&app, &alice, &ch, &viewer, "viewer").await;
+        let sid = ch.strip_prefix("session:").unwrap();
+        let mut m = connect_authed(&app.base, &mallory.tokens.access).await;
+        let r = m.request("chat.send", json!({"session_id": sid, "message": "hi"})).await;
+        assert_eq!(r["code"], "not_found", "someone else's session: {r}");
+        let mut v = connect_authed(&app.base, &viewer.tokens.access).await;
+        let r = v.request("chat.send", json!({"session_id": sid, "message": "hi"})).await;
+        assert_eq!(r["code"], "forbidden");
+        let mut a = connect_authed(&app.base, &alice.tokens.access).await;
+        for (frame, code) in [
+            (json!({"session_id": sid, "message": ""}), "invalid_request"),
+            (json!({"session_id": sid, "message": "seventeen bytes!!"}), "invalid_request"),
+            (json!({"session_id": sid, "message": "hi", "model": "nope"}), "model_not_found"),
+            (json!({"session_id": "not-a-uuid", "message": "hi"}), "invalid_request"),
+            (json!({"session_id": sid}), "invalid_request"),
+        ] {
+            let r = a.request_unchecked("chat.send", frame.clone()).await;
+            assert_eq!(r["code"], code, "{frame}: {r}");
+        }
+        let r = a.request("chat.cancel", json!({"turn_id": uuid::Uuid::new_v4()})).await;
+        assert_eq!(r["code"], "not_found");
+        // A client cannot write the server's stream ops (the schema does not allow them either).
+        let r = a
+            .request_unchecked(
+                "session.push",
+                json!({"session_id": sid, "mutations": [{"client_id": "c1", "mutation_id": 1, "hlc": format!("{}:0", now()),
+                    "ops": [{"op": "stream_start", "message_id": "fake"}]}]}),
+            )
+            .await;
+        assert_eq!(r["result"]["results"][0]["status"], "refused", "{r}");
+        let r = a.subscribe(&ch).await;
+        assert_eq!(r["result"]["snapshot"]["messages"], json!([]), "nothing was written");
+        assert!(r["result"].get("turn").is_none());
+    })
+    .await
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
