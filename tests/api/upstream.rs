@@ -25,10 +25,13 @@ use tokio::{
     sync::Notify,
 };
 
+/// One request as the upstream received it: path, headers (lowercased names), JSON body.
+pub type Request = (String, Vec<(String, String)>, Value);
+
 #[derive(Default)]
 pub struct Seen {
     /// Every request: path, headers (lowercased names) and JSON body.
-    pub requests: Mutex<Vec<(String, Vec<(String, String)>, Value)>>,
+    pub requests: Mutex<Vec<Request>>,
     /// Streams whose client went away before the stream ended.
     pub aborted: AtomicUsize,
     pub abort: Notify,
@@ -66,7 +69,7 @@ impl Upstream {
         format!("http://{}", self.addr)
     }
 
-    pub fn requests(&self) -> Vec<(String, Vec<(String, String)>, Value)> {
+    pub fn requests(&self) -> Vec<Request> {
         self.seen.requests.lock().unwrap().clone()
     }
 
@@ -86,7 +89,7 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-async fn read_request(sock: &mut TcpStream) -> Option<(String, Vec<(String, String)>, Value)> {
+async fn read_request(sock: &mut TcpStream) -> Option<Request> {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 4096];
     let head_end = loop {
