@@ -169,8 +169,16 @@ impl App {
             trigger.cancel();
         });
         let tracker = self.state.tracker.clone();
+        // Nagle off: a streamed chunk (SSE, socket frame) must not wait for the client's
+        // delayed ACK of the previous one (up to 40 ms).
+        use axum::serve::ListenerExt;
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         let serve = axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )

@@ -5,11 +5,15 @@
 //!   load idle   --url http://127.0.0.1:8080 --conns 5000 --pid <server pid>
 //!   load fanout --url http://127.0.0.1:8080 [--sub-url http://127.0.0.1:8081] --subs 1000 --rate 1000 --seconds 10
 //!   load sync   --url http://127.0.0.1:8080 --sessions 1 --clients 50 --seconds 10
+//!   load completions --url http://127.0.0.1:8080 --concurrency 64 --seconds 10
+//!   load stream --url http://127.0.0.1:8080 --streams 200   (see stream.rs for the server's env)
 
 mod client;
+mod completions;
 mod fanout;
 mod idle;
 mod login;
+mod stream;
 mod sync;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +34,10 @@ enum Scenario {
     Fanout(fanout::Args),
     /// Concurrent session.push clients: committed mutations/s and push-to-ack latency.
     Sync(sync::Args),
+    /// Non-streaming chat completions against `echo`: completions/s and latency.
+    Completions(completions::Args),
+    /// Streaming through an OpenAI-compatible upstream: latency added per chunk.
+    Stream(stream::Args),
 }
 
 #[tokio::main]
@@ -39,5 +47,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Idle(a) => idle::run(a).await,
         Scenario::Fanout(a) => fanout::run(a).await,
         Scenario::Sync(a) => sync::run(a).await,
+        Scenario::Completions(a) => completions::run(a).await,
+        Scenario::Stream(a) => stream::run(a).await,
     }
 }

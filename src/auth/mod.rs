@@ -6,6 +6,7 @@
 //! * `service`: register, login with lockout, refresh rotation with reuse detection, logout.
 //! * `extract`: the axum extractors `AuthUser` and `RequireAdmin`.
 
+pub mod cache;
 pub mod extract;
 pub mod jwt;
 pub mod password;

@@ -34,6 +34,7 @@ pub struct AuthService {
     keys: Arc<KeySet>,
     hasher: Hasher,
     config: AuthConfig,
+    checked: super::cache::TokenCache,
 }
 
 impl AuthService {
@@ -52,6 +53,7 @@ impl AuthService {
             keys,
             hasher,
             config,
+            checked: super::cache::TokenCache::new(),
         })
     }
 
@@ -264,26 +266,39 @@ impl AuthService {
 
     /// A bearer token is either an API key (`sk-sy-...`) or an access JWT.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AppError> {
+        if let Some(p) = self.checked.get(bearer) {
+            return Ok(p);
+        }
         if secrets::looks_like_api_key(bearer) {
             let (key, user) = self
                 .store
                 .use_api_key(&secrets::hash(bearer), API_KEY_TOUCH_EVERY)
                 .await?
                 .ok_or(AppError::InvalidApiKey)?;
-            return Ok(Principal {
+            let p = Principal {
                 user_id: user.id,
                 role: user.role,
                 api_key: Some(key.id),
                 expires_at: None,
-            });
+            };
+            if self.config.api_key_cache_secs > 0 {
+                let until = super::cache::TokenCache::ttl_from_now(self.config.api_key_cache_secs);
+                self.checked.put(bearer, &p, until);
+            }
+            return Ok(p);
         }
         match self.keys.verify(bearer) {
-            Ok(c) => Ok(Principal {
-                user_id: c.sub,
-                role: c.role,
-                api_key: None,
-                expires_at: Some(c.exp),
-            }),
+            Ok(c) => {
+                let p = Principal {
+                    user_id: c.sub,
+                    role: c.role,
+                    api_key: None,
+                    expires_at: Some(c.exp),
+                };
+                let until = (c.exp.max(0) as u64).saturating_add(self.config.leeway_secs);
+                self.checked.put(bearer, &p, until);
+                Ok(p)
+            }
             Err(TokenError::Expired) => Err(AppError::InvalidToken("access token expired".into())),
             Err(TokenError::Invalid(why)) => Err(AppError::InvalidToken(format!(
                 "access token is not valid: {why}"
@@ -337,6 +352,7 @@ impl AuthService {
         if !self.store.revoke_api_key(user, id).await? {
             return Err(AppError::NotFound(format!("no API key {id}")));
         }
+        self.checked.forget_key(id);
         self.audit(
             Some(user),
             "api_key_revoked",

@@ -116,6 +116,9 @@ pub struct AuthConfig {
     pub hash_concurrency: usize,
     /// Seconds of clock skew tolerated on `exp`/`nbf`. Default 30.
     pub leeway_secs: u64,
+    /// Seconds a checked API key is remembered (0: look it up on every request). A revoked
+    /// key stops at once on the instance that revoked it, within this on the others. Default 5.
+    pub api_key_cache_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -222,6 +225,7 @@ impl Default for AuthConfig {
             hash_concurrency: (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2)
                 .max(1),
             leeway_secs: 30,
+            api_key_cache_secs: 5,
         }
     }
 }

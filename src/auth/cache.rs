@@ -1,0 +1,63 @@
+//! Bearer tokens already checked, so a busy client does not pay an Ed25519 verification (JWT)
+//! or a database read (API key) on every request. A JWT stays valid until its `exp` (plus
+//! leeway), exactly as verification would say. An API key entry lives
+//! `auth.api_key_cache_secs`; revoking a key drops it here at once, and on other instances
+//! within that time.
+
+use super::extract::Principal;
+use dashmap::DashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Entries kept; a full cache is cleared rather than grown (it refills from real checks).
+const MAX_ENTRIES: usize = 100_000;
+
+pub struct TokenCache {
+    entries: DashMap<Box<str>, (Principal, u64)>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl TokenCache {
+    pub fn new() -> Self {
+        Self {
+            entries: DashMap::new(),
+        }
+    }
+
+    pub fn get(&self, token: &str) -> Option<Principal> {
+        let hit = self.entries.get(token)?;
+        if hit.1 <= now_secs() {
+            drop(hit);
+            self.entries.remove(token);
+            return None;
+        }
+        Some(hit.0.clone())
+    }
+
+    /// Remembers `p` for `token` until unix second `until`.
+    pub fn put(&self, token: &str, p: &Principal, until: u64) {
+        if self.entries.len() >= MAX_ENTRIES {
+            self.entries.clear();
+        }
+        self.entries.insert(token.into(), (p.clone(), until));
+    }
+
+    pub fn ttl_from_now(secs: u64) -> u64 {
+        now_secs() + secs
+    }
+
+    /// Forgets every entry of API key `key`.
+    pub fn forget_key(&self, key: crate::domain::ApiKeyId) {
+        self.entries.retain(|_, (p, _)| p.api_key != Some(key));
+    }
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
