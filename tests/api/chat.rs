@@ -316,3 +316,36 @@ fn now() -> u64 {
         .unwrap()
         .as_millis() as u64
 }
+
+#[tokio::test]
+async fn content_is_saved_while_streaming_and_a_turn_past_its_limit_fails() {
+    within(async {
+        let up = Upstream::start().await;
+        let app = spawn_with(|c| {
+            routes(c, &up);
+            c.chat.save_interval_ms = 100;
+            c.chat.max_turn_secs = 1;
+        })
+        .await;
+        let alice = user(&app).await;
+        let ch = session(&app, &alice).await;
+        let mut c = connect_authed(&app.base, &alice.tokens.access).await;
+        c.subscribe(&ch).await;
+        // 100 chunks 50 ms apart: 5 s, past the 1 s limit.
+        let r = send(&mut c, &ch, "oa-slow", "go").await;
+        let id = r["message_id"].as_str().unwrap().to_owned();
+        let turn = r["turn_id"].as_str().unwrap().to_owned();
+        follow(&mut c, &ch, &turn, Some(8)).await;
+        // Saved as it grows: a reader sees partial content while it still streams.
+        let m = message(&app, &alice, &ch, &id).await;
+        assert_eq!(m["streaming"], true);
+        assert!(m["content"].as_str().unwrap().starts_with("w0 w1 "), "{m}");
+        let end = follow(&mut c, &ch, &turn, None).await.end;
+        assert_eq!(end["event"], "chat.error");
+        assert_eq!(end["data"]["code"], "turn_timeout");
+        let m = message(&app, &alice, &ch, &id).await;
+        assert_eq!(m["metadata"]["status"], "failed");
+        assert_eq!(m["streaming"], false);
+    })
+    .await
+}

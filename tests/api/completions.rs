@@ -488,3 +488,61 @@ async fn per_key_request_and_token_limits_and_usage_records() {
     })
     .await
 }
+
+#[tokio::test]
+async fn an_upstream_that_goes_quiet_times_out_mid_stream() {
+    within(async {
+        let up = Upstream::start().await;
+        let app = spawn_with(|c| {
+            route_upstream(c, &up);
+            c.llm.idle_timeout_ms = 100;
+        })
+        .await;
+        let token = app.register(&unique_email()).await.access;
+        // Chunks every 300 ms: the second never comes within the 100 ms idle limit.
+        let cs = chunks(&sse_data(complete(&app, &token, ask("oa-slow3", true)).await).await);
+        assert_eq!(text_of(&cs), "w0 ");
+        assert_eq!(cs.last().unwrap()["error"]["code"], "upstream_timeout");
+        let e = error_of(complete(&app, &token, ask("oa-slow3", false)).await, StatusCode::GATEWAY_TIMEOUT).await;
+        assert_eq!(e["code"], "upstream_timeout");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_revoked_api_key_stops_at_once_here_and_within_the_cache_time_elsewhere() {
+    within(async {
+        let cluster = Cluster::new().await;
+        let a = cluster.spawn(|c| c.auth.api_key_cache_secs = 1).await;
+        let b = cluster.spawn(|c| c.auth.api_key_cache_secs = 1).await;
+        let token = a.register(&unique_email()).await.access;
+        let created: Value = a
+            .http
+            .post(a.url("/v1/api-keys"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "k"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key = created["secret"].as_str().unwrap();
+        for app in [&a, &b] {
+            assert_eq!(complete(app, key, ask("echo", false)).await.status(), StatusCode::OK);
+        }
+        let r = a
+            .http
+            .delete(a.url(&format!("/v1/api-keys/{}", created["id"].as_str().unwrap())))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        error_of(complete(&a, key, ask("echo", false)).await, StatusCode::UNAUTHORIZED).await;
+        // The other instance remembered the key for at most api_key_cache_secs.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        error_of(complete(&b, key, ask("echo", false)).await, StatusCode::UNAUTHORIZED).await;
+    })
+    .await
+}
