@@ -5,6 +5,7 @@
 
 pub mod local;
 pub mod redis;
+mod redis_liveness;
 mod redis_turns;
 mod turns;
 

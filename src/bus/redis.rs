@@ -6,7 +6,7 @@
 //! microseconds), 8 bytes session version (0 for unversioned frames), all big endian, then the
 //! encoded frame exactly as clients receive it.
 
-use super::{presence_frame, turns::LocalTurns, Bus, BusState, LiveTurn, TurnView};
+use super::{turns::LocalTurns, Bus, BusState, LiveTurn, TurnView};
 use crate::redis_conn::RedisConn;
 use crate::{hub::Hub, protocol::Member};
 use async_trait::async_trait;
@@ -32,7 +32,7 @@ pub(super) const DELTA_FLAG: u64 = 1 << 63;
 /// How long `watch` waits for Redis before answering anyway.
 const WATCH_WAIT: Duration = Duration::from_secs(2);
 /// Liveness key lifetime; refreshed every third of it.
-const ALIVE_MS: u64 = 9_000;
+pub(super) const ALIVE_MS: u64 = 9_000;
 const OP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Owned by `AppState`; its background task stops with the shutdown token.
@@ -43,14 +43,14 @@ pub struct RedisBus {
 }
 
 pub(super) struct Inner {
-    hub: Arc<Hub>,
+    pub(super) hub: Arc<Hub>,
     pub(super) conn: Arc<RedisConn>,
     client: redis::Client,
     pub(super) prefix: String,
     /// `<prefix>ch:` and `<prefix>ctl`, built once: `on_message` runs for every bus message.
     channel_prefix: String,
     pub(super) control: String,
-    instance: Uuid,
+    pub(super) instance: Uuid,
     state: AtomicU8,
 }
 
@@ -75,7 +75,7 @@ impl RedisBus {
         });
         let (watch_tx, watch_rx) = mpsc::channel(1024);
         tracker.spawn(subscriber(inner.clone(), watch_rx, shutdown.clone()));
-        tracker.spawn(liveness(inner.clone(), shutdown));
+        tracker.spawn(super::redis_liveness::liveness(inner.clone(), shutdown));
         Self {
             inner,
             watch_tx,
@@ -88,13 +88,13 @@ impl Inner {
     pub(super) fn channel_key(&self, channel: &str) -> String {
         format!("{}{channel}", self.channel_prefix)
     }
-    fn presence_key(&self, channel: &str) -> String {
+    pub(super) fn presence_key(&self, channel: &str) -> String {
         format!("{}presence:{channel}", self.prefix)
     }
-    fn owned_key(&self, instance: &str) -> String {
+    pub(super) fn owned_key(&self, instance: &str) -> String {
         format!("{}inst:{instance}:presence", self.prefix)
     }
-    fn alive_key(&self, instance: &str) -> String {
+    pub(super) fn alive_key(&self, instance: &str) -> String {
         format!("{}inst:{instance}:alive", self.prefix)
     }
     fn set_state(&self, s: BusState) {
@@ -108,11 +108,14 @@ impl Inner {
         metrics::gauge!("bus_connected").set(f64::from(v));
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+    pub(super) async fn run<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
         self.conn.run(cmd).await
     }
 
-    async fn run_pipe(&self, pipe: &redis::Pipeline) -> redis::RedisResult<()> {
+    pub(super) async fn run_pipe(&self, pipe: &redis::Pipeline) -> redis::RedisResult<()> {
         self.conn.run_pipe(pipe).await
     }
 
@@ -128,7 +131,7 @@ impl Inner {
         payload
     }
 
-    async fn publish_remote(&self, channel: &str, version: u64, frame: &Utf8Bytes) {
+    pub(super) async fn publish_remote(&self, channel: &str, version: u64, frame: &Utf8Bytes) {
         let mut payload = self.header(version, frame.len());
         payload.extend_from_slice(frame.as_bytes());
         let mut cmd = redis::cmd("PUBLISH");
@@ -462,88 +465,4 @@ async fn sync(
     }
     *subscribed = want;
     Ok(())
-}
-
-/// Heartbeats this instance and reaps the presence of instances that stopped heartbeating.
-async fn liveness(inner: Arc<Inner>, shutdown: CancellationToken) {
-    let me = inner.instance.to_string();
-    let instances_key = format!("{}instances", inner.prefix);
-    let mut tick = tokio::time::interval(Duration::from_millis(ALIVE_MS / 3));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(inner.alive_key(&me))
-            .arg(1)
-            .arg("PX")
-            .arg(ALIVE_MS)
-            .ignore();
-        pipe.cmd("SADD").arg(&instances_key).arg(&me).ignore();
-        if inner.run_pipe(&pipe).await.is_err() {
-            continue;
-        }
-        let mut members = redis::cmd("SMEMBERS");
-        members.arg(&instances_key);
-        let others: Vec<String> = inner.run(&members).await.unwrap_or_default();
-        for other in others.into_iter().filter(|o| *o != me) {
-            let mut exists = redis::cmd("EXISTS");
-            exists.arg(inner.alive_key(&other));
-            if inner.run::<i64>(&exists).await.unwrap_or(1) == 1 {
-                continue;
-            }
-            reap(&inner, &other, &instances_key).await;
-        }
-    }
-    // A clean stop: our connections have left one by one; drop the liveness key.
-    let mut del = redis::cmd("DEL");
-    del.arg(inner.alive_key(&me));
-    let _ = inner.run::<i64>(&del).await;
-}
-
-async fn reap(inner: &Inner, dead: &str, instances_key: &str) {
-    let mut lock = redis::cmd("SET");
-    lock.arg(format!("{}inst:{dead}:reaper", inner.prefix))
-        .arg(1)
-        .arg("NX")
-        .arg("PX")
-        .arg(30_000);
-    if inner
-        .run::<Option<String>>(&lock)
-        .await
-        .ok()
-        .flatten()
-        .is_none()
-    {
-        return; // another instance is reaping it
-    }
-    let mut smembers = redis::cmd("SMEMBERS");
-    smembers.arg(inner.owned_key(dead));
-    let entries: Vec<String> = inner.run(&smembers).await.unwrap_or_default();
-    for entry in entries {
-        let Some((channel, conn_id)) = entry.split_once('\t') else {
-            continue;
-        };
-        let mut hget = redis::cmd("HGET");
-        hget.arg(inner.presence_key(channel)).arg(conn_id);
-        let raw: Option<String> = inner.run(&hget).await.ok().flatten();
-        let mut hdel = redis::cmd("HDEL");
-        hdel.arg(inner.presence_key(channel)).arg(conn_id);
-        let _ = inner.run::<i64>(&hdel).await;
-        let member = raw
-            .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok())
-            .and_then(|v| serde_json::from_value::<Member>(v["member"].clone()).ok());
-        if let Some(m) = member {
-            let frame = presence_frame(channel, "presence.leave", &m);
-            inner.hub.deliver(channel, &frame);
-            inner.publish_remote(channel, 0, &frame).await;
-        }
-    }
-    let mut pipe = redis::pipe();
-    pipe.cmd("DEL").arg(inner.owned_key(dead)).ignore();
-    pipe.cmd("SREM").arg(instances_key).arg(dead).ignore();
-    let _ = inner.run_pipe(&pipe).await;
-    tracing::info!(instance = dead, "reaped presence of a dead instance");
 }

@@ -349,3 +349,47 @@ async fn content_is_saved_while_streaming_and_a_turn_past_its_limit_fails() {
     })
     .await
 }
+
+#[tokio::test]
+async fn the_conversation_sent_upstream_is_built_from_the_session() {
+    within(async {
+        let up = Upstream::start().await;
+        let app = spawn_with(|c| routes(c, &up)).await;
+        let alice = user(&app).await;
+        let ch = session(&app, &alice).await;
+        let sid = ch.strip_prefix("session:").unwrap();
+        // The session's model and system prompt, and an earlier exchange, set through sync.
+        let ops = json!([{"client_id": "c1", "mutation_id": 1, "hlc": format!("{}:0", now()), "ops": [
+            {"op": "set_field", "field": "system_prompt", "value": "You are terse."},
+            {"op": "set_field", "field": "model", "value": "oa-text"},
+            {"op": "append_message", "message_id": "u0", "role": "user", "content": "earlier question"},
+            {"op": "append_message", "message_id": "a0", "role": "assistant", "content": "earlier answer"}]}]);
+        let r = app
+            .http
+            .post(app.url(&format!("/v1/sessions/{sid}/mutations")))
+            .bearer_auth(&alice.tokens.access)
+            .json(&json!({"mutations": ops}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let mut c = connect_authed(&app.base, &alice.tokens.access).await;
+        c.subscribe(&ch).await;
+        let r = c
+            .request("chat.send", json!({"session_id": sid, "message": "new question"}))
+            .await;
+        assert_eq!(r["result"]["model"], "oa-text", "the session's model: {r}");
+        let seen = follow(&mut c, &ch, r["result"]["turn_id"].as_str().unwrap(), None).await;
+        assert_eq!(seen.text(), "Hello! How can I help — ünïcödé?");
+        assert_eq!(
+            up.last_body()["messages"],
+            json!([
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "earlier question"},
+                {"role": "assistant", "content": "earlier answer"},
+                {"role": "user", "content": "new question"}
+            ])
+        );
+    })
+    .await
+}

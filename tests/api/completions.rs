@@ -56,7 +56,7 @@ pub async fn complete(app: &TestApp, token: &str, body: Value) -> reqwest::Respo
         .expect("request")
 }
 
-fn ask(model: &str, stream: bool) -> Value {
+pub fn ask(model: &str, stream: bool) -> Value {
     json!({"model": model, "stream": stream, "messages": [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Say hello"}]})
@@ -80,7 +80,7 @@ pub async fn sse_data(r: reqwest::Response) -> Vec<String> {
 }
 
 /// Chunks before `[DONE]`, asserting `[DONE]` ends the stream and id/created never change.
-fn chunks(data: &[String]) -> Vec<Value> {
+pub fn chunks(data: &[String]) -> Vec<Value> {
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
     let out: Vec<Value> = data[..data.len() - 1]
         .iter()
@@ -95,7 +95,7 @@ fn chunks(data: &[String]) -> Vec<Value> {
     out
 }
 
-fn text_of(chunks: &[Value]) -> String {
+pub fn text_of(chunks: &[Value]) -> String {
     chunks
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
@@ -299,88 +299,6 @@ async fn midstream_errors_and_resets_end_with_an_error_event_then_done() {
 }
 
 #[tokio::test]
-async fn upstream_failures_before_the_first_byte_are_real_statuses() {
-    within(async {
-        let (app, up, token) = setup().await;
-        // 500 is retried (retries = 1), then 502; the upstream saw two attempts.
-        let before = up.requests().len();
-        let e = error_of(
-            complete(&app, &token, ask("oa-500", true)).await,
-            StatusCode::BAD_GATEWAY,
-        )
-        .await;
-        assert_eq!(e["type"], "server_error");
-        assert_eq!(up.requests().len() - before, 2);
-        error_of(
-            complete(&app, &token, ask("an-500", false)).await,
-            StatusCode::BAD_GATEWAY,
-        )
-        .await;
-        // 429 keeps its retry-after.
-        let r = complete(&app, &token, ask("oa-429", true)).await;
-        assert_eq!(r.headers()["retry-after"], "7");
-        let e = error_of(r, StatusCode::TOO_MANY_REQUESTS).await;
-        assert_eq!(e["type"], "rate_limit_error");
-        // The upstream refusing the request is the caller's 400, with its message.
-        let e = error_of(
-            complete(&app, &token, ask("oa-400", false)).await,
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
-        assert!(e["message"].as_str().unwrap().contains("upstream said 400"));
-        // Our credentials refused upstream: 502, and the message does not blame the caller.
-        let e = error_of(
-            complete(&app, &token, ask("oa-401", false)).await,
-            StatusCode::BAD_GATEWAY,
-        )
-        .await;
-        assert_eq!(e["code"], "upstream_auth_failed");
-        // A 503 then a good answer: the retry makes it a 200.
-        let r = complete(&app, &token, ask("oa-flaky", false)).await;
-        assert_eq!(r.status(), StatusCode::OK);
-        // No first byte within first_byte_timeout_ms: 504.
-        let e = error_of(
-            complete(&app, &token, ask("oa-hang", true)).await,
-            StatusCode::GATEWAY_TIMEOUT,
-        )
-        .await;
-        assert_eq!(e["code"], "upstream_timeout");
-    })
-    .await
-}
-
-#[tokio::test]
-async fn bad_requests_are_refused_with_param_and_nothing_goes_upstream() {
-    within(async {
-        let (app, up, token) = setup().await;
-        let cases = [
-            (json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}), StatusCode::NOT_FOUND, "model"),
-            (json!({"model": "oa-text", "n": 2, "messages": [{"role": "user", "content": "x"}]}), StatusCode::BAD_REQUEST, "n"),
-            (json!({"model": "oa-text", "messages": []}), StatusCode::BAD_REQUEST, "messages"),
-            (json!({"model": "oa-text"}), StatusCode::BAD_REQUEST, "messages"),
-            (json!({"model": "oa-text", "messages": [{"role": "wizard", "content": "x"}]}), StatusCode::BAD_REQUEST, "messages[0].role"),
-            (json!({"model": "oa-text", "messages": [{"role": "tool", "content": "x"}]}), StatusCode::BAD_REQUEST, "messages[0].tool_call_id"),
-            (json!({"model": "oa-text", "temperature": 3, "messages": [{"role": "user", "content": "x"}]}), StatusCode::BAD_REQUEST, "temperature"),
-            (json!({"model": "oa-text", "stop": ["a","b","c","d","e"], "messages": [{"role": "user", "content": "x"}]}), StatusCode::BAD_REQUEST, "stop"),
-            (json!({"model": "oa-text", "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "x"}]}), StatusCode::BAD_REQUEST, "stream_options"),
-            (json!({"model": "oa-text", "tools": [{"type": "retrieval", "function": {"name": "f"}}], "messages": [{"role": "user", "content": "x"}]}), StatusCode::BAD_REQUEST, "tools[0].type"),
-            (json!({"model": "oa-text", "tool_choice": {"type": "function", "function": {"name": "missing"}}, "messages": [{"role": "user", "content": "x"}]}), StatusCode::BAD_REQUEST, "tool_choice"),
-        ];
-        let before = up.requests().len();
-        for (body, status, param) in cases {
-            let e = error_of(complete(&app, &token, body.clone()).await, status).await;
-            assert_eq!(e["param"], param, "{body}");
-        }
-        let e = error_of(complete(&app, &token, json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]})).await, StatusCode::NOT_FOUND).await;
-        assert_eq!(e["code"], "model_not_found");
-        let e = error_of(complete(&app, "sk-sy-not-a-real-key", ask("echo", false)).await, StatusCode::UNAUTHORIZED).await;
-        assert_eq!(e["code"], "invalid_api_key");
-        assert_eq!(up.requests().len(), before, "nothing reached the upstream");
-    })
-    .await
-}
-
-#[tokio::test]
 async fn a_client_that_disconnects_cancels_the_upstream_request_within_a_second() {
     within(async {
         let (app, up, token) = setup().await;
@@ -420,129 +338,6 @@ async fn keepalive_comments_flow_while_the_upstream_is_slow() {
         let text = r.text().await.unwrap();
         assert!(text.contains("\n\n: keepalive\n\n"), "{text}");
         assert!(text.ends_with("data: [DONE]\n\n"));
-    })
-    .await
-}
-
-#[tokio::test]
-async fn per_key_request_and_token_limits_and_usage_records() {
-    within(async {
-        let app = spawn_with(|c| {
-            c.llm.requests_per_minute = 2;
-            c.llm.tokens_per_minute = 50;
-        })
-        .await;
-        let token = app.register(&unique_email()).await.access;
-        // A request asking for more than the whole minute's tokens can never pass: no retry.
-        let mut body = ask("echo", false);
-        body["max_tokens"] = json!(51);
-        let r = complete(&app, &token, body).await;
-        assert_eq!(r.headers()["x-should-retry"], "false");
-        let e = error_of(r, StatusCode::TOO_MANY_REQUESTS).await;
-        assert_eq!(e["code"], "insufficient_quota");
-        for _ in 0..2 {
-            assert_eq!(
-                complete(&app, &token, ask("echo", false)).await.status(),
-                StatusCode::OK
-            );
-        }
-        let r = complete(&app, &token, ask("echo", false)).await;
-        let retry: u64 = r.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!((1..=60).contains(&retry));
-        let e = error_of(r, StatusCode::TOO_MANY_REQUESTS).await;
-        assert_eq!(e["code"], "rate_limit_exceeded");
-        // Another user has their own budget.
-        let other = app.register(&unique_email()).await.access;
-        assert_eq!(
-            complete(&app, &other, ask("echo", false)).await.status(),
-            StatusCode::OK
-        );
-        // Usage: one record per completed request, with tokens, model and latency.
-        let mut records = Vec::new();
-        for _ in 0..100 {
-            let v: Value = app
-                .get_auth("/v1/usage", &token)
-                .await
-                .json()
-                .await
-                .unwrap();
-            records = v["data"].as_array().unwrap().clone();
-            if records.len() >= 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(records.len(), 2, "{records:?}");
-        for r in &records {
-            assert_eq!(r["model"], "echo");
-            assert_eq!(r["source"], "rest");
-            assert_eq!(r["status"], "ok");
-            assert_eq!(r["prompt_tokens"], 4); // "Be brief." + "Say hello", in words
-            assert_eq!(r["completion_tokens"], 2);
-            assert!(r["latency_ms"].is_u64());
-        }
-    })
-    .await
-}
-
-#[tokio::test]
-async fn an_upstream_that_goes_quiet_times_out_mid_stream() {
-    within(async {
-        let up = Upstream::start().await;
-        let app = spawn_with(|c| {
-            route_upstream(c, &up);
-            c.llm.idle_timeout_ms = 100;
-        })
-        .await;
-        let token = app.register(&unique_email()).await.access;
-        // Chunks every 300 ms: the second never comes within the 100 ms idle limit.
-        let cs = chunks(&sse_data(complete(&app, &token, ask("oa-slow3", true)).await).await);
-        assert_eq!(text_of(&cs), "w0 ");
-        assert_eq!(cs.last().unwrap()["error"]["code"], "upstream_timeout");
-        let e = error_of(complete(&app, &token, ask("oa-slow3", false)).await, StatusCode::GATEWAY_TIMEOUT).await;
-        assert_eq!(e["code"], "upstream_timeout");
-    })
-    .await
-}
-
-#[tokio::test]
-async fn a_revoked_api_key_stops_at_once_here_and_within_the_cache_time_elsewhere() {
-    within(async {
-        let cluster = Cluster::new().await;
-        let a = cluster.spawn(|c| c.auth.api_key_cache_secs = 1).await;
-        let b = cluster.spawn(|c| c.auth.api_key_cache_secs = 1).await;
-        let token = a.register(&unique_email()).await.access;
-        let created: Value = a
-            .http
-            .post(a.url("/v1/api-keys"))
-            .bearer_auth(&token)
-            .json(&json!({"name": "k"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let key = created["secret"].as_str().unwrap();
-        for app in [&a, &b] {
-            assert_eq!(complete(app, key, ask("echo", false)).await.status(), StatusCode::OK);
-        }
-        let r = a
-            .http
-            .delete(a.url(&format!("/v1/api-keys/{}", created["id"].as_str().unwrap())))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-        error_of(complete(&a, key, ask("echo", false)).await, StatusCode::UNAUTHORIZED).await;
-        // The other instance remembered the key for at most api_key_cache_secs.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        error_of(complete(&b, key, ask("echo", false)).await, StatusCode::UNAUTHORIZED).await;
     })
     .await
 }

@@ -7,6 +7,7 @@ mod helpers;
 mod auth;
 mod chat;
 mod completions;
+mod completions_errors;
 mod errors;
 mod health;
 mod openapi;
