@@ -216,6 +216,8 @@ impl Run {
                 .await
             {
                 Ok(_) => return,
+                // The session was deleted meanwhile: nothing left to finish.
+                Err(crate::error::AppError::NotFound(_)) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, attempt, turn = %self.turn.turn_id, "final turn op failed; retrying");
                     tokio::time::sleep(delay).await;

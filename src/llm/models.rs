@@ -89,3 +89,39 @@ impl Models {
         &self.routes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes(models: &[&str]) -> Result<Models, RouteError> {
+        let cfg = LlmConfig {
+            models: models.iter().map(|s| s.to_string()).collect(),
+            ..LlmConfig::default()
+        };
+        Models::from_config(&cfg)
+    }
+
+    #[test]
+    fn routes_parse_and_bad_entries_stop_start_up() {
+        let m = routes(&[
+            "gpt=openai",
+            "claude=anthropic:claude-sonnet-4-5",
+            "ft=openai:ft:gpt-4o:org",
+        ])
+        .unwrap();
+        assert_eq!(m.get("gpt").unwrap().upstream_model, "gpt");
+        assert_eq!(m.get("claude").unwrap().upstream_model, "claude-sonnet-4-5");
+        assert_eq!(m.get("ft").unwrap().upstream_model, "ft:gpt-4o:org");
+        assert_eq!(m.get("echo").unwrap().owned_by, "switchyard");
+        for bad in [
+            &["nope"][..],
+            &["x=azure"],
+            &["echo=openai"],
+            &["a=openai", "a=anthropic"],
+            &["=openai"],
+        ] {
+            assert!(routes(bad).is_err(), "{bad:?}");
+        }
+    }
+}
