@@ -25,6 +25,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod llm;
+pub mod mcp;
 pub mod protocol;
 pub mod ratelimit;
 pub mod redis_conn;

@@ -34,6 +34,9 @@ pub struct Args {
     interval_ms: u64,
     #[arg(long, default_value = "stamp")]
     model: String,
+    /// Stream through socket turns (`chat.send`, `chat.delta` events) instead of REST SSE.
+    #[arg(long)]
+    ws: bool,
 }
 
 fn now_us() -> u64 {
@@ -58,7 +61,11 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let (token, _) = register(&http, &a.url).await?;
     let key = api_key(&http, &a.url, &token).await?;
     let through = format!("{}/v1/chat/completions", a.url);
-    let (via, via_first) = measure(&http, &through, Some(&key), &a.model, a.streams).await?;
+    let (via, via_first) = if a.ws {
+        measure_ws(&http, &a.url, &key, &a.model, a.streams).await?
+    } else {
+        measure(&http, &through, Some(&key), &a.model, a.streams).await?
+    };
     report("through switchyard", &via, "ms", 1000.0);
     report("  first chunk (stream set-up)", &via_first, "ms", 1000.0);
     for q in [0.5, 0.99] {
@@ -117,6 +124,61 @@ async fn measure(
         firsts.add(f)?;
     }
     Ok((all, firsts))
+}
+
+/// Like `measure`, through socket turns: one socket and one session per stream, each sending
+/// `chat.send` and timing its `chat.delta` events.
+async fn measure_ws(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    model: &str,
+    streams: usize,
+) -> anyhow::Result<(Histogram<u64>, Histogram<u64>)> {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut tasks = Vec::new();
+    for n in 0..streams {
+        let channel = crate::client::session(http, base, key).await?;
+        let mut ws = crate::client::connect(base, key, n).await?;
+        let model = model.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let (mut h, mut first) = (Histogram::<u64>::new(3)?, Histogram::<u64>::new(3)?);
+            let sub = json!({"type": "subscribe", "id": "s", "channel": channel});
+            ws.send(Message::text(sub.to_string())).await?;
+            let sid = channel.trim_start_matches("session:");
+            let send = json!({"type": "chat.send", "id": "c", "session_id": sid, "message": "go", "model": model});
+            ws.send(Message::text(send.to_string())).await?;
+            while let Some(m) = ws.next().await {
+                let now = now_us();
+                let Message::Text(t) = m? else { continue };
+                if t.contains("\"chat.done\"") || t.contains("\"chat.error\"") {
+                    break;
+                }
+                if t.contains("\"type\":\"error\"") {
+                    anyhow::bail!("refused: {t}");
+                }
+                if let Some(ts) = t.find("\"text\":\"t").and_then(|i| stamp_at(&t[i + 9..])) {
+                    let target = if first.is_empty() { &mut first } else { &mut h };
+                    target.record(now.saturating_sub(ts)).ok();
+                }
+            }
+            Ok::<_, anyhow::Error>((h, first))
+        }));
+    }
+    let mut all = Histogram::<u64>::new(3)?;
+    let mut firsts = Histogram::<u64>::new(3)?;
+    for t in tasks {
+        let (h, f) = t.await??;
+        all.add(h)?;
+        firsts.add(f)?;
+    }
+    Ok((all, firsts))
+}
+
+/// `<micros>.` at the start of `s`.
+fn stamp_at(s: &str) -> Option<u64> {
+    s[..s.find('.')?].parse().ok()
 }
 
 /// The send time in a chunk whose content is `t<micros>.`.

@@ -107,3 +107,31 @@ impl Default for ChatConfig {
         }
     }
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpConfig {
+    /// Stdio MCP servers users may choose, `name=command arg...` (users pick a name, never a
+    /// command line). Default empty.
+    pub stdio_allowlist: Vec<String>,
+    /// Accept HTTP MCP URLs that resolve to loopback, private or link-local addresses (on-prem,
+    /// tests). Default false: such URLs are refused (SSRF).
+    pub allow_private_urls: bool,
+    /// MCP servers one user may configure. Default 20.
+    pub max_servers_per_user: usize,
+    /// Headers one server may carry, and bytes per header value. Default 16 and 4096.
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            stdio_allowlist: Vec::new(),
+            allow_private_urls: false,
+            max_servers_per_user: 20,
+            max_headers: 16,
+            max_header_bytes: 4096,
+        }
+    }
+}

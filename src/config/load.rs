@@ -74,6 +74,12 @@ impl Config {
         if ws.heartbeat_secs == 0 || ws.idle_timeout_secs <= ws.heartbeat_secs {
             return bad("ws.idle_timeout_secs must be longer than ws.heartbeat_secs (> 0)");
         }
+        if self.mcp.stdio_allowlist.iter().any(|e| {
+            e.split_once('=')
+                .is_none_or(|(n, c)| n.trim().is_empty() || c.trim().is_empty())
+        }) {
+            return bad("mcp.stdio_allowlist entries are name=command [args...]");
+        }
         if self.ratelimit.auth_window_secs == 0 {
             return bad("ratelimit.auth_window_secs must be positive");
         }

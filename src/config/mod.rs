@@ -20,6 +20,7 @@ pub struct Config {
     pub sync: SyncConfig,
     pub llm: LlmConfig,
     pub chat: ChatConfig,
+    pub mcp: McpConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -300,6 +301,6 @@ impl fmt::Debug for RedisConfig {
 mod llm;
 mod load;
 
-pub use llm::{ChatConfig, LlmConfig};
+pub use llm::{ChatConfig, LlmConfig, McpConfig};
 
 pub use load::ConfigError;

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod completions;
 pub mod extract;
 pub mod health;
+pub mod mcp;
 pub mod middleware;
 pub mod openai_wire;
 pub mod openapi;
@@ -46,6 +47,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(sessions::routes())
         .merge(projects::routes())
         .merge(completions::routes())
+        .merge(mcp::routes())
         .merge(crate::ws::routes())
         .split_for_parts()
 }

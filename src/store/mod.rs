@@ -2,6 +2,7 @@
 //! URL scheme. Both run the same SQL (`$n` placeholders work on both); timestamps are compared
 //! in Rust, not SQL, because SQLite stores them as text.
 
+mod mcp_sql;
 mod projects_sql;
 mod records;
 mod sessions_sql;
@@ -56,8 +57,24 @@ impl From<sqlx::Error> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the server stores; one implementation per backend.
-pub trait Store: AccountStore + SessionStore + SyncStore + ProjectStore + UsageStore {}
-impl<T: AccountStore + SessionStore + SyncStore + ProjectStore + UsageStore> Store for T {}
+pub trait Store:
+    AccountStore + SessionStore + SyncStore + ProjectStore + UsageStore + McpStore
+{
+}
+impl<T: AccountStore + SessionStore + SyncStore + ProjectStore + UsageStore + McpStore> Store
+    for T
+{
+}
+
+/// A user's MCP server configurations (owner-only; a name is unique per user).
+#[async_trait]
+pub trait McpStore: Send + Sync + 'static {
+    async fn create_mcp_server(&self, s: &McpServer) -> StoreResult<McpServer>;
+    async fn mcp_server(&self, user: UserId, id: Uuid) -> StoreResult<Option<McpServer>>;
+    async fn list_mcp_servers(&self, user: UserId) -> StoreResult<Vec<McpServer>>;
+    async fn update_mcp_server(&self, s: &McpServer) -> StoreResult<Option<McpServer>>;
+    async fn delete_mcp_server(&self, user: UserId, id: Uuid) -> StoreResult<bool>;
+}
 
 /// Completion usage: written in batches, listed newest first.
 #[async_trait]

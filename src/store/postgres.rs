@@ -1,5 +1,6 @@
 //! PostgreSQL store: the production backend.
 
+use super::mcp_sql::{impl_mcp_store, McpRow, MCP_COLUMNS};
 use super::projects_sql::{impl_project_store, ProjectRow, PROJECT_COLUMNS};
 use super::sessions_sql::{impl_session_store, SessionRow};
 use super::sql::{
@@ -37,5 +38,6 @@ impl PgStore {
 impl_session_store!(PgStore);
 impl_project_store!(PgStore);
 impl_usage_store!(PgStore);
+impl_mcp_store!(PgStore);
 impl_sync_store!(PgStore, sqlx::PgConnection);
 impl_account_store!(PgStore, "postgres");

@@ -161,3 +161,20 @@ pub struct UsageRecord {
     pub status: String,
     pub created_at: DateTime<Utc>,
 }
+
+/// One MCP server a user configured. `headers` are secrets: stored, sent to the server, never
+/// shown back (views list their names only).
+#[derive(Debug, Clone)]
+pub struct McpServer {
+    pub id: Uuid,
+    pub user_id: UserId,
+    pub name: String,
+    /// `http` (Streamable HTTP, `url`) or `stdio` (`command`: an allowlisted name).
+    pub transport: String,
+    pub command: Option<String>,
+    pub url: Option<String>,
+    pub headers: serde_json::Map<String, serde_json::Value>,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}

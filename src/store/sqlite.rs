@@ -2,6 +2,7 @@
 //! WAL mode so readers never wait for the writer; a busy timeout so writers queue instead of
 //! failing; `synchronous=FULL` so an acknowledged write survives a power cut, not just a crash.
 
+use super::mcp_sql::{impl_mcp_store, McpRow, MCP_COLUMNS};
 use super::projects_sql::{impl_project_store, ProjectRow, PROJECT_COLUMNS};
 use super::sessions_sql::{impl_session_store, SessionRow};
 use super::sql::{
@@ -44,5 +45,6 @@ impl SqliteStore {
 impl_session_store!(SqliteStore);
 impl_project_store!(SqliteStore);
 impl_usage_store!(SqliteStore);
+impl_mcp_store!(SqliteStore);
 impl_sync_store!(SqliteStore, sqlx::SqliteConnection);
 impl_account_store!(SqliteStore, "sqlite");

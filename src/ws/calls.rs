@@ -1,6 +1,7 @@
-//! Socket requests answered by a service: `chat.send`, `chat.cancel`, and those mirroring REST
-//! listings and project management: `session.list`, `project.*`.
+//! Socket requests answered by a service: `chat.send`, `chat.cancel`, and those mirroring REST:
+//! `session.list`, `project.*`, `mcp.*` (MCP server configuration).
 
+use crate::mcp::servers as mcp;
 use crate::{
     domain::{SessionId, UserId},
     error::AppError,
@@ -32,6 +33,12 @@ struct CancelArgs {
     turn_id: String,
 }
 
+#[derive(Deserialize)]
+struct McpArgs {
+    server_id: Option<String>,
+    server: Option<crate::mcp::servers::McpServerInput>,
+}
+
 pub(super) async fn answer(
     state: &AppState,
     who: &crate::auth::Principal,
@@ -57,6 +64,27 @@ pub(super) async fn answer(
             let a: CancelArgs = serde_json::from_str(frame).map_err(bad)?;
             state.chat.cancel(who, &a.turn_id).await?;
             Ok(json!({}))
+        }
+        "mcp.list" => Ok(json!({ "data": mcp::list(store, user).await? })),
+        "mcp.create" | "mcp.update" | "mcp.delete" => {
+            let a: McpArgs = serde_json::from_str(frame).map_err(bad)?;
+            let cfg = &state.config.mcp;
+            let id = || mcp::parse_id(a.server_id.as_deref().unwrap_or_default());
+            let input = || {
+                a.server
+                    .ok_or_else(|| AppError::validation("server", "server is required"))
+            };
+            match kind {
+                "mcp.create" => Ok(json!(mcp::create(store, cfg, user, input()?).await?)),
+                "mcp.update" => {
+                    let id = id()?;
+                    Ok(json!(mcp::update(store, cfg, user, id, input()?).await?))
+                }
+                _ => {
+                    mcp::delete(store, user, id()?).await?;
+                    Ok(json!({}))
+                }
+            }
         }
         "session.list" => {
             let a: ListArgs = serde_json::from_str(frame).map_err(bad)?;

@@ -10,6 +10,7 @@ mod completions;
 mod completions_errors;
 mod errors;
 mod health;
+mod mcp;
 mod openapi;
 mod projects;
 mod ratelimit;

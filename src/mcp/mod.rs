@@ -1,0 +1,6 @@
+//! MCP (Model Context Protocol) servers a user configures. This part holds their configuration:
+//! validation (an allowlisted stdio name, or an HTTP URL that is not internal), storage, and
+//! the views clients see (header values are secrets and never shown back).
+
+pub mod servers;
+pub mod ssrf;
