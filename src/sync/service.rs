@@ -177,25 +177,9 @@ impl SyncService {
                 })
             })
             .collect();
-        let (tx, rx) = oneshot::channel();
-        let pending = Pending {
-            user,
-            mutations: mutations.to_vec(),
-            refusals,
-            reply: tx,
-        };
-        let lead = {
-            let mut q = self.queues.entry(session).or_default();
-            q.items.push(pending);
-            !std::mem::replace(&mut q.busy, true)
-        };
-        if lead {
-            // A task of its own: if this caller goes away mid-commit, the queue still drains.
-            tokio::spawn(self.clone().drain(session));
-        }
-        let (results, version) = rx
-            .await
-            .map_err(|_| AppError::internal(anyhow::anyhow!("push dropped")))??;
+        let (results, version) = self
+            .enqueue(session, user, mutations.to_vec(), refusals)
+            .await?;
         Ok(PushReply {
             results,
             version,
@@ -211,11 +195,28 @@ impl SyncService {
         session: SessionId,
         mutation: Mutation,
     ) -> Result<(MutationResult, u64), AppError> {
+        let (mut results, version) = self
+            .enqueue(session, user, vec![mutation], vec![None])
+            .await?;
+        let result = results
+            .pop()
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("no result")))?;
+        Ok((result, version))
+    }
+
+    /// Queues mutations for the session's group commit and waits for their results.
+    async fn enqueue(
+        self: &Arc<Self>,
+        session: SessionId,
+        user: UserId,
+        mutations: Vec<Mutation>,
+        refusals: Vec<Option<String>>,
+    ) -> Result<(Vec<MutationResult>, u64), AppError> {
         let (tx, rx) = oneshot::channel();
         let pending = Pending {
             user,
-            mutations: vec![mutation],
-            refusals: vec![None],
+            mutations,
+            refusals,
             reply: tx,
         };
         let lead = {
@@ -224,15 +225,11 @@ impl SyncService {
             !std::mem::replace(&mut q.busy, true)
         };
         if lead {
+            // A task of its own: if this caller goes away mid-commit, the queue still drains.
             tokio::spawn(self.clone().drain(session));
         }
-        let (mut results, version) = rx
-            .await
-            .map_err(|_| AppError::internal(anyhow::anyhow!("push dropped")))??;
-        let result = results
-            .pop()
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("no result")))?;
-        Ok((result, version))
+        rx.await
+            .map_err(|_| AppError::internal(anyhow::anyhow!("push dropped")))?
     }
 
     /// Group commit: whoever finds a session's queue idle commits everything queued for it,
