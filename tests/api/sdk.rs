@@ -1,5 +1,5 @@
 //! The official `openai` Python SDK as the client (tests/sdk/). The SDK comes from a
-//! virtualenv: `SWITCHYARD_TEST_PYTHON` when set (`.ci/run` builds one), else one this test
+//! virtualenv: `TEST_PYTHON` when set (`.ci/run` builds one), else one this test
 //! makes once under target/ from tests/sdk/requirements.txt.
 
 use crate::completions::setup;
@@ -11,7 +11,7 @@ static VENV: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new()
 
 /// The Python that has the pinned SDK installed.
 pub async fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SWITCHYARD_TEST_PYTHON") {
+    if let Some(p) = std::env::var_os("TEST_PYTHON") {
         return PathBuf::from(p);
     }
     VENV.get_or_init(|| async {
