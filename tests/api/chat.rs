@@ -393,3 +393,32 @@ async fn the_conversation_sent_upstream_is_built_from_the_session() {
     })
     .await
 }
+
+#[tokio::test]
+async fn a_turn_in_flight_at_shutdown_finishes_and_is_saved() {
+    within(async {
+        let up = Upstream::start().await;
+        let cluster = Cluster::new().await;
+        let mut a = cluster
+            .spawn(|c| {
+                routes(c, &up);
+                c.server.shutdown_grace_secs = 10;
+            })
+            .await;
+        let alice = user(&a).await;
+        let ch = session(&a, &alice).await;
+        let mut c = connect_authed(&a.base, &alice.tokens.access).await;
+        c.subscribe(&ch).await;
+        let r = send(&mut c, &ch, "oa-slow40", "go").await;
+        follow(&mut c, &ch, r["turn_id"].as_str().unwrap(), Some(3)).await;
+        // SIGTERM equivalent: the socket is told to reconnect (1012), the turn runs to its end.
+        a.shutdown().await;
+        let b = cluster.spawn(|c| routes(c, &up)).await;
+        let m = message(&b, &alice, &ch, r["message_id"].as_str().unwrap()).await;
+        let full: String = (0..40).map(|i| format!("w{i} ")).collect();
+        assert_eq!(m["content"], full.as_str());
+        assert_eq!(m["metadata"]["status"], "complete");
+        assert_eq!(m["streaming"], false);
+    })
+    .await
+}
