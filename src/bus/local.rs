@@ -70,6 +70,8 @@ impl Bus for LocalBus {
 
     async fn turn_refresh(&self, _turn: &LiveTurn) {}
 
+    async fn turn_flush(&self, _turn: &LiveTurn) {}
+
     async fn turn_release(&self, turn: &LiveTurn) {
         self.turns.release(turn);
     }

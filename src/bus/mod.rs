@@ -60,6 +60,9 @@ pub trait Bus: Send + Sync + 'static {
     /// Keeps a running turn's claim alive (a crashed owner's claim expires).
     async fn turn_refresh(&self, turn: &LiveTurn);
     async fn turn_release(&self, turn: &LiveTurn);
+    /// Returns once every delta of `turn` published so far has reached the other instances'
+    /// path (so events sent after it cannot overtake them).
+    async fn turn_flush(&self, turn: &LiveTurn);
     /// The active turn of `session`, with its content up to the delta `index`.
     async fn turn_active(&self, session: &str) -> Option<TurnView>;
     /// The session of a running turn, from its id (for `chat.cancel`).

@@ -40,6 +40,7 @@ pub struct RedisBus {
     inner: Arc<Inner>,
     watch_tx: mpsc::Sender<oneshot::Sender<()>>,
     turns: LocalTurns,
+    deltas: super::redis_turns::DeltaWriters,
 }
 
 pub(super) struct Inner {
@@ -80,6 +81,7 @@ impl RedisBus {
             inner,
             watch_tx,
             turns: LocalTurns::default(),
+            deltas: Default::default(),
         }
     }
 }
@@ -335,7 +337,12 @@ impl Bus for RedisBus {
         self.inner.turn_refresh(turn).await;
     }
 
+    async fn turn_flush(&self, turn: &LiveTurn) {
+        self.deltas.flush(turn.turn_id).await;
+    }
+
     async fn turn_release(&self, turn: &LiveTurn) {
+        self.deltas.flush(turn.turn_id).await;
         self.turns.release(turn);
         self.inner.turn_release(turn).await;
     }
@@ -360,7 +367,12 @@ impl Bus for RedisBus {
         self.inner
             .hub
             .deliver_delta(&channel, turn.turn_id, index, &frame);
-        self.inner.publish_delta(turn, index, text, &frame).await;
+        let delta = super::redis_turns::Delta {
+            index,
+            text: text.to_owned(),
+            frame,
+        };
+        self.deltas.send(&self.inner, turn, delta);
     }
 
     async fn cancel_turn(&self, turn: uuid::Uuid) {

@@ -8,6 +8,62 @@ use super::{
     LiveTurn, TurnView,
 };
 use axum::extract::ws::Utf8Bytes;
+use dashmap::DashMap;
+use std::sync::Arc;
+use tokio::{sync::mpsc, task::JoinHandle};
+
+/// Deltas of one turn waiting for Redis; past this they are dropped for other instances (their
+/// subscribers see an index gap and refetch), never holding up the turn.
+const DELTA_QUEUE: usize = 1024;
+/// Most deltas written in one transaction.
+const DELTA_BATCH: usize = 64;
+
+pub(super) struct Delta {
+    pub index: u64,
+    pub text: String,
+    pub frame: Utf8Bytes,
+}
+
+/// One writer task per running turn, so a turn never waits on Redis and its deltas still reach
+/// Redis in order.
+#[derive(Default)]
+pub(super) struct DeltaWriters {
+    writers: DashMap<uuid::Uuid, (mpsc::Sender<Delta>, JoinHandle<()>)>,
+}
+
+impl DeltaWriters {
+    pub fn send(&self, inner: &Arc<Inner>, t: &LiveTurn, d: Delta) {
+        let tx = self
+            .writers
+            .entry(t.turn_id)
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(DELTA_QUEUE);
+                (tx, tokio::spawn(write_deltas(inner.clone(), t.clone(), rx)))
+            })
+            .0
+            .clone();
+        if tx.try_send(d).is_err() {
+            metrics::counter!("bus_deltas_dropped_total").increment(1);
+            tracing::warn!(turn = %t.turn_id, "redis too slow: a chat delta was not sent to other instances");
+        }
+    }
+
+    /// Waits until every delta of `turn` queued so far is in Redis.
+    pub async fn flush(&self, turn: uuid::Uuid) {
+        if let Some((_, (tx, task))) = self.writers.remove(&turn) {
+            drop(tx);
+            let _ = task.await;
+        }
+    }
+}
+
+async fn write_deltas(inner: Arc<Inner>, t: LiveTurn, mut rx: mpsc::Receiver<Delta>) {
+    let mut batch = Vec::with_capacity(DELTA_BATCH);
+    while rx.recv_many(&mut batch, DELTA_BATCH).await > 0 {
+        inner.publish_deltas(&t, &batch).await;
+        batch.clear();
+    }
+}
 
 /// A claim and its content live this long without the owner refreshing them.
 pub const TURN_TTL_MS: u64 = 30_000;
@@ -112,37 +168,32 @@ impl Inner {
         self.conn.run(&cmd).await.ok()?
     }
 
-    /// Content, index and the delta's `PUBLISH` in one transaction.
-    pub(super) async fn publish_delta(
-        &self,
-        t: &LiveTurn,
-        index: u64,
-        text: &str,
-        frame: &Utf8Bytes,
-    ) {
+    /// Content, index and each delta's `PUBLISH` in one transaction (several deltas when they
+    /// queued up meanwhile).
+    async fn publish_deltas(&self, t: &LiveTurn, deltas: &[Delta]) {
+        let Some(last) = deltas.last() else { return };
         let id = t.turn_id.to_string();
         let (content, idx) = (self.turn_key("c", &id), self.turn_key("i", &id));
-        let channel = format!("session:{}", t.session);
-        let mut payload = self.header(DELTA_FLAG | index, 16 + frame.len());
-        payload.extend_from_slice(t.turn_id.as_bytes());
-        payload.extend_from_slice(frame.as_bytes());
+        let channel = self.channel_key(&format!("session:{}", t.session));
         let mut pipe = redis::pipe();
         pipe.atomic();
-        pipe.cmd("APPEND").arg(&content).arg(text).ignore();
+        for d in deltas {
+            let mut payload = self.header(DELTA_FLAG | d.index, 16 + d.frame.len());
+            payload.extend_from_slice(t.turn_id.as_bytes());
+            payload.extend_from_slice(d.frame.as_bytes());
+            pipe.cmd("APPEND").arg(&content).arg(&d.text).ignore();
+            pipe.cmd("PUBLISH").arg(&channel).arg(payload).ignore();
+        }
         pipe.cmd("PEXPIRE").arg(&content).arg(TURN_TTL_MS).ignore();
         pipe.cmd("SET")
             .arg(&idx)
-            .arg(index)
+            .arg(last.index)
             .arg("PX")
             .arg(TURN_TTL_MS)
             .ignore();
-        pipe.cmd("PUBLISH")
-            .arg(self.channel_key(&channel))
-            .arg(payload)
-            .ignore();
         if let Err(e) = self.conn.run_pipe(&pipe).await {
             metrics::counter!("bus_publish_errors_total").increment(1);
-            tracing::debug!(error = %e, "chat delta not published to redis");
+            tracing::debug!(error = %e, "chat deltas not published to redis");
         }
     }
 

@@ -153,7 +153,9 @@ impl Run {
             }
         };
         // The provider stream is gone by now (dropped with the block): the upstream request is
-        // closed before anything below waits.
+        // closed before anything below waits. The deltas reach other instances before the
+        // final message and the closing event can.
+        self.chat.bus.turn_flush(&self.turn).await;
         drop(save_tx);
         let next_id = saver.await.unwrap_or(2);
         let status = match &end {
