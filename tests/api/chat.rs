@@ -422,3 +422,35 @@ async fn a_turn_in_flight_at_shutdown_finishes_and_is_saved() {
     })
     .await
 }
+
+#[tokio::test]
+async fn redis_going_away_mid_turn_loses_nothing_for_local_subscribers() {
+    if redis_url().is_none() {
+        eprintln!("redis_going_away_mid_turn_loses_nothing_for_local_subscribers: needs TEST_REDIS_URL (Redis pass)");
+        return;
+    }
+    within(async {
+        let up = Upstream::start().await;
+        let (proxy, url, _) = Proxy::in_front_of(&redis_url().unwrap(), 6379).await;
+        let mut cluster = Cluster::new().await;
+        cluster.redis_url = Some(url);
+        let a = cluster.spawn(|c| routes(c, &up)).await;
+        let alice = user(&a).await;
+        let ch = session(&a, &alice).await;
+        let mut c = connect_authed(&a.base, &alice.tokens.access).await;
+        c.subscribe(&ch).await;
+        let r = send(&mut c, &ch, "oa-slow40", "go").await;
+        let turn = r["turn_id"].as_str().unwrap().to_owned();
+        let mut seen = follow(&mut c, &ch, &turn, Some(5)).await;
+        proxy.cut();
+        let rest = follow(&mut c, &ch, &turn, None).await;
+        seen.deltas.extend(rest.deltas);
+        seen.assert_contiguous_from(1);
+        assert_eq!(seen.deltas.len(), 40);
+        assert_eq!(rest.end["data"]["status"], "complete");
+        let m = message(&a, &alice, &ch, r["message_id"].as_str().unwrap()).await;
+        assert_eq!(m["content"], seen.text().as_str());
+        assert_eq!(m["metadata"]["status"], "complete");
+    })
+    .await
+}
