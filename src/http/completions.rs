@@ -236,6 +236,9 @@ fn sse(
     }
 }
 
+/// Largest answer a non-streaming request assembles in memory.
+const MAX_COLLECTED: usize = 16 * 1024 * 1024;
+
 /// Runs the stream to its end and answers with one `chat.completion` object.
 async fn collect(
     mut stream: Metered,
@@ -247,7 +250,13 @@ async fn collect(
     let mut calls: Vec<(String, String, String)> = Vec::new();
     let mut finish = FinishReason::Stop;
     while let Some(c) = stream.next().await {
-        match c.map_err(|e| upstream_error(&e))? {
+        let c = c.map_err(|e| upstream_error(&e))?;
+        if text.len() + calls.iter().map(|c| c.2.len()).sum::<usize>() > MAX_COLLECTED {
+            return Err(upstream_error(&LlmError::Stream(format!(
+                "the answer exceeded {MAX_COLLECTED} bytes; use stream: true"
+            ))));
+        }
+        match c {
             Chunk::Text(t) => text.push_str(&t),
             Chunk::ToolCall {
                 index,

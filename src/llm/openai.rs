@@ -12,6 +12,10 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// Tool calls one response may make; a larger index from an upstream is a broken stream (it
+/// would otherwise size our buffers).
+pub const MAX_TOOL_CALLS: u64 = 256;
+
 pub struct OpenAi {
     base_url: String,
     api_key: String,
@@ -127,8 +131,14 @@ pub fn decode(data: &str, out: &mut Vec<Chunk>) -> Result<(), LlmError> {
             out.push(Chunk::Text(t.to_owned()));
         }
         for tc in delta["tool_calls"].as_array().into_iter().flatten() {
+            let index = tc["index"].as_u64().unwrap_or(0);
+            if index >= MAX_TOOL_CALLS {
+                return Err(LlmError::Stream(format!(
+                    "tool call index {index} out of range"
+                )));
+            }
             out.push(Chunk::ToolCall {
-                index: tc["index"].as_u64().unwrap_or(0) as u32,
+                index: index as u32,
                 id: tc["id"].as_str().map(str::to_owned),
                 name: tc["function"]["name"].as_str().map(str::to_owned),
                 arguments: tc["function"]["arguments"]
@@ -214,6 +224,13 @@ mod tests {
                 })]
             );
         }
+    }
+
+    #[test]
+    fn an_absurd_tool_call_index_is_refused() {
+        let mut out = Vec::new();
+        let data = r#"{"choices":[{"delta":{"tool_calls":[{"index":4000000000,"function":{"arguments":"{}"}}]}}]}"#;
+        assert!(matches!(decode(data, &mut out), Err(LlmError::Stream(_))));
     }
 
     #[test]
