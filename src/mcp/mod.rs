@@ -2,5 +2,6 @@
 //! validation (an allowlisted stdio name, or an HTTP URL that is not internal), storage, and
 //! the views clients see (header values are secrets and never shown back).
 
+pub mod client;
 pub mod servers;
 pub mod ssrf;

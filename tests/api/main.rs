@@ -11,6 +11,7 @@ mod completions_errors;
 mod errors;
 mod health;
 mod mcp;
+mod mcp_client;
 mod openapi;
 mod projects;
 mod ratelimit;

@@ -1,0 +1,120 @@
+//! The MCP client (rmcp) against a real MCP server: the Python `mcp` package's FastMCP, over
+//! stdio and over Streamable HTTP.
+
+use crate::helpers::*;
+use crate::sdk::python;
+use std::{path::PathBuf, time::Duration};
+use switchyard::mcp::client::{connect, Target};
+
+fn script() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/mcp/fastmcp_server.py")
+        .display()
+        .to_string()
+}
+
+#[tokio::test]
+async fn stdio_handshake_lists_tools_and_notices_the_server_dying() {
+    let py = python().await.display().to_string();
+    within(async {
+        let marker = format!("m{}", uuid::Uuid::new_v4().simple());
+        let target = Target::Stdio {
+            program: py.clone(),
+            args: vec![script(), "stdio".into(), marker.clone()],
+        };
+        let conn = connect(&target).await.expect("connects");
+        println!("negotiated protocol {}", conn.protocol_version);
+        assert_eq!(conn.server_name, "switchyard-test");
+        assert!(
+            ["2025-11-25", "2025-06-18"].contains(&conn.protocol_version.as_str()),
+            "{}",
+            conn.protocol_version
+        );
+        let mut names: Vec<String> = conn
+            .tools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["add", "echo", "sleep"]);
+        let add = conn
+            .tools()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|t| t.name == "add")
+            .unwrap();
+        assert_eq!(add.input_schema["properties"]["a"]["type"], "integer");
+        // The process dies: the client notices.
+        assert!(std::process::Command::new("pkill")
+            .args(["-f", &marker])
+            .status()
+            .unwrap()
+            .success());
+        tokio::time::timeout(Duration::from_secs(10), conn.service.waiting())
+            .await
+            .expect("the client sees the server go away")
+            .unwrap();
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_server_that_fails_to_start_reports_its_stderr() {
+    let py = python().await.display().to_string();
+    within(async {
+        let target = Target::Stdio {
+            program: py,
+            args: vec![script(), "fail".into()],
+        };
+        let e = connect(&target).await.err().expect("fails");
+        assert!(e.contains("API_TOKEN is not set"), "{e}");
+        let e = connect(&Target::Stdio {
+            program: "/nonexistent/server".into(),
+            args: vec![],
+        })
+        .await
+        .err()
+        .expect("fails");
+        assert!(e.contains("could not start"), "{e}");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn streamable_http_handshake_lists_tools() {
+    let py = python().await;
+    within(async {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut child = tokio::process::Command::new(&py)
+            .args([script(), "http".into(), port.to_string()])
+            .kill_on_drop(true)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let target = Target::Http {
+            url: format!("http://127.0.0.1:{port}/mcp"),
+            headers: vec![("X-Test".into(), "yes".into())],
+        };
+        let conn = connect(&target).await.expect("connects");
+        assert_eq!(conn.server_name, "switchyard-test");
+        assert_eq!(conn.tools().await.unwrap().len(), 3);
+        child.kill().await.unwrap();
+    })
+    .await
+}
