@@ -117,6 +117,14 @@ impl App {
             config: config.chat.clone(),
             tracker: tracker.clone(),
         });
+        let mcp = crate::mcp::manager::McpManager::new(
+            store.clone(),
+            bus.clone(),
+            redis.clone().map(|r| (r, config.redis.key_prefix.clone())),
+            config.mcp.clone(),
+        );
+        let ws = Arc::new(WsRuntime::new(config.ws.max_connections));
+        tracker.spawn(mcp.clone().run(ws.clone(), shutdown.clone()));
         let state = AppState {
             config: config.clone(),
             store: store.clone(),
@@ -126,9 +134,10 @@ impl App {
             metrics: crate::telemetry::metrics_handle(),
             hub,
             bus,
-            ws: Arc::new(WsRuntime::new(config.ws.max_connections)),
+            ws,
             sync,
             chat,
+            mcp,
             shutdown,
             tracker,
         };

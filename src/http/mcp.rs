@@ -50,6 +50,7 @@ async fn create(
     Json(b): Json<McpServerInput>,
 ) -> Result<impl IntoResponse, AppError> {
     let v = servers::create(s.store.as_ref(), &s.config.mcp, p.user_id, b).await?;
+    s.mcp.reload_user(p.user_id).await;
     Ok((StatusCode::CREATED, axum::Json(v)))
 }
 
@@ -65,9 +66,9 @@ async fn update(
     Json(b): Json<McpServerInput>,
 ) -> Result<axum::Json<McpServerView>, AppError> {
     let id = servers::parse_id(&id)?;
-    Ok(axum::Json(
-        servers::update(s.store.as_ref(), &s.config.mcp, p.user_id, id, b).await?,
-    ))
+    let v = servers::update(s.store.as_ref(), &s.config.mcp, p.user_id, id, b).await?;
+    s.mcp.reload_user(p.user_id).await;
+    Ok(axum::Json(v))
 }
 
 /// Remove an MCP server.
@@ -80,5 +81,6 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     servers::delete(s.store.as_ref(), p.user_id, servers::parse_id(&id)?).await?;
+    s.mcp.reload_user(p.user_id).await;
     Ok(StatusCode::NO_CONTENT)
 }

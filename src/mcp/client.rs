@@ -45,7 +45,7 @@ impl ClientHandler for Handler {
 }
 
 /// A tool as the status shows it and the model is offered it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct ToolInfo {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -3,5 +3,7 @@
 //! the views clients see (header values are secrets and never shown back).
 
 pub mod client;
+pub mod manager;
 pub mod servers;
 pub mod ssrf;
+pub mod status;

@@ -74,17 +74,19 @@ pub(super) async fn answer(
                 a.server
                     .ok_or_else(|| AppError::validation("server", "server is required"))
             };
-            match kind {
-                "mcp.create" => Ok(json!(mcp::create(store, cfg, user, input()?).await?)),
+            let out = match kind {
+                "mcp.create" => json!(mcp::create(store, cfg, user, input()?).await?),
                 "mcp.update" => {
                     let id = id()?;
-                    Ok(json!(mcp::update(store, cfg, user, id, input()?).await?))
+                    json!(mcp::update(store, cfg, user, id, input()?).await?)
                 }
                 _ => {
                     mcp::delete(store, user, id()?).await?;
-                    Ok(json!({}))
+                    json!({})
                 }
-            }
+            };
+            state.mcp.reload_user(user).await;
+            Ok(out)
         }
         "session.list" => {
             let a: ListArgs = serde_json::from_str(frame).map_err(bad)?;

@@ -150,6 +150,7 @@ async fn serve(conn: &mut Conn, stream: &mut Stream) -> CloseCode {
         },
     };
     conn.outbox.push(welcome.encode().into());
+    conn.mcp_status().await;
 
     let idle = Duration::from_secs(cfg.idle_timeout_secs);
     let mut last_seen = Instant::now();

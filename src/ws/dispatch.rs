@@ -112,6 +112,21 @@ impl Conn {
         self.state.bus.watch(&self.user_channel).await;
     }
 
+    /// The current status of all the user's MCP servers, at once; and their clients started
+    /// if no instance runs them.
+    pub async fn mcp_status(&self) {
+        let servers = self.state.mcp.snapshot(self.principal.user_id).await;
+        if !servers.is_empty() {
+            let data = json!({ "servers": servers });
+            self.outbox.push(crate::bus::server_event(
+                &self.user_channel,
+                "mcp.status",
+                &data,
+            ));
+        }
+        self.state.mcp.ensure_user(self.principal.user_id).await;
+    }
+
     pub fn reply_ok(&self, id: &str, result: Option<serde_json::Value>) {
         self.outbox
             .push(ServerFrame::Ok { id, result }.encode().into());

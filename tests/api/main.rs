@@ -12,6 +12,7 @@ mod errors;
 mod health;
 mod mcp;
 mod mcp_client;
+mod mcp_status;
 mod openapi;
 mod projects;
 mod ratelimit;

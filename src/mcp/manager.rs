@@ -1,0 +1,451 @@
+//! Runs users' MCP clients and keeps their status.
+//!
+//! **Which instance runs them:** one per user, chosen by a lease in Redis (`SET NX`, 30 s,
+//! refreshed every 5 s by its holder): the first instance where that user has a socket takes
+//! it, so two instances never both spawn the same stdio server. Without Redis the one instance
+//! runs them. Every 5 s each instance claims the lease for users connected to it when it is
+//! free (the holder died) and the holder re-reads the users' server list, so a change made
+//! through another instance reaches it; a change made here applies at once.
+//!
+//! Status changes go out as `mcp.status` events on `user:<id>` (every instance, every
+//! connection of that user); the holder also keeps them in Redis so a new connection anywhere
+//! gets the current status of all the user's servers at once.
+
+use super::{
+    client::{self, Target},
+    status::{ServerInfo, Status},
+};
+use crate::{
+    bus::{now_ms, server_event, Bus},
+    config::McpConfig,
+    domain::UserId,
+    redis_conn::RedisConn,
+    store::{McpServer, Store},
+};
+use dashmap::DashMap;
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const LEASE_MS: u64 = 30_000;
+const TICK: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+const REFRESH: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+";
+
+struct Running {
+    user: UserId,
+    fingerprint: String,
+    stop: CancellationToken,
+}
+
+pub struct McpManager {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    redis: Option<(Arc<RedisConn>, String)>,
+    cfg: McpConfig,
+    instance: String,
+    running: DashMap<Uuid, Running>,
+    owned: DashMap<UserId, ()>,
+    statuses: DashMap<UserId, BTreeMap<Uuid, Status>>,
+}
+
+fn fingerprint(s: &McpServer) -> String {
+    format!(
+        "{}|{:?}|{:?}|{:?}|{}",
+        s.transport, s.url, s.command, s.headers, s.name
+    )
+}
+
+impl McpManager {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        redis: Option<(Arc<RedisConn>, String)>,
+        cfg: McpConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            bus,
+            redis,
+            cfg,
+            instance: Uuid::new_v4().to_string(),
+            running: DashMap::new(),
+            owned: DashMap::new(),
+            statuses: DashMap::new(),
+        })
+    }
+
+    fn lease_key(&self, user: UserId) -> Option<(Arc<RedisConn>, String)> {
+        self.redis
+            .as_ref()
+            .map(|(c, p)| (c.clone(), format!("{p}mcp:owner:{user}")))
+    }
+
+    fn status_key(&self, user: UserId) -> Option<(Arc<RedisConn>, String)> {
+        self.redis
+            .as_ref()
+            .map(|(c, p)| (c.clone(), format!("{p}mcp:status:{user}")))
+    }
+
+    /// Takes (or keeps) the user's lease; true when this instance runs the user's clients.
+    async fn lease(&self, user: UserId) -> bool {
+        let Some((conn, key)) = self.lease_key(user) else {
+            self.owned.insert(user, ());
+            return true;
+        };
+        let held = self.owned.contains_key(&user);
+        let ok = if held {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(REFRESH)
+                .arg(1)
+                .arg(&key)
+                .arg(&self.instance)
+                .arg(LEASE_MS);
+            conn.run::<i64>(&cmd).await.map(|n| n == 1)
+        } else {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(&key)
+                .arg(&self.instance)
+                .arg("NX")
+                .arg("PX")
+                .arg(LEASE_MS);
+            conn.run::<Option<String>>(&cmd).await.map(|r| r.is_some())
+        };
+        match ok {
+            Ok(true) => {
+                self.owned.insert(user, ());
+                true
+            }
+            Ok(false) => {
+                if held {
+                    tracing::warn!(%user, "lost the MCP lease to another instance");
+                    self.owned.remove(&user);
+                    self.stop_user(user, false).await;
+                }
+                false
+            }
+            // Redis unreachable: keep what we run, start nothing new.
+            Err(_) => held,
+        }
+    }
+
+    /// A socket of `user` connected here: run their servers if no instance does.
+    pub async fn ensure_user(self: &Arc<Self>, user: UserId) {
+        if self.lease(user).await {
+            self.reload_user(user).await;
+        }
+    }
+
+    /// Brings the running clients in line with the user's configuration.
+    pub async fn reload_user(self: &Arc<Self>, user: UserId) {
+        if !self.owned.contains_key(&user) {
+            return;
+        }
+        let servers = match self.store.list_mcp_servers(user).await {
+            Ok(s) => s,
+            Err(e) => return tracing::warn!(error = %e, "MCP servers not loaded"),
+        };
+        let wanted: BTreeMap<Uuid, &McpServer> = servers
+            .iter()
+            .filter(|s| s.enabled)
+            .map(|s| (s.id, s))
+            .collect();
+        let stale: Vec<Uuid> = self
+            .running
+            .iter()
+            .filter(|r| r.user == user)
+            .filter(|r| {
+                wanted
+                    .get(r.key())
+                    .is_none_or(|s| fingerprint(s) != r.fingerprint)
+            })
+            .map(|r| *r.key())
+            .collect();
+        for id in stale {
+            if let Some((_, r)) = self.running.remove(&id) {
+                r.stop.cancel();
+            }
+        }
+        // Disabled servers show as stopped; deleted ones disappear.
+        for s in servers.iter().filter(|s| !s.enabled) {
+            let known = self
+                .statuses
+                .get(&user)
+                .and_then(|m| m.get(&s.id).map(|st| st.state != "stopped"))
+                .unwrap_or(true);
+            if known {
+                self.set(user, Status::new(s.id, &s.name, "stopped")).await;
+            }
+        }
+        let gone: Vec<Uuid> = self
+            .statuses
+            .get(&user)
+            .map(|m| {
+                m.keys()
+                    .filter(|id| !servers.iter().any(|s| s.id == **id))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in gone {
+            let name = self
+                .statuses
+                .get_mut(&user)
+                .and_then(|mut m| m.remove(&id))
+                .map(|s| s.name)
+                .unwrap_or_default();
+            self.publish(user, &Status::new(id, &name, "stopped")).await;
+            if let Some((conn, key)) = self.status_key(user) {
+                let mut cmd = redis::cmd("HDEL");
+                cmd.arg(key).arg(id.to_string());
+                let _ = conn.run::<i64>(&cmd).await;
+            }
+        }
+        for (id, s) in wanted {
+            if self.running.contains_key(&id) {
+                continue;
+            }
+            let Some(target) = self.target(s) else {
+                self.set(
+                    user,
+                    Status {
+                        error: Some("command is no longer allowlisted".into()),
+                        ..Status::new(id, &s.name, "error")
+                    },
+                )
+                .await;
+                continue;
+            };
+            let stop = CancellationToken::new();
+            self.running.insert(
+                id,
+                Running {
+                    user,
+                    fingerprint: fingerprint(s),
+                    stop: stop.clone(),
+                },
+            );
+            tokio::spawn(
+                self.clone()
+                    .supervise(user, id, s.name.clone(), target, stop),
+            );
+        }
+    }
+
+    async fn stop_user(&self, user: UserId, mark: bool) {
+        let ids: Vec<Uuid> = self
+            .running
+            .iter()
+            .filter(|r| r.user == user)
+            .map(|r| *r.key())
+            .collect();
+        for id in ids {
+            if let Some((_, r)) = self.running.remove(&id) {
+                r.stop.cancel();
+            }
+        }
+        if !mark {
+            self.statuses.remove(&user);
+        }
+    }
+
+    fn target(&self, s: &McpServer) -> Option<Target> {
+        match s.transport.as_str() {
+            "stdio" => {
+                let name = s.command.as_deref()?;
+                let line = self.cfg.stdio_allowlist.iter().find_map(|e| {
+                    let (n, cmd) = e.split_once('=')?;
+                    (n.trim() == name).then(|| cmd.trim().to_owned())
+                })?;
+                let mut parts = line.split_whitespace().map(str::to_owned);
+                Some(Target::Stdio {
+                    program: parts.next()?,
+                    args: parts.collect(),
+                })
+            }
+            _ => Some(Target::Http {
+                url: s.url.clone()?,
+                headers: s
+                    .headers
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect(),
+            }),
+        }
+    }
+
+    /// The current status of all of `user`'s servers (from Redis when another instance runs
+    /// them).
+    pub async fn snapshot(&self, user: UserId) -> Vec<Status> {
+        if self.owned.contains_key(&user) || self.redis.is_none() {
+            return self
+                .statuses
+                .get(&user)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default();
+        }
+        let Some((conn, key)) = self.status_key(user) else {
+            return Vec::new();
+        };
+        let mut cmd = redis::cmd("HVALS");
+        cmd.arg(key);
+        let raw: Vec<String> = conn.run(&cmd).await.unwrap_or_default();
+        let mut v: Vec<Status> = raw
+            .iter()
+            .filter_map(|s| serde_json::from_str(s).ok())
+            .collect();
+        v.sort_by_key(|s| s.server_id);
+        v
+    }
+
+    async fn publish(&self, user: UserId, status: &Status) {
+        let channel = format!("user:{user}");
+        let data = serde_json::json!({ "servers": [status] });
+        self.bus
+            .publish(&channel, server_event(&channel, "mcp.status", &data))
+            .await;
+    }
+
+    async fn set(&self, user: UserId, status: Status) {
+        self.statuses
+            .entry(user)
+            .or_default()
+            .insert(status.server_id, status.clone());
+        if let Some((conn, key)) = self.status_key(user) {
+            if let Ok(json) = serde_json::to_string(&status) {
+                let mut pipe = redis::pipe();
+                pipe.cmd("HSET")
+                    .arg(&key)
+                    .arg(status.server_id.to_string())
+                    .arg(json)
+                    .ignore();
+                pipe.cmd("PEXPIRE").arg(&key).arg(LEASE_MS * 4).ignore();
+                let _ = conn.run_pipe(&pipe).await;
+            }
+        }
+        self.publish(user, &status).await;
+    }
+
+    /// One server's life: connect, ready, watch, and on failure retry with backoff.
+    async fn supervise(
+        self: Arc<Self>,
+        user: UserId,
+        id: Uuid,
+        name: String,
+        target: Target,
+        stop: CancellationToken,
+    ) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            self.set(user, Status::new(id, &name, "connecting")).await;
+            let connected = tokio::select! {
+                _ = stop.cancelled() => break,
+                c = client::connect(&target) => c,
+            };
+            let reason = match connected {
+                Ok(conn) => {
+                    backoff = Duration::from_secs(1);
+                    let reason = self.serve(user, id, &name, &conn, &stop).await;
+                    let tail = conn.stderr_tail();
+                    let _ = conn.service.cancel().await;
+                    match reason {
+                        None => break,
+                        Some(r) if tail.is_empty() => r,
+                        Some(r) => format!("{r}; stderr: {tail}"),
+                    }
+                }
+                Err(e) => e,
+            };
+            let next = now_ms() + backoff.as_millis() as u64;
+            self.set(
+                user,
+                Status {
+                    error: Some(reason),
+                    next_retry_at: Some(next),
+                    ..Status::new(id, &name, "error")
+                },
+            )
+            .await;
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+        // Stopped by a reload: the reload publishes what replaces it.
+    }
+
+    /// While connected: ready, refetching tools on `list_changed`. Returns why it ended
+    /// (`None`: asked to stop).
+    async fn serve(
+        &self,
+        user: UserId,
+        id: Uuid,
+        name: &str,
+        conn: &client::Connection,
+        stop: &CancellationToken,
+    ) -> Option<String> {
+        let mut check = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            let tools = match conn.tools().await {
+                Ok(t) => t,
+                Err(e) => return Some(e),
+            };
+            self.set(
+                user,
+                Status {
+                    protocol_version: Some(conn.protocol_version.clone()),
+                    server_info: Some(ServerInfo {
+                        name: conn.server_name.clone(),
+                        version: conn.server_version.clone(),
+                    }),
+                    tool_count: tools.len(),
+                    tools,
+                    ..Status::new(id, name, "ready")
+                },
+            )
+            .await;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    _ = conn.tools_changed.notified() => break,
+                    _ = check.tick() => {
+                        if conn.service.peer().is_transport_closed() {
+                            return Some("the server closed the connection".into());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Claims free leases for users connected here, refreshes held ones and re-reads their
+    /// configuration. Runs until `shutdown`.
+    pub async fn run(
+        self: Arc<Self>,
+        connected: Arc<crate::ws::WsRuntime>,
+        shutdown: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let mut users: Vec<UserId> = connected.per_user.iter().map(|e| *e.key()).collect();
+            users.extend(self.owned.iter().map(|e| *e.key()));
+            users.sort();
+            users.dedup();
+            for user in users {
+                self.ensure_user(user).await;
+            }
+        }
+        for r in self.running.iter() {
+            r.stop.cancel();
+        }
+    }
+}
