@@ -1,10 +1,40 @@
-//! The MCP client (rmcp) against a real MCP server: the Python `mcp` package's FastMCP, over
-//! stdio and over Streamable HTTP.
+//! The MCP client (rmcp) against real MCP servers: the Python `mcp` package's FastMCP over
+//! stdio and over Streamable HTTP, and `@modelcontextprotocol/server-everything` (npm, pinned
+//! in tests/mcp/package.json) over stdio.
 
 use crate::helpers::*;
 use crate::sdk::python;
 use std::{path::PathBuf, time::Duration};
 use switchyard::mcp::client::{connect, Target};
+
+static EVERYTHING: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+/// The server-everything entry point, installed with npm into tests/mcp once if `.ci/run` did
+/// not already.
+pub async fn everything() -> String {
+    EVERYTHING
+        .get_or_init(|| async {
+            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp");
+            let entry =
+                dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+            if !entry.exists() {
+                let out = tokio::process::Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund"])
+                    .current_dir(&dir)
+                    .output()
+                    .await
+                    .expect("run npm");
+                assert!(
+                    out.status.success(),
+                    "npm ci: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            entry.display().to_string()
+        })
+        .await
+        .clone()
+}
 
 fn script() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -115,6 +145,28 @@ async fn streamable_http_handshake_lists_tools() {
         assert_eq!(conn.server_name, "switchyard-test");
         assert_eq!(conn.tools().await.unwrap().len(), 3);
         child.kill().await.unwrap();
+    })
+    .await
+}
+
+#[tokio::test]
+async fn server_everything_over_stdio() {
+    let entry = everything().await;
+    within(async {
+        let target = Target::Stdio {
+            program: "node".into(),
+            args: vec![entry, "stdio".into()],
+        };
+        let conn = connect(&target).await.expect("connects");
+        assert_eq!(conn.server_name, "mcp-servers/everything");
+        assert_eq!(conn.protocol_version, "2025-11-25");
+        let tools = conn.tools().await.unwrap();
+        let echo = tools
+            .iter()
+            .find(|t| t.name == "echo")
+            .expect("an echo tool");
+        assert_eq!(echo.input_schema["type"], "object");
+        assert!(tools.len() >= 5, "{} tools", tools.len());
     })
     .await
 }
