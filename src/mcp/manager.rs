@@ -51,6 +51,26 @@ pub struct McpManager {
     running: DashMap<Uuid, Running>,
     owned: DashMap<UserId, ()>,
     statuses: DashMap<UserId, BTreeMap<Uuid, Status>>,
+    /// Ready connections, to call tools through: server id -> (user, server name, peer).
+    peers: DashMap<
+        Uuid,
+        (
+            UserId,
+            String,
+            rmcp::service::Peer<rmcp::service::RoleClient>,
+        ),
+    >,
+}
+
+/// Why a tool call did not produce a result.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ToolError {
+    #[error("no ready MCP server named {0:?} on this instance")]
+    Unavailable(String),
+    #[error("the tool did not answer within {0} ms")]
+    Timeout(u64),
+    #[error("{0}")]
+    Failed(String),
 }
 
 fn fingerprint(s: &McpServer) -> String {
@@ -76,6 +96,7 @@ impl McpManager {
             running: DashMap::new(),
             owned: DashMap::new(),
             statuses: DashMap::new(),
+            peers: DashMap::new(),
         })
     }
 
@@ -390,6 +411,22 @@ impl McpManager {
         stop: &CancellationToken,
     ) -> Option<String> {
         let mut check = tokio::time::interval(Duration::from_millis(250));
+        self.peers
+            .insert(id, (user, name.to_owned(), conn.service.peer().clone()));
+        let ended = self.watch(user, id, name, conn, stop, &mut check).await;
+        self.peers.remove(&id);
+        ended
+    }
+
+    async fn watch(
+        &self,
+        user: UserId,
+        id: Uuid,
+        name: &str,
+        conn: &client::Connection,
+        stop: &CancellationToken,
+        check: &mut tokio::time::Interval,
+    ) -> Option<String> {
         loop {
             let tools = match conn.tools().await {
                 Ok(t) => t,
@@ -421,6 +458,41 @@ impl McpManager {
                 }
             }
         }
+    }
+
+    /// Calls `tool` on `user`'s ready server `server` (by name) with a deadline. The result is
+    /// the MCP `CallToolResult` as JSON; a result flagged `isError` is a `Failed` with its text.
+    pub async fn call_tool(
+        &self,
+        user: UserId,
+        server: &str,
+        tool: &str,
+        arguments: serde_json::Map<String, serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, ToolError> {
+        let peer = self
+            .peers
+            .iter()
+            .find(|e| e.0 == user && e.1 == server)
+            .map(|e| e.2.clone())
+            .ok_or_else(|| ToolError::Unavailable(server.to_owned()))?;
+        let params =
+            rmcp::model::CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        let result = tokio::time::timeout(timeout, peer.call_tool(params))
+            .await
+            .map_err(|_| ToolError::Timeout(timeout.as_millis() as u64))?
+            .map_err(|e| ToolError::Failed(e.to_string()))?;
+        let json = serde_json::to_value(&result).map_err(|e| ToolError::Failed(e.to_string()))?;
+        if result.is_error == Some(true) {
+            let text: Vec<&str> = json["content"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["text"].as_str())
+                .collect();
+            return Err(ToolError::Failed(text.join("\n")));
+        }
+        Ok(json)
     }
 
     /// Claims free leases for users connected here, refreshes held ones and re-reads their

@@ -167,3 +167,80 @@ async fn another_instance_sees_the_same_status_and_only_one_spawns() {
     })
     .await
 }
+
+#[tokio::test]
+async fn tools_are_called_through_the_ready_connection_with_a_deadline() {
+    use switchyard::mcp::manager::ToolError;
+    let py = python().await.display().to_string();
+    within(async {
+        let marker = format!("m{}", uuid::Uuid::new_v4().simple());
+        let app = spawn_with(|c| allow(c, &py, &marker)).await;
+        let token = app.register(&unique_email()).await.access;
+        let ch = me(&app, &token).await;
+        let user: switchyard::domain::UserId = ch.strip_prefix("user:").unwrap().parse().unwrap();
+        let mut c = connect_authed(&app.base, &token).await;
+        let r = app
+            .http
+            .post(app.url("/v1/mcp/servers"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "fast", "transport": "stdio", "command": "fast"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        until(&mut c, &ch, "ready").await;
+        let mcp = &app.state.mcp;
+        let args = |v: Value| v.as_object().unwrap().clone();
+        let out = mcp
+            .call_tool(
+                user,
+                "fast",
+                "add",
+                args(json!({"a": 2, "b": 3})),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out["content"][0]["text"], "5", "{out}");
+        let e = mcp
+            .call_tool(
+                user,
+                "fast",
+                "sleep",
+                args(json!({"seconds": 5})),
+                Duration::from_millis(300),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e, ToolError::Timeout(300));
+        let e = mcp
+            .call_tool(
+                user,
+                "fast",
+                "add",
+                args(json!({"a": "x"})),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ToolError::Failed(_)), "{e:?}");
+        let e = mcp
+            .call_tool(user, "nope", "add", args(json!({})), Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(e, ToolError::Unavailable("nope".into()));
+        // Another user cannot reach this user's server.
+        let other: switchyard::domain::UserId = uuid::Uuid::new_v4().to_string().parse().unwrap();
+        assert!(mcp
+            .call_tool(
+                other,
+                "fast",
+                "add",
+                args(json!({"a": 1, "b": 1})),
+                Duration::from_secs(1)
+            )
+            .await
+            .is_err());
+    })
+    .await
+}
