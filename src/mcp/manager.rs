@@ -11,12 +11,9 @@
 //! connection of that user); the holder also keeps them in Redis so a new connection anywhere
 //! gets the current status of all the user's servers at once.
 
-use super::{
-    client::{self, Target},
-    status::{ServerInfo, Status},
-};
+use super::{client::Target, status::Status};
 use crate::{
-    bus::{now_ms, server_event, Bus},
+    bus::{server_event, Bus},
     config::McpConfig,
     domain::UserId,
     redis_conn::RedisConn,
@@ -29,7 +26,6 @@ use uuid::Uuid;
 
 const LEASE_MS: u64 = 30_000;
 const TICK: Duration = Duration::from_secs(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 const REFRESH: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -52,7 +48,7 @@ pub struct McpManager {
     owned: DashMap<UserId, ()>,
     statuses: DashMap<UserId, BTreeMap<Uuid, Status>>,
     /// Ready connections, to call tools through: server id -> (user, server name, peer).
-    peers: DashMap<
+    pub(super) peers: DashMap<
         Uuid,
         (
             UserId,
@@ -145,7 +141,7 @@ impl McpManager {
                 if held {
                     tracing::warn!(%user, "lost the MCP lease to another instance");
                     self.owned.remove(&user);
-                    self.stop_user(user, false).await;
+                    self.stop_user(user).await;
                 }
                 false
             }
@@ -257,7 +253,7 @@ impl McpManager {
         }
     }
 
-    async fn stop_user(&self, user: UserId, mark: bool) {
+    async fn stop_user(&self, user: UserId) {
         let ids: Vec<Uuid> = self
             .running
             .iter()
@@ -269,9 +265,7 @@ impl McpManager {
                 r.stop.cancel();
             }
         }
-        if !mark {
-            self.statuses.remove(&user);
-        }
+        self.statuses.remove(&user);
     }
 
     fn target(&self, s: &McpServer) -> Option<Target> {
@@ -331,7 +325,7 @@ impl McpManager {
             .await;
     }
 
-    async fn set(&self, user: UserId, status: Status) {
+    pub(super) async fn set(&self, user: UserId, status: Status) {
         self.statuses
             .entry(user)
             .or_default()
@@ -349,115 +343,6 @@ impl McpManager {
             }
         }
         self.publish(user, &status).await;
-    }
-
-    /// One server's life: connect, ready, watch, and on failure retry with backoff.
-    async fn supervise(
-        self: Arc<Self>,
-        user: UserId,
-        id: Uuid,
-        name: String,
-        target: Target,
-        stop: CancellationToken,
-    ) {
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            self.set(user, Status::new(id, &name, "connecting")).await;
-            let connected = tokio::select! {
-                _ = stop.cancelled() => break,
-                c = client::connect(&target) => c,
-            };
-            let reason = match connected {
-                Ok(conn) => {
-                    backoff = Duration::from_secs(1);
-                    let reason = self.serve(user, id, &name, &conn, &stop).await;
-                    let tail = conn.stderr_tail();
-                    let _ = conn.service.cancel().await;
-                    match reason {
-                        None => break,
-                        Some(r) if tail.is_empty() => r,
-                        Some(r) => format!("{r}; stderr: {tail}"),
-                    }
-                }
-                Err(e) => e,
-            };
-            let next = now_ms() + backoff.as_millis() as u64;
-            self.set(
-                user,
-                Status {
-                    error: Some(reason),
-                    next_retry_at: Some(next),
-                    ..Status::new(id, &name, "error")
-                },
-            )
-            .await;
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-        }
-        // Stopped by a reload: the reload publishes what replaces it.
-    }
-
-    /// While connected: ready, refetching tools on `list_changed`. Returns why it ended
-    /// (`None`: asked to stop).
-    async fn serve(
-        &self,
-        user: UserId,
-        id: Uuid,
-        name: &str,
-        conn: &client::Connection,
-        stop: &CancellationToken,
-    ) -> Option<String> {
-        let mut check = tokio::time::interval(Duration::from_millis(250));
-        self.peers
-            .insert(id, (user, name.to_owned(), conn.service.peer().clone()));
-        let ended = self.watch(user, id, name, conn, stop, &mut check).await;
-        self.peers.remove(&id);
-        ended
-    }
-
-    async fn watch(
-        &self,
-        user: UserId,
-        id: Uuid,
-        name: &str,
-        conn: &client::Connection,
-        stop: &CancellationToken,
-        check: &mut tokio::time::Interval,
-    ) -> Option<String> {
-        loop {
-            let tools = match conn.tools().await {
-                Ok(t) => t,
-                Err(e) => return Some(e),
-            };
-            self.set(
-                user,
-                Status {
-                    protocol_version: Some(conn.protocol_version.clone()),
-                    server_info: Some(ServerInfo {
-                        name: conn.server_name.clone(),
-                        version: conn.server_version.clone(),
-                    }),
-                    tool_count: tools.len(),
-                    tools,
-                    ..Status::new(id, name, "ready")
-                },
-            )
-            .await;
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return None,
-                    _ = conn.tools_changed.notified() => break,
-                    _ = check.tick() => {
-                        if conn.service.peer().is_transport_closed() {
-                            return Some("the server closed the connection".into());
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// Calls `tool` on `user`'s ready server `server` (by name) with a deadline. The result is

@@ -7,3 +7,4 @@ pub mod manager;
 pub mod servers;
 pub mod ssrf;
 pub mod status;
+mod supervisor;
