@@ -59,6 +59,15 @@ pub fn tag_key(t: &str) -> String {
     format!("t:{t}")
 }
 
+/// The parts of an appended message that come from its op.
+struct NewMessage<'a> {
+    id: &'a str,
+    role: MessageRole,
+    content: &'a str,
+    metadata: &'a serde_json::Value,
+    streaming: bool,
+}
+
 /// A session document, or the part of one a batch touches.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Doc {
@@ -135,27 +144,14 @@ impl Doc {
                     content,
                     metadata,
                 } => {
-                    if next.messages.contains_key(message_id) {
-                        return Err(format!(
-                            "message id {message_id:?} is already used in this session"
-                        ));
-                    }
-                    next.messages.insert(
-                        message_id.clone(),
-                        Message {
-                            id: message_id.clone(),
-                            role: *role,
-                            content: content.clone(),
-                            metadata: metadata.clone(),
-                            position: version,
-                            seq: i as u32,
-                            author_client: m.client_id.clone(),
-                            edit: stamp.clone(),
-                            deleted: false,
-                            streaming: false,
-                        },
-                    );
-                    touched.messages.insert(message_id.clone());
+                    let new = NewMessage {
+                        id: message_id,
+                        role: *role,
+                        content,
+                        metadata,
+                        streaming: false,
+                    };
+                    next.append(new, m, i, version, &stamp, &mut touched)?;
                 }
                 Op::EditMessage {
                     message_id,
@@ -183,27 +179,14 @@ impl Doc {
                     message_id,
                     metadata,
                 } => {
-                    if next.messages.contains_key(message_id) {
-                        return Err(format!(
-                            "message id {message_id:?} is already used in this session"
-                        ));
-                    }
-                    next.messages.insert(
-                        message_id.clone(),
-                        Message {
-                            id: message_id.clone(),
-                            role: MessageRole::Assistant,
-                            content: String::new(),
-                            metadata: metadata.clone(),
-                            position: version,
-                            seq: i as u32,
-                            author_client: m.client_id.clone(),
-                            edit: stamp.clone(),
-                            deleted: false,
-                            streaming: true,
-                        },
-                    );
-                    touched.messages.insert(message_id.clone());
+                    let new = NewMessage {
+                        id: message_id,
+                        role: MessageRole::Assistant,
+                        content: "",
+                        metadata,
+                        streaming: true,
+                    };
+                    next.append(new, m, i, version, &stamp, &mut touched)?;
                 }
                 Op::StreamUpdate {
                     message_id,
@@ -244,6 +227,41 @@ impl Doc {
         }
         *self = next;
         Ok(touched)
+    }
+
+    /// Adds a message at `version` (then `seq` within the mutation); an id is used once.
+    fn append(
+        &mut self,
+        new: NewMessage<'_>,
+        m: &Mutation,
+        seq: usize,
+        version: u64,
+        stamp: &Stamp,
+        touched: &mut Touched,
+    ) -> Result<(), String> {
+        if self.messages.contains_key(new.id) {
+            return Err(format!(
+                "message id {:?} is already used in this session",
+                new.id
+            ));
+        }
+        self.messages.insert(
+            new.id.to_owned(),
+            Message {
+                id: new.id.to_owned(),
+                role: new.role,
+                content: new.content.to_owned(),
+                metadata: new.metadata.clone(),
+                position: version,
+                seq: seq as u32,
+                author_client: m.client_id.clone(),
+                edit: stamp.clone(),
+                deleted: false,
+                streaming: new.streaming,
+            },
+        );
+        touched.messages.insert(new.id.to_owned());
+        Ok(())
     }
 
     fn streaming_mut(&mut self, id: &str) -> Result<&mut Message, String> {
