@@ -41,6 +41,20 @@ fn processes(marker: &str) -> usize {
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
+/// Configures the allowlisted FastMCP server for the caller.
+async fn add_fast(app: &TestApp, token: &str) -> reqwest::Response {
+    let r = app
+        .http
+        .post(app.url("/v1/mcp/servers"))
+        .bearer_auth(token)
+        .json(&json!({"name": "fast", "transport": "stdio", "command": "fast"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r
+}
+
 async fn me(app: &TestApp, token: &str) -> String {
     let v: Value = app
         .get_auth("/v1/auth/me", token)
@@ -60,15 +74,7 @@ async fn status_goes_connecting_ready_error_ready_stopped_live() {
         let token = app.register(&unique_email()).await.access;
         let ch = me(&app, &token).await;
         let mut c = connect_authed(&app.base, &token).await;
-        let r = app
-            .http
-            .post(app.url("/v1/mcp/servers"))
-            .bearer_auth(&token)
-            .json(&json!({"name": "fast", "transport": "stdio", "command": "fast"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        let r = add_fast(&app, &token).await;
         let id = r.json::<Value>().await.unwrap()["id"]
             .as_str()
             .unwrap()
@@ -145,15 +151,7 @@ async fn another_instance_sees_the_same_status_and_only_one_spawns() {
         let ch = me(&a, &token).await;
         let mut on_a = connect_authed(&a.base, &token).await;
         let mut on_b = connect_authed(&b.base, &token).await;
-        let r = a
-            .http
-            .post(a.url("/v1/mcp/servers"))
-            .bearer_auth(&token)
-            .json(&json!({"name": "fast", "transport": "stdio", "command": "fast"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        add_fast(&a, &token).await;
         until(&mut on_a, &ch, "ready").await;
         let (_, ready_b) = until(&mut on_b, &ch, "ready").await;
         assert_eq!(ready_b["tool_count"], 3);
@@ -179,15 +177,7 @@ async fn tools_are_called_through_the_ready_connection_with_a_deadline() {
         let ch = me(&app, &token).await;
         let user: switchyard::domain::UserId = ch.strip_prefix("user:").unwrap().parse().unwrap();
         let mut c = connect_authed(&app.base, &token).await;
-        let r = app
-            .http
-            .post(app.url("/v1/mcp/servers"))
-            .bearer_auth(&token)
-            .json(&json!({"name": "fast", "transport": "stdio", "command": "fast"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        add_fast(&app, &token).await;
         until(&mut c, &ch, "ready").await;
         let mcp = &app.state.mcp;
         let args = |v: Value| v.as_object().unwrap().clone();
