@@ -84,11 +84,16 @@ impl Bus for LocalBus {
         self.turns.session_of(turn)
     }
 
-    async fn publish_delta(&self, turn: &LiveTurn, index: u64, text: &str, frame: Utf8Bytes) {
+    async fn publish_delta(
+        &self,
+        channel: &str,
+        turn: &LiveTurn,
+        index: u64,
+        text: &str,
+        frame: Utf8Bytes,
+    ) {
         self.turns.append(turn, index, text);
-        let channel = format!("session:{}", turn.session);
-        self.hub
-            .deliver_delta(&channel, turn.turn_id, index, &frame);
+        self.hub.deliver_delta(channel, turn.turn_id, index, &frame);
     }
 
     async fn cancel_turn(&self, turn: uuid::Uuid) {

@@ -69,7 +69,14 @@ pub trait Bus: Send + Sync + 'static {
     async fn turn_session(&self, turn: uuid::Uuid) -> Option<String>;
     /// Appends delta `index` (`text`) to the turn's content and delivers `frame`, as one step:
     /// whoever reads the content after subscribing receives every delta past it.
-    async fn publish_delta(&self, turn: &LiveTurn, index: u64, text: &str, frame: Utf8Bytes);
+    async fn publish_delta(
+        &self,
+        channel: &str,
+        turn: &LiveTurn,
+        index: u64,
+        text: &str,
+        frame: Utf8Bytes,
+    );
     /// Stops `turn` on whichever instance runs it.
     async fn cancel_turn(&self, turn: uuid::Uuid);
 }

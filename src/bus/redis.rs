@@ -361,12 +361,18 @@ impl Bus for RedisBus {
         }
     }
 
-    async fn publish_delta(&self, turn: &LiveTurn, index: u64, text: &str, frame: Utf8Bytes) {
+    async fn publish_delta(
+        &self,
+        channel: &str,
+        turn: &LiveTurn,
+        index: u64,
+        text: &str,
+        frame: Utf8Bytes,
+    ) {
         self.turns.append(turn, index, text);
-        let channel = format!("session:{}", turn.session);
         self.inner
             .hub
-            .deliver_delta(&channel, turn.turn_id, index, &frame);
+            .deliver_delta(channel, turn.turn_id, index, &frame);
         let delta = super::redis_turns::Delta {
             index,
             text: text.to_owned(),

@@ -23,7 +23,6 @@ use crate::{
     hub::Hub,
     store::MutationResult,
     sync::{
-        hlc::Hlc,
         ops::{MessageRole, Mutation, Op},
         service::SyncService,
     },
@@ -201,9 +200,4 @@ impl ChatService {
         self.bus.cancel_turn(turn).await;
         Ok(())
     }
-}
-
-/// The server's clock as a mutation stamp.
-fn now(sync: &SyncService) -> Hlc {
-    sync.server_hlc()
 }

@@ -2,16 +2,16 @@
 //! often (a task of its own, so a slow commit never holds up the stream), and the end is a
 //! final sync op, the claim released, then `chat.done` or `chat.error`.
 
-use super::{completion::Prepared, now, ChatService};
+use super::{completion::Prepared, ChatService};
 use crate::{
     bus::{server_event, LiveTurn},
     chat::completion::upstream_error,
     domain::{SessionId, UserId},
-    llm::{Chunk, FinishReason, Usage},
+    llm::{Chunk, FinishReason, ToolCalls, Usage},
     sync::ops::{Mutation, Op, MAX_CONTENT},
 };
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::{sync::Arc, time::Duration};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -40,7 +40,7 @@ impl Run {
         Mutation {
             client_id: self.client_id.clone(),
             mutation_id: id,
-            hlc: now(&self.chat.sync),
+            hlc: self.chat.sync.server_hlc(),
             ops: vec![op],
         }
     }
@@ -52,7 +52,7 @@ impl Run {
         let mut index = 0u64;
         let mut finish: Option<FinishReason> = None;
         let mut usage: Option<Usage> = None;
-        let mut tool_calls: Vec<Value> = Vec::new();
+        let mut tool_calls = ToolCalls::default();
         let (save_tx, save_rx) = watch::channel(String::new());
         let saver = tokio::spawn(save_loop(
             self.chat.clone(),
@@ -111,7 +111,7 @@ impl Run {
                         let frame = server_event(&channel, "chat.delta", &data);
                         self.chat
                             .bus
-                            .publish_delta(&self.turn, index, &t, frame)
+                            .publish_delta(&channel, &self.turn, index, &t, frame)
                             .await;
                         if last_save.elapsed() >= save_every {
                             last_save = tokio::time::Instant::now();
@@ -119,27 +119,11 @@ impl Run {
                         }
                     }
                     Some(Ok(Chunk::ToolCall {
-                        index: i,
+                        index,
                         id,
                         name,
                         arguments,
-                    })) => {
-                        let i = i as usize;
-                        if i >= tool_calls.len() {
-                            tool_calls
-                                .resize(i + 1, json!({"id": "", "name": "", "arguments": ""}));
-                        }
-                        let call = &mut tool_calls[i];
-                        if let Some(id) = id {
-                            call["id"] = json!(id);
-                        }
-                        if let Some(n) = name {
-                            call["name"] = json!(n);
-                        }
-                        let args =
-                            call["arguments"].as_str().unwrap_or_default().to_owned() + &arguments;
-                        call["arguments"] = json!(args);
-                    }
+                    })) => tool_calls.add(index, id, name, &arguments),
                     Some(Ok(Chunk::Finish(f))) => finish = Some(f),
                     Some(Ok(Chunk::Usage(u))) => usage = Some(u),
                     Some(Err(e)) => {
@@ -171,7 +155,7 @@ impl Run {
             "usage": usage,
         });
         if !tool_calls.is_empty() {
-            metadata["tool_calls"] = json!(tool_calls);
+            metadata["tool_calls"] = json!(tool_calls.into_vec());
         }
         if let End::Failed { code, message } = &end {
             metadata["error"] = json!({"code": code, "message": message});
@@ -247,7 +231,7 @@ async fn save_loop(
         let m = Mutation {
             client_id: client_id.clone(),
             mutation_id: next,
-            hlc: now(&chat.sync),
+            hlc: chat.sync.server_hlc(),
             ops: vec![Op::StreamUpdate {
                 message_id: message_id.clone(),
                 content,

@@ -10,7 +10,7 @@ use crate::{
     auth::AuthUser,
     chat::completion::{upstream_error, Metered},
     error::{AppError, ErrorBody},
-    llm::{Chunk, FinishReason, LlmError},
+    llm::{Chunk, FinishReason, LlmError, ToolCalls},
     state::AppState,
 };
 use axum::{
@@ -247,11 +247,11 @@ async fn collect(
     model: &str,
 ) -> Result<Response, AppError> {
     let mut text = String::new();
-    let mut calls: Vec<(String, String, String)> = Vec::new();
+    let mut calls = ToolCalls::default();
     let mut finish = FinishReason::Stop;
     while let Some(c) = stream.next().await {
         let c = c.map_err(|e| upstream_error(&e))?;
-        if text.len() + calls.iter().map(|c| c.2.len()).sum::<usize>() > MAX_COLLECTED {
+        if text.len() + calls.bytes() > MAX_COLLECTED {
             return Err(upstream_error(&LlmError::Stream(format!(
                 "the answer exceeded {MAX_COLLECTED} bytes; use stream: true"
             ))));
@@ -263,20 +263,7 @@ async fn collect(
                 id,
                 name,
                 arguments,
-            } => {
-                let i = index as usize;
-                if i >= calls.len() {
-                    calls.resize_with(i + 1, Default::default);
-                }
-                let call = &mut calls[i];
-                if let Some(id) = id {
-                    call.0 = id;
-                }
-                if let Some(n) = name {
-                    call.1 = n;
-                }
-                call.2.push_str(&arguments);
-            }
+            } => calls.add(index, id, name, &arguments),
             Chunk::Finish(f) => finish = f,
             Chunk::Usage(_) => {}
         }
@@ -285,8 +272,9 @@ async fn collect(
     let mut message = json!({"role": "assistant", "content": text, "refusal": null});
     if !calls.is_empty() {
         message["tool_calls"] = calls
+            .into_vec()
             .into_iter()
-            .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}))
+            .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
             .collect();
         if text.is_empty() {
             message["content"] = Value::Null;

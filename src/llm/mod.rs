@@ -31,6 +31,46 @@ pub struct ToolCall {
     pub arguments: String,
 }
 
+/// Tool calls assembled from their streamed parts (`Chunk::ToolCall`), by index.
+#[derive(Debug, Default)]
+pub struct ToolCalls(Vec<ToolCall>);
+
+impl ToolCalls {
+    /// Adds one part; `id` and `name` come with a call's first part, `arguments` accumulate.
+    /// Indexes are bounded by the decoders, so this never grows without limit.
+    pub fn add(&mut self, index: u32, id: Option<String>, name: Option<String>, arguments: &str) {
+        let i = index as usize;
+        if i >= self.0.len() {
+            self.0.resize_with(i + 1, || ToolCall {
+                id: String::new(),
+                name: String::new(),
+                arguments: String::new(),
+            });
+        }
+        let call = &mut self.0[i];
+        if let Some(id) = id {
+            call.id = id;
+        }
+        if let Some(n) = name {
+            call.name = n;
+        }
+        call.arguments.push_str(arguments);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Bytes of arguments held.
+    pub fn bytes(&self) -> usize {
+        self.0.iter().map(|c| c.arguments.len()).sum()
+    }
+
+    pub fn into_vec(self) -> Vec<ToolCall> {
+        self.0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatMessage {
     pub role: Role,
