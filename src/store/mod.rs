@@ -9,6 +9,7 @@ mod sessions_sql;
 mod sql;
 mod sync_records;
 mod sync_sql;
+mod tools_sql;
 mod usage_sql;
 
 pub mod postgres;
@@ -58,12 +59,31 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the server stores; one implementation per backend.
 pub trait Store:
-    AccountStore + SessionStore + SyncStore + ProjectStore + UsageStore + McpStore
+    AccountStore + SessionStore + SyncStore + ProjectStore + UsageStore + McpStore + ToolStore
 {
 }
-impl<T: AccountStore + SessionStore + SyncStore + ProjectStore + UsageStore + McpStore> Store
-    for T
+impl<
+        T: AccountStore
+            + SessionStore
+            + SyncStore
+            + ProjectStore
+            + UsageStore
+            + McpStore
+            + ToolStore,
+    > Store for T
 {
+}
+
+/// Tool calls made by turns, listed per session oldest first.
+#[async_trait]
+pub trait ToolStore: Send + Sync + 'static {
+    async fn record_tool_call(&self, r: &ToolRecord) -> StoreResult<()>;
+    async fn list_tool_calls(
+        &self,
+        session: SessionId,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<ToolRecord>>;
 }
 
 /// A user's MCP server configurations (owner-only; a name is unique per user).

@@ -7,6 +7,7 @@ use super::sql::{
     impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS,
 };
 use super::sync_sql::{impl_sync_store, ChangeRow, MessageRow, RegisterRow, MESSAGE_COLUMNS};
+use super::tools_sql::{impl_tool_store, ToolRow, TOOL_COLUMNS};
 use super::usage_sql::{impl_usage_store, UsageRow};
 use super::*;
 use crate::sync::ops::MessageRole;
@@ -39,5 +40,6 @@ impl_session_store!(PgStore);
 impl_project_store!(PgStore);
 impl_usage_store!(PgStore);
 impl_mcp_store!(PgStore);
+impl_tool_store!(PgStore);
 impl_sync_store!(PgStore, sqlx::PgConnection);
 impl_account_store!(PgStore, "postgres");

@@ -178,3 +178,33 @@ pub struct McpServer {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// One tool call made during a turn: an MCP server's tool (`server` set) or a tool the client
+/// declared in `chat.send` (`server` absent, answered by the client).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ToolRecord {
+    pub id: Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub session_id: SessionId,
+    pub turn_id: Uuid,
+    /// The assistant message the turn wrote.
+    pub message_id: String,
+    /// The model's id for the call.
+    pub call_id: String,
+    /// The function name the model saw (`<server>__<tool>` for MCP tools).
+    pub name: String,
+    /// The MCP server's name; absent for client-side tools.
+    pub server: Option<String>,
+    /// The tool's own name on its server or client.
+    pub tool: String,
+    #[schema(value_type = Object)]
+    pub arguments: serde_json::Value,
+    /// What the tool returned (an MCP `CallToolResult`, or the client's `result`).
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    /// `ok`, `error` (the tool failed or was unavailable) or `timeout`.
+    pub status: String,
+    pub duration_ms: u64,
+    pub created_at: DateTime<Utc>,
+}

@@ -9,6 +9,7 @@ use super::sql::{
     impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS,
 };
 use super::sync_sql::{impl_sync_store, ChangeRow, MessageRow, RegisterRow, MESSAGE_COLUMNS};
+use super::tools_sql::{impl_tool_store, ToolRow, TOOL_COLUMNS};
 use super::usage_sql::{impl_usage_store, UsageRow};
 use super::*;
 use crate::sync::ops::MessageRole;
@@ -46,5 +47,6 @@ impl_session_store!(SqliteStore);
 impl_project_store!(SqliteStore);
 impl_usage_store!(SqliteStore);
 impl_mcp_store!(SqliteStore);
+impl_tool_store!(SqliteStore);
 impl_sync_store!(SqliteStore, sqlx::SqliteConnection);
 impl_account_store!(SqliteStore, "sqlite");
