@@ -1,6 +1,7 @@
 //! The in-process bus: one instance, no Redis. Presence lives in memory.
 
 use super::{turns::LocalTurns, Bus, BusState, LiveTurn, TurnView};
+use crate::hub::replies::{Handed, Waiter};
 use crate::{hub::Hub, protocol::Member};
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
@@ -98,5 +99,17 @@ impl Bus for LocalBus {
 
     async fn cancel_turn(&self, turn: uuid::Uuid) {
         self.hub.cancel_turn(turn);
+    }
+
+    async fn expect_reply(&self, key: &str, owner: &str, _ttl: std::time::Duration) -> Waiter {
+        self.hub.replies.wait(key.to_owned(), owner.to_owned())
+    }
+
+    async fn reply(&self, key: &str, owner: &str, value: serde_json::Value) -> Handed {
+        self.hub.replies.hand(key, owner, value)
+    }
+
+    async fn request(&self, msg: serde_json::Value) {
+        self.hub.request(msg);
     }
 }

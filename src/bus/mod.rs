@@ -5,12 +5,14 @@
 
 pub mod local;
 pub mod redis;
+mod redis_control;
 mod redis_liveness;
 mod redis_turns;
 mod turns;
 
 pub use turns::{LiveTurn, TurnView};
 
+use crate::hub::replies::{Handed, Waiter};
 use crate::protocol::Member;
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
@@ -79,6 +81,16 @@ pub trait Bus: Send + Sync + 'static {
     );
     /// Stops `turn` on whichever instance runs it.
     async fn cancel_turn(&self, turn: uuid::Uuid);
+
+    // Answers and requests between instances (client tool results, MCP tool calls).
+
+    /// Awaits the answer `key` from `owner` for up to `ttl`: here, and registered where every
+    /// instance can check an answer against it.
+    async fn expect_reply(&self, key: &str, owner: &str, ttl: std::time::Duration) -> Waiter;
+    /// Hands `value` to whoever awaits `key` from `owner`, on whichever instance.
+    async fn reply(&self, key: &str, owner: &str, value: serde_json::Value) -> Handed;
+    /// Delivers `msg` to every instance's request sink (the one holding the service acts).
+    async fn request(&self, msg: serde_json::Value);
 }
 
 /// A server event (no `from`: the server, not a client, is speaking), encoded once. Every

@@ -7,6 +7,7 @@
 //! encoded frame exactly as clients receive it.
 
 use super::{turns::LocalTurns, Bus, BusState, LiveTurn, TurnView};
+use crate::hub::replies::{Handed, Waiter};
 use crate::redis_conn::RedisConn;
 use crate::{hub::Hub, protocol::Member};
 use async_trait::async_trait;
@@ -147,19 +148,7 @@ impl Inner {
     fn on_message(&self, msg: &redis::Msg) {
         let payload = msg.get_payload_bytes();
         if msg.get_channel_name() == self.control {
-            // {"evict": {"channel", "user_id"}} or {"cancel_turn": "<uuid>"}
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) {
-                if let Some(turn) = v["cancel_turn"].as_str().and_then(|t| t.parse().ok()) {
-                    self.hub.cancel_turn(turn);
-                }
-                if let (Some(ch), Some(user)) = (
-                    v["evict"]["channel"].as_str(),
-                    v["evict"]["user_id"].as_str(),
-                ) {
-                    self.hub.evict(ch, user, &super::revoked_frame(ch));
-                }
-            }
-            return;
+            return self.on_control(payload);
         }
         if payload.len() < HEADER || &payload[..16] == self.instance.as_bytes() {
             return;
@@ -226,13 +215,8 @@ impl Bus for RedisBus {
         let i = &self.inner;
         i.hub
             .evict(channel, user_id, &super::revoked_frame(channel));
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(&i.control).arg(
-            serde_json::json!({"evict": {"channel": channel, "user_id": user_id}}).to_string(),
-        );
-        if let Err(e) = i.run::<i64>(&cmd).await {
-            tracing::warn!(error = %e, "eviction not published to other instances");
-        }
+        i.publish_control(serde_json::json!({"evict": {"channel": channel, "user_id": user_id}}))
+            .await;
     }
 
     async fn watch(&self, _channel: &str) {
@@ -383,8 +367,24 @@ impl Bus for RedisBus {
 
     async fn cancel_turn(&self, turn: uuid::Uuid) {
         if !self.inner.hub.cancel_turn(turn) {
-            self.inner.cancel_turn(turn).await;
+            self.inner
+                .publish_control(serde_json::json!({ "cancel_turn": turn }))
+                .await;
         }
+    }
+
+    async fn expect_reply(&self, key: &str, owner: &str, ttl: Duration) -> Waiter {
+        self.inner.expect_reply(key, owner, ttl).await
+    }
+
+    async fn reply(&self, key: &str, owner: &str, value: serde_json::Value) -> Handed {
+        self.inner.reply(key, owner, value).await
+    }
+
+    async fn request(&self, msg: serde_json::Value) {
+        self.inner
+            .publish_control(serde_json::json!({ "request": msg }))
+            .await;
     }
 }
 

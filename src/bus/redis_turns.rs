@@ -196,13 +196,4 @@ impl Inner {
             tracing::debug!(error = %e, "chat deltas not published to redis");
         }
     }
-
-    pub(super) async fn cancel_turn(&self, turn: uuid::Uuid) {
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(&self.control)
-            .arg(serde_json::json!({ "cancel_turn": turn }).to_string());
-        if let Err(e) = self.conn.run::<i64>(&cmd).await {
-            tracing::warn!(error = %e, "turn cancel not published to other instances");
-        }
-    }
 }

@@ -6,6 +6,7 @@
 //! bytes. A full queue closes that connection as a slow consumer; nobody else waits for it.
 
 mod outbox;
+pub mod replies;
 pub mod sequence;
 
 pub use outbox::{Floor, Outbox};
@@ -29,6 +30,11 @@ pub struct Hub {
     /// Chat turns running on this instance, by turn id: cancelling the token stops the turn
     /// (`chat.cancel` arrives here from any instance through the bus).
     turns: DashMap<uuid::Uuid, tokio_util::sync::CancellationToken>,
+    /// Answers awaited here (client tool results, remote MCP tool calls).
+    pub replies: Arc<replies::Replies>,
+    /// Where requests for this instance's services arrive from the bus (MCP tool calls for
+    /// users whose MCP clients run here); set once by their owner.
+    requests: std::sync::OnceLock<tokio::sync::mpsc::Sender<serde_json::Value>>,
 }
 
 /// Versions `from..to` of `channel` never arrived on this instance.
@@ -54,6 +60,8 @@ impl Hub {
             sequences: DashMap::new(),
             gaps: std::sync::OnceLock::new(),
             turns: DashMap::new(),
+            replies: Arc::default(),
+            requests: std::sync::OnceLock::new(),
         }
     }
 
@@ -73,6 +81,21 @@ impl Hub {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Routes bus requests to `tx` (set once, by the MCP manager).
+    pub fn set_request_sink(&self, tx: tokio::sync::mpsc::Sender<serde_json::Value>) {
+        let _ = self.requests.set(tx);
+    }
+
+    /// A request from the bus; dropped (and counted) when its handler is saturated: the
+    /// requester's own deadline answers for it.
+    pub fn request(&self, msg: serde_json::Value) {
+        if let Some(tx) = self.requests.get() {
+            if tx.try_send(msg).is_err() {
+                metrics::counter!("bus_requests_dropped_total").increment(1);
+            }
         }
     }
 

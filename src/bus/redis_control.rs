@@ -1,0 +1,98 @@
+//! The control channel every instance subscribes to: evictions, turn cancels, answers awaited
+//! on some instance (a client's tool result, a remote MCP call's result), and requests for the
+//! instance holding a service (an MCP tool call). Awaited answers are also registered in Redis
+//! (`<prefix>wait:<key>` = owner, expiring with the wait), so the instance an answer arrives on
+//! can refuse an unknown or someone else's answer before publishing it.
+
+use super::redis::Inner;
+use crate::hub::replies::{Handed, Waiter};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// 1: taken (deleted); -1: awaited from someone else; 0: not awaited.
+const TAKE: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if v ~= ARGV[1] then return -1 end
+redis.call('DEL', KEYS[1])
+return 1
+";
+
+impl Inner {
+    fn wait_key(&self, key: &str) -> String {
+        format!("{}wait:{key}", self.prefix)
+    }
+
+    pub(super) async fn publish_control(&self, msg: Value) {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(&self.control).arg(msg.to_string());
+        if let Err(e) = self.run::<i64>(&cmd).await {
+            tracing::warn!(error = %e, "control message not published to other instances");
+        }
+    }
+
+    pub(super) fn on_control(&self, payload: &[u8]) {
+        let Ok(v) = serde_json::from_slice::<Value>(payload) else {
+            return metrics::counter!("bus_bad_messages_total").increment(1);
+        };
+        if let Some(turn) = v["cancel_turn"].as_str().and_then(|t| t.parse().ok()) {
+            self.hub.cancel_turn(turn);
+        }
+        if let (Some(ch), Some(user)) = (
+            v["evict"]["channel"].as_str(),
+            v["evict"]["user_id"].as_str(),
+        ) {
+            self.hub.evict(ch, user, &super::revoked_frame(ch));
+        }
+        if let (Some(key), Some(owner)) = (v["reply"]["key"].as_str(), v["reply"]["owner"].as_str())
+        {
+            self.hub
+                .replies
+                .hand(key, owner, v["reply"]["value"].clone());
+        }
+        if v["request"].is_object() {
+            self.hub.request(v["request"].clone());
+        }
+    }
+
+    pub(super) async fn expect_reply(&self, key: &str, owner: &str, ttl: Duration) -> Waiter {
+        let waiter = self.hub.replies.wait(key.to_owned(), owner.to_owned());
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.wait_key(key))
+            .arg(owner)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64);
+        if let Err(e) = self.run::<()>(&cmd).await {
+            tracing::warn!(error = %e, "awaited answer not registered: only this instance takes it");
+        }
+        waiter
+    }
+
+    pub(super) async fn reply(&self, key: &str, owner: &str, value: Value) -> Handed {
+        match self.hub.replies.hand(key, owner, value.clone()) {
+            Handed::Delivered => {
+                let mut cmd = redis::cmd("DEL");
+                cmd.arg(self.wait_key(key));
+                let _ = self.run::<i64>(&cmd).await;
+                return Handed::Delivered;
+            }
+            Handed::NotYours => return Handed::NotYours,
+            Handed::Unknown => {}
+        }
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(TAKE).arg(1).arg(self.wait_key(key)).arg(owner);
+        match self.run::<i64>(&cmd).await {
+            Ok(1) => {
+                self.publish_control(json!({"reply": {"key": key, "owner": owner, "value": value}}))
+                    .await;
+                Handed::Delivered
+            }
+            Ok(-1) => Handed::NotYours,
+            Ok(_) => Handed::Unknown,
+            Err(e) => {
+                tracing::warn!(error = %e, "answer not checked: redis unreachable");
+                Handed::Unknown
+            }
+        }
+    }
+}
