@@ -125,6 +125,7 @@ impl App {
         );
         let ws = Arc::new(WsRuntime::new(config.ws.max_connections));
         tracker.spawn(mcp.clone().run(ws.clone(), shutdown.clone()));
+        mcp.serve_requests(&hub, &tracker, shutdown.clone());
         let state = AppState {
             config: config.clone(),
             store: store.clone(),

@@ -83,8 +83,10 @@ impl Inner {
         cmd.arg(TAKE).arg(1).arg(self.wait_key(key)).arg(owner);
         match self.run::<i64>(&cmd).await {
             Ok(1) => {
-                self.publish_control(json!({"reply": {"key": key, "owner": owner, "value": value}}))
-                    .await;
+                self.publish_control(
+                    json!({"reply": {"key": key, "owner": owner, "value": value}}),
+                )
+                .await;
                 Handed::Delivered
             }
             Ok(-1) => Handed::NotYours,

@@ -40,7 +40,7 @@ struct Running {
 
 pub struct McpManager {
     store: Arc<dyn Store>,
-    bus: Arc<dyn Bus>,
+    pub(super) bus: Arc<dyn Bus>,
     redis: Option<(Arc<RedisConn>, String)>,
     cfg: McpConfig,
     instance: String,
@@ -56,17 +56,6 @@ pub struct McpManager {
             rmcp::service::Peer<rmcp::service::RoleClient>,
         ),
     >,
-}
-
-/// Why a tool call did not produce a result.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ToolError {
-    #[error("no ready MCP server named {0:?} on this instance")]
-    Unavailable(String),
-    #[error("the tool did not answer within {0} ms")]
-    Timeout(u64),
-    #[error("{0}")]
-    Failed(String),
 }
 
 fn fingerprint(s: &McpServer) -> String {
@@ -94,6 +83,11 @@ impl McpManager {
             statuses: DashMap::new(),
             peers: DashMap::new(),
         })
+    }
+
+    /// Whether other instances may run some users' clients (Redis configured).
+    pub(super) fn shared(&self) -> bool {
+        self.redis.is_some()
     }
 
     fn lease_key(&self, user: UserId) -> Option<(Arc<RedisConn>, String)> {
@@ -343,41 +337,6 @@ impl McpManager {
             }
         }
         self.publish(user, &status).await;
-    }
-
-    /// Calls `tool` on `user`'s ready server `server` (by name) with a deadline. The result is
-    /// the MCP `CallToolResult` as JSON; a result flagged `isError` is a `Failed` with its text.
-    pub async fn call_tool(
-        &self,
-        user: UserId,
-        server: &str,
-        tool: &str,
-        arguments: serde_json::Map<String, serde_json::Value>,
-        timeout: Duration,
-    ) -> Result<serde_json::Value, ToolError> {
-        let peer = self
-            .peers
-            .iter()
-            .find(|e| e.0 == user && e.1 == server)
-            .map(|e| e.2.clone())
-            .ok_or_else(|| ToolError::Unavailable(server.to_owned()))?;
-        let params =
-            rmcp::model::CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
-        let result = tokio::time::timeout(timeout, peer.call_tool(params))
-            .await
-            .map_err(|_| ToolError::Timeout(timeout.as_millis() as u64))?
-            .map_err(|e| ToolError::Failed(e.to_string()))?;
-        let json = serde_json::to_value(&result).map_err(|e| ToolError::Failed(e.to_string()))?;
-        if result.is_error == Some(true) {
-            let text: Vec<&str> = json["content"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c["text"].as_str())
-                .collect();
-            return Err(ToolError::Failed(text.join("\n")));
-        }
-        Ok(json)
     }
 
     /// Claims free leases for users connected here, refreshes held ones and re-reads their

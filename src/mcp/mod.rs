@@ -2,6 +2,7 @@
 //! validation (an allowlisted stdio name, or an HTTP URL that is not internal), storage, and
 //! the views clients see (header values are secrets and never shown back).
 
+pub mod calls;
 pub mod client;
 pub mod manager;
 pub mod servers;

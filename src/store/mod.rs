@@ -63,13 +63,7 @@ pub trait Store:
 {
 }
 impl<
-        T: AccountStore
-            + SessionStore
-            + SyncStore
-            + ProjectStore
-            + UsageStore
-            + McpStore
-            + ToolStore,
+        T: AccountStore + SessionStore + SyncStore + ProjectStore + UsageStore + McpStore + ToolStore,
     > Store for T
 {
 }

@@ -49,7 +49,8 @@ impl ToolRow {
     }
 }
 
-pub(super) const TOOL_COLUMNS: &str = "id, session_id, turn_id, message_id, call_id, name, server, \
+pub(super) const TOOL_COLUMNS: &str =
+    "id, session_id, turn_id, message_id, call_id, name, server, \
      tool, arguments, result, error, status, duration_ms, created_at";
 
 macro_rules! impl_tool_store {

@@ -168,7 +168,7 @@ async fn another_instance_sees_the_same_status_and_only_one_spawns() {
 
 #[tokio::test]
 async fn tools_are_called_through_the_ready_connection_with_a_deadline() {
-    use switchyard::mcp::manager::ToolError;
+    use switchyard::mcp::calls::ToolError;
     let py = python().await.display().to_string();
     within(async {
         let marker = format!("m{}", uuid::Uuid::new_v4().simple());
