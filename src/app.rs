@@ -109,6 +109,12 @@ impl App {
                 &tracker,
             ),
         });
+        let mcp = crate::mcp::manager::McpManager::new(
+            store.clone(),
+            bus.clone(),
+            redis.clone().map(|r| (r, config.redis.key_prefix.clone())),
+            config.mcp.clone(),
+        );
         let chat = Arc::new(crate::chat::ChatService {
             completions,
             sync: sync.clone(),
@@ -116,13 +122,10 @@ impl App {
             hub: hub.clone(),
             config: config.chat.clone(),
             tracker: tracker.clone(),
+            mcp: mcp.clone(),
+            mcp_config: config.mcp.clone(),
+            store: store.clone(),
         });
-        let mcp = crate::mcp::manager::McpManager::new(
-            store.clone(),
-            bus.clone(),
-            redis.clone().map(|r| (r, config.redis.key_prefix.clone())),
-            config.mcp.clone(),
-        );
         let ws = Arc::new(WsRuntime::new(config.ws.max_connections));
         tracker.spawn(mcp.clone().run(ws.clone(), shutdown.clone()));
         mcp.serve_requests(&hub, &tracker, shutdown.clone());

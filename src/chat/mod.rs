@@ -11,6 +11,8 @@
 pub mod completion;
 mod conversation;
 pub mod quota;
+mod tool_run;
+pub mod tools;
 mod turn;
 pub mod usage;
 
@@ -41,6 +43,9 @@ pub struct ChatService {
     pub hub: Arc<Hub>,
     pub config: ChatConfig,
     pub tracker: TaskTracker,
+    pub mcp: Arc<crate::mcp::manager::McpManager>,
+    pub mcp_config: crate::config::McpConfig,
+    pub store: Arc<dyn crate::store::Store>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +59,10 @@ pub struct SendArgs {
     pub model: Option<String>,
     pub max_tokens: Option<u32>,
     pub temperature: Option<f64>,
+    /// Tools this client runs itself: offered to the model, and calls to them are forwarded
+    /// as `tool.call` for the client to answer with `tool.result`.
+    #[serde(default)]
+    pub tools: Vec<tools::ClientTool>,
 }
 
 /// The client id a turn writes its sync mutations under: `~` keeps it out of clients' reach.
@@ -84,6 +93,7 @@ impl ChatService {
                 ));
             }
         }
+        tools::check_client_tools(&a.tools, self.config.max_client_tools)?;
         let role = self.sync.role(session, who.user_id).await?;
         if !role.can_write() {
             return Err(AppError::Forbidden(
@@ -100,6 +110,13 @@ impl ChatService {
         req.max_tokens = a.max_tokens;
         req.temperature = a.temperature;
         req.user = Some(who.user_id.to_string());
+        let toolbox = if self.config.max_tool_rounds == 0 {
+            tools::Toolbox::default()
+        } else {
+            tools::Toolbox::new(&self.mcp.snapshot(who.user_id).await, a.tools)
+        };
+        req.tools = toolbox.offered.clone();
+        let request = req.clone();
         let prepared = self.completions.prepare(who, "chat", &model, req).await?;
         let turn_id = uuid::Uuid::now_v7();
         let turn = LiveTurn {
@@ -166,6 +183,9 @@ impl ChatService {
             turn: turn.clone(),
             client_id: turn_client(turn_id),
             cancel,
+            who: who.clone(),
+            request,
+            tools: toolbox,
         };
         self.tracker.spawn(run.stream(prepared));
         Ok(json!({

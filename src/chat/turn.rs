@@ -1,13 +1,17 @@
 //! One running turn: provider chunks become `chat.delta` events, the content is saved every so
 //! often (a task of its own, so a slow commit never holds up the stream), and the end is a
-//! final sync op, the claim released, then `chat.done` or `chat.error`.
+//! final sync op, the claim released, then `chat.done` or `chat.error`. When the model calls
+//! offered tools, each round's calls run (concurrently, see `tool_run`), their results go back
+//! to the model, and the turn goes on, up to `chat.max_tool_rounds` rounds; its text is one
+//! message across rounds.
 
-use super::{completion::Prepared, ChatService};
+use super::{completion::Prepared, tools::Toolbox, ChatService};
 use crate::{
+    auth::Principal,
     bus::{server_event, LiveTurn},
     chat::completion::upstream_error,
     domain::{SessionId, UserId},
-    llm::{Chunk, FinishReason, ToolCalls, Usage},
+    llm::{ChatMessage, ChatRequest, Chunk, FinishReason, Role, ToolCall, ToolCalls, ToolChoice, Usage},
     sync::ops::{Mutation, Op, MAX_CONTENT},
 };
 use futures::StreamExt;
@@ -23,6 +27,10 @@ pub(super) struct Run {
     pub turn: LiveTurn,
     pub client_id: String,
     pub cancel: CancellationToken,
+    pub who: Principal,
+    /// The conversation as sent upstream (before routing); tool rounds extend it.
+    pub request: ChatRequest,
+    pub tools: Toolbox,
 }
 
 /// How a turn ended.
@@ -52,7 +60,6 @@ impl Run {
         let mut index = 0u64;
         let mut finish: Option<FinishReason> = None;
         let mut usage: Option<Usage> = None;
-        let mut tool_calls = ToolCalls::default();
         let (save_tx, save_rx) = watch::channel(String::new());
         let saver = tokio::spawn(save_loop(
             self.chat.clone(),
@@ -68,71 +75,154 @@ impl Run {
         tokio::pin!(deadline);
         let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + REFRESH, REFRESH);
 
+        let mut req = self.request.clone();
+        let mut all_calls: Vec<ToolCall> = Vec::new();
+        let mut rounds = 0u32;
         let end = 'turn: {
-            let mut stream = tokio::select! {
-                _ = self.cancel.cancelled() => break 'turn End::Cancelled,
-                opened = prepared.open() => match opened {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let e = upstream_error(&e);
-                        break 'turn End::Failed { code: e.code(), message: e.to_string() };
-                    }
-                },
-            };
+            let mut prepared = Some(prepared);
             loop {
-                let next = tokio::select! {
-                    biased;
-                    _ = self.cancel.cancelled() => break 'turn End::Cancelled,
-                    _ = &mut deadline => break 'turn End::Failed {
-                        code: "turn_timeout",
-                        message: format!("the turn ran longer than {} s", cfg.max_turn_secs),
+                let p = match prepared.take() {
+                    Some(p) => p,
+                    None => match self
+                        .chat
+                        .completions
+                        .prepare(&self.who, "chat", &self.turn.model, req.clone())
+                        .await
+                    {
+                        Ok(p) => p,
+                        Err(e) => break 'turn End::Failed { code: e.code(), message: e.to_string() },
                     },
-                    _ = refresh.tick() => {
-                        self.chat.bus.turn_refresh(&self.turn).await;
-                        continue;
-                    }
-                    n = stream.next() => n,
                 };
-                match next {
-                    None => break 'turn End::Complete,
-                    Some(Ok(Chunk::Text(t))) => {
-                        if content.len() + t.len() > MAX_CONTENT {
-                            finish = Some(FinishReason::Length);
-                            break 'turn End::Complete;
+                let mut stream = tokio::select! {
+                    _ = self.cancel.cancelled() => break 'turn End::Cancelled,
+                    opened = p.open() => match opened {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let e = upstream_error(&e);
+                            break 'turn End::Failed { code: e.code(), message: e.to_string() };
                         }
-                        index += 1;
-                        content.push_str(&t);
-                        let data = json!({
-                            "turn_id": self.turn.turn_id,
-                            "message_id": self.turn.message_id,
-                            "index": index,
-                            "text": t,
-                        });
-                        let frame = server_event(&channel, "chat.delta", &data);
-                        self.chat
-                            .bus
-                            .publish_delta(&channel, &self.turn, index, &t, frame)
-                            .await;
-                        if last_save.elapsed() >= save_every {
-                            last_save = tokio::time::Instant::now();
-                            save_tx.send_replace(content.clone());
+                    },
+                };
+                let mut round_text = String::new();
+                let mut round_usage: Option<Usage> = None;
+                let mut calls = ToolCalls::default();
+                loop {
+                    let next = tokio::select! {
+                        biased;
+                        _ = self.cancel.cancelled() => break 'turn End::Cancelled,
+                        _ = &mut deadline => break 'turn End::Failed {
+                            code: "turn_timeout",
+                            message: format!("the turn ran longer than {} s", cfg.max_turn_secs),
+                        },
+                        _ = refresh.tick() => {
+                            self.chat.bus.turn_refresh(&self.turn).await;
+                            continue;
+                        }
+                        n = stream.next() => n,
+                    };
+                    match next {
+                        None => break,
+                        Some(Ok(Chunk::Text(t))) => {
+                            if content.len() + t.len() > MAX_CONTENT {
+                                finish = Some(FinishReason::Length);
+                                break 'turn End::Complete;
+                            }
+                            index += 1;
+                            content.push_str(&t);
+                            round_text.push_str(&t);
+                            let data = json!({
+                                "turn_id": self.turn.turn_id,
+                                "message_id": self.turn.message_id,
+                                "index": index,
+                                "text": t,
+                            });
+                            let frame = server_event(&channel, "chat.delta", &data);
+                            self.chat
+                                .bus
+                                .publish_delta(&channel, &self.turn, index, &t, frame)
+                                .await;
+                            if last_save.elapsed() >= save_every {
+                                last_save = tokio::time::Instant::now();
+                                save_tx.send_replace(content.clone());
+                            }
+                        }
+                        Some(Ok(Chunk::ToolCall {
+                            index,
+                            id,
+                            name,
+                            arguments,
+                        })) => calls.add(index, id, name, &arguments),
+                        Some(Ok(Chunk::Finish(f))) => finish = Some(f),
+                        Some(Ok(Chunk::Usage(u))) => round_usage = Some(u),
+                        Some(Err(e)) => {
+                            let e = upstream_error(&e);
+                            break 'turn End::Failed {
+                                code: e.code(),
+                                message: e.to_string(),
+                            };
                         }
                     }
-                    Some(Ok(Chunk::ToolCall {
-                        index,
-                        id,
-                        name,
-                        arguments,
-                    })) => tool_calls.add(index, id, name, &arguments),
-                    Some(Ok(Chunk::Finish(f))) => finish = Some(f),
-                    Some(Ok(Chunk::Usage(u))) => usage = Some(u),
-                    Some(Err(e)) => {
-                        let e = upstream_error(&e);
-                        break 'turn End::Failed {
-                            code: e.code(),
-                            message: e.to_string(),
-                        };
+                }
+                drop(stream);
+                if let Some(u) = round_usage {
+                    let total = usage.get_or_insert_with(Usage::default);
+                    total.prompt_tokens += u.prompt_tokens;
+                    total.completion_tokens += u.completion_tokens;
+                }
+                let mut calls = calls.into_vec();
+                for c in &mut calls {
+                    if c.id.is_empty() {
+                        c.id = format!("call_{}", uuid::Uuid::now_v7().simple());
                     }
+                }
+                all_calls.extend(calls.iter().cloned());
+                if calls.is_empty() || self.tools.is_empty() || rounds >= cfg.max_tool_rounds {
+                    break 'turn End::Complete;
+                }
+                rounds += 1;
+                save_tx.send_replace(content.clone());
+                // Deltas so far reach every instance before the tool events do.
+                self.chat.bus.turn_flush(&self.turn).await;
+                let stop = self.cancel.child_token();
+                let running = futures::future::join_all(
+                    calls.iter().map(|c| self.run_call(&self.tools, c, &channel, &stop)),
+                );
+                tokio::pin!(running);
+                let answers = loop {
+                    tokio::select! {
+                        biased;
+                        a = &mut running => break a,
+                        _ = &mut deadline => {
+                            stop.cancel();
+                            (&mut running).await;
+                            break 'turn End::Failed {
+                                code: "turn_timeout",
+                                message: format!("the turn ran longer than {} s", cfg.max_turn_secs),
+                            };
+                        }
+                        _ = refresh.tick() => self.chat.bus.turn_refresh(&self.turn).await,
+                    }
+                };
+                if self.cancel.is_cancelled() {
+                    break 'turn End::Cancelled;
+                }
+                req.messages.push(ChatMessage {
+                    role: Role::Assistant,
+                    content: round_text,
+                    tool_calls: calls.clone(),
+                    tool_call_id: None,
+                });
+                for (c, text) in calls.iter().zip(answers) {
+                    req.messages.push(ChatMessage {
+                        role: Role::Tool,
+                        content: text,
+                        tool_calls: Vec::new(),
+                        tool_call_id: Some(c.id.clone()),
+                    });
+                }
+                if rounds >= cfg.max_tool_rounds {
+                    // The last round's results are in: the model answers in text now.
+                    req.tool_choice = Some(ToolChoice::None);
                 }
             }
         };
@@ -154,8 +244,9 @@ impl Run {
             "finish_reason": finish.map(FinishReason::as_str),
             "usage": usage,
         });
-        if !tool_calls.is_empty() {
-            metadata["tool_calls"] = json!(tool_calls.into_vec());
+        if !all_calls.is_empty() {
+            metadata["tool_calls"] = json!(all_calls);
+            metadata["tool_rounds"] = json!(rounds);
         }
         if let End::Failed { code, message } = &end {
             metadata["error"] = json!({"code": code, "message": message});

@@ -95,6 +95,16 @@ pub struct ChatConfig {
     pub max_turn_secs: u64,
     /// Largest user message `chat.send` accepts, in bytes. Default 65536.
     pub max_message_bytes: usize,
+    /// Rounds of tool calls one turn may make; after the last, the model is asked once more
+    /// with `tool_choice: none` so the turn ends in text. Default 8.
+    pub max_tool_rounds: u32,
+    /// How long a turn waits for a client's `tool.result`. Default 60000.
+    pub client_tool_timeout_ms: u64,
+    /// Client-side tools one `chat.send` may declare. Default 32.
+    pub max_client_tools: usize,
+    /// A tool result larger than this (as JSON) is cut to this many bytes of its text, for the
+    /// model, the `tool.result` event and the record. Default 65536.
+    pub max_tool_result_bytes: usize,
 }
 
 impl Default for ChatConfig {
@@ -104,6 +114,10 @@ impl Default for ChatConfig {
             save_interval_ms: 1_000,
             max_turn_secs: 600,
             max_message_bytes: 64 * 1024,
+            max_tool_rounds: 8,
+            client_tool_timeout_ms: 60_000,
+            max_client_tools: 32,
+            max_tool_result_bytes: 64 * 1024,
         }
     }
 }
@@ -122,6 +136,8 @@ pub struct McpConfig {
     /// Headers one server may carry, and bytes per header value. Default 16 and 4096.
     pub max_headers: usize,
     pub max_header_bytes: usize,
+    /// Deadline of one MCP tool call made during a turn. Default 30000.
+    pub tool_timeout_ms: u64,
 }
 
 impl Default for McpConfig {
@@ -132,6 +148,7 @@ impl Default for McpConfig {
             max_servers_per_user: 20,
             max_headers: 16,
             max_header_bytes: 4096,
+            tool_timeout_ms: 30_000,
         }
     }
 }

@@ -1,0 +1,147 @@
+//! Running one tool call of a turn (see `tools` for what is offered).
+
+use super::{
+    tools::{cap, model_text, parse_arguments, Failure, Target, Toolbox},
+    turn::Run,
+};
+use crate::{bus::server_event, llm::ToolCall, store::ToolRecord};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The key a client's answer to `call_id` is awaited under.
+pub fn answer_key(turn: uuid::Uuid, call_id: &str) -> String {
+    format!("tool:{turn}:{call_id}")
+}
+
+impl Run {
+    /// Runs `call` and returns the text the model gets back. Stops early when `stop` fires.
+    pub(super) async fn run_call(
+        &self,
+        tools: &Toolbox,
+        call: &ToolCall,
+        channel: &str,
+        stop: &CancellationToken,
+    ) -> String {
+        let started = Instant::now();
+        let target = tools.target(&call.name);
+        let args = parse_arguments(call);
+        let shown_args = match &args {
+            Ok(m) => Value::Object(m.clone()),
+            Err(_) => Value::String(call.arguments.clone()),
+        };
+        let base = json!({
+            "turn_id": self.turn.turn_id,
+            "message_id": self.turn.message_id,
+            "call_id": call.id,
+            "name": call.name,
+        });
+        let mut announce = base.clone();
+        announce["server"] = json!(target.and_then(Target::server));
+        announce["tool"] = json!(target.map(Target::tool));
+        announce["side"] = json!(target.map(Target::side));
+        announce["arguments"] = shown_args.clone();
+        self.chat
+            .bus
+            .publish(channel, server_event(channel, "tool.call", &announce))
+            .await;
+
+        let outcome: Result<Value, Failure> = match (target, args) {
+            (None, _) => Err(Failure::new(
+                "unknown_tool",
+                format!("no tool named {:?} was offered", call.name),
+            )),
+            (_, Err(why)) => Err(Failure::new("invalid_arguments", why)),
+            (Some(Target::Mcp { server, tool }), Ok(args)) => {
+                let timeout = Duration::from_millis(self.chat.mcp_config.tool_timeout_ms);
+                tokio::select! {
+                    r = self.chat.mcp.call(self.user, server, tool, args, timeout) => r.map_err(Failure::from),
+                    _ = stop.cancelled() => Err(Failure::new("cancelled", "the turn ended first")),
+                }
+            }
+            (Some(Target::Client { .. }), Ok(_)) => self.await_client(call, stop).await,
+        };
+
+        let max = self.chat.config.max_tool_result_bytes;
+        let (result, error, status, text) = match outcome {
+            Ok(v) => {
+                let text = model_text(&v);
+                let (v, text) = cap(v, text, max);
+                (Some(v), None, "ok", text)
+            }
+            Err(f) => {
+                let text = format!("error ({}): {}", f.code, f.message);
+                (None, Some((f.code, f.message)), f.status, text)
+            }
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let record = ToolRecord {
+            id: uuid::Uuid::now_v7(),
+            session_id: self.session,
+            turn_id: self.turn.turn_id,
+            message_id: self.turn.message_id.clone(),
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            server: target.and_then(Target::server).map(str::to_owned),
+            tool: target.map_or_else(|| call.name.clone(), |t| t.tool().to_owned()),
+            arguments: shown_args,
+            result: result.clone(),
+            error: error.as_ref().map(|e| e.1.clone()),
+            status: status.into(),
+            duration_ms,
+            created_at: chrono::Utc::now(),
+        };
+        if let Err(e) = self.chat.store.record_tool_call(&record).await {
+            tracing::error!(error = %e, turn = %self.turn.turn_id, "tool call record not saved");
+        }
+        metrics::counter!("chat_tool_calls_total", "status" => status).increment(1);
+        let mut done = base;
+        done["duration_ms"] = json!(duration_ms);
+        let event = match (result, error) {
+            (Some(r), _) => {
+                done["result"] = r;
+                "tool.result"
+            }
+            (None, Some((code, message))) => {
+                done["code"] = json!(code);
+                done["message"] = json!(message);
+                "tool.error"
+            }
+            (None, None) => unreachable!("a call ends with a result or an error"),
+        };
+        self.chat
+            .bus
+            .publish(channel, server_event(channel, event, &done))
+            .await;
+        text
+    }
+
+    /// Waits for the client's `tool.result` (any connection of the turn's user, any instance).
+    async fn await_client(&self, call: &ToolCall, stop: &CancellationToken) -> Result<Value, Failure> {
+        let ms = self.chat.config.client_tool_timeout_ms;
+        let timeout = Duration::from_millis(ms);
+        let key = answer_key(self.turn.turn_id, &call.id);
+        let mut waiter = self
+            .chat
+            .bus
+            .expect_reply(&key, &self.user.to_string(), timeout)
+            .await;
+        let answer = tokio::select! {
+            a = tokio::time::timeout(timeout, waiter.answer()) => a,
+            _ = stop.cancelled() => return Err(Failure::new("cancelled", "the turn ended first")),
+        };
+        match answer {
+            Ok(Some(v)) => match v.get("error") {
+                Some(e) => Err(Failure::new(
+                    "tool_failed",
+                    e.as_str().map_or_else(|| e.to_string(), str::to_owned),
+                )),
+                None => Ok(v["result"].clone()),
+            },
+            _ => Err(Failure::new(
+                "tool_timeout",
+                format!("the client did not answer within {ms} ms"),
+            )),
+        }
+    }
+}
