@@ -11,6 +11,7 @@
 pub mod completion;
 mod conversation;
 pub mod quota;
+pub mod tool_api;
 mod tool_run;
 pub mod tools;
 mod turn;

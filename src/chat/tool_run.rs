@@ -117,7 +117,11 @@ impl Run {
     }
 
     /// Waits for the client's `tool.result` (any connection of the turn's user, any instance).
-    async fn await_client(&self, call: &ToolCall, stop: &CancellationToken) -> Result<Value, Failure> {
+    async fn await_client(
+        &self,
+        call: &ToolCall,
+        stop: &CancellationToken,
+    ) -> Result<Value, Failure> {
         let ms = self.chat.config.client_tool_timeout_ms;
         let timeout = Duration::from_millis(ms);
         let key = answer_key(self.turn.turn_id, &call.id);

@@ -95,14 +95,14 @@ pub fn check_client_tools(tools: &[ClientTool], max: usize) -> Result<(), AppErr
         if !valid_name(&t.name) || t.name.contains("__") || !seen.insert(t.name.as_str()) {
             return Err(AppError::validation(
                 format!("tools[{i}].name"),
-                "tool names are 1 to 64 characters of [A-Za-z0-9_-], without `__` (reserved for MCP tools), each once",
+                format!("tools[{i}].name: tool names are 1 to 64 characters of [A-Za-z0-9_-], without `__` (reserved for MCP tools), each once"),
             ));
         }
         if let Some(p) = &t.parameters {
             if p.get("type").and_then(Value::as_str) != Some("object") {
                 return Err(AppError::validation(
                     format!("tools[{i}].parameters"),
-                    "parameters must be a JSON Schema with \"type\": \"object\"",
+                    format!("tools[{i}].parameters: a JSON Schema with \"type\": \"object\""),
                 ));
             }
         }
@@ -265,7 +265,9 @@ mod tests {
         let b = Toolbox::new(&[ready("fs", &["read.file", "ls"]), down], client);
         let names: Vec<&str> = b.offered.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["fs__read_file", "fs__ls", "pick_file"]);
-        assert!(matches!(b.target("fs__read_file"), Some(Target::Mcp { tool, .. }) if tool == "read.file"));
+        assert!(
+            matches!(b.target("fs__read_file"), Some(Target::Mcp { tool, .. }) if tool == "read.file")
+        );
         assert_eq!(b.target("pick_file").unwrap().side(), "client");
         assert!(b.target("down__x").is_none());
         let long = function_name("s", &"t".repeat(100));

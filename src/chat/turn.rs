@@ -11,7 +11,9 @@ use crate::{
     bus::{server_event, LiveTurn},
     chat::completion::upstream_error,
     domain::{SessionId, UserId},
-    llm::{ChatMessage, ChatRequest, Chunk, FinishReason, Role, ToolCall, ToolCalls, ToolChoice, Usage},
+    llm::{
+        ChatMessage, ChatRequest, Chunk, FinishReason, Role, ToolCall, ToolCalls, ToolChoice, Usage,
+    },
     sync::ops::{Mutation, Op, MAX_CONTENT},
 };
 use futures::StreamExt;
@@ -90,7 +92,12 @@ impl Run {
                         .await
                     {
                         Ok(p) => p,
-                        Err(e) => break 'turn End::Failed { code: e.code(), message: e.to_string() },
+                        Err(e) => {
+                            break 'turn End::Failed {
+                                code: e.code(),
+                                message: e.to_string(),
+                            }
+                        }
                     },
                 };
                 let mut stream = tokio::select! {
@@ -185,7 +192,9 @@ impl Run {
                 self.chat.bus.turn_flush(&self.turn).await;
                 let stop = self.cancel.child_token();
                 let running = futures::future::join_all(
-                    calls.iter().map(|c| self.run_call(&self.tools, c, &channel, &stop)),
+                    calls
+                        .iter()
+                        .map(|c| self.run_call(&self.tools, c, &channel, &stop)),
                 );
                 tokio::pin!(running);
                 let answers = loop {

@@ -13,6 +13,7 @@ pub mod openai_wire;
 pub mod openapi;
 pub mod projects;
 pub mod sessions;
+pub mod tools;
 
 use crate::{error::AppError, state::AppState};
 use axum::{
@@ -45,6 +46,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(admin::routes())
         .merge(health::routes())
         .merge(sessions::routes())
+        .merge(tools::routes())
         .merge(projects::routes())
         .merge(completions::routes())
         .merge(mcp::routes())

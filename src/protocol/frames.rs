@@ -11,9 +11,11 @@ pub const MAX_CHANNEL_LEN: usize = 128;
 /// Event names (`typing`, `cursor`, ...).
 pub const MAX_EVENT_LEN: usize = 64;
 /// Requests answered by a handler that reads the frame's own fields.
-pub const CALLS: [&str; 11] = [
+pub const CALLS: [&str; 13] = [
     "chat.send",
     "chat.cancel",
+    "tool.result",
+    "tool.list",
     "mcp.list",
     "mcp.create",
     "mcp.update",

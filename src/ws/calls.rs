@@ -1,5 +1,6 @@
-//! Socket requests answered by a service: `chat.send`, `chat.cancel`, and those mirroring REST:
-//! `session.list`, `project.*`, `mcp.*` (MCP server configuration).
+//! Socket requests answered by a service: `chat.send`, `chat.cancel`, `tool.result` (a client
+//! tool's answer), and those mirroring REST: `session.list`, `project.*`, `mcp.*` (MCP server
+//! configuration), `tool.list` (a session's tool records).
 
 use crate::mcp::servers as mcp;
 use crate::{
@@ -34,6 +35,13 @@ struct CancelArgs {
 }
 
 #[derive(Deserialize)]
+struct ToolListArgs {
+    session_id: String,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Deserialize)]
 struct McpArgs {
     server_id: Option<String>,
     server: Option<crate::mcp::servers::McpServerInput>,
@@ -64,6 +72,19 @@ pub(super) async fn answer(
             let a: CancelArgs = serde_json::from_str(frame).map_err(bad)?;
             state.chat.cancel(who, &a.turn_id).await?;
             Ok(json!({}))
+        }
+        "tool.result" => {
+            let a: crate::chat::tool_api::ToolAnswer = serde_json::from_str(frame).map_err(bad)?;
+            state.chat.answer_tool(who, a).await?;
+            Ok(json!({}))
+        }
+        "tool.list" => {
+            let a: ToolListArgs = serde_json::from_str(frame).map_err(bad)?;
+            let (data, next) = state
+                .chat
+                .tool_records(who, &a.session_id, a.after, a.limit)
+                .await?;
+            Ok(json!({ "data": data, "next_cursor": next }))
         }
         "mcp.list" => Ok(json!({ "data": mcp::list(store, user).await? })),
         "mcp.create" | "mcp.update" | "mcp.delete" => {

@@ -21,6 +21,7 @@ mod store;
 mod sync;
 mod sync_access;
 mod sync_prop;
+mod tools;
 mod upstream;
 mod ws;
 mod ws_cluster;

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::{path::PathBuf, time::Duration};
 use switchyard::config::Config;
 
-fn allow(c: &mut Config, py: &str, marker: &str) {
+pub fn allow(c: &mut Config, py: &str, marker: &str) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/fastmcp_server.py");
     c.mcp.stdio_allowlist = vec![format!("fast={py} {} stdio {marker}", script.display())];
 }
@@ -22,7 +22,7 @@ async fn next_status(c: &mut WsClient, ch: &str) -> Value {
 }
 
 /// Reads statuses until `state`; returns the states seen on the way and the last status.
-async fn until(c: &mut WsClient, ch: &str, state: &str) -> (Vec<String>, Value) {
+pub async fn until(c: &mut WsClient, ch: &str, state: &str) -> (Vec<String>, Value) {
     let mut seen = Vec::new();
     loop {
         let s = next_status(c, ch).await;
@@ -42,7 +42,7 @@ fn processes(marker: &str) -> usize {
 }
 
 /// Configures the allowlisted FastMCP server for the caller.
-async fn add_fast(app: &TestApp, token: &str) -> reqwest::Response {
+pub async fn add_fast(app: &TestApp, token: &str) -> reqwest::Response {
     let r = app
         .http
         .post(app.url("/v1/mcp/servers"))
@@ -55,7 +55,7 @@ async fn add_fast(app: &TestApp, token: &str) -> reqwest::Response {
     r
 }
 
-async fn me(app: &TestApp, token: &str) -> String {
+pub async fn me(app: &TestApp, token: &str) -> String {
     let v: Value = app
         .get_auth("/v1/auth/me", token)
         .await

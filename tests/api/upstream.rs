@@ -5,7 +5,10 @@
 //! The scenario is the upstream model name the server sends (set through `llm.models`):
 //! `trace:<file>`, `trace-crlf:<file>`, `reset` (a chunk, then a TCP reset), `status:<code>`,
 //! `slow:<chunks>:<ms>` (text chunks `w0 `, `w1 `, ... every `ms`), `flaky` (503 once, then
-//! text), `hang` (never answers).
+//! text), `hang` (never answers), and a model using tools: `tool:<name>:<k=v,...>[:<name>:<args>...]`
+//! says `Checking. ` and calls those functions (in parallel when several) until the
+//! conversation holds tool results, then answers `The tool said: <results>`;
+//! `toolloop:<name>` calls `name` every time unless `tool_choice` is `none`.
 
 #![allow(dead_code)]
 
@@ -176,6 +179,35 @@ async fn serve(mut sock: TcpStream, seen: Arc<Seen>) {
             seen.aborted.fetch_add(1, Ordering::SeqCst);
             seen.abort.notify_waiters();
         }
+        ["tool", calls @ ..] if calls.len() % 2 == 0 => {
+            let results: Vec<&str> = body["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| m["role"] == "tool")
+                .filter_map(|m| m["content"].as_str())
+                .collect();
+            if results.is_empty() {
+                let calls: Vec<(&str, &str)> = calls.chunks(2).map(|c| (c[0], c[1])).collect();
+                tool_calls(&mut sock, &calls).await
+            } else {
+                text(
+                    &mut sock,
+                    &format!("The tool said: {}", results.join(" | ")),
+                )
+                .await
+            }
+        }
+        ["toolloop", name] => {
+            if body["tool_choice"] == "none" {
+                let n = body["messages"]
+                    .as_array()
+                    .map_or(0, |m| m.iter().filter(|m| m["role"] == "tool").count());
+                text(&mut sock, &format!("done after {n} tool results")).await
+            } else {
+                tool_calls(&mut sock, &[(name, "")]).await
+            }
+        }
         ["slow", n, ms] => slow(&mut sock, &seen, n.parse().unwrap(), ms.parse().unwrap()).await,
         _ => error_status(&mut sock, 404, anthropic).await,
     }
@@ -250,4 +282,62 @@ async fn slow(sock: &mut TcpStream, seen: &Seen, n: usize, ms: u64) {
         + &format!("data: {{\"id\":\"chatcmpl-slow\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{{\"prompt_tokens\":5,\"completion_tokens\":{n}}}}}\n\ndata: [DONE]\n\n");
     let _ = wr.write_all(tail.as_bytes()).await;
     let _ = wr.shutdown().await;
+}
+
+fn openai_chunk(delta: Value, finish: Option<&str>) -> String {
+    let c = serde_json::json!({
+        "id": "chatcmpl-tool", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    });
+    format!("data: {c}\n\n")
+}
+
+const USAGE_AND_DONE: &str = "data: {\"id\":\"chatcmpl-tool\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":4}}\n\ndata: [DONE]\n\n";
+
+/// `k=v,k=v` as a JSON object (values that parse as JSON are JSON, others strings).
+fn arguments(spec: &str) -> String {
+    let mut m = serde_json::Map::new();
+    for kv in spec.split(',').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.into()));
+        m.insert(k.into(), v);
+    }
+    Value::Object(m).to_string()
+}
+
+/// Text, then the calls: each call's arguments streamed in two pieces.
+async fn tool_calls(sock: &mut TcpStream, calls: &[(&str, &str)]) {
+    let mut out = openai_chunk(
+        serde_json::json!({"role": "assistant", "content": "Checking. "}),
+        None,
+    );
+    for (i, (name, spec)) in calls.iter().enumerate() {
+        let args = arguments(spec);
+        let (a, b) = args.split_at(args.len() / 2);
+        out += &openai_chunk(
+            serde_json::json!({"tool_calls": [{"index": i, "id": format!("call_{i}_{name}"), "type": "function",
+                "function": {"name": name, "arguments": a}}]}),
+            None,
+        );
+        out += &openai_chunk(
+            serde_json::json!({"tool_calls": [{"index": i, "function": {"arguments": b}}]}),
+            None,
+        );
+    }
+    out += &openai_chunk(serde_json::json!({}), Some("tool_calls"));
+    out += USAGE_AND_DONE;
+    replay(sock, out.into_bytes()).await
+}
+
+async fn text(sock: &mut TcpStream, text: &str) {
+    let mut out = openai_chunk(
+        serde_json::json!({"role": "assistant", "content": ""}),
+        None,
+    );
+    for w in text.split_inclusive(' ') {
+        out += &openai_chunk(serde_json::json!({"content": w}), None);
+    }
+    out += &openai_chunk(serde_json::json!({}), Some("stop"));
+    out += USAGE_AND_DONE;
+    replay(sock, out.into_bytes()).await
 }

@@ -1,0 +1,84 @@
+//! What clients do with tools besides watching events: answer a client-side call
+//! (`tool.result`), and list a session's tool records.
+
+use super::{tool_run::answer_key, ChatService};
+use crate::{
+    auth::Principal, domain::SessionId, error::AppError, hub::replies::Handed, store::ToolRecord,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Longest call id a client may send back (models' ids are far shorter).
+const MAX_CALL_ID: usize = 128;
+
+/// A client's answer to a `tool.call` for one of its tools: `result` (any JSON) or `error`.
+#[derive(Debug, Deserialize)]
+pub struct ToolAnswer {
+    pub turn_id: String,
+    pub call_id: String,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+}
+
+impl ChatService {
+    /// Hands the answer to the waiting turn, on whichever instance it runs. Only the user who
+    /// started the turn answers; each call once.
+    pub async fn answer_tool(&self, who: &Principal, a: ToolAnswer) -> Result<(), AppError> {
+        let turn: uuid::Uuid = a
+            .turn_id
+            .parse()
+            .map_err(|_| AppError::validation("turn_id", "turn_id must be a UUID"))?;
+        if a.call_id.is_empty() || a.call_id.len() > MAX_CALL_ID {
+            return Err(AppError::validation(
+                "call_id",
+                format!("call_id must be 1 to {MAX_CALL_ID} bytes"),
+            ));
+        }
+        let value = match (a.result, a.error) {
+            (Some(r), None) => json!({ "result": r }),
+            (None, Some(e)) => json!({ "error": e }),
+            _ => {
+                return Err(AppError::validation(
+                    "result",
+                    "send exactly one of result or error",
+                ))
+            }
+        };
+        let key = answer_key(turn, &a.call_id);
+        match self.bus.reply(&key, &who.user_id.to_string(), value).await {
+            Handed::Delivered => Ok(()),
+            Handed::NotYours => Err(AppError::Forbidden(
+                "only the user who started the turn answers its tool calls".into(),
+            )),
+            Handed::Unknown => Err(AppError::NotFound(
+                "no tool call awaits an answer with that turn_id and call_id (unknown, answered, or timed out)".into(),
+            )),
+        }
+    }
+
+    /// A session's tool records, oldest first, to any member.
+    pub async fn tool_records(
+        &self,
+        who: &Principal,
+        session: &str,
+        after: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<(Vec<ToolRecord>, Option<String>), AppError> {
+        let session: SessionId = session
+            .parse()
+            .map_err(|_| AppError::validation("session_id", "session_id must be a UUID"))?;
+        let limit = crate::error::page_limit(limit)?;
+        let after = after
+            .map(|a| a.parse::<uuid::Uuid>())
+            .transpose()
+            .map_err(|_| {
+                AppError::validation("after", "after must be a cursor from a previous page")
+            })?;
+        self.sync.role(session, who.user_id).await?;
+        let rows = self.store.list_tool_calls(session, after, limit).await?;
+        let next = (rows.len() == limit as usize)
+            .then(|| rows.last().map(|r| r.id.to_string()))
+            .flatten();
+        Ok((rows, next))
+    }
+}

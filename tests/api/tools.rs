@@ -1,0 +1,455 @@
+//! Tools in chat turns: the test upstream (OpenAI wire format) asks for a tool, switchyard runs
+//! it through a real FastMCP server over stdio (or forwards it to the client), emits
+//! `tool.call` / `tool.result` / `tool.error`, feeds the answer back, and the model's follow-up
+//! text ends the turn; every call is recorded and listed.
+
+use crate::completions::route_upstream;
+use crate::helpers::*;
+use crate::mcp_status::{add_fast, allow, until};
+use crate::sdk::python;
+use crate::upstream::Upstream;
+use crate::ws::{session, user, Member};
+use crate::wsclient::*;
+use serde_json::{json, Value};
+use switchyard::config::Config;
+
+const ROUTES: &[&str] = &[
+    "t-add=openai:tool:fast__add:a=2,b=3",
+    "t-sleep=openai:tool:fast__sleep:seconds=30",
+    "t-two=openai:tool:fast__add:a=1,b=1:fast__echo:text=hi",
+    "t-bad=openai:tool:fast__nope:x=1",
+    "t-client=openai:tool:pick_file:prompt=which",
+    "t-loop=openai:toolloop:pick_file",
+];
+
+fn routes(c: &mut Config, up: &Upstream) {
+    route_upstream(c, up);
+    c.llm.models.extend(ROUTES.iter().map(|s| s.to_string()));
+}
+
+/// Everything one turn emitted on the session channel, in order, until it ended.
+struct Turn {
+    tool_events: Vec<Value>,
+    text: String,
+    end: Value,
+}
+
+impl Turn {
+    fn events(&self, name: &str) -> Vec<&Value> {
+        self.tool_events
+            .iter()
+            .filter(|e| e["event"] == name)
+            .map(|e| &e["data"])
+            .collect()
+    }
+}
+
+/// Reads `turn`'s events; `answer` is called for each `tool.call` (to reply as the client).
+async fn follow(c: &mut WsClient, ch: &str, turn: &str, answer: Option<Value>) -> Turn {
+    let mut t = Turn {
+        tool_events: Vec::new(),
+        text: String::new(),
+        end: Value::Null,
+    };
+    loop {
+        let v = c.next().await.expect("socket open");
+        if v["type"] != "event" || v["channel"] != ch || v["data"]["turn_id"] != turn {
+            continue;
+        }
+        match v["event"].as_str().unwrap() {
+            "chat.delta" => t.text.push_str(v["data"]["text"].as_str().unwrap()),
+            "chat.done" | "chat.error" => {
+                t.end = v;
+                return t;
+            }
+            e if e.starts_with("tool.") => {
+                if e == "tool.call" && v["data"]["side"] == "client" {
+                    if let Some(a) = &answer {
+                        let mut f = a.clone();
+                        f["turn_id"] = json!(turn);
+                        f["call_id"] = v["data"]["call_id"].clone();
+                        let r = c.request("tool.result", f).await;
+                        assert_eq!(r["type"], "ok", "{r}");
+                    }
+                }
+                t.tool_events.push(v);
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn start(c: &mut WsClient, ch: &str, model: &str, extra: Value) -> String {
+    let mut f = json!({"session_id": ch.strip_prefix("session:").unwrap(), "message": "go", "model": model});
+    for (k, v) in extra.as_object().unwrap() {
+        f[k] = v.clone();
+    }
+    let r = c.request("chat.send", f).await;
+    assert_eq!(r["type"], "ok", "{r}");
+    r["result"]["turn_id"].as_str().unwrap().to_owned()
+}
+
+async fn records(app: &TestApp, who: &Member, ch: &str) -> Vec<Value> {
+    let id = ch.strip_prefix("session:").unwrap();
+    let r = app
+        .get_auth(&format!("/v1/sessions/{id}/tools"), &who.tokens.access)
+        .await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["data"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn pick_file() -> Value {
+    json!({"tools": [{"name": "pick_file", "description": "Ask the user for a file",
+        "parameters": {"type": "object", "properties": {"prompt": {"type": "string"}}}}]})
+}
+
+/// The user, their session, a socket subscribed to it and to the user channel, FastMCP ready.
+async fn ready_user(app: &TestApp) -> (Member, String, WsClient) {
+    let alice = user(app).await;
+    let ch = session(app, &alice).await;
+    let mut c = connect_authed(&app.base, &alice.tokens.access).await;
+    add_fast(app, &alice.tokens.access).await;
+    until(&mut c, &format!("user:{}", alice.user_id), "ready").await;
+    c.subscribe(&ch).await;
+    (alice, ch, c)
+}
+
+#[tokio::test]
+async fn a_turn_calls_an_mcp_tool_and_continues_with_its_answer() {
+    let py = python().await.display().to_string();
+    within(async {
+        let up = Upstream::start().await;
+        let marker = format!("m{}", uuid::Uuid::new_v4().simple());
+        let app = spawn_with(|c| {
+            routes(c, &up);
+            allow(c, &py, &marker);
+        })
+        .await;
+        let (alice, ch, mut c) = ready_user(&app).await;
+        let turn = start(&mut c, &ch, "t-add", json!({})).await;
+        let t = follow(&mut c, &ch, &turn, None).await;
+        assert_eq!(t.end["event"], "chat.done", "{}", t.end);
+        assert_eq!(t.end["data"]["status"], "complete");
+        let call = t.events("tool.call")[0];
+        assert_eq!(call["name"], "fast__add");
+        assert_eq!(
+            (call["server"].as_str(), call["tool"].as_str()),
+            (Some("fast"), Some("add"))
+        );
+        assert_eq!(call["side"], "mcp");
+        assert_eq!(call["arguments"], json!({"a": 2, "b": 3}));
+        let result = t.events("tool.result")[0];
+        assert_eq!(result["call_id"], call["call_id"]);
+        assert_eq!(
+            result["result"]["content"][0]["text"], "5",
+            "the real server's answer"
+        );
+        // The model's text before the call and its follow-up are one message.
+        assert_eq!(t.text, "Checking. The tool said: 5");
+        // The upstream got the tools, then the call and its result.
+        let reqs = up.requests();
+        let (first, second) = (&reqs[reqs.len() - 2].2, &reqs[reqs.len() - 1].2);
+        let offered: Vec<&str> = first["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(offered, ["fast__add", "fast__echo", "fast__sleep"]);
+        let msgs = second["messages"].as_array().unwrap();
+        let n = msgs.len();
+        assert_eq!(msgs[n - 2]["role"], "assistant");
+        assert_eq!(
+            msgs[n - 2]["tool_calls"][0]["function"]["name"],
+            "fast__add"
+        );
+        assert_eq!(msgs[n - 1]["role"], "tool");
+        assert_eq!(msgs[n - 1]["tool_call_id"], call["call_id"]);
+        assert_eq!(msgs[n - 1]["content"], "5");
+        // Recorded, over REST and the socket alike.
+        let recs = records(&app, &alice, &ch).await;
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0];
+        assert_eq!(r["turn_id"], turn.as_str());
+        assert_eq!(
+            (r["name"].as_str(), r["server"].as_str(), r["tool"].as_str()),
+            (Some("fast__add"), Some("fast"), Some("add"))
+        );
+        assert_eq!(r["arguments"], json!({"a": 2, "b": 3}));
+        assert_eq!(r["result"]["content"][0]["text"], "5");
+        assert_eq!(r["status"], "ok");
+        assert!(r["duration_ms"].as_u64().is_some());
+        let listed = c
+            .request(
+                "tool.list",
+                json!({"session_id": ch.strip_prefix("session:").unwrap()}),
+            )
+            .await;
+        assert_eq!(listed["result"]["data"], json!(recs));
+        // Two calls in one round run together; both answers reach the model in call order.
+        let turn = start(&mut c, &ch, "t-two", json!({})).await;
+        let t = follow(&mut c, &ch, &turn, None).await;
+        assert_eq!(t.events("tool.result").len(), 2);
+        assert_eq!(t.text, "Checking. The tool said: 2 | hi");
+        // A name never offered, or a user who is not a member: a clear answer, nothing called.
+        let turn = start(&mut c, &ch, "t-bad", json!({})).await;
+        let t = follow(&mut c, &ch, &turn, None).await;
+        assert_eq!(t.events("tool.error")[0]["code"], "unknown_tool");
+        assert_eq!(t.end["data"]["status"], "complete");
+        let mallory = user(&app).await;
+        let id = ch.strip_prefix("session:").unwrap();
+        let r = app
+            .get_auth(&format!("/v1/sessions/{id}/tools"), &mallory.tokens.access)
+            .await;
+        assert_eq!(r.status(), 404);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_hanging_tool_times_out_into_tool_error_and_the_turn_still_ends() {
+    let py = python().await.display().to_string();
+    within(async {
+        let up = Upstream::start().await;
+        let marker = format!("m{}", uuid::Uuid::new_v4().simple());
+        let app = spawn_with(|c| {
+            routes(c, &up);
+            allow(c, &py, &marker);
+            c.mcp.tool_timeout_ms = 400;
+        })
+        .await;
+        let (alice, ch, mut c) = ready_user(&app).await;
+        let turn = start(&mut c, &ch, "t-sleep", json!({})).await;
+        let t = follow(&mut c, &ch, &turn, None).await;
+        let err = t.events("tool.error")[0];
+        assert_eq!(err["code"], "tool_timeout");
+        assert!(err["duration_ms"].as_u64().unwrap() >= 400);
+        assert!(t.events("tool.result").is_empty());
+        assert_eq!(t.end["event"], "chat.done");
+        assert_eq!(t.end["data"]["status"], "complete");
+        assert!(
+            t.text
+                .starts_with("Checking. The tool said: error (tool_timeout)"),
+            "{}",
+            t.text
+        );
+        let recs = records(&app, &alice, &ch).await;
+        assert_eq!(recs[0]["status"], "timeout");
+        assert!(recs[0]["result"].is_null());
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_client_tool_round_trips_and_only_its_user_answers_once() {
+    within(async {
+        let up = Upstream::start().await;
+        let app = spawn_with(|c| routes(c, &up)).await;
+        let alice = user(&app).await;
+        let ch = session(&app, &alice).await;
+        let mut c = connect_authed(&app.base, &alice.tokens.access).await;
+        c.subscribe(&ch).await;
+        let turn = start(&mut c, &ch, "t-client", pick_file()).await;
+        let call = c.event(&ch, "tool.call").await["data"].clone();
+        assert_eq!(call["side"], "client");
+        assert!(call["server"].is_null());
+        assert_eq!(call["arguments"], json!({"prompt": "which"}));
+        let call_id = call["call_id"].as_str().unwrap();
+        // Someone else cannot answer it; bad answers change nothing.
+        let mallory = user(&app).await;
+        let mut m = connect_authed(&app.base, &mallory.tokens.access).await;
+        let r = m
+            .request(
+                "tool.result",
+                json!({"turn_id": turn, "call_id": call_id, "result": "evil.rs"}),
+            )
+            .await;
+        assert_eq!(r["code"], "forbidden", "{r}");
+        let r = c
+            .request_unchecked(
+                "tool.result",
+                json!({"turn_id": turn, "call_id": call_id, "result": "a", "error": "b"}),
+            )
+            .await;
+        assert_eq!(r["code"], "invalid_request", "{r}");
+        let r = c
+            .request(
+                "tool.result",
+                json!({"turn_id": turn, "call_id": "call_unknown", "result": "x"}),
+            )
+            .await;
+        assert_eq!(r["code"], "not_found", "{r}");
+        let r = c
+            .request_unchecked(
+                "tool.result",
+                json!({"turn_id": "nope", "call_id": call_id, "result": "x"}),
+            )
+            .await;
+        assert_eq!(r["code"], "invalid_request", "{r}");
+        let r = c
+            .request(
+                "tool.result",
+                json!({"turn_id": turn, "call_id": call_id, "result": "src/main.rs"}),
+            )
+            .await;
+        assert_eq!(r["type"], "ok", "{r}");
+        let again = c
+            .request(
+                "tool.result",
+                json!({"turn_id": turn, "call_id": call_id, "result": "other.rs"}),
+            )
+            .await;
+        assert_eq!(again["code"], "not_found", "answered once");
+        let t = follow(&mut c, &ch, &turn, None).await;
+        assert_eq!(t.events("tool.result")[0]["result"], "src/main.rs");
+        assert_eq!(t.text, "Checking. The tool said: src/main.rs");
+        assert_eq!(
+            up.last_body()["messages"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()["content"],
+            "src/main.rs"
+        );
+        let recs = records(&app, &alice, &ch).await;
+        assert_eq!(
+            (recs[0]["status"].as_str(), recs[0]["server"].as_str()),
+            (Some("ok"), None)
+        );
+        assert_eq!(recs[0]["result"], "src/main.rs");
+        // An error answer reaches the model as the tool's failure.
+        let turn = start(&mut c, &ch, "t-client", pick_file()).await;
+        let t = follow(&mut c, &ch, &turn, Some(json!({"error": "dismissed"}))).await;
+        assert_eq!(t.events("tool.error")[0]["code"], "tool_failed");
+        assert_eq!(
+            t.text,
+            "Checking. The tool said: error (tool_failed): dismissed"
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_client_that_never_answers_times_out_and_tool_rounds_are_bounded() {
+    within(async {
+        let up = Upstream::start().await;
+        let app = spawn_with(|c| {
+            routes(c, &up);
+            c.chat.client_tool_timeout_ms = 300;
+            c.chat.max_tool_rounds = 2;
+        })
+        .await;
+        let alice = user(&app).await;
+        let ch = session(&app, &alice).await;
+        let mut c = connect_authed(&app.base, &alice.tokens.access).await;
+        c.subscribe(&ch).await;
+        let turn = start(&mut c, &ch, "t-client", pick_file()).await;
+        let t = follow(&mut c, &ch, &turn, None).await;
+        assert_eq!(t.events("tool.error")[0]["code"], "tool_timeout");
+        assert_eq!(t.end["data"]["status"], "complete");
+        let call_id = t.events("tool.call")[0]["call_id"].as_str().unwrap().to_owned();
+        let late = c
+            .request("tool.result", json!({"turn_id": turn, "call_id": call_id, "result": "late"}))
+            .await;
+        assert_eq!(late["code"], "not_found", "{late}");
+        assert_eq!(records(&app, &alice, &ch).await[0]["status"], "timeout");
+        // A model that always wants the tool: two rounds, then it must answer in text.
+        let before = up.requests().len();
+        let turn = start(&mut c, &ch, "t-loop", pick_file()).await;
+        let t = follow(&mut c, &ch, &turn, Some(json!({"result": "x"}))).await;
+        assert_eq!(t.events("tool.call").len(), 2);
+        assert_eq!(t.text, "Checking. Checking. done after 2 tool results");
+        let reqs = up.requests();
+        assert_eq!(reqs.len() - before, 3);
+        assert_eq!(reqs.last().unwrap().2["tool_choice"], "none");
+        // Client tools are checked before anything is written.
+        let bad = json!({"tools": [{"name": "a__b"}]});
+        let f = json!({"session_id": ch.strip_prefix("session:").unwrap(), "message": "x", "model": "t-client", "tools": bad["tools"]});
+        let r = c.request_unchecked("chat.send", f).await;
+        assert_eq!(r["code"], "invalid_request", "{r}");
+        assert!(r["message"].as_str().unwrap().starts_with("tools[0].name"), "{r}");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn too_many_client_tools_are_refused() {
+    within(async {
+        let app = spawn_with(|c| c.chat.max_client_tools = 1).await;
+        let alice = user(&app).await;
+        let ch = session(&app, &alice).await;
+        let mut c = connect_authed(&app.base, &alice.tokens.access).await;
+        let r = c
+            .request(
+                "chat.send",
+                json!({"session_id": ch.strip_prefix("session:").unwrap(), "message": "x",
+                       "tools": [{"name": "a"}, {"name": "b"}]}),
+            )
+            .await;
+        assert_eq!(r["code"], "invalid_request", "{r}");
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .contains("at most 1 client tools"),
+            "{r}"
+        );
+        let snap = c.subscribe(&ch).await;
+        assert_eq!(
+            snap["result"]["snapshot"]["messages"],
+            json!([]),
+            "nothing written"
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn tool_calls_cross_instances_to_the_mcp_holder_and_answers_cross_back() {
+    if redis_url().is_none() {
+        eprintln!("tool_calls_cross_instances_to_the_mcp_holder_and_answers_cross_back: needs TEST_REDIS_URL (Redis pass)");
+        return;
+    }
+    let py = python().await.display().to_string();
+    within(async {
+        let up = Upstream::start().await;
+        let marker = format!("m{}", uuid::Uuid::new_v4().simple());
+        let cluster = Cluster::new().await;
+        let a = cluster
+            .spawn(|c| {
+                routes(c, &up);
+                allow(c, &py, &marker);
+            })
+            .await;
+        let b = cluster
+            .spawn(|c| {
+                routes(c, &up);
+                allow(c, &py, &marker);
+            })
+            .await;
+        // The user's MCP clients run on A (the only instance they are connected to at first).
+        let (alice, ch, mut on_a) = ready_user(&a).await;
+        let mut on_b = connect_authed(&b.base, &alice.tokens.access).await;
+        on_b.subscribe(&ch).await;
+        // The turn runs on B; its MCP call goes to A and the answer comes back.
+        let turn = start(&mut on_b, &ch, "t-add", json!({})).await;
+        let t = follow(&mut on_b, &ch, &turn, None).await;
+        assert_eq!(
+            t.events("tool.result")[0]["result"]["content"][0]["text"],
+            "5",
+            "{:?}",
+            t.tool_events
+        );
+        assert_eq!(t.text, "Checking. The tool said: 5");
+        // A client tool of a turn on B, answered from the user's connection on A.
+        let turn = start(&mut on_b, &ch, "t-client", pick_file()).await;
+        let t = follow(&mut on_a, &ch, &turn, Some(json!({"result": "from-a.rs"}))).await;
+        assert_eq!(t.text, "Checking. The tool said: from-a.rs");
+        let recs = records(&b, &alice, &ch).await;
+        assert_eq!(recs.len(), 2);
+    })
+    .await
+}
