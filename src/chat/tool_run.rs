@@ -4,7 +4,7 @@ use super::{
     tools::{cap, model_text, parse_arguments, Failure, Target, Toolbox},
     turn::Run,
 };
-use crate::{bus::server_event, llm::ToolCall, store::ToolRecord};
+use crate::{bus::server_event, hub::replies::Waiter, llm::ToolCall, store::ToolRecord};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -41,6 +41,22 @@ impl Run {
         announce["tool"] = json!(target.map(Target::tool));
         announce["side"] = json!(target.map(Target::side));
         announce["arguments"] = shown_args.clone();
+        // A client may answer as soon as it sees the call: the wait exists before the call is
+        // announced.
+        let client_ms = self.chat.config.client_tool_timeout_ms;
+        let waiter = match (target, &args) {
+            (Some(Target::Client { .. }), Ok(_)) => Some(
+                self.chat
+                    .bus
+                    .expect_reply(
+                        &answer_key(self.turn.turn_id, &call.id),
+                        &self.user.to_string(),
+                        Duration::from_millis(client_ms),
+                    )
+                    .await,
+            ),
+            _ => None,
+        };
         self.chat
             .bus
             .publish(channel, server_event(channel, "tool.call", &announce))
@@ -59,20 +75,17 @@ impl Run {
                     _ = stop.cancelled() => Err(Failure::new("cancelled", "the turn ended first")),
                 }
             }
-            (Some(Target::Client { .. }), Ok(_)) => self.await_client(call, stop).await,
+            (Some(Target::Client { .. }), Ok(_)) => await_client(waiter, client_ms, stop).await,
         };
 
         let max = self.chat.config.max_tool_result_bytes;
-        let (result, error, status, text) = match outcome {
-            Ok(v) => {
-                let text = model_text(&v);
-                let (v, text) = cap(v, text, max);
-                (Some(v), None, "ok", text)
-            }
-            Err(f) => {
-                let text = format!("error ({}): {}", f.code, f.message);
-                (None, Some((f.code, f.message)), f.status, text)
-            }
+        let outcome = outcome.map(|v| {
+            let text = model_text(&v);
+            cap(v, text, max)
+        });
+        let (status, text) = match &outcome {
+            Ok((_, text)) => ("ok", text.clone()),
+            Err(f) => (f.status, format!("error ({}): {}", f.code, f.message)),
         };
         let duration_ms = started.elapsed().as_millis() as u64;
         let record = ToolRecord {
@@ -85,8 +98,8 @@ impl Run {
             server: target.and_then(Target::server).map(str::to_owned),
             tool: target.map_or_else(|| call.name.clone(), |t| t.tool().to_owned()),
             arguments: shown_args,
-            result: result.clone(),
-            error: error.as_ref().map(|e| e.1.clone()),
+            result: outcome.as_ref().ok().map(|(v, _)| v.clone()),
+            error: outcome.as_ref().err().map(|f| f.message.clone()),
             status: status.into(),
             duration_ms,
             created_at: chrono::Utc::now(),
@@ -97,17 +110,16 @@ impl Run {
         metrics::counter!("chat_tool_calls_total", "status" => status).increment(1);
         let mut done = base;
         done["duration_ms"] = json!(duration_ms);
-        let event = match (result, error) {
-            (Some(r), _) => {
-                done["result"] = r;
+        let event = match outcome {
+            Ok((v, _)) => {
+                done["result"] = v;
                 "tool.result"
             }
-            (None, Some((code, message))) => {
-                done["code"] = json!(code);
-                done["message"] = json!(message);
+            Err(f) => {
+                done["code"] = json!(f.code);
+                done["message"] = json!(f.message);
                 "tool.error"
             }
-            (None, None) => unreachable!("a call ends with a result or an error"),
         };
         self.chat
             .bus
@@ -115,37 +127,35 @@ impl Run {
             .await;
         text
     }
+}
 
-    /// Waits for the client's `tool.result` (any connection of the turn's user, any instance).
-    async fn await_client(
-        &self,
-        call: &ToolCall,
-        stop: &CancellationToken,
-    ) -> Result<Value, Failure> {
-        let ms = self.chat.config.client_tool_timeout_ms;
-        let timeout = Duration::from_millis(ms);
-        let key = answer_key(self.turn.turn_id, &call.id);
-        let mut waiter = self
-            .chat
-            .bus
-            .expect_reply(&key, &self.user.to_string(), timeout)
-            .await;
-        let answer = tokio::select! {
-            a = tokio::time::timeout(timeout, waiter.answer()) => a,
-            _ = stop.cancelled() => return Err(Failure::new("cancelled", "the turn ended first")),
-        };
-        match answer {
-            Ok(Some(v)) => match v.get("error") {
-                Some(e) => Err(Failure::new(
-                    "tool_failed",
-                    e.as_str().map_or_else(|| e.to_string(), str::to_owned),
-                )),
-                None => Ok(v["result"].clone()),
-            },
-            _ => Err(Failure::new(
-                "tool_timeout",
-                format!("the client did not answer within {ms} ms"),
+/// Waits for the client's `tool.result` (any connection of the turn's user, any instance).
+async fn await_client(
+    waiter: Option<Waiter>,
+    ms: u64,
+    stop: &CancellationToken,
+) -> Result<Value, Failure> {
+    let Some(mut waiter) = waiter else {
+        return Err(Failure::new(
+            "tool_unavailable",
+            "the call could not be awaited",
+        ));
+    };
+    let answer = tokio::select! {
+        a = tokio::time::timeout(Duration::from_millis(ms), waiter.answer()) => a,
+        _ = stop.cancelled() => return Err(Failure::new("cancelled", "the turn ended first")),
+    };
+    match answer {
+        Ok(Some(v)) => match v.get("error") {
+            Some(e) => Err(Failure::new(
+                "tool_failed",
+                e.as_str().map_or_else(|| e.to_string(), str::to_owned),
             )),
-        }
+            None => Ok(v["result"].clone()),
+        },
+        _ => Err(Failure::new(
+            "tool_timeout",
+            format!("the client did not answer within {ms} ms"),
+        )),
     }
 }
