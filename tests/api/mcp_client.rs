@@ -170,3 +170,43 @@ async fn server_everything_over_stdio() {
     })
     .await
 }
+
+/// Servers answering `initialize` with an older (2025-06-18) or a newer (2026-07-28) revision:
+/// the client takes the server's answer, lists the paged tools and calls one.
+#[tokio::test]
+async fn other_protocol_revisions_are_negotiated_and_tool_pages_followed() {
+    let py = python().await.display().to_string();
+    let raw = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/mcp/raw_server.py")
+        .display()
+        .to_string();
+    within(async {
+        for version in ["2025-06-18", "2026-07-28"] {
+            let target = Target::Stdio {
+                program: py.clone(),
+                args: vec![raw.clone(), version.into()],
+            };
+            let conn = connect(&target).await.expect("connects");
+            assert_eq!(conn.protocol_version, version);
+            assert_eq!(conn.server_name, format!("raw-{version}"));
+            let names: Vec<String> = conn
+                .tools()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| t.name)
+                .collect();
+            assert_eq!(names, ["shout", "second_page"], "both pages");
+            let params = rmcp::model::CallToolRequestParams::new("shout").with_arguments(
+                serde_json::json!({"text": "hi"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            );
+            let r = conn.service.peer().call_tool(params).await.unwrap();
+            let v = serde_json::to_value(&r).unwrap();
+            assert_eq!(v["content"][0]["text"], "HI", "{version}");
+        }
+    })
+    .await
+}

@@ -247,7 +247,11 @@ async fn a_hanging_tool_times_out_into_tool_error_and_the_turn_still_ends() {
 async fn a_client_tool_round_trips_and_only_its_user_answers_once() {
     within(async {
         let up = Upstream::start().await;
-        let app = spawn_with(|c| routes(c, &up)).await;
+        let app = spawn_with(|c| {
+            routes(c, &up);
+            c.chat.max_tool_result_bytes = 64;
+        })
+        .await;
         let alice = user(&app).await;
         let ch = session(&app, &alice).await;
         let mut c = connect_authed(&app.base, &alice.tokens.access).await;
