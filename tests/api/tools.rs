@@ -106,6 +106,23 @@ fn pick_file() -> Value {
         "parameters": {"type": "object", "properties": {"prompt": {"type": "string"}}}}]})
 }
 
+/// A server routed to a fresh test upstream, a user, their session and a subscribed socket.
+async fn client_setup(
+    tweak: impl FnOnce(&mut Config),
+) -> (Upstream, TestApp, Member, String, WsClient) {
+    let up = Upstream::start().await;
+    let app = spawn_with(|c| {
+        routes(c, &up);
+        tweak(c);
+    })
+    .await;
+    let alice = user(&app).await;
+    let ch = session(&app, &alice).await;
+    let mut c = connect_authed(&app.base, &alice.tokens.access).await;
+    c.subscribe(&ch).await;
+    (up, app, alice, ch, c)
+}
+
 /// The user, their session, a socket subscribed to it and to the user channel, FastMCP ready.
 async fn ready_user(app: &TestApp) -> (Member, String, WsClient) {
     let alice = user(app).await;
@@ -246,16 +263,7 @@ async fn a_hanging_tool_times_out_into_tool_error_and_the_turn_still_ends() {
 #[tokio::test]
 async fn a_client_tool_round_trips_and_only_its_user_answers_once() {
     within(async {
-        let up = Upstream::start().await;
-        let app = spawn_with(|c| {
-            routes(c, &up);
-            c.chat.max_tool_result_bytes = 64;
-        })
-        .await;
-        let alice = user(&app).await;
-        let ch = session(&app, &alice).await;
-        let mut c = connect_authed(&app.base, &alice.tokens.access).await;
-        c.subscribe(&ch).await;
+        let (up, app, alice, ch, mut c) = client_setup(|c| c.chat.max_tool_result_bytes = 64).await;
         let turn = start(&mut c, &ch, "t-client", pick_file()).await;
         let call = c.event(&ch, "tool.call").await["data"].clone();
         assert_eq!(call["side"], "client");
@@ -332,6 +340,26 @@ async fn a_client_tool_round_trips_and_only_its_user_answers_once() {
             t.text,
             "Checking. The tool said: error (tool_failed): dismissed"
         );
+        // Past chat.max_tool_result_bytes the result is cut, for the model and the record.
+        let turn = start(&mut c, &ch, "t-client", pick_file()).await;
+        let t = follow(&mut c, &ch, &turn, Some(json!({"result": "x".repeat(200)}))).await;
+        let cut = format!("{}…[truncated]", "x".repeat(64));
+        assert_eq!(
+            t.events("tool.result")[0]["result"],
+            json!({"truncated": true, "text": cut})
+        );
+        assert_eq!(t.text, format!("Checking. The tool said: {cut}"));
+        // Cancelled while waiting for the client: the call and the turn end at once.
+        let turn = start(&mut c, &ch, "t-client", pick_file()).await;
+        c.event(&ch, "tool.call").await;
+        let r = c.request("chat.cancel", json!({"turn_id": turn})).await;
+        assert_eq!(r["type"], "ok", "{r}");
+        let t = follow(&mut c, &ch, &turn, None).await;
+        assert_eq!(t.events("tool.error")[0]["code"], "cancelled");
+        assert_eq!(t.end["data"]["status"], "cancelled");
+        let recs = records(&app, &alice, &ch).await;
+        assert_eq!(recs.len(), 4);
+        assert_eq!(recs[3]["status"], "cancelled");
     })
     .await
 }
@@ -339,17 +367,11 @@ async fn a_client_tool_round_trips_and_only_its_user_answers_once() {
 #[tokio::test]
 async fn a_client_that_never_answers_times_out_and_tool_rounds_are_bounded() {
     within(async {
-        let up = Upstream::start().await;
-        let app = spawn_with(|c| {
-            routes(c, &up);
+        let (up, app, alice, ch, mut c) = client_setup(|c| {
             c.chat.client_tool_timeout_ms = 300;
             c.chat.max_tool_rounds = 2;
         })
         .await;
-        let alice = user(&app).await;
-        let ch = session(&app, &alice).await;
-        let mut c = connect_authed(&app.base, &alice.tokens.access).await;
-        c.subscribe(&ch).await;
         let turn = start(&mut c, &ch, "t-client", pick_file()).await;
         let t = follow(&mut c, &ch, &turn, None).await;
         assert_eq!(t.events("tool.error")[0]["code"], "tool_timeout");
