@@ -74,7 +74,9 @@ impl McpManager {
         arguments: Map<String, Value>,
         timeout: Duration,
     ) -> Result<Value, ToolError> {
-        if self.peer(user, server).is_some() || !self.shared() {
+        // Here when this instance runs the user's clients (a server not ready is answered at
+        // once), or when no other instance could.
+        if self.peer(user, server).is_some() || !self.shared() || self.owned.contains_key(&user) {
             return self.call_tool(user, server, tool, arguments, timeout).await;
         }
         let key = format!("mcp:{}", uuid::Uuid::new_v4().simple());

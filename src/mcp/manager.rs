@@ -45,7 +45,7 @@ pub struct McpManager {
     cfg: McpConfig,
     instance: String,
     running: DashMap<Uuid, Running>,
-    owned: DashMap<UserId, ()>,
+    pub(super) owned: DashMap<UserId, ()>,
     statuses: DashMap<UserId, BTreeMap<Uuid, Status>>,
     /// Ready connections, to call tools through: server id -> (user, server name, peer).
     pub(super) peers: DashMap<
