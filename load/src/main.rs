@@ -7,6 +7,7 @@
 //!   load sync   --url http://127.0.0.1:8080 --sessions 1 --clients 50 --seconds 10
 //!   load completions --url http://127.0.0.1:8080 --concurrency 64 --seconds 10
 //!   load stream --url http://127.0.0.1:8080 --streams 200   (see stream.rs for the server's env)
+//!   load tools  --url http://127.0.0.1:8080 --sessions 10 [--mcp fast --tool add --args '{"a":2,"b":3}']
 
 mod client;
 mod completions;
@@ -15,6 +16,7 @@ mod idle;
 mod login;
 mod stream;
 mod sync;
+mod tools;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +40,8 @@ enum Scenario {
     Completions(completions::Args),
     /// Streaming through an OpenAI-compatible upstream: latency added per chunk.
     Stream(stream::Args),
+    /// Socket turns with one tool round each (client-side or MCP tool): per-call latency.
+    Tools(tools::Args),
 }
 
 #[tokio::main]
@@ -49,5 +53,6 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Sync(a) => sync::run(a).await,
         Scenario::Completions(a) => completions::run(a).await,
         Scenario::Stream(a) => stream::run(a).await,
+        Scenario::Tools(a) => tools::run(a).await,
     }
 }
