@@ -1,12 +1,40 @@
 //! What a turn sends upstream, built from the session: its system prompt, then its transcript
-//! (deleted, still-streaming and failed messages left out), then the new user message.
+//! (deleted, still-streaming and failed messages left out), then the new user message. An
+//! earlier turn's tool calls come back as they happened, from its tool records: the calls, their
+//! results, then the turn's text.
 
 use crate::{
-    llm::{ChatMessage, ChatRequest, Role},
+    llm::{ChatMessage, ChatRequest, Role, ToolCall},
     sync::{merge::Doc, ops::MessageRole},
 };
+use std::collections::HashMap;
 
-pub fn request(doc: &Doc, user_text: &str) -> ChatRequest {
+/// What the model read for each earlier call, by (turn id, call id).
+pub type PastResults = HashMap<(String, String), String>;
+
+/// Whether any message carries tool calls (only then are the records worth reading).
+pub fn has_tool_calls(doc: &Doc) -> bool {
+    doc.messages
+        .values()
+        .any(|m| !m.deleted && m.metadata["tool_calls"].is_array())
+}
+
+/// An assistant message's calls that have results, as the model made them.
+fn replayed_calls(metadata: &serde_json::Value, past: &PastResults) -> Vec<(ToolCall, String)> {
+    let turn = metadata["turn_id"].as_str().unwrap_or_default();
+    metadata["tool_calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| serde_json::from_value::<ToolCall>(c.clone()).ok())
+        .filter_map(|c| {
+            let text = past.get(&(turn.to_owned(), c.id.clone()))?.clone();
+            Some((c, text))
+        })
+        .collect()
+}
+
+pub fn request(doc: &Doc, user_text: &str, past: &PastResults) -> ChatRequest {
     let mut messages = Vec::new();
     let system = doc
         .registers
@@ -18,7 +46,29 @@ pub fn request(doc: &Doc, user_text: &str) -> ChatRequest {
         messages.push(ChatMessage::text(Role::System, s));
     }
     for m in doc.transcript() {
-        if m.streaming || m.metadata["status"] == "failed" || m.content.is_empty() {
+        if m.streaming || m.metadata["status"] == "failed" {
+            continue;
+        }
+        if m.role == MessageRole::Assistant {
+            let calls = replayed_calls(&m.metadata, past);
+            if !calls.is_empty() {
+                messages.push(ChatMessage {
+                    role: Role::Assistant,
+                    content: String::new(),
+                    tool_calls: calls.iter().map(|(c, _)| c.clone()).collect(),
+                    tool_call_id: None,
+                });
+                for (c, text) in calls {
+                    messages.push(ChatMessage {
+                        role: Role::Tool,
+                        content: text,
+                        tool_calls: Vec::new(),
+                        tool_call_id: Some(c.id),
+                    });
+                }
+            }
+        }
+        if m.content.is_empty() {
             continue;
         }
         let role = match m.role {

@@ -107,7 +107,12 @@ impl ChatService {
             .clone()
             .or_else(|| conversation::session_model(&snapshot.doc))
             .unwrap_or_else(|| self.config.default_model.clone());
-        let mut req = conversation::request(&snapshot.doc, &a.message);
+        let past = if conversation::has_tool_calls(&snapshot.doc) {
+            self.past_results(session).await?
+        } else {
+            conversation::PastResults::new()
+        };
+        let mut req = conversation::request(&snapshot.doc, &a.message, &past);
         req.max_tokens = a.max_tokens;
         req.temperature = a.temperature;
         req.user = Some(who.user_id.to_string());

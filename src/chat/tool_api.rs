@@ -1,12 +1,19 @@
 //! What clients do with tools besides watching events: answer a client-side call
 //! (`tool.result`), and list a session's tool records.
 
-use super::{tool_run::answer_key, ChatService};
+use super::{
+    tool_run::answer_key,
+    tools::{cap, model_text},
+    ChatService,
+};
 use crate::{
     auth::Principal, domain::SessionId, error::AppError, hub::replies::Handed, store::ToolRecord,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+/// Records read per query when rebuilding a conversation.
+const PAGE: u32 = 500;
 
 /// Longest call id a client may send back (models' ids are far shorter).
 const MAX_CALL_ID: usize = 128;
@@ -53,6 +60,31 @@ impl ChatService {
             Handed::Unknown => Err(AppError::NotFound(
                 "no tool call awaits an answer with that turn_id and call_id (unknown, answered, or timed out)".into(),
             )),
+        }
+    }
+
+    /// What the model read for each of the session's earlier tool calls (for the conversation).
+    pub(super) async fn past_results(
+        &self,
+        session: SessionId,
+    ) -> Result<super::conversation::PastResults, AppError> {
+        let max = self.config.max_tool_result_bytes;
+        let mut out = super::conversation::PastResults::new();
+        let mut after = None;
+        loop {
+            let page = self.store.list_tool_calls(session, after, PAGE).await?;
+            after = page.last().map(|r| r.id);
+            let full = page.len() == PAGE as usize;
+            for r in page {
+                let text = match (&r.result, &r.error) {
+                    (Some(v), _) => cap(v.clone(), model_text(v), max).1,
+                    (None, e) => format!("error ({}): {}", r.status, e.as_deref().unwrap_or("")),
+                };
+                out.insert((r.turn_id.to_string(), r.call_id), text);
+            }
+            if !full {
+                return Ok(out);
+            }
         }
     }
 

@@ -206,6 +206,26 @@ async fn a_turn_calls_an_mcp_tool_and_continues_with_its_answer() {
             )
             .await;
         assert_eq!(listed["result"]["data"], json!(recs));
+        // The next turn's conversation holds the call, its result, then the text.
+        let next = start(&mut c, &ch, "oa-text", json!({})).await;
+        follow(&mut c, &ch, &next, None).await;
+        let msgs = up.last_body()["messages"].as_array().unwrap().clone();
+        let i = msgs
+            .iter()
+            .position(|m| m["tool_calls"].is_array())
+            .expect("the earlier call is replayed");
+        assert_eq!(msgs[i]["role"], "assistant");
+        assert_eq!(msgs[i]["tool_calls"][0]["id"], call["call_id"]);
+        assert_eq!(msgs[i]["tool_calls"][0]["function"]["name"], "fast__add");
+        assert_eq!(
+            (
+                msgs[i + 1]["role"].as_str(),
+                msgs[i + 1]["content"].as_str()
+            ),
+            (Some("tool"), Some("5"))
+        );
+        assert_eq!(msgs[i + 1]["tool_call_id"], call["call_id"]);
+        assert_eq!(msgs[i + 2]["content"], "Checking. The tool said: 5");
         // Two calls in one round run together; both answers reach the model in call order.
         let turn = start(&mut c, &ch, "t-two", json!({})).await;
         let t = follow(&mut c, &ch, &turn, None).await;

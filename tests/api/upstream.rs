@@ -7,7 +7,7 @@
 //! `slow:<chunks>:<ms>` (text chunks `w0 `, `w1 `, ... every `ms`), `flaky` (503 once, then
 //! text), `hang` (never answers), and a model using tools: `tool:<name>:<k=v,...>[:<name>:<args>...]`
 //! says `Checking. ` and calls those functions (in parallel when several) until the
-//! conversation holds tool results, then answers `The tool said: <results>`;
+//! conversation holds tool results after its last user message, then answers `The tool said: <results>`;
 //! `toolloop:<name>` calls `name` every time unless `tool_choice` is `none`.
 
 #![allow(dead_code)]
@@ -180,10 +180,9 @@ async fn serve(mut sock: TcpStream, seen: Arc<Seen>) {
             seen.abort.notify_waiters();
         }
         ["tool", calls @ ..] if calls.len() % 2 == 0 => {
-            let results: Vec<&str> = body["messages"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let turn = this_turn(&body);
+            let results: Vec<&str> = turn
+                .iter()
                 .filter(|m| m["role"] == "tool")
                 .filter_map(|m| m["content"].as_str())
                 .collect();
@@ -200,9 +199,10 @@ async fn serve(mut sock: TcpStream, seen: Arc<Seen>) {
         }
         ["toolloop", name] => {
             if body["tool_choice"] == "none" {
-                let n = body["messages"]
-                    .as_array()
-                    .map_or(0, |m| m.iter().filter(|m| m["role"] == "tool").count());
+                let n = this_turn(&body)
+                    .iter()
+                    .filter(|m| m["role"] == "tool")
+                    .count();
                 text(&mut sock, &format!("done after {n} tool results")).await
             } else {
                 tool_calls(&mut sock, &[(name, "")]).await
@@ -282,6 +282,16 @@ async fn slow(sock: &mut TcpStream, seen: &Seen, n: usize, ms: u64) {
         + &format!("data: {{\"id\":\"chatcmpl-slow\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{{\"prompt_tokens\":5,\"completion_tokens\":{n}}}}}\n\ndata: [DONE]\n\n");
     let _ = wr.write_all(tail.as_bytes()).await;
     let _ = wr.shutdown().await;
+}
+
+/// The messages after the last user message (earlier turns' tool calls are history).
+fn this_turn(body: &Value) -> Vec<Value> {
+    let all = body["messages"].as_array().cloned().unwrap_or_default();
+    let last_user = all
+        .iter()
+        .rposition(|m| m["role"] == "user")
+        .map_or(0, |i| i + 1);
+    all[last_user..].to_vec()
 }
 
 fn openai_chunk(delta: Value, finish: Option<&str>) -> String {
