@@ -33,13 +33,22 @@ impl Anthropic {
     }
 }
 
-/// Content blocks of one of our messages, and the Anthropic role they go under.
-fn blocks(m: &ChatMessage) -> (&'static str, Vec<Value>) {
+/// Content blocks of one of our messages, and the Anthropic role they go under. Anthropic
+/// refuses `tool_use`/`tool_result` blocks in a request that defines no tools (an earlier
+/// turn's calls, when this turn offers none), so those become text then.
+fn blocks(m: &ChatMessage, tools: bool) -> (&'static str, Vec<Value>) {
     match m.role {
-        Role::Tool => (
+        Role::Tool if tools => (
             "user",
             vec![
                 json!({"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content}),
+            ],
+        ),
+        Role::Tool => (
+            "user",
+            vec![
+                json!({"type": "text", "text": format!("[tool result {}]: {}",
+                m.tool_call_id.as_deref().unwrap_or_default(), m.content)}),
             ],
         ),
         Role::Assistant => {
@@ -48,8 +57,14 @@ fn blocks(m: &ChatMessage) -> (&'static str, Vec<Value>) {
                 b.push(json!({"type": "text", "text": m.content}));
             }
             for c in &m.tool_calls {
-                let input: Value = serde_json::from_str(&c.arguments).unwrap_or_else(|_| json!({}));
-                b.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input}));
+                if tools {
+                    let input: Value =
+                        serde_json::from_str(&c.arguments).unwrap_or_else(|_| json!({}));
+                    b.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input}));
+                } else {
+                    b.push(json!({"type": "text",
+                        "text": format!("[tool call {} {}({})]", c.id, c.name, c.arguments)}));
+                }
             }
             ("assistant", b)
         }
@@ -67,7 +82,7 @@ pub fn body(req: &ChatRequest) -> Value {
     // Consecutive same-role messages merge: tool results after a call go in one user turn.
     let mut messages: Vec<Value> = Vec::new();
     for m in req.messages.iter().filter(|m| m.role != Role::System) {
-        let (role, mut content) = blocks(m);
+        let (role, mut content) = blocks(m, !req.tools.is_empty());
         if content.is_empty() {
             continue;
         }
@@ -273,6 +288,49 @@ impl Provider for Anthropic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn past_tool_calls_become_text_when_no_tools_are_offered() {
+        use crate::llm::{ChatMessage, ChatRequest, Tool, ToolCall};
+        let call = ToolCall {
+            id: "c1".into(),
+            name: "fs__read".into(),
+            arguments: r#"{"path":"a"}"#.into(),
+        };
+        let mut req = ChatRequest {
+            messages: vec![
+                ChatMessage {
+                    role: Role::Assistant,
+                    content: String::new(),
+                    tool_calls: vec![call],
+                    tool_call_id: None,
+                },
+                ChatMessage {
+                    role: Role::Tool,
+                    content: "hello".into(),
+                    tool_calls: Vec::new(),
+                    tool_call_id: Some("c1".into()),
+                },
+                ChatMessage::text(Role::User, "and now?"),
+            ],
+            ..ChatRequest::default()
+        };
+        let b = body(&req);
+        assert_eq!(b["messages"][0]["content"][0]["type"], "text");
+        assert_eq!(
+            b["messages"][1]["content"][0]["text"],
+            "[tool result c1]: hello"
+        );
+        assert_eq!(b["messages"][1]["content"][1]["text"], "and now?");
+        req.tools = vec![Tool {
+            name: "fs__read".into(),
+            description: None,
+            parameters: json!({"type": "object"}),
+        }];
+        let b = body(&req);
+        assert_eq!(b["messages"][0]["content"][0]["type"], "tool_use");
+        assert_eq!(b["messages"][1]["content"][0]["type"], "tool_result");
+    }
 
     #[test]
     fn stop_reasons_map_to_openai_finish_reasons() {
