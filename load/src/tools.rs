@@ -45,6 +45,21 @@ pub struct Args {
     /// The call's arguments (JSON object).
     #[arg(long, default_value = "{}")]
     args: String,
+    /// Turns per session before moving to a fresh one (a turn's cost grows with the session's
+    /// history: its transcript is read and sent upstream every turn).
+    #[arg(long, default_value_t = 20)]
+    turns_per_session: u64,
+}
+
+/// What a session task needs to open further sessions.
+#[derive(Clone)]
+struct Ctx {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    model: String,
+    client_tool: Option<String>,
+    per_session: u64,
 }
 
 /// Per session: tool.call -> tool.result, tool.result -> next text, whole turns (µs).
@@ -80,17 +95,21 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(a.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
+    let ctx = Ctx {
+        http: http.clone(),
+        url: a.url.clone(),
+        token: token.clone(),
+        model: a.model.clone(),
+        client_tool: a.mcp.is_none().then(|| a.tool.clone()),
+        per_session: a.turns_per_session.max(1),
+    };
     for n in 0..a.sessions {
-        let channel = session(&http, &a.url, &token).await?;
         let mut ws = connect(&a.url, &token, n).await?;
         if a.mcp.is_some() {
             wait_ready(&mut ws).await?;
         }
-        let model = a.model.clone();
-        let client_tool = a.mcp.is_none().then(|| a.tool.clone());
-        tasks.push(tokio::spawn(async move {
-            turns(ws, channel, model, client_tool, deadline).await
-        }));
+        let ctx = ctx.clone();
+        tasks.push(tokio::spawn(async move { turns(ws, ctx, deadline).await }));
     }
     let mut all: Seen = [hist(), hist(), hist()];
     for t in tasks {
@@ -124,22 +143,24 @@ async fn wait_ready(ws: &mut Ws) -> anyhow::Result<()> {
     anyhow::bail!("the MCP server did not become ready within 30 s")
 }
 
-async fn turns(
-    mut ws: Ws,
-    channel: String,
-    model: String,
-    client_tool: Option<String>,
-    deadline: Instant,
-) -> anyhow::Result<Seen> {
+async fn turns(mut ws: Ws, ctx: Ctx, deadline: Instant) -> anyhow::Result<Seen> {
     let (mut call_h, mut follow_h, mut turn_h) = (hist(), hist(), hist());
-    let sub = json!({"type": "subscribe", "id": "s", "channel": channel});
-    ws.send(Message::text(sub.to_string())).await?;
-    let sid = channel.trim_start_matches("session:").to_owned();
+    let mut sid = String::new();
     let mut n = 0u64;
     while Instant::now() < deadline {
+        if n % ctx.per_session == 0 {
+            if !sid.is_empty() {
+                let unsub = json!({"type": "unsubscribe", "id": format!("u{n}"), "channel": format!("session:{sid}")});
+                ws.send(Message::text(unsub.to_string())).await?;
+            }
+            let channel = session(&ctx.http, &ctx.url, &ctx.token).await?;
+            let sub = json!({"type": "subscribe", "id": format!("s{n}"), "channel": channel});
+            ws.send(Message::text(sub.to_string())).await?;
+            sid = channel.trim_start_matches("session:").to_owned();
+        }
         n += 1;
-        let mut send = json!({"type": "chat.send", "id": format!("c{n}"), "session_id": sid, "message": "go", "model": model});
-        if let Some(t) = &client_tool {
+        let mut send = json!({"type": "chat.send", "id": format!("c{n}"), "session_id": sid, "message": "go", "model": ctx.model});
+        if let Some(t) = &ctx.client_tool {
             send["tools"] = json!([{"name": t}]);
         }
         let t0 = Instant::now();
@@ -191,8 +212,8 @@ async fn turns(
     Ok([call_h, follow_h, turn_h])
 }
 
-/// One OpenAI-style streamed answer: a call of `function` until the conversation holds a tool
-/// result, then a short text.
+/// One OpenAI-style streamed answer: a call of `function` until the turn holds a tool result,
+/// then a short text.
 async fn upstream(mut sock: TcpStream, function: String, args: String) {
     let _ = sock.set_nodelay(true);
     let mut buf = vec![0u8; 65536];
@@ -218,9 +239,10 @@ async fn upstream(mut sock: TcpStream, function: String, args: String) {
             }
         }
     };
-    let answered = body["messages"]
-        .as_array()
-        .is_some_and(|m| m.iter().any(|m| m["role"] == "tool"));
+    // Only this turn's results count: earlier turns' calls come back as history.
+    let msgs = body["messages"].as_array().cloned().unwrap_or_default();
+    let last_user = msgs.iter().rposition(|m| m["role"] == "user").unwrap_or(0);
+    let answered = msgs[last_user..].iter().any(|m| m["role"] == "tool");
     let chunk = |delta: Value, finish: Value| {
         let c = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "toolcall",
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
