@@ -102,3 +102,29 @@ pub fn report(name: &str, h: &hdrhistogram::Histogram<u64>, unit: &str, scale: f
         h.max() as f64 / scale
     );
 }
+
+/// Reads one HTTP request (head and `content-length` body) from a fake upstream's socket;
+/// returns the body, or `None` when the peer went away first.
+pub async fn read_request_body(sock: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 65536];
+    let mut got = Vec::new();
+    loop {
+        let n = sock.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+        if let Some(h) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..h]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if got.len() >= h + 4 + len {
+                return Some(got[h + 4..h + 4 + len].to_vec());
+            }
+        }
+    }
+}

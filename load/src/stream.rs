@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
 };
 
@@ -191,27 +191,8 @@ fn stamp(event: &[u8]) -> Option<u64> {
 
 async fn upstream(mut sock: TcpStream, chunks: usize, interval_ms: u64) {
     let _ = sock.set_nodelay(true);
-    let mut buf = vec![0u8; 65536];
-    let mut got = Vec::new();
-    loop {
-        let Ok(n) = sock.read(&mut buf).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        got.extend_from_slice(&buf[..n]);
-        if let Some(h) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&got[..h]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if got.len() >= h + 4 + len {
-                break;
-            }
-        }
+    if crate::client::read_request_body(&mut sock).await.is_none() {
+        return;
     }
     let head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
     if sock.write_all(head).await.is_err() {

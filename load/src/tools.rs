@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
 };
 use tokio_tungstenite::tungstenite::Message;
@@ -216,29 +216,10 @@ async fn turns(mut ws: Ws, ctx: Ctx, deadline: Instant) -> anyhow::Result<Seen> 
 /// then a short text.
 async fn upstream(mut sock: TcpStream, function: String, args: String) {
     let _ = sock.set_nodelay(true);
-    let mut buf = vec![0u8; 65536];
-    let mut got = Vec::new();
-    let body = loop {
-        let Ok(n) = sock.read(&mut buf).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        got.extend_from_slice(&buf[..n]);
-        if let Some(h) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&got[..h]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if got.len() >= h + 4 + len {
-                break serde_json::from_slice::<Value>(&got[h + 4..h + 4 + len])
-                    .unwrap_or_default();
-            }
-        }
+    let Some(raw) = crate::client::read_request_body(&mut sock).await else {
+        return;
     };
+    let body: Value = serde_json::from_slice(&raw).unwrap_or_default();
     // Only this turn's results count: earlier turns' calls come back as history.
     let msgs = body["messages"].as_array().cloned().unwrap_or_default();
     let last_user = msgs.iter().rposition(|m| m["role"] == "user").unwrap_or(0);
