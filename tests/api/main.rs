@@ -22,6 +22,7 @@ mod sync;
 mod sync_access;
 mod sync_prop;
 mod tools;
+mod tools_client;
 mod upstream;
 mod ws;
 mod ws_cluster;

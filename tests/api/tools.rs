@@ -22,20 +22,20 @@ const ROUTES: &[&str] = &[
     "t-loop=openai:toolloop:pick_file",
 ];
 
-fn routes(c: &mut Config, up: &Upstream) {
+pub fn routes(c: &mut Config, up: &Upstream) {
     route_upstream(c, up);
     c.llm.models.extend(ROUTES.iter().map(|s| s.to_string()));
 }
 
 /// Everything one turn emitted on the session channel, in order, until it ended.
-struct Turn {
-    tool_events: Vec<Value>,
-    text: String,
-    end: Value,
+pub struct Turn {
+    pub tool_events: Vec<Value>,
+    pub text: String,
+    pub end: Value,
 }
 
 impl Turn {
-    fn events(&self, name: &str) -> Vec<&Value> {
+    pub fn events(&self, name: &str) -> Vec<&Value> {
         self.tool_events
             .iter()
             .filter(|e| e["event"] == name)
@@ -45,7 +45,7 @@ impl Turn {
 }
 
 /// Reads `turn`'s events; `answer` is called for each `tool.call` (to reply as the client).
-async fn follow(c: &mut WsClient, ch: &str, turn: &str, answer: Option<Value>) -> Turn {
+pub async fn follow(c: &mut WsClient, ch: &str, turn: &str, answer: Option<Value>) -> Turn {
     let mut t = Turn {
         tool_events: Vec::new(),
         text: String::new(),
@@ -79,7 +79,7 @@ async fn follow(c: &mut WsClient, ch: &str, turn: &str, answer: Option<Value>) -
     }
 }
 
-async fn start(c: &mut WsClient, ch: &str, model: &str, extra: Value) -> String {
+pub async fn start(c: &mut WsClient, ch: &str, model: &str, extra: Value) -> String {
     let mut f = json!({"session_id": ch.strip_prefix("session:").unwrap(), "message": "go", "model": model});
     for (k, v) in extra.as_object().unwrap() {
         f[k] = v.clone();
@@ -89,7 +89,7 @@ async fn start(c: &mut WsClient, ch: &str, model: &str, extra: Value) -> String 
     r["result"]["turn_id"].as_str().unwrap().to_owned()
 }
 
-async fn records(app: &TestApp, who: &Member, ch: &str) -> Vec<Value> {
+pub async fn records(app: &TestApp, who: &Member, ch: &str) -> Vec<Value> {
     let id = ch.strip_prefix("session:").unwrap();
     let r = app
         .get_auth(&format!("/v1/sessions/{id}/tools"), &who.tokens.access)
@@ -101,13 +101,22 @@ async fn records(app: &TestApp, who: &Member, ch: &str) -> Vec<Value> {
         .clone()
 }
 
-fn pick_file() -> Value {
+/// Sends `tool.result` for `call_id` of `turn` with `result` (checked against the schema).
+pub async fn answer(c: &mut WsClient, turn: &str, call_id: &str, result: &str) -> Value {
+    c.request(
+        "tool.result",
+        json!({"turn_id": turn, "call_id": call_id, "result": result}),
+    )
+    .await
+}
+
+pub fn pick_file() -> Value {
     json!({"tools": [{"name": "pick_file", "description": "Ask the user for a file",
         "parameters": {"type": "object", "properties": {"prompt": {"type": "string"}}}}]})
 }
 
 /// A server routed to a fresh test upstream, a user, their session and a subscribed socket.
-async fn client_setup(
+pub async fn client_setup(
     tweak: impl FnOnce(&mut Config),
 ) -> (Upstream, TestApp, Member, String, WsClient) {
     let up = Upstream::start().await;
@@ -276,179 +285,6 @@ async fn a_hanging_tool_times_out_into_tool_error_and_the_turn_still_ends() {
         let recs = records(&app, &alice, &ch).await;
         assert_eq!(recs[0]["status"], "timeout");
         assert!(recs[0]["result"].is_null());
-    })
-    .await
-}
-
-#[tokio::test]
-async fn a_client_tool_round_trips_and_only_its_user_answers_once() {
-    within(async {
-        let (up, app, alice, ch, mut c) = client_setup(|c| c.chat.max_tool_result_bytes = 64).await;
-        let turn = start(&mut c, &ch, "t-client", pick_file()).await;
-        let call = c.event(&ch, "tool.call").await["data"].clone();
-        assert_eq!(call["side"], "client");
-        assert!(call["server"].is_null());
-        assert_eq!(call["arguments"], json!({"prompt": "which"}));
-        let call_id = call["call_id"].as_str().unwrap();
-        // Someone else cannot answer it; bad answers change nothing.
-        let mallory = user(&app).await;
-        let mut m = connect_authed(&app.base, &mallory.tokens.access).await;
-        let r = m
-            .request(
-                "tool.result",
-                json!({"turn_id": turn, "call_id": call_id, "result": "evil.rs"}),
-            )
-            .await;
-        assert_eq!(r["code"], "forbidden", "{r}");
-        let r = c
-            .request_unchecked(
-                "tool.result",
-                json!({"turn_id": turn, "call_id": call_id, "result": "a", "error": "b"}),
-            )
-            .await;
-        assert_eq!(r["code"], "invalid_request", "{r}");
-        let r = c
-            .request(
-                "tool.result",
-                json!({"turn_id": turn, "call_id": "call_unknown", "result": "x"}),
-            )
-            .await;
-        assert_eq!(r["code"], "not_found", "{r}");
-        let r = c
-            .request_unchecked(
-                "tool.result",
-                json!({"turn_id": "nope", "call_id": call_id, "result": "x"}),
-            )
-            .await;
-        assert_eq!(r["code"], "invalid_request", "{r}");
-        let r = c
-            .request(
-                "tool.result",
-                json!({"turn_id": turn, "call_id": call_id, "result": "src/main.rs"}),
-            )
-            .await;
-        assert_eq!(r["type"], "ok", "{r}");
-        let again = c
-            .request(
-                "tool.result",
-                json!({"turn_id": turn, "call_id": call_id, "result": "other.rs"}),
-            )
-            .await;
-        assert_eq!(again["code"], "not_found", "answered once");
-        let t = follow(&mut c, &ch, &turn, None).await;
-        assert_eq!(t.events("tool.result")[0]["result"], "src/main.rs");
-        assert_eq!(t.text, "Checking. The tool said: src/main.rs");
-        assert_eq!(
-            up.last_body()["messages"]
-                .as_array()
-                .unwrap()
-                .last()
-                .unwrap()["content"],
-            "src/main.rs"
-        );
-        let recs = records(&app, &alice, &ch).await;
-        assert_eq!(
-            (recs[0]["status"].as_str(), recs[0]["server"].as_str()),
-            (Some("ok"), None)
-        );
-        assert_eq!(recs[0]["result"], "src/main.rs");
-        // An error answer reaches the model as the tool's failure.
-        let turn = start(&mut c, &ch, "t-client", pick_file()).await;
-        let t = follow(&mut c, &ch, &turn, Some(json!({"error": "dismissed"}))).await;
-        assert_eq!(t.events("tool.error")[0]["code"], "tool_failed");
-        assert_eq!(
-            t.text,
-            "Checking. The tool said: error (tool_failed): dismissed"
-        );
-        // Past chat.max_tool_result_bytes the result is cut, for the model and the record.
-        let turn = start(&mut c, &ch, "t-client", pick_file()).await;
-        let t = follow(&mut c, &ch, &turn, Some(json!({"result": "x".repeat(200)}))).await;
-        let cut = format!("{}…[truncated]", "x".repeat(64));
-        assert_eq!(
-            t.events("tool.result")[0]["result"],
-            json!({"truncated": true, "text": cut})
-        );
-        assert_eq!(t.text, format!("Checking. The tool said: {cut}"));
-        // Cancelled while waiting for the client: the call and the turn end at once.
-        let turn = start(&mut c, &ch, "t-client", pick_file()).await;
-        c.event(&ch, "tool.call").await;
-        let r = c.request("chat.cancel", json!({"turn_id": turn})).await;
-        assert_eq!(r["type"], "ok", "{r}");
-        let t = follow(&mut c, &ch, &turn, None).await;
-        assert_eq!(t.events("tool.error")[0]["code"], "cancelled");
-        assert_eq!(t.end["data"]["status"], "cancelled");
-        let recs = records(&app, &alice, &ch).await;
-        assert_eq!(recs.len(), 4);
-        assert_eq!(recs[3]["status"], "cancelled");
-    })
-    .await
-}
-
-#[tokio::test]
-async fn a_client_that_never_answers_times_out_and_tool_rounds_are_bounded() {
-    within(async {
-        let (up, app, alice, ch, mut c) = client_setup(|c| {
-            c.chat.client_tool_timeout_ms = 300;
-            c.chat.max_tool_rounds = 2;
-        })
-        .await;
-        let turn = start(&mut c, &ch, "t-client", pick_file()).await;
-        let t = follow(&mut c, &ch, &turn, None).await;
-        assert_eq!(t.events("tool.error")[0]["code"], "tool_timeout");
-        assert_eq!(t.end["data"]["status"], "complete");
-        let call_id = t.events("tool.call")[0]["call_id"].as_str().unwrap().to_owned();
-        let late = c
-            .request("tool.result", json!({"turn_id": turn, "call_id": call_id, "result": "late"}))
-            .await;
-        assert_eq!(late["code"], "not_found", "{late}");
-        assert_eq!(records(&app, &alice, &ch).await[0]["status"], "timeout");
-        // A model that always wants the tool: two rounds, then it must answer in text.
-        let before = up.requests().len();
-        let turn = start(&mut c, &ch, "t-loop", pick_file()).await;
-        let t = follow(&mut c, &ch, &turn, Some(json!({"result": "x"}))).await;
-        assert_eq!(t.events("tool.call").len(), 2);
-        assert_eq!(t.text, "Checking. Checking. done after 2 tool results");
-        let reqs = up.requests();
-        assert_eq!(reqs.len() - before, 3);
-        assert_eq!(reqs.last().unwrap().2["tool_choice"], "none");
-        // Client tools are checked before anything is written.
-        let bad = json!({"tools": [{"name": "a__b"}]});
-        let f = json!({"session_id": ch.strip_prefix("session:").unwrap(), "message": "x", "model": "t-client", "tools": bad["tools"]});
-        let r = c.request_unchecked("chat.send", f).await;
-        assert_eq!(r["code"], "invalid_request", "{r}");
-        assert!(r["message"].as_str().unwrap().starts_with("tools[0].name"), "{r}");
-    })
-    .await
-}
-
-#[tokio::test]
-async fn too_many_client_tools_are_refused() {
-    within(async {
-        let app = spawn_with(|c| c.chat.max_client_tools = 1).await;
-        let alice = user(&app).await;
-        let ch = session(&app, &alice).await;
-        let mut c = connect_authed(&app.base, &alice.tokens.access).await;
-        let r = c
-            .request(
-                "chat.send",
-                json!({"session_id": ch.strip_prefix("session:").unwrap(), "message": "x",
-                       "tools": [{"name": "a"}, {"name": "b"}]}),
-            )
-            .await;
-        assert_eq!(r["code"], "invalid_request", "{r}");
-        assert!(
-            r["message"]
-                .as_str()
-                .unwrap()
-                .contains("at most 1 client tools"),
-            "{r}"
-        );
-        let snap = c.subscribe(&ch).await;
-        assert_eq!(
-            snap["result"]["snapshot"]["messages"],
-            json!([]),
-            "nothing written"
-        );
     })
     .await
 }
