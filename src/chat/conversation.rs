@@ -7,6 +7,7 @@ use crate::{
     llm::{ChatMessage, ChatRequest, Role, ToolCall},
     sync::{merge::Doc, ops::MessageRole},
 };
+use serde::Deserialize;
 use std::collections::HashMap;
 
 /// What the model read for each earlier call, by (turn id, call id).
@@ -26,7 +27,7 @@ fn replayed_calls(metadata: &serde_json::Value, past: &PastResults) -> Vec<(Tool
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|c| serde_json::from_value::<ToolCall>(c.clone()).ok())
+        .filter_map(|c| ToolCall::deserialize(c).ok())
         .filter_map(|c| {
             let text = past.get(&(turn.to_owned(), c.id.clone()))?.clone();
             Some((c, text))

@@ -3,7 +3,7 @@
 
 use super::{
     tool_run::answer_key,
-    tools::{cap, model_text},
+    tools::{cap_text, model_text},
     ChatService,
 };
 use crate::{
@@ -77,7 +77,7 @@ impl ChatService {
             let full = page.len() == PAGE as usize;
             for r in page {
                 let text = match (&r.result, &r.error) {
-                    (Some(v), _) => cap(v.clone(), model_text(v), max).1,
+                    (Some(v), _) => cap_text(model_text(v), max),
                     (None, e) => format!("error ({}): {}", r.status, e.as_deref().unwrap_or("")),
                 };
                 out.insert((r.turn_id.to_string(), r.call_id), text);

@@ -218,21 +218,25 @@ pub fn model_text(result: &Value) -> String {
 /// Caps a result at `max` bytes: the text is cut at a character boundary, and a result whose
 /// JSON is larger is replaced by `{"truncated": true, "text": ...}`.
 pub fn cap(result: Value, text: String, max: usize) -> (Value, String) {
-    let text = if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}…[truncated]", &text[..end])
-    } else {
-        text
-    };
+    let text = cap_text(text, max);
     let big = serde_json::to_vec(&result).map_or(true, |b| b.len() > max);
     if big {
         (json!({"truncated": true, "text": text}), text)
     } else {
         (result, text)
     }
+}
+
+/// The model's text of a result, cut at a character boundary past `max` bytes.
+pub fn cap_text(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[truncated]", &text[..end])
 }
 
 #[cfg(test)]
