@@ -101,7 +101,6 @@ pub fn server_event(channel: &str, event: &str, data: &impl serde::Serialize) ->
         channel,
         event,
         data: &data,
-        from: None,
         ts: now_ms(),
     };
     Utf8Bytes::from(frame.encode())

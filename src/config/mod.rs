@@ -36,6 +36,19 @@ pub struct SyncConfig {
     pub keep_versions: u64,
     /// Most changes replayed in one catch-up before a snapshot is sent instead. Default 1000.
     pub catch_up_limit: u32,
+    /// Context keys per session, deleted ones included (a tombstone keeps its clock so a stale
+    /// write cannot bring the key back). Over it a mutation is refused `limit_exceeded`.
+    /// Default 1000.
+    pub max_context_keys: u64,
+    /// Bytes of JSON across a session's live context values. Default 1 MiB.
+    pub max_context_bytes: u64,
+    /// Tags per session, removed ones included. Default 200.
+    pub max_tags: u64,
+    /// Messages per session, deleted ones included. Default 10000.
+    pub max_messages: u64,
+    /// Bytes of message content per session (a turn's answer may finish past it; the next
+    /// append is refused). Default 32 MiB.
+    pub max_content_bytes: u64,
 }
 
 impl Default for SyncConfig {
@@ -45,6 +58,11 @@ impl Default for SyncConfig {
             max_clock_skew_ms: 60_000,
             keep_versions: 10_000,
             catch_up_limit: 1000,
+            max_context_keys: 1000,
+            max_context_bytes: 1 << 20,
+            max_tags: 200,
+            max_messages: 10_000,
+            max_content_bytes: 32 << 20,
         }
     }
 }
@@ -63,8 +81,14 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Seconds to let in-flight work finish after SIGTERM. Default 10.
     pub shutdown_grace_secs: u64,
-    /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy). Default false.
-    pub trust_forwarded_for: bool,
+    /// How many proxies in front of this server append to `X-Forwarded-For` (nginx's
+    /// `$proxy_add_x_forwarded_for` appends one). The client IP is the entry the outermost of
+    /// them added: the `trusted_proxies`-th from the right; anything left of it was written by
+    /// the client and is ignored. 0 ignores the header. Default 0.
+    pub trusted_proxies: usize,
+    /// Deepest nesting of arrays and objects in any client JSON (socket frames and request
+    /// bodies; the frame object itself counts). Deeper is refused. Default 32.
+    pub max_json_depth: usize,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -186,7 +210,8 @@ impl Default for ServerConfig {
             cors_origins: vec!["capacitor://localhost".into(), "ionic://localhost".into()],
             body_limit_bytes: 1024 * 1024,
             shutdown_grace_secs: 10,
-            trust_forwarded_for: false,
+            trusted_proxies: 0,
+            max_json_depth: 32,
         }
     }
 }

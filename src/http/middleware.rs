@@ -25,8 +25,10 @@ pub async fn error_body(State(state): State<AppState>, mut req: Request, next: N
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    req.extensions_mut()
-        .insert(BodyLimit(state.config.server.body_limit_bytes));
+    req.extensions_mut().insert(BodyLimit {
+        bytes: state.config.server.body_limit_bytes,
+        json_depth: state.config.server.max_json_depth,
+    });
     let resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error())
@@ -88,7 +90,7 @@ pub async fn http_metrics(req: Request, next: Next) -> Response {
 /// Per-IP limit on the auth routes; every response says where the caller stands.
 pub async fn auth_rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    let ip = client_ip(&parts, state.config.server.trust_forwarded_for);
+    let ip = client_ip(&parts, state.config.server.trusted_proxies);
     let decision = state.auth_limiter.check(&ip.to_string()).await;
     let mut resp = if decision.allowed {
         next.run(Request::from_parts(parts, body)).await

@@ -52,8 +52,7 @@ async fn create_session(
             format!("title must be at most {MAX_TITLE} characters"),
         ));
     }
-    let session = s.store.create_session(p.user_id, &n.title).await?;
-    notify_list_changed(s.bus.as_ref(), p.user_id, session.id, "created").await;
+    let session = s.sync.create_session(p.user_id, &n.title).await?;
     Ok((StatusCode::CREATED, axum::Json(session)))
 }
 
@@ -196,6 +195,7 @@ async fn get_session(
     Ok(axum::Json(crate::sync::view::SnapshotView::new(
         snap.version,
         &snap.doc,
+        s.sync.server_hlc(),
     )))
 }
 
@@ -203,7 +203,7 @@ async fn get_session(
 pub struct PushBody {
     /// Mutations as on the socket's `session.push` (see protocol/README.md).
     #[schema(value_type = Vec<Object>)]
-    mutations: Vec<crate::sync::ops::Mutation>,
+    mutations: Vec<crate::sync::ops::Incoming>,
 }
 
 /// Push mutations through the same write path as the socket's `session.push`.
@@ -215,7 +215,7 @@ async fn push_mutations(
     State(s): State<AppState>,
     AuthUser(p): AuthUser,
     Path(id): Path<String>,
-    Json(b): Json<PushBody>,
+    Json(b): Json<PushBody, true>,
 ) -> Result<axum::Json<crate::sync::service::PushReply>, AppError> {
     let session = parse_session(&id)?;
     Ok(axum::Json(

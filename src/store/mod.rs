@@ -123,21 +123,22 @@ pub trait SyncStore: Send + Sync + 'static {
     /// Applies a batch to one session in one transaction holding the session's row lock:
     /// each new mutation gets the next version; retries get their stored answer; refusals are
     /// stored and advance the client's last id. `None` when the session does not exist.
-    /// `keep_versions` bounds the change log (older rows are compacted).
+    /// `rules` bound the session (caps) and the change log (older rows are compacted).
     async fn push(
         &self,
         session: SessionId,
         batch: &[Pushed<'_>],
-        keep_versions: u64,
+        rules: &PushRules,
     ) -> StoreResult<Option<PushOutcome>>;
-    /// The changes after `since` (at most `limit`), or a snapshot when the log was compacted
-    /// past it.
+    /// The changes after `since` (at most `limit`), or a snapshot (with why) when the log
+    /// cannot answer; read in one consistent view.
     async fn catch_up(
         &self,
         session: SessionId,
         since: u64,
         limit: u32,
     ) -> StoreResult<Option<CatchUp>>;
+    /// The session's state exactly at the version it is labelled with (one consistent view).
     async fn snapshot(&self, session: SessionId) -> StoreResult<Option<Snapshot>>;
     /// Live messages in transcript order after the `(position, seq)` cursor, optionally of one
     /// role.

@@ -8,7 +8,10 @@ use super::sessions_sql::{impl_session_store, SessionRow};
 use super::sql::{
     impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS,
 };
-use super::sync_sql::{impl_sync_store, ChangeRow, MessageRow, RegisterRow, MESSAGE_COLUMNS};
+use super::sync_sql::{
+    answer_of, impl_sync_store, ChangeRow, MessageRow, RegisterRow, SizeRow, MESSAGE_COLUMNS,
+    ROWS_PER_STATEMENT,
+};
 use super::tools_sql::{impl_tool_store, ToolRow, TOOL_COLUMNS};
 use super::usage_sql::{impl_usage_store, UsageRow};
 use super::*;
@@ -16,6 +19,9 @@ use crate::sync::ops::MessageRole;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::str::FromStr;
+
+/// SQLite in WAL mode: a read transaction sees one snapshot from its first read on.
+const SNAPSHOT_ISOLATION: Option<&str> = None;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -48,5 +54,5 @@ impl_project_store!(SqliteStore);
 impl_usage_store!(SqliteStore);
 impl_mcp_store!(SqliteStore);
 impl_tool_store!(SqliteStore);
-impl_sync_store!(SqliteStore, sqlx::SqliteConnection);
+impl_sync_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 impl_account_store!(SqliteStore, "sqlite");

@@ -110,7 +110,7 @@ async fn first_frame_auth(
             return None;
         }
     };
-    match ClientFrame::decode(text.as_str()) {
+    match ClientFrame::decode(text.as_str(), state.config.server.max_json_depth) {
         Ok(ClientFrame::Auth { id, token, .. }) => match state.auth.authenticate(&token).await {
             Ok(p) => {
                 if let Some(id) = &id {

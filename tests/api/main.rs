@@ -20,6 +20,8 @@ mod sdk;
 mod store;
 mod sync;
 mod sync_access;
+mod replica;
+mod sync_fixes;
 mod sync_prop;
 mod tools;
 mod tools_client;

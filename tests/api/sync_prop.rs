@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use switchyard::{
     domain::{Email, Role},
-    store::{CatchUp, NewUser, Pushed, Store},
+    store::{CatchUp, NewUser, PushRules, Pushed, Store},
     sync::{
         hlc::Hlc,
-        merge::Doc,
+        merge::{Doc, Limits},
         ops::{Mutation, Op},
     },
 };
@@ -87,7 +87,7 @@ fn reference(clients: &[Vec<Mutation>]) -> BTreeMap<String, Value> {
     let mut all: Vec<&Mutation> = clients.iter().flatten().collect();
     all.sort_by(|a, b| (a.hlc, &a.client_id).cmp(&(b.hlc, &b.client_id)));
     for (v, m) in all.into_iter().enumerate() {
-        d.apply(m, v as u64 + 1).unwrap();
+        d.apply(m, v as u64 + 1, &Limits::NONE).unwrap();
     }
     d.live_registers()
         .into_iter()
@@ -120,6 +120,8 @@ async fn run(
                 mutation: &clients[c][next[c] - 1],
                 refusal: None,
                 user,
+                caller: 0,
+                server: false,
             });
         }
         for m in &clients[c][next[c]..end] {
@@ -127,9 +129,15 @@ async fn run(
                 mutation: m,
                 refusal: None,
                 user,
+                caller: 0,
+                server: false,
             });
         }
-        let out = store.push(session, &batch, 0).await.unwrap().unwrap();
+        let rules = PushRules {
+            limits: Limits::NONE,
+            keep_versions: 0,
+        };
+        let out = store.push(session, &batch, &rules).await.unwrap().unwrap();
         assert!(
             out.results
                 .iter()
@@ -208,7 +216,7 @@ async fn store_interleavings_converge_exactly_once() {
                 assert_eq!(ids.len(), total, "no mutation logged twice");
                 let mut replica = Doc::default();
                 for c in &changes {
-                    replica.apply(&c.mutation, c.version).unwrap();
+                    replica.apply(&c.mutation, c.version, &Limits::NONE).unwrap();
                 }
                 assert_eq!(
                     live(&replica),
