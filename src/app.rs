@@ -58,7 +58,6 @@ impl App {
             Some(url) => Some(connect_redis(url).await?),
             None => None,
         };
-        let auth = Arc::new(AuthService::new(store.clone(), keys, a.clone())?);
         let rl = &config.ratelimit;
         let auth_limiter = Arc::new(RateLimiter::new(
             "auth",
@@ -88,6 +87,12 @@ impl App {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let auth = Arc::new(AuthService::new(
+            store.clone(),
+            keys,
+            bus.clone(),
+            a.clone(),
+        )?);
         let sync = crate::sync::service::SyncService::new(
             store.clone(),
             bus.clone(),

@@ -45,10 +45,11 @@ impl<T: DeserializeOwned, S: Send + Sync, const ALLOW_NUL: bool> FromRequest<S>
                     }
                 }
             })?;
-        let scan = json_guard::scan(&bytes, limits.json_depth).map_err(|e| AppError::Validation {
-            param: None,
-            message: e.to_string(),
-        })?;
+        let scan =
+            json_guard::scan(&bytes, limits.json_depth).map_err(|e| AppError::Validation {
+                param: None,
+                message: e.to_string(),
+            })?;
         if scan.has_nul && !ALLOW_NUL {
             return Err(AppError::Validation {
                 param: None,
@@ -67,7 +68,13 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
     headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
         .is_some_and(|m| {
             m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
         })

@@ -56,6 +56,8 @@ mod tests {
             assert_eq!(alias.parse::<Channel>().unwrap().to_string(), canonical);
         }
         assert!("session:nope".parse::<Channel>().is_err());
-        assert!("room:67e55044-10b1-426f-9247-bb680e5fe0c8".parse::<Channel>().is_err());
+        assert!("room:67e55044-10b1-426f-9247-bb680e5fe0c8"
+            .parse::<Channel>()
+            .is_err());
     }
 }

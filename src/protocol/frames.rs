@@ -305,11 +305,13 @@ fn check_channel(channel: &str, id: &Option<String>) -> Result<Channel, DecodeEr
             message: format!("\"channel\" must be 1 to {MAX_CHANNEL_LEN} bytes"),
         });
     }
-    channel.parse().map_err(|e: super::channel::BadChannel| DecodeError {
-        id: id.clone(),
-        code: "bad_channel",
-        message: e.to_string(),
-    })
+    channel
+        .parse()
+        .map_err(|e: super::channel::BadChannel| DecodeError {
+            id: id.clone(),
+            code: "bad_channel",
+            message: e.to_string(),
+        })
 }
 
 /// Who sent an ephemeral event.
@@ -404,14 +406,17 @@ mod tests {
         }
         let e = ClientFrame::decode(r#"{"type":"nope","id":"1"}"#, 32).unwrap_err();
         assert_eq!((e.code, e.id.as_deref()), ("unknown_type", Some("1")));
-        let e = ClientFrame::decode(r#"{"type":"subscribe","id":"2","channel":5}"#, 32).unwrap_err();
+        let e =
+            ClientFrame::decode(r#"{"type":"subscribe","id":"2","channel":5}"#, 32).unwrap_err();
         assert_eq!((e.code, e.id.as_deref()), ("bad_request", Some("2")));
         assert_eq!(
             ClientFrame::decode("not json", 32).unwrap_err().code,
             "bad_frame"
         );
         assert_eq!(
-            ClientFrame::decode(r#"{"type":"ping"}"#, 32).unwrap_err().code,
+            ClientFrame::decode(r#"{"type":"ping"}"#, 32)
+                .unwrap_err()
+                .code,
             "bad_request"
         );
     }

@@ -176,6 +176,18 @@ pub trait SessionStore: Send + Sync + 'static {
         user: UserId,
         role: MemberRole,
     ) -> StoreResult<()>;
+    /// Invites an address with no account yet (at most `max` pending per session; false when
+    /// full). Inviting the same address again changes the role.
+    async fn invite(
+        &self,
+        session: SessionId,
+        email: &Email,
+        role: MemberRole,
+        max: u32,
+    ) -> StoreResult<bool>;
+    /// Turns the invitations of `email` into memberships of `user` (who just registered it);
+    /// returns the sessions joined.
+    async fn accept_invites(&self, user: UserId, email: &Email) -> StoreResult<Vec<SessionId>>;
     async fn remove_member(&self, session: SessionId, user: UserId) -> StoreResult<bool>;
     async fn members(&self, session: SessionId) -> StoreResult<Vec<(UserId, MemberRole)>>;
     /// The sessions `user` is a member of, keyset-paginated by id (ids are time-ordered).
@@ -207,7 +219,14 @@ pub trait AccountStore: Send + Sync + 'static {
         threshold: u32,
         lock_until: DateTime<Utc>,
     ) -> StoreResult<User>;
-    async fn record_login_success(&self, id: UserId) -> StoreResult<()>;
+    /// After a right password: clears the failure count, but only if the lock is still what
+    /// the caller saw (`seen_locked_until`, already judged past); false when a concurrent
+    /// failure changed it (then read again and decide again).
+    async fn clear_login_failures(
+        &self,
+        id: UserId,
+        seen_locked_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool>;
 
     /// Starts a refresh-token family (one per login) with its first token.
     async fn create_refresh_family(

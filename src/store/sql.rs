@@ -189,16 +189,23 @@ macro_rules! impl_account_store {
                 row.try_into()
             }
 
-            async fn record_login_success(&self, id: UserId) -> StoreResult<()> {
-                sqlx::query(
+            async fn clear_login_failures(
+                &self,
+                id: UserId,
+                seen_locked_until: Option<DateTime<Utc>>,
+            ) -> StoreResult<bool> {
+                // Compare-and-set on the lock as it was read: a failure that locked the
+                // account in between changes it, and this success then clears nothing.
+                let r = sqlx::query(
                     "UPDATE users SET failed_logins = 0, locked_until = NULL, updated_at = $2 \
-                     WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)",
+                     WHERE id = $1 AND locked_until IS NOT DISTINCT FROM $3",
                 )
                 .bind(id.0)
                 .bind(Utc::now())
+                .bind(seen_locked_until)
                 .execute(&self.pool)
                 .await?;
-                Ok(())
+                Ok(r.rows_affected() == 1)
             }
 
             async fn create_refresh_family(

@@ -137,11 +137,16 @@ impl SizeRow {
 }
 
 /// A stored answer as its columns hold it.
-pub(super) fn answer_of(version: Option<i64>, code: Option<String>, error: Option<String>) -> Answer {
+pub(super) fn answer_of(
+    version: Option<i64>,
+    code: Option<String>,
+    error: Option<String>,
+) -> Answer {
     match version {
         Some(v) => Answer::Applied(v as u64),
         None => Answer::Refused(Refusal::new(
-            code.as_deref().map_or(RefusalCode::Invalid, RefusalCode::parse),
+            code.as_deref()
+                .map_or(RefusalCode::Invalid, RefusalCode::parse),
             error.unwrap_or_default(),
         )),
     }

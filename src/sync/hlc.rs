@@ -161,7 +161,13 @@ mod tests {
             ms: 9000,
             counter: u32::MAX,
         });
-        assert_eq!(c.now(), Hlc { ms: 9001, counter: 0 });
+        assert_eq!(
+            c.now(),
+            Hlc {
+                ms: 9001,
+                counter: 0
+            }
+        );
         assert_eq!(
             serde_json::to_string(&Hlc { ms: 7, counter: 1 }).unwrap(),
             "\"7:1\""

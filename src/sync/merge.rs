@@ -234,8 +234,12 @@ impl Doc {
     fn apply_op(&mut self, op: &Op, seq: usize, step: &mut Step<'_>) -> Result<(), Refusal> {
         use serde_json::Value;
         match op {
-            Op::SetField { field, value } => self.write(field_key(*field), Some(value.clone()), step),
-            Op::SetContext { key, value } => self.write(context_key(key), Some(value.clone()), step),
+            Op::SetField { field, value } => {
+                self.write(field_key(*field), Some(value.clone()), step)
+            }
+            Op::SetContext { key, value } => {
+                self.write(context_key(key), Some(value.clone()), step)
+            }
             Op::DeleteContext { key } => self.write(context_key(key), None, step),
             Op::AddTag { tag } => self.write(tag_key(tag), Some(Value::Bool(true)), step),
             Op::RemoveTag { tag } => self.write(tag_key(tag), None, step),

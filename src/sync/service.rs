@@ -160,9 +160,9 @@ impl SyncService {
                 ));
             }
         }
-        let creates = incoming
-            .first()
-            .is_some_and(|m| m.refusal.is_none() && m.mutation.ops.first() == Some(&Op::CreateSession));
+        let creates = incoming.first().is_some_and(|m| {
+            m.refusal.is_none() && m.mutation.ops.first() == Some(&Op::CreateSession)
+        });
         let role = match self.store.member_role(session, user).await? {
             Some(r) => r,
             // Offline creation: the batch's first op creates the session with this id.
@@ -343,7 +343,9 @@ impl SyncService {
             Err(e) if items.len() > 1 && !matches!(e, AppError::NotFound(_)) => {
                 tracing::warn!(error = %e.detail(), pushes = items.len(), "group commit failed; committing its pushes one by one");
                 for p in items {
-                    let alone = self.commit(session, &batch_of(std::slice::from_ref(&p))).await;
+                    let alone = self
+                        .commit(session, &batch_of(std::slice::from_ref(&p)))
+                        .await;
                     match alone {
                         Ok(o) => answer(vec![p], o),
                         Err(e) => {
@@ -412,7 +414,6 @@ impl SyncService {
             .await?
             .ok_or_else(|| AppError::NotFound("no such session".into()))
     }
-
 }
 
 /// The group's mutations as the store takes them, each tagged with its push.
@@ -421,13 +422,16 @@ fn batch_of(items: &[Pending]) -> Vec<Pushed<'_>> {
         .iter()
         .enumerate()
         .flat_map(|(caller, p)| {
-            p.mutations.iter().zip(&p.refusals).map(move |(m, r)| Pushed {
-                mutation: m,
-                refusal: r.clone(),
-                user: p.user,
-                caller,
-                server: p.server,
-            })
+            p.mutations
+                .iter()
+                .zip(&p.refusals)
+                .map(move |(m, r)| Pushed {
+                    mutation: m,
+                    refusal: r.clone(),
+                    user: p.user,
+                    caller,
+                    server: p.server,
+                })
         })
         .collect()
 }

@@ -111,20 +111,22 @@ async fn first_frame_auth(
         }
     };
     match ClientFrame::decode(text.as_str(), state.config.server.max_json_depth) {
-        Ok(ClientFrame::Auth { id, token, .. }) => match state.auth.authenticate(&token).await {
-            Ok(p) => {
-                if let Some(id) = &id {
-                    outbox.push(ServerFrame::Ok { id, result: None }.encode().into());
+        Ok(ClientFrame::Auth { id, token, .. }) => {
+            match state.auth.authenticate_socket(&token).await {
+                Ok(p) => {
+                    if let Some(id) = &id {
+                        outbox.push(ServerFrame::Ok { id, result: None }.encode().into());
+                    }
+                    Some(p)
                 }
-                Some(p)
+                Err(e) => refuse(
+                    id.as_deref(),
+                    e.code(),
+                    &e.to_string(),
+                    CloseCode::AuthFailed,
+                ),
             }
-            Err(e) => refuse(
-                id.as_deref(),
-                e.code(),
-                &e.to_string(),
-                CloseCode::AuthFailed,
-            ),
-        },
+        }
         Ok(other) => refuse(
             other.id(),
             "auth_required",

@@ -80,7 +80,7 @@ async fn upgrade(
         }
     }
     let principal = match bearer(&parts) {
-        Some(token) => Some(s.auth.authenticate(token).await?),
+        Some(token) => Some(s.auth.authenticate_socket(token).await?),
         None => None,
     };
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &s)

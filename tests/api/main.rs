@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod auth_attacks;
 mod chat;
 mod completions;
 mod completions_errors;
@@ -16,11 +17,11 @@ mod mcp_status;
 mod openapi;
 mod projects;
 mod ratelimit;
+mod replica;
 mod sdk;
 mod store;
 mod sync;
 mod sync_access;
-mod replica;
 mod sync_fixes;
 mod sync_prop;
 mod tools;

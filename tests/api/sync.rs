@@ -108,7 +108,10 @@ async fn malformed_pushes_change_nothing() {
         assert_eq!(push(&app, t, &ch, wrong_type).await.0, 400);
         let many: Vec<Value> = (1..=4).map(|i| set_title("c", i, i, "t")).collect();
         let (status, r) = push(&app, t, &ch, json!(many)).await;
-        assert_eq!((status, r["error"]["param"].as_str()), (400, Some("mutations")));
+        assert_eq!(
+            (status, r["error"]["param"].as_str()),
+            (400, Some("mutations"))
+        );
         let bad_client = json!([set_title("bad client id!", 1, 1, "t")]);
         assert_eq!(push(&app, t, &ch, bad_client).await.0, 400);
         assert_eq!(read(&app, t, &ch).await["version"], 0, "nothing applied");

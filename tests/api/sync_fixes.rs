@@ -295,7 +295,9 @@ async fn since_from_the_future_answers_a_snapshot_that_says_so() {
         let ch = session(&app, &owner).await;
         push(&app, &owner, &ch, json!([tag("w", 1, now_ms(), "a")])).await;
         let mut c = connect_authed(&app.base, &owner.tokens.access).await;
-        let r = c.request("subscribe", json!({"channel": ch, "since": 40})).await;
+        let r = c
+            .request("subscribe", json!({"channel": ch, "since": 40}))
+            .await;
         assert_eq!(r["result"]["reason"], "ahead", "{r}");
         assert_eq!(r["result"]["snapshot"]["version"], 1);
     })
@@ -330,8 +332,20 @@ async fn client_ids_are_per_account_and_old_answers_are_pruned() {
         // The same id on two accounts: two clients, each with its own sequence.
         let (_, r) = push(&app, &a, &ch, json!([tag("shared-id", 1, base, "a1")])).await;
         assert_eq!(r["results"][0]["status"], "applied");
-        let (_, r) = push(&app, &b, &ch, json!([tag("shared-id", 1, base, "b1"), tag("shared-id", 2, base, "b2")])).await;
-        assert_eq!(r["results"][0]["status"], "applied", "a guessed id cannot be squatted: {r}");
+        let (_, r) = push(
+            &app,
+            &b,
+            &ch,
+            json!([
+                tag("shared-id", 1, base, "b1"),
+                tag("shared-id", 2, base, "b2")
+            ]),
+        )
+        .await;
+        assert_eq!(
+            r["results"][0]["status"], "applied",
+            "a guessed id cannot be squatted: {r}"
+        );
         assert_eq!(r["results"][1]["status"], "applied");
         // Pushing from id 3 says the client holds the answers below it: they go.
         let (_, r) = push(&app, &b, &ch, json!([tag("shared-id", 3, base, "b3")])).await;
@@ -339,7 +353,10 @@ async fn client_ids_are_per_account_and_old_answers_are_pruned() {
         let (_, r) = push(&app, &b, &ch, json!([tag("shared-id", 1, base, "b1")])).await;
         assert_eq!(r["results"][0]["code"], "already_processed", "{r}");
         let (_, r) = push(&app, &b, &ch, json!([tag("shared-id", 3, base, "b3")])).await;
-        assert_eq!(r["results"][0]["status"], "applied", "the latest answer is kept: {r}");
+        assert_eq!(
+            r["results"][0]["status"], "applied",
+            "the latest answer is kept: {r}"
+        );
     })
     .await
 }

@@ -216,7 +216,9 @@ async fn store_interleavings_converge_exactly_once() {
                 assert_eq!(ids.len(), total, "no mutation logged twice");
                 let mut replica = Doc::default();
                 for c in &changes {
-                    replica.apply(&c.mutation, c.version, &Limits::NONE).unwrap();
+                    replica
+                        .apply(&c.mutation, c.version, &Limits::NONE)
+                        .unwrap();
                 }
                 assert_eq!(
                     live(&replica),

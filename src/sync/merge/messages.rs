@@ -161,7 +161,8 @@ impl Doc {
 
     fn change(&mut self, id: &str, step: &mut Step<'_>, f: impl FnOnce(&mut Message)) {
         if let Some(msg) = self.messages.get_mut(id) {
-            step.undo.push(Undo::Message(id.to_owned(), Some(msg.clone())));
+            step.undo
+                .push(Undo::Message(id.to_owned(), Some(msg.clone())));
             f(msg);
             step.touched.messages.insert(id.to_owned());
         }
