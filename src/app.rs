@@ -119,6 +119,7 @@ impl App {
             bus.clone(),
             redis.clone().map(|r| (r, config.redis.key_prefix.clone())),
             config.mcp.clone(),
+            config.secret_values(),
         );
         let chat = Arc::new(crate::chat::ChatService {
             completions,

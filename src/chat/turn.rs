@@ -33,6 +33,8 @@ pub(super) struct Run {
     /// The conversation as sent upstream (before routing); tool rounds extend it.
     pub request: ChatRequest,
     pub tools: Toolbox,
+    /// The user's MCP clients stay up while the turn runs (it may call them).
+    pub _mcp: crate::mcp::manager::Hold,
 }
 
 /// How a turn ended.

@@ -138,6 +138,53 @@ pub struct McpConfig {
     pub max_header_bytes: usize,
     /// Deadline of one MCP tool call made during a turn. Default 30000.
     pub tool_timeout_ms: u64,
+    /// Variables copied from the server's environment into every stdio MCP server, which
+    /// otherwise starts with an empty environment (it must never see the server's keys).
+    /// `SWITCHYARD_*` names are refused. Default `PATH,HOME,LANG`.
+    pub stdio_pass_env: Vec<String>,
+    /// Per-server environment, `name:VAR` (copied from the server's environment) or
+    /// `name:VAR=value`. Default empty.
+    pub stdio_env: Vec<String>,
+    /// How long a user's MCP clients outlive their last socket (unless a turn of theirs runs);
+    /// then stdio servers are stopped and the instance lease released. Default 60.
+    pub idle_grace_secs: u64,
+    /// Pages of `tools/list` read from one server; more is an error. Default 10.
+    pub max_tool_pages: usize,
+    /// Tools one server may offer; more is an error. Default 128.
+    pub max_tools: usize,
+    /// Bytes of tool names, descriptions and input schemas (JSON) one server may offer; more is
+    /// an error (they go to every connection of the user and into every turn). Default 256 KiB.
+    pub max_tool_bytes: usize,
+}
+
+impl McpConfig {
+    /// The environment of stdio server `name`: the pass-through variables that are set, then
+    /// its own entries.
+    pub fn stdio_env_of(&self, name: &str) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .stdio_pass_env
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+            .collect();
+        for entry in &self.stdio_env {
+            let Some((server, spec)) = entry.split_once(':') else {
+                continue;
+            };
+            if server.trim() != name {
+                continue;
+            }
+            match spec.split_once('=') {
+                Some((k, v)) => env.push((k.trim().to_owned(), v.to_owned())),
+                None => {
+                    let k = spec.trim();
+                    if let Ok(v) = std::env::var(k) {
+                        env.push((k.to_owned(), v));
+                    }
+                }
+            }
+        }
+        env
+    }
 }
 
 impl Default for McpConfig {
@@ -149,6 +196,12 @@ impl Default for McpConfig {
             max_headers: 16,
             max_header_bytes: 4096,
             tool_timeout_ms: 30_000,
+            stdio_pass_env: vec!["PATH".into(), "HOME".into(), "LANG".into()],
+            stdio_env: Vec::new(),
+            idle_grace_secs: 60,
+            max_tool_pages: 10,
+            max_tools: 128,
+            max_tool_bytes: 256 * 1024,
         }
     }
 }

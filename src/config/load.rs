@@ -80,6 +80,24 @@ impl Config {
         }) {
             return bad("mcp.stdio_allowlist entries are name=command [args...]");
         }
+        let env_name = |k: &str| {
+            let k = k.trim();
+            !k.is_empty()
+                && !k.to_ascii_uppercase().starts_with("SWITCHYARD_")
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if !self.mcp.stdio_pass_env.iter().all(|k| env_name(k)) {
+            return bad("mcp.stdio_pass_env holds variable names, never SWITCHYARD_* ones");
+        }
+        if !self.mcp.stdio_env.iter().all(|e| {
+            e.split_once(':').is_some_and(|(n, spec)| {
+                !n.trim().is_empty() && env_name(spec.split_once('=').map_or(spec, |(k, _)| k))
+            })
+        }) {
+            return bad(
+                "mcp.stdio_env entries are name:VAR or name:VAR=value, never SWITCHYARD_* ones",
+            );
+        }
         if self.ratelimit.auth_window_secs == 0 {
             return bad("ratelimit.auth_window_secs must be positive");
         }

@@ -296,6 +296,40 @@ impl Default for WsConfig {
     }
 }
 
+impl Config {
+    /// Every secret value this configuration holds (provider keys, connection passwords,
+    /// the bootstrap password), so text leaving the process can be scrubbed of them.
+    pub fn secret_values(&self) -> Vec<String> {
+        let password = |u: &Option<String>| {
+            u.as_deref()
+                .and_then(|u| url::Url::parse(u).ok())
+                .and_then(|u| u.password().map(str::to_owned))
+        };
+        [
+            Some(self.llm.openai_api_key.clone()),
+            Some(self.llm.anthropic_api_key.clone()),
+            password(&self.database.url),
+            password(&self.redis.url),
+            std::env::var("SWITCHYARD_USER_PASSWORD").ok(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|s| s.len() >= 4)
+        .collect()
+    }
+}
+
+/// Replaces every occurrence of a secret in `text`.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "[redacted]");
+        }
+    }
+    out
+}
+
 /// Hides the password of a connection URL.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {

@@ -123,7 +123,7 @@ async fn apply(cfg: &McpConfig, s: &mut McpServer, input: McpServerInput) -> Res
             let checked = ssrf::check_url(url, cfg.allow_private_urls)
                 .await
                 .map_err(|e| bad("url", e.to_string()))?;
-            s.url = Some(checked.to_string());
+            s.url = Some(checked.url.to_string());
             if s.headers.len() > cfg.max_headers {
                 return Err(bad(
                     "headers",

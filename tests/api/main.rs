@@ -12,6 +12,7 @@ mod completions_errors;
 mod errors;
 mod health;
 mod mcp;
+mod mcp_attacks;
 mod mcp_client;
 mod mcp_status;
 mod openapi;
