@@ -105,6 +105,9 @@ pub struct ChatConfig {
     /// A tool result larger than this (as JSON) is cut to this many bytes of its text, for the
     /// model, the `tool.result` event and the record. Default 65536.
     pub max_tool_result_bytes: usize,
+    /// Tries to save a turn's final message while the store is failing (backing off from
+    /// 100 ms to 5 s); then the turn ends in `chat.error` `save_failed`. Default 8.
+    pub final_save_attempts: u32,
 }
 
 impl Default for ChatConfig {
@@ -118,6 +121,7 @@ impl Default for ChatConfig {
             client_tool_timeout_ms: 60_000,
             max_client_tools: 32,
             max_tool_result_bytes: 64 * 1024,
+            final_save_attempts: 8,
         }
     }
 }

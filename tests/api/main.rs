@@ -7,6 +7,7 @@ mod helpers;
 mod auth;
 mod auth_attacks;
 mod chat;
+mod chat_faults;
 mod completions;
 mod completions_errors;
 mod errors;
