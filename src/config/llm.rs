@@ -159,6 +159,9 @@ pub struct McpConfig {
     /// Bytes of tool names, descriptions and input schemas (JSON) one server may offer; more is
     /// an error (they go to every connection of the user and into every turn). Default 256 KiB.
     pub max_tool_bytes: usize,
+    /// The key (base64 of 32 bytes) that seals stored header values. Default: generated at
+    /// `<data_dir>/mcp-secrets.key`; instances sharing a database must share this file.
+    pub secrets_key_file: Option<std::path::PathBuf>,
 }
 
 impl McpConfig {
@@ -206,6 +209,7 @@ impl Default for McpConfig {
             max_tool_pages: 10,
             max_tools: 128,
             max_tool_bytes: 256 * 1024,
+            secrets_key_file: None,
         }
     }
 }

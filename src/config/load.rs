@@ -184,7 +184,7 @@ fn apply_env(
 }
 
 fn is_known_optional(field: &str) -> bool {
-    field == "url"
+    matches!(field, "url" | "metrics_bind" | "secrets_key_file")
 }
 
 #[cfg(test)]

@@ -93,6 +93,37 @@ pub struct ServerConfig {
     /// Deepest nesting of arrays and objects in any client JSON (socket frames and request
     /// bodies; the frame object itself counts). Deeper is refused. Default 32.
     pub max_json_depth: usize,
+    /// Open TCP connections, WebSockets included (keep it above `ws.max_connections`); more
+    /// wait in the listen backlog. Default 19000.
+    pub max_http_connections: usize,
+    /// Longest wait for a request's headers; it also ends a keep-alive connection idle that
+    /// long. Never applies to a stream or a socket once it runs. Default 20.
+    pub header_read_timeout_secs: u64,
+    /// Longest a request may take, body included, except the streaming routes
+    /// (`/v1/chat/completions`, bounded by the `llm.*` timeouts, and `/v1/ws`); then 408.
+    /// Default 30.
+    pub request_timeout_secs: u64,
+    /// `/metrics` on the main listener needs `Authorization: Bearer <this>`; empty (the
+    /// default) serves it there to nobody.
+    pub metrics_token: Secret,
+    /// A second listener that serves only `/metrics`, without a token (bind it to an internal
+    /// address for Prometheus). Default none.
+    pub metrics_bind: Option<SocketAddr>,
+}
+
+/// A configuration secret: read like any string, never printed by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "<unset>"
+        } else {
+            "<redacted>"
+        })
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -204,6 +235,13 @@ pub struct WsConfig {
     pub idle_timeout_secs: u64,
     /// Seconds a write to the socket may take before the peer is considered gone. Default 10.
     pub write_timeout_secs: u64,
+    /// Sockets still to authenticate (no bearer header, `auth` frame not yet sent), per
+    /// instance; counted apart from `max_connections`, so they never take a real user's slot.
+    /// More are refused with 503. Default 1000.
+    pub max_pending: usize,
+    /// Sockets still to authenticate per client address; more are refused with 429.
+    /// Default 20.
+    pub max_pending_per_ip: usize,
 }
 
 impl Default for ServerConfig {
@@ -216,6 +254,11 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 10,
             trusted_proxies: 0,
             max_json_depth: 32,
+            max_http_connections: 19_000,
+            header_read_timeout_secs: 20,
+            request_timeout_secs: 30,
+            metrics_token: Secret::default(),
+            metrics_bind: None,
         }
     }
 }
@@ -292,6 +335,8 @@ impl Default for WsConfig {
             heartbeat_secs: 25,
             idle_timeout_secs: 60,
             write_timeout_secs: 10,
+            max_pending: 1000,
+            max_pending_per_ip: 20,
         }
     }
 }
@@ -310,6 +355,7 @@ impl Config {
             Some(self.llm.anthropic_api_key.clone()),
             password(&self.database.url),
             password(&self.redis.url),
+            Some(self.server.metrics_token.0.clone()),
             std::env::var("SWITCHYARD_USER_PASSWORD").ok(),
         ]
         .into_iter()

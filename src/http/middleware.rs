@@ -42,6 +42,10 @@ pub async fn error_body(State(state): State<AppState>, mut req: Request, next: N
         None => {
             let message = match status {
                 StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_string(),
+                StatusCode::REQUEST_TIMEOUT => format!(
+                    "the request took longer than {} s",
+                    state.config.server.request_timeout_secs
+                ),
                 StatusCode::PAYLOAD_TOO_LARGE => format!(
                     "request body is larger than the {}-byte limit",
                     state.config.server.body_limit_bytes
@@ -51,6 +55,7 @@ pub async fn error_body(State(state): State<AppState>, mut req: Request, next: N
             let code = match status {
                 StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
                 StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                StatusCode::REQUEST_TIMEOUT => "request_timeout",
                 StatusCode::NOT_FOUND => "not_found",
                 s if s.is_server_error() => "internal_error",
                 _ => "invalid_request",

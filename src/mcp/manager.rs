@@ -70,6 +70,8 @@ pub struct McpManager {
     cfg: McpConfig,
     /// Every secret of the server's configuration, scrubbed from what users see.
     secrets: Vec<String>,
+    /// Opens stored header values (and seals new ones, through `servers`).
+    sealer: super::seal::Sealer,
     instance: String,
     /// When each user was last seen with a socket on this instance (or a turn running).
     last_seen: DashMap<UserId, std::time::Instant>,
@@ -103,6 +105,7 @@ impl McpManager {
         redis: Option<(Arc<RedisConn>, String)>,
         cfg: McpConfig,
         secrets: Vec<String>,
+        sealer: super::seal::Sealer,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -110,6 +113,7 @@ impl McpManager {
             redis,
             cfg,
             secrets,
+            sealer,
             instance: Uuid::new_v4().to_string(),
             last_seen: DashMap::new(),
             holds: DashMap::new(),
@@ -118,6 +122,10 @@ impl McpManager {
             statuses: DashMap::new(),
             peers: DashMap::new(),
         })
+    }
+
+    pub fn sealer(&self) -> &super::seal::Sealer {
+        &self.sealer
     }
 
     /// Keeps `user`'s clients running until the guard drops (a turn that may call them).
@@ -293,16 +301,19 @@ impl McpManager {
             if self.running.contains_key(&id) {
                 continue;
             }
-            let Some(target) = self.target(s) else {
-                self.set(
-                    user,
-                    Status {
-                        error: Some("command is no longer allowlisted".into()),
-                        ..Status::new(id, &s.name, "error")
-                    },
-                )
-                .await;
-                continue;
+            let target = match self.target(s) {
+                Ok(t) => t,
+                Err(why) => {
+                    self.set(
+                        user,
+                        Status {
+                            error: Some(why.into()),
+                            ..Status::new(id, &s.name, "error")
+                        },
+                    )
+                    .await;
+                    continue;
+                }
             };
             let stop = CancellationToken::new();
             self.running.insert(
@@ -357,30 +368,42 @@ impl McpManager {
         self.statuses.remove(&user);
     }
 
-    fn target(&self, s: &McpServer) -> Option<Target> {
+    fn target(&self, s: &McpServer) -> Result<Target, &'static str> {
+        let unlisted = "command is no longer allowlisted";
         match s.transport.as_str() {
             "stdio" => {
-                let name = s.command.as_deref()?;
-                let line = self.cfg.stdio_allowlist.iter().find_map(|e| {
-                    let (n, cmd) = e.split_once('=')?;
-                    (n.trim() == name).then(|| cmd.trim().to_owned())
-                })?;
+                let name = s.command.as_deref().ok_or(unlisted)?;
+                let line = self
+                    .cfg
+                    .stdio_allowlist
+                    .iter()
+                    .find_map(|e| {
+                        let (n, cmd) = e.split_once('=')?;
+                        (n.trim() == name).then(|| cmd.trim().to_owned())
+                    })
+                    .ok_or(unlisted)?;
                 let mut parts = line.split_whitespace().map(str::to_owned);
-                Some(Target::Stdio {
-                    program: parts.next()?,
+                Ok(Target::Stdio {
+                    program: parts.next().ok_or(unlisted)?,
                     args: parts.collect(),
                     env: self.cfg.stdio_env_of(name),
                 })
             }
-            _ => Some(Target::Http {
-                url: s.url.clone()?,
-                headers: s
-                    .headers
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                    .collect(),
-                allow_private: self.cfg.allow_private_urls,
-            }),
+            _ => {
+                let mut headers = Vec::with_capacity(s.headers.len());
+                for (k, v) in &s.headers {
+                    let plain = v
+                        .as_str()
+                        .and_then(|v| self.sealer.open(s.user_id.0, s.id, k, v))
+                        .ok_or("a stored header does not open with this server's key (mcp.secrets_key_file); set the headers again")?;
+                    headers.push((k.clone(), plain));
+                }
+                Ok(Target::Http {
+                    url: s.url.clone().ok_or("the server has no url")?,
+                    headers,
+                    allow_private: self.cfg.allow_private_urls,
+                })
+            }
         }
     }
 

@@ -266,6 +266,21 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn list_audit(&self, user: Option<UserId>, limit: u32) -> StoreResult<Vec<AuditEntry>>;
 }
 
+/// The data dir holds the database and keys: created for the server's user only (0700). An
+/// existing directory keeps its mode (it may be shared); the files in it are 0600 anyway.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// Opens the store the URL names (default: SQLite in `data_dir`) and applies its migrations.
 pub async fn connect(
     url: Option<&str>,
@@ -281,7 +296,7 @@ pub async fn connect(
             sqlite::SqliteStore::connect(u, max_connections, acquire_timeout).await?,
         )),
         None => {
-            std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Unavailable(e.into()))?;
+            private_dir(data_dir).map_err(|e| StoreError::Unavailable(e.into()))?;
             let url = format!("sqlite://{}", data_dir.join("switchyard.db").display());
             Ok(Arc::new(
                 sqlite::SqliteStore::connect(&url, max_connections, acquire_timeout).await?,

@@ -32,7 +32,9 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     pub async fn connect(url: &str, max: u32, acquire_timeout: Duration) -> StoreResult<Self> {
-        let opts = SqliteConnectOptions::from_str(url)?
+        let opts = SqliteConnectOptions::from_str(url)?;
+        private_file(opts.get_filename()).map_err(|e| StoreError::Unavailable(e.into()))?;
+        let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -47,6 +49,29 @@ impl SqliteStore {
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
+}
+
+/// The database holds password hashes and sealed secrets: readable by the server's user only.
+/// Created 0600 before SQLite opens it (its WAL and shared-memory files take the same mode);
+/// an existing file is narrowed to 0600.
+fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path.to_string_lossy().starts_with(':') {
+        return Ok(()); // in memory
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        } else {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+        }
+    }
+    Ok(())
 }
 
 impl_session_store!(SqliteStore);

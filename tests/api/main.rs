@@ -10,6 +10,7 @@ mod chat;
 mod chat_faults;
 mod completions;
 mod completions_errors;
+mod edge_attacks;
 mod errors;
 mod health;
 mod mcp;
