@@ -205,14 +205,7 @@ impl App {
             header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
         };
         if let Some(l) = self.metrics_listener {
-            let state = self.state.clone();
-            let metrics = axum::Router::new().route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let state = state.clone();
-                    async move { crate::http::health::render(&state) }
-                }),
-            );
+            let metrics = crate::http::health::metrics_listener(self.state.clone());
             let stop = stop.clone();
             tokio::spawn(async move {
                 let r = axum::serve(l, metrics)

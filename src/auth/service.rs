@@ -249,11 +249,14 @@ impl AuthService {
     }
 
     pub async fn refresh(&self, token: &str, ip: Option<&str>) -> Result<TokenPair, AppError> {
-        let new = secrets::new_refresh_token();
+        // The successor is derived, not drawn: a replay inside the grace window (two tabs
+        // refreshing with the same token) is answered with the same successor.
+        let new = secrets::successor(self.keys.succession_key(), token);
         let expires = Utc::now() + ChronoDuration::seconds(self.config.refresh_ttl_secs as i64);
+        let grace = Duration::from_secs(self.config.refresh_reuse_grace_secs);
         let outcome = self
             .store
-            .rotate_refresh_token(&secrets::hash(token), &secrets::hash(&new), expires)
+            .rotate_refresh_token(&secrets::hash(token), &secrets::hash(&new), expires, grace)
             .await?;
         let refused = |m: &str| AppError::InvalidToken(m.to_string());
         match outcome {

@@ -204,7 +204,7 @@ mod tests {
         let c = Config::load(
             None,
             env(&[
-                ("SWITCHYARD_DATABASE_URL", "postgres://u:secret@h/db"),
+                ("SWITCHYARD_DATABASE_URL", "postgres://u:hunter2-pw@h/db"),
                 ("SWITCHYARD_AUTH_ACCESS_TTL_SECS", "60"),
                 (
                     "SWITCHYARD_SERVER_CORS_ORIGINS",
@@ -218,7 +218,7 @@ mod tests {
         assert_eq!(c.auth.access_ttl_secs, 60);
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.server.cors_origins.len(), 2);
-        assert!(!format!("{c:?}").contains("secret"));
+        assert!(!format!("{c:?}").contains("hunter2-pw"));
     }
 
     #[test]

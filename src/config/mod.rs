@@ -167,6 +167,10 @@ pub struct AuthConfig {
     pub lockout_secs: u64,
     /// Minimum password length. Default 10.
     pub password_min_len: usize,
+    /// A refresh token used again within this many seconds, for the successor it already got
+    /// and that is still unused, gets that same successor (two tabs refreshing at once) instead
+    /// of revoking its family. 0 turns it off. Default 10.
+    pub refresh_reuse_grace_secs: u64,
     /// Argon2id memory in KiB (OWASP: 19456). Default 19456.
     pub argon2_memory_kib: u32,
     /// Argon2id iterations (OWASP: 2). Default 2.
@@ -293,6 +297,7 @@ impl Default for AuthConfig {
             lockout_threshold: 5,
             lockout_secs: 900,
             password_min_len: 10,
+            refresh_reuse_grace_secs: 10,
             argon2_memory_kib: 19456,
             argon2_iterations: 2,
             hash_concurrency: (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2)

@@ -134,3 +134,19 @@ pub fn render(s: &AppState) -> impl IntoResponse {
         s.metrics.render(),
     )
 }
+
+/// Prometheus text exposition on `server.metrics_bind`, with no token: bind it to an address
+/// only the scraper reaches.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn open_metrics(State(s): State<AppState>) -> impl IntoResponse {
+    render(&s)
+}
+
+/// The router of the `server.metrics_bind` listener: `/metrics` and nothing else.
+pub fn metrics_listener(state: AppState) -> axum::Router {
+    let (router, _) = OpenApiRouter::new()
+        .routes(routes!(open_metrics))
+        .split_for_parts();
+    router.with_state(state)
+}

@@ -236,12 +236,15 @@ pub trait AccountStore: Send + Sync + 'static {
         expires_at: DateTime<Utc>,
     ) -> StoreResult<Uuid>;
     /// Marks `old_hash` used and adds `new_hash` to its family, atomically. A token already
-    /// used revokes its whole family (someone replayed it).
+    /// used revokes its whole family (someone replayed it), unless it was used less than
+    /// `grace` ago, for this same successor, which is still unused: then the answer is the
+    /// same rotation again.
     async fn rotate_refresh_token(
         &self,
         old_hash: &[u8],
         new_hash: &[u8],
         new_expires_at: DateTime<Utc>,
+        grace: Duration,
     ) -> StoreResult<RotateOutcome>;
     /// Revokes the family `token_hash` belongs to; returns its user if the token was known.
     async fn revoke_refresh_family(

@@ -309,3 +309,43 @@ async fn sharing_answers_the_same_for_unknown_addresses_and_lookalikes_are_one_a
     })
     .await
 }
+
+#[tokio::test]
+async fn two_tabs_refreshing_at_once_get_the_same_successor_and_a_late_replay_still_revokes() {
+    within(async {
+        let app = spawn_with(|c| c.auth.refresh_reuse_grace_secs = 1).await;
+        let tokens = app.register(&unique_email()).await;
+        let refresh = |t: String| {
+            let (http, url) = (app.http.clone(), app.url("/v1/auth/refresh"));
+            async move {
+                let r = http
+                    .post(url)
+                    .json(&json!({"refresh_token": t}))
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        };
+        let (a, b) = tokio::join!(
+            refresh(tokens.refresh.clone()),
+            refresh(tokens.refresh.clone())
+        );
+        assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+        assert_eq!(
+            a.1["refresh_token"], b.1["refresh_token"],
+            "one successor for both tabs"
+        );
+        let next = a.1["refresh_token"].as_str().unwrap().to_owned();
+        // The family lives on: the successor works.
+        let (s, r) = refresh(next.clone()).await;
+        assert_eq!(s, 200, "{r}");
+        // A replay of the first token after the grace window is a thief: the family goes.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let (s, _) = refresh(tokens.refresh.clone()).await;
+        assert_eq!(s, 401);
+        let (s, _) = refresh(r["refresh_token"].as_str().unwrap().to_owned()).await;
+        assert_eq!(s, 401, "the whole family was revoked");
+    })
+    .await
+}

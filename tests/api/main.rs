@@ -27,6 +27,7 @@ mod sync;
 mod sync_access;
 mod sync_fixes;
 mod sync_prop;
+mod sync_prop_views;
 mod tools;
 mod tools_client;
 mod upstream;

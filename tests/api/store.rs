@@ -93,7 +93,9 @@ async fn concurrent_refresh_rotation_has_one_winner() {
             for i in 0..8u8 {
                 let s = s.clone();
                 tasks.push(tokio::spawn(async move {
-                    s.rotate_refresh_token(b"old", &[i; 8], exp).await.unwrap()
+                    s.rotate_refresh_token(b"old", &[i; 8], exp, Duration::ZERO)
+                        .await
+                        .unwrap()
                 }));
             }
             let mut rotated = 0;
@@ -108,7 +110,10 @@ async fn concurrent_refresh_rotation_has_one_winner() {
             // The replays revoked the family: even the winner's new token is dead.
             let winner_tokens: Vec<[u8; 8]> = (0..8u8).map(|i| [i; 8]).collect();
             for t in winner_tokens {
-                let o = s.rotate_refresh_token(&t, b"next", exp).await.unwrap();
+                let o = s
+                    .rotate_refresh_token(&t, b"next", exp, Duration::ZERO)
+                    .await
+                    .unwrap();
                 assert!(
                     matches!(o, RotateOutcome::Revoked | RotateOutcome::Unknown),
                     "{o:?}"
@@ -119,7 +124,9 @@ async fn concurrent_refresh_rotation_has_one_winner() {
                 .await
                 .unwrap();
             assert_eq!(
-                s.rotate_refresh_token(b"stale", b"x", exp).await.unwrap(),
+                s.rotate_refresh_token(b"stale", b"x", exp, Duration::ZERO)
+                    .await
+                    .unwrap(),
                 RotateOutcome::Expired
             );
         }

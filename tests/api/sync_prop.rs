@@ -18,12 +18,12 @@ use switchyard::{
 };
 
 /// (op kind, key, value or delete): a generated op.
-type GenOp = (u8, u8, Option<u8>);
+pub type GenOp = (u8, u8, Option<u8>);
 /// One client's mutations: (clock step, ops).
-type GenClient = Vec<(u64, Vec<GenOp>)>;
+pub type GenClient = Vec<(u64, Vec<GenOp>)>;
 
 /// Small key spaces so that writes collide.
-fn gen_client() -> impl Strategy<Value = GenClient> {
+pub fn gen_client() -> impl Strategy<Value = GenClient> {
     proptest::collection::vec(
         (
             1u64..4,
@@ -59,7 +59,7 @@ fn op(kind: u8, key: u8, value: Option<u8>) -> Op {
     }
 }
 
-fn build(clients: &[GenClient], prefix: &str) -> Vec<Vec<Mutation>> {
+pub fn build(clients: &[GenClient], prefix: &str) -> Vec<Vec<Mutation>> {
     clients
         .iter()
         .enumerate()
@@ -81,7 +81,7 @@ fn build(clients: &[GenClient], prefix: &str) -> Vec<Vec<Mutation>> {
         .collect()
 }
 
-fn reference(clients: &[Vec<Mutation>]) -> BTreeMap<String, Value> {
+pub fn reference(clients: &[Vec<Mutation>]) -> BTreeMap<String, Value> {
     let mut d = Doc::default();
     // Apply in clock order: the model is "largest stamp wins", which any order must reproduce.
     let mut all: Vec<&Mutation> = clients.iter().flatten().collect();
