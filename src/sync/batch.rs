@@ -69,13 +69,17 @@ pub fn retries(batch: &[Pushed<'_>], last: &HashMap<ClientKey, u64>) -> Vec<(Cli
         .collect()
 }
 
-/// Register keys and message ids the batch's new mutations name.
+/// Register keys and message ids the batch's new, valid mutations name (an invalid one is
+/// refused without reading anything: its keys may not even be storable text).
 pub fn keys(
     batch: &[Pushed<'_>],
     last: &HashMap<ClientKey, u64>,
 ) -> (BTreeSet<String>, BTreeSet<String>) {
     let (mut regs, mut msgs) = (BTreeSet::new(), BTreeSet::new());
-    for p in batch.iter().filter(|p| p.refusal.is_none()) {
+    for p in batch
+        .iter()
+        .filter(|p| p.refusal.is_none() && p.mutation.validate().is_ok())
+    {
         let retry = !p.server
             && last
                 .get(&key_of(p))

@@ -71,10 +71,16 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// The message is stored and echoed: whatever it quotes, it never carries NUL.
     pub fn new(code: RefusalCode, message: impl Into<String>) -> Self {
+        let message = message.into();
         Self {
             code,
-            message: message.into(),
+            message: if message.contains('\0') {
+                message.replace('\0', "\u{FFFD}")
+            } else {
+                message
+            },
         }
     }
 }
