@@ -35,7 +35,7 @@ pub struct Args {
     prefill_messages: usize,
 }
 
-/// Fills `session` through the REST write path, 100 ops a mutation, 100 mutations a push.
+/// Fills `session` through the REST write path, 100 ops a mutation, 10 mutations a push.
 async fn prefill(
     http: &reqwest::Client,
     a: &Args,
@@ -55,7 +55,8 @@ async fn prefill(
         .enumerate()
         .map(|(i, chunk)| json!({"client_id": "prefill", "mutation_id": i + 1, "hlc": format!("{}:0", ms - 60_000), "ops": chunk}))
         .collect();
-    for batch in mutations.chunks(100) {
+    // 10 mutations of 100 ops stay well under the 1 MiB body limit.
+    for batch in mutations.chunks(10) {
         let r = http
             .post(format!("{}/v1/sessions/{id}/mutations", a.url))
             .bearer_auth(token)

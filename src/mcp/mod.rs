@@ -4,6 +4,7 @@
 
 pub mod calls;
 pub mod client;
+mod lease;
 pub mod manager;
 pub mod seal;
 pub mod servers;

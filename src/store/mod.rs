@@ -8,7 +8,9 @@ mod records;
 mod sessions_sql;
 mod sql;
 mod sync_records;
+mod sync_rows;
 mod sync_sql;
+mod sync_write_sql;
 mod tools_sql;
 mod usage_sql;
 

@@ -8,10 +8,11 @@ use super::sessions_sql::{impl_session_store, SessionRow};
 use super::sql::{
     impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS,
 };
-use super::sync_sql::{
-    answer_of, impl_sync_store, ChangeRow, MessageRow, RegisterRow, SizeRow, MESSAGE_COLUMNS,
-    ROWS_PER_STATEMENT,
+use super::sync_rows::{
+    answer_of, ChangeRow, MessageRow, RegisterRow, SizeRow, MESSAGE_COLUMNS, ROWS_PER_STATEMENT,
 };
+use super::sync_sql::impl_sync_store;
+use super::sync_write_sql::impl_sync_writes;
 use super::tools_sql::{impl_tool_store, ToolRow, TOOL_COLUMNS};
 use super::usage_sql::{impl_usage_store, UsageRow};
 use super::*;
@@ -80,4 +81,5 @@ impl_usage_store!(SqliteStore);
 impl_mcp_store!(SqliteStore);
 impl_tool_store!(SqliteStore);
 impl_sync_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
+impl_sync_writes!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 impl_account_store!(SqliteStore, "sqlite");

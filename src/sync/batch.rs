@@ -13,6 +13,9 @@ use crate::{
 };
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+/// A client's old answers are pruned when its last id crosses a multiple of this.
+pub const PRUNE_EVERY: u64 = 32;
+
 /// A client is its account plus the id it chose (ids are scoped per account).
 pub type ClientKey = (UserId, String);
 
@@ -49,7 +52,8 @@ pub struct Plan {
     /// New last ids of the clients that advanced.
     pub clients: Vec<(ClientKey, u64)>,
     /// Per client, the lowest id it pushed: it holds the answers of everything below, so
-    /// those can go.
+    /// those can go. Emitted once every [`PRUNE_EVERY`] ids, so pruning costs a statement per
+    /// that many mutations, not one per push.
     pub horizons: Vec<(ClientKey, u64)>,
     pub touched: Touched,
     pub version: u64,
@@ -178,7 +182,14 @@ pub fn plan(
             (c, l)
         })
         .collect();
-    out.horizons = horizons.into_iter().collect();
+    out.horizons = horizons
+        .into_iter()
+        .filter(|(c, _)| {
+            let before = loaded.last.get(c).copied().unwrap_or(0);
+            last.get(c)
+                .is_some_and(|now| now / PRUNE_EVERY > before / PRUNE_EVERY)
+        })
+        .collect();
     out
 }
 

@@ -1,6 +1,11 @@
 //! Mutations and their operations, with validation. A mutation is one client's atomic batch of
 //! ops, ordered per client by `mutation_id` (1, 2, 3, ...).
 
+mod incoming;
+
+pub use super::refusal::{Refusal, RefusalCode};
+pub use incoming::{Incoming, KNOWN_OPS};
+
 use super::hlc::Hlc;
 use serde::{Deserialize, Serialize};
 
@@ -17,168 +22,12 @@ pub const MAX_OPS: usize = 100;
 /// An HLC counter beyond this is not a clock, it is an attempt to overflow one.
 pub const MAX_HLC_COUNTER: u32 = 1_000_000;
 
-/// Why a mutation was refused, as a code a client can switch on (`refused.code` on the wire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RefusalCode {
-    /// A value failed validation (wrong type, too long, NUL in text, ...).
-    Invalid,
-    /// An op this server does not know (a newer client); only its own mutation is refused.
-    UnknownOp,
-    /// The mutation's clock runs too far ahead of the server's.
-    ClockAhead,
-    /// Not allowed for this caller (server-only ops, deleting someone else's session).
-    NotAllowed,
-    /// A per-session cap (`sync.max_*`) would be crossed.
-    LimitExceeded,
-    /// Inconsistent with the session's state (message id reused, unknown or streaming message).
-    Conflict,
-    /// A retry of a mutation whose answer was pruned (the client had moved past it).
-    AlreadyProcessed,
-}
-
-impl RefusalCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefusalCode::Invalid => "invalid",
-            RefusalCode::UnknownOp => "unknown_op",
-            RefusalCode::ClockAhead => "clock_ahead",
-            RefusalCode::NotAllowed => "not_allowed",
-            RefusalCode::LimitExceeded => "limit_exceeded",
-            RefusalCode::Conflict => "conflict",
-            RefusalCode::AlreadyProcessed => "already_processed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "unknown_op" => RefusalCode::UnknownOp,
-            "clock_ahead" => RefusalCode::ClockAhead,
-            "not_allowed" => RefusalCode::NotAllowed,
-            "limit_exceeded" => RefusalCode::LimitExceeded,
-            "conflict" => RefusalCode::Conflict,
-            "already_processed" => RefusalCode::AlreadyProcessed,
-            _ => RefusalCode::Invalid,
-        }
-    }
-}
-
-/// A refused mutation's answer: stored, and returned to every retry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: RefusalCode,
-    pub message: String,
-}
-
-impl Refusal {
-    /// The message is stored and echoed: whatever it quotes, it never carries NUL.
-    pub fn new(code: RefusalCode, message: impl Into<String>) -> Self {
-        let message = message.into();
-        Self {
-            code,
-            message: if message.contains('\0') {
-                message.replace('\0', "\u{FFFD}")
-            } else {
-                message
-            },
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Mutation {
     pub client_id: String,
     pub mutation_id: u64,
     pub hlc: Hlc,
     pub ops: Vec<Op>,
-}
-
-/// A mutation as pushed: its identity read strictly (without it there is nobody to answer),
-/// its clock and ops one by one, so an op this server does not know (a newer client) or a
-/// mistyped value refuses only its own mutation and the rest of the batch still applies.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Incoming {
-    pub mutation: Mutation,
-    /// Decided while parsing; stored like any other refusal.
-    pub refusal: Option<Refusal>,
-}
-
-/// The op names this server knows (`op` of each op).
-pub const KNOWN_OPS: [&str; 13] = [
-    "set_field",
-    "set_context",
-    "delete_context",
-    "add_tag",
-    "remove_tag",
-    "append_message",
-    "edit_message",
-    "delete_message",
-    "create_session",
-    "delete_session",
-    "stream_start",
-    "stream_update",
-    "stream_end",
-];
-
-#[derive(Deserialize)]
-struct WireMutation {
-    client_id: String,
-    mutation_id: u64,
-    hlc: serde_json::Value,
-    ops: Vec<serde_json::Value>,
-}
-
-impl<'de> Deserialize<'de> for Incoming {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let w = WireMutation::deserialize(d)?;
-        let mut refusal = None;
-        let hlc = match w.hlc.as_str().map(str::parse::<Hlc>) {
-            Some(Ok(h)) => h,
-            Some(Err(e)) => {
-                refusal = Some(Refusal::new(RefusalCode::Invalid, e));
-                Hlc::default()
-            }
-            None => {
-                refusal = Some(Refusal::new(
-                    RefusalCode::Invalid,
-                    "hlc must be a string \"<ms>:<counter>\"",
-                ));
-                Hlc::default()
-            }
-        };
-        let mut ops = Vec::with_capacity(w.ops.len());
-        for (i, raw) in w.ops.into_iter().enumerate() {
-            let name = raw.get("op").and_then(|o| o.as_str()).map(str::to_owned);
-            match serde_json::from_value::<Op>(raw) {
-                Ok(op) => ops.push(op),
-                Err(e) if refusal.is_none() => {
-                    refusal = Some(match name {
-                        Some(n) if !KNOWN_OPS.contains(&n.as_str()) => Refusal::new(
-                            RefusalCode::UnknownOp,
-                            format!(
-                                "ops[{i}]: unknown op {:?}; this server does not support it",
-                                n.chars().take(40).collect::<String>()
-                            ),
-                        ),
-                        _ => Refusal::new(RefusalCode::Invalid, format!("ops[{i}]: {e}")),
-                    });
-                }
-                Err(_) => {}
-            }
-        }
-        if refusal.is_some() {
-            ops.clear();
-        }
-        Ok(Incoming {
-            mutation: Mutation {
-                client_id: w.client_id,
-                mutation_id: w.mutation_id,
-                hlc,
-                ops,
-            },
-            refusal,
-        })
-    }
 }
 
 /// The session fields that are plain last-writer-wins registers.

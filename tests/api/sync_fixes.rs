@@ -347,12 +347,21 @@ async fn client_ids_are_per_account_and_old_answers_are_pruned() {
             "a guessed id cannot be squatted: {r}"
         );
         assert_eq!(r["results"][1]["status"], "applied");
-        // Pushing from id 3 says the client holds the answers below it: they go.
-        let (_, r) = push(&app, &b, &ch, json!([tag("shared-id", 3, base, "b3")])).await;
-        assert_eq!(r["results"][0]["status"], "applied");
+        // Pushing from id N says the client holds the answers below N: they go (pruned as the
+        // client's last id crosses each multiple of 32).
+        for id in 3..=40u64 {
+            let (_, r) = push(
+                &app,
+                &b,
+                &ch,
+                json!([tag("shared-id", id, base, &format!("b{id}"))]),
+            )
+            .await;
+            assert_eq!(r["results"][0]["status"], "applied", "{r}");
+        }
         let (_, r) = push(&app, &b, &ch, json!([tag("shared-id", 1, base, "b1")])).await;
         assert_eq!(r["results"][0]["code"], "already_processed", "{r}");
-        let (_, r) = push(&app, &b, &ch, json!([tag("shared-id", 3, base, "b3")])).await;
+        let (_, r) = push(&app, &b, &ch, json!([tag("shared-id", 40, base, "b40")])).await;
         assert_eq!(
             r["results"][0]["status"], "applied",
             "the latest answer is kept: {r}"
