@@ -140,10 +140,20 @@ export function applyMutation(doc: Doc, m: MutationLike, version: number, mode: 
     return msg.streaming ? msg : `message ${JSON.stringify(id)} is not streaming`;
   };
   const sessionDeletedBefore = doc.sessionDeleted;
+  const rollback = (error: string): ApplyResult => {
+    for (let u = undo.length - 1; u >= 0; u--) (undo[u] as () => void)();
+    doc.sessionDeleted = sessionDeletedBefore;
+    return { ok: false, error };
+  };
 
   for (let i = 0; i < m.ops.length; i++) {
     const op = m.ops[i] as Op;
     let error: string | null = null;
+    if (op === null || typeof op !== 'object') {
+      error = 'an op must be an object';
+      if (mode === 'strict') return rollback(error);
+      continue;
+    }
     switch (op.op) {
       case 'set_field':
         write(fieldKey(op.field), op.value);
@@ -202,11 +212,7 @@ export function applyMutation(doc: Doc, m: MutationLike, version: number, mode: 
         // An op this SDK does not know (a newer server): the server applied it, we cannot.
         error = `unknown op ${JSON.stringify((op as { op?: unknown }).op)}`;
     }
-    if (error !== null && mode === 'strict') {
-      for (let u = undo.length - 1; u >= 0; u--) (undo[u] as () => void)();
-      doc.sessionDeleted = sessionDeletedBefore;
-      return { ok: false, error };
-    }
+    if (error !== null && mode === 'strict') return rollback(error);
   }
   return { ok: true };
 }
