@@ -378,11 +378,12 @@ export class MutationQueue extends Emitter<QueueEvents> {
     for (const sessionId of new Set(this.items.map((i) => i.sessionId))) this.emit('changed', { sessionId });
   }
 
-  /** Resolves when every mutation queued so far is acknowledged (or refused). */
+  /** Resolves when every mutation queued so far is answered (applied or refused) and the store says so. */
   async drained(): Promise<void> {
     await this.ready;
     const all = [...this.items, ...this.early.map((e) => e.item)].map((i) => confirmedOf.get(i)?.catch(() => undefined));
     await Promise.all(all);
+    await this.writes;
   }
 
   async close(): Promise<void> {
