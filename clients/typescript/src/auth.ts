@@ -16,6 +16,8 @@ export interface StoredTokens {
   access: string;
   /** Unix ms. */
   accessExpiresAt: number;
+  /** Unix ms when the access token was obtained (its life is expiry minus this). */
+  accessIssuedAt?: number;
   refresh: string;
   refreshExpiresAt: number;
 }
@@ -65,6 +67,7 @@ export function storedFromPair(p: TokenPair, now = Date.now()): StoredTokens {
   return {
     access: p.access_token,
     accessExpiresAt: now + p.expires_in * 1000,
+    accessIssuedAt: now,
     refresh: p.refresh_token,
     refreshExpiresAt: now + p.refresh_expires_in * 1000,
   };
@@ -109,9 +112,16 @@ export class AuthSession {
     return this.current;
   }
 
+  /** How long before expiry a token counts as stale: a minute, at most a quarter of its life. */
   private margin(t: StoredTokens, now: number): number {
-    const life = Math.max(0, t.accessExpiresAt - now);
+    const life = t.accessExpiresAt - (t.accessIssuedAt ?? now);
     return Math.min(this.opts.refreshMarginMs ?? 60_000, Math.max(life, 1) / 4);
+  }
+
+  /** Obtained less than half its life ago (another tab refreshed it just now). */
+  private recent(t: StoredTokens, now: number): boolean {
+    if (t.accessIssuedAt === undefined) return false;
+    return now - t.accessIssuedAt < (t.accessExpiresAt - t.accessIssuedAt) / 2;
   }
 
   /** A `getToken` for the client (bound, pass it as is). */
@@ -122,8 +132,9 @@ export class AuthSession {
     const now = Date.now();
     const fresh = t.accessExpiresAt - now > this.margin(t, now);
     const force = req.reason === 'rejected' || req.reason === 'expired';
-    if (fresh && !force && req.reason !== 'refresh') return t.access;
-    if (fresh && req.reason === 'refresh' && t.accessExpiresAt - now > 2 * this.margin(t, now)) return t.access;
+    if (req.reason === 'connect' && fresh) return t.access;
+    // An in-band refresh wants a token that outlives the socket's: only a recent one will do.
+    if (req.reason === 'refresh' && this.recent(t, now)) return t.access;
     return (await this.refresh(force ? t.access : undefined)).access;
   };
 
@@ -138,7 +149,7 @@ export class AuthSession {
       if (!stored) throw new SwitchyardError('auth_failed', 'not signed in', { status: 401 });
       const now = Date.now();
       const rotatedElsewhere = stored.refresh !== seen && stored.access !== rejectedAccess;
-      if (rotatedElsewhere && stored.accessExpiresAt - now > this.margin(stored, now)) {
+      if (rotatedElsewhere && stored.accessExpiresAt - now > this.margin(stored, now) && this.recent(stored, now)) {
         this.current = stored;
         return stored;
       }

@@ -32,3 +32,30 @@ export function waitState(c: Switchyard, state: string, timeoutMs = 30_000): Pro
     });
   });
 }
+
+/**
+ * A `ws` constructor that records its sockets and can misbehave: no automatic pongs, or the
+ * first frame of the first socket held back (to let the server's auth deadline pass).
+ */
+export function instrumentedWebSocket(opts: { autoPong?: boolean; holdFirstFrameMs?: number } = {}): {
+  WebSocket: WebSocketConstructor;
+  sockets: WebSocket[];
+} {
+  const sockets: WebSocket[] = [];
+  class Instrumented extends WebSocket {
+    constructor(url: string, options?: { headers?: Record<string, string> }) {
+      super(url, { ...(options ?? {}), ...(opts.autoPong === false ? { autoPong: false } : {}) });
+      sockets.push(this);
+      const hold = opts.holdFirstFrameMs;
+      if (hold !== undefined && sockets.length === 1) {
+        const send = this.send.bind(this);
+        this.send = ((data: string) => {
+          setTimeout(() => {
+            if (this.readyState === WebSocket.OPEN) send(data);
+          }, hold);
+        }) as typeof this.send;
+      }
+    }
+  }
+  return { WebSocket: Instrumented as unknown as WebSocketConstructor, sockets };
+}
