@@ -164,10 +164,10 @@ export class Connection extends Emitter<ConnectionEvents> {
   }
 
   /**
-   * Drops the current socket as if it had died, then follows the normal policy (used when a
-   * reply proves the link is wedged, and by tests).
+   * Drops the current socket as if it had died (the policy for `code` then applies; 1006, the
+   * code of a vanished link, reconnects). Used when pings go unanswered, and by tests.
    */
-  dropSocket(code = 4000, reason = 'dropped by the client'): void {
+  dropSocket(code = 1006, reason = 'dropped by the client'): void {
     const s = this.socket;
     if (!s) return;
     this.onSocketClosed(this.generation, code, reason);
@@ -276,7 +276,7 @@ export class Connection extends Emitter<ConnectionEvents> {
     };
     s.onclose = (ev) => this.onSocketClosed(gen, ev.code, ev.reason);
     this.welcomeTimer = setTimeout(() => {
-      if (gen === this.generation && this._state === 'connecting') this.dropSocket(4000, 'no welcome in time');
+      if (gen === this.generation && this._state === 'connecting') this.dropSocket(1006, 'no welcome in time');
     }, this.opts.connectTimeoutMs ?? 15_000);
   }
 
@@ -352,7 +352,7 @@ export class Connection extends Emitter<ConnectionEvents> {
       if (gen !== this.generation || this._state !== 'connected') return;
       const now = Date.now();
       if (this.pingSentAt !== 0 && now - this.pingSentAt > pingTimeout) {
-        this.dropSocket(4000, 'no answer to ping');
+        this.dropSocket(1006, 'no answer to ping');
         return;
       }
       if (this.pingSentAt === 0 && now - this.lastHeard > silence) {

@@ -52,13 +52,24 @@ export class TokenBucket {
  * A FIFO of outgoing frames drained through a {@link TokenBucket}. Frames keep their order;
  * nothing is dropped while the queue is open.
  */
+export interface Timers {
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+const realTimers: Timers = {
+  set: (fn, ms) => setTimeout(fn, ms),
+  clear: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
 export class ThrottledQueue<T> {
   private queue: T[] = [];
-  private timer: ReturnType<typeof setTimeout> | null = null;
+  private timer: unknown = null;
 
   constructor(
     readonly bucket: TokenBucket,
     private readonly sink: (item: T) => void,
+    private readonly timers: Timers = realTimers,
   ) {}
 
   get length(): number {
@@ -75,7 +86,7 @@ export class ThrottledQueue<T> {
     if (this.timer !== null) return;
     while (this.queue.length > 0) {
       if (!this.bucket.tryTake()) {
-        this.timer = setTimeout(() => {
+        this.timer = this.timers.set(() => {
           this.timer = null;
           this.drain();
         }, this.bucket.waitMs());
@@ -88,7 +99,7 @@ export class ThrottledQueue<T> {
 
   /** Empties the queue (the socket closed); returns what was waiting. */
   clear(): T[] {
-    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.timer !== null) this.timers.clear(this.timer);
     this.timer = null;
     const q = this.queue;
     this.queue = [];
