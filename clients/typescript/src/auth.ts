@@ -216,7 +216,7 @@ export class InbandRefresh {
 
   /** Sends `auth.refresh` now; on failure tries again until the token expires. */
   async refreshNow(reason: 'refresh' | 'rejected' = 'refresh'): Promise<void> {
-    this.timer = null;
+    this.cancel();
     if (this.conn.state !== 'connected') return;
     try {
       const token = await this.getToken({ reason });

@@ -20,6 +20,13 @@ export function binaryPath(): string {
   return bin;
 }
 
+/** The environment for a switchyard process: ours, minus every SWITCHYARD_* (the server refuses unknown ones, e.g. SWITCHYARD_BIN). */
+export function baseEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SWITCHYARD_') && v !== undefined) env[k] = v;
+  return env;
+}
+
 export function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();
@@ -75,11 +82,7 @@ export class TestServer {
   }
 
   async launch(): Promise<void> {
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) {
-      // Every SWITCHYARD_* variable must be one the server knows; pass none of ours (SWITCHYARD_BIN).
-      if (!k.startsWith('SWITCHYARD_') && v !== undefined) env[k] = v;
-    }
+    const env = baseEnv();
     Object.assign(env, {
       SWITCHYARD_SERVER_DATA_DIR: this.dataDir,
       SWITCHYARD_SERVER_BIND: `127.0.0.1:${this.port}`,
