@@ -20,6 +20,8 @@ use tokio_util::task::TaskTracker;
 
 pub struct App {
     listener: TcpListener,
+    /// `server.metrics_bind`: `/metrics` only, no token.
+    metrics_listener: Option<TcpListener>,
     router: axum::Router,
     state: AppState,
 }
@@ -58,7 +60,6 @@ impl App {
             Some(url) => Some(connect_redis(url).await?),
             None => None,
         };
-        let auth = Arc::new(AuthService::new(store.clone(), keys, a.clone())?);
         let rl = &config.ratelimit;
         let auth_limiter = Arc::new(RateLimiter::new(
             "auth",
@@ -88,6 +89,12 @@ impl App {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let auth = Arc::new(AuthService::new(
+            store.clone(),
+            keys,
+            bus.clone(),
+            a.clone(),
+        )?);
         let sync = crate::sync::service::SyncService::new(
             store.clone(),
             bus.clone(),
@@ -114,6 +121,11 @@ impl App {
             bus.clone(),
             redis.clone().map(|r| (r, config.redis.key_prefix.clone())),
             config.mcp.clone(),
+            config.secret_values(),
+            crate::mcp::seal::Sealer::load(
+                config.mcp.secrets_key_file.as_deref(),
+                &config.server.data_dir,
+            )?,
         );
         let chat = Arc::new(crate::chat::ChatService {
             completions,
@@ -126,7 +138,7 @@ impl App {
             mcp_config: config.mcp.clone(),
             store: store.clone(),
         });
-        let ws = Arc::new(WsRuntime::new(config.ws.max_connections));
+        let ws = Arc::new(WsRuntime::new(&config.ws));
         tracker.spawn(mcp.clone().run(ws.clone(), shutdown.clone()));
         mcp.serve_requests(&hub, &tracker, shutdown.clone());
         let state = AppState {
@@ -152,8 +164,13 @@ impl App {
             redis = config.redis.url.is_some(),
             "switchyard ready"
         );
+        let metrics_listener = match config.server.metrics_bind {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
         Ok(Self {
             listener,
+            metrics_listener,
             router,
             state,
         })
@@ -182,20 +199,24 @@ impl App {
             trigger.cancel();
         });
         let tracker = self.state.tracker.clone();
-        // Nagle off: a streamed chunk (SSE, socket frame) must not wait for the client's
-        // delayed ACK of the previous one (up to 40 ms).
-        use axum::serve::ListenerExt;
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set");
-            }
-        });
-        let serve = axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let server = &self.state.config.server;
+        let limits = crate::http::serve::Limits {
+            max_connections: server.max_http_connections,
+            header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
+        };
+        if let Some(l) = self.metrics_listener {
+            let metrics = crate::http::health::metrics_listener(self.state.clone());
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let r = axum::serve(l, metrics)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "metrics listener stopped");
+                }
+            });
+        }
+        let serve = crate::http::serve::serve(self.listener, self.router, limits, stop.clone());
         let drained = async {
             serve.await?;
             tracker.close();

@@ -80,6 +80,14 @@ impl AppError {
         Self::Internal(e.into())
     }
 
+    /// The whole cause, for the server's log only (a database's own error text included).
+    pub fn detail(&self) -> String {
+        match self {
+            AppError::Internal(cause) => format!("{cause:#}"),
+            other => other.to_string(),
+        }
+    }
+
     /// What the client may see. A server fault is logged here with a fresh error id and only
     /// that id is returned, so no cause ever leaves the process (HTTP and WebSocket alike).
     pub fn public_message(&self) -> String {

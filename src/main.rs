@@ -89,7 +89,11 @@ async fn main() -> anyhow::Result<()> {
                 &config.auth.audience,
                 config.auth.leeway_secs,
             )?);
-            let auth = switchyard::auth::AuthService::new(store, keys, config.auth.clone())?;
+            // No sockets to tell about revocations here: an in-process bus with nobody on it.
+            let bus = std::sync::Arc::new(switchyard::bus::local::LocalBus::new(
+                std::sync::Arc::new(switchyard::hub::Hub::new()),
+            ));
+            let auth = switchyard::auth::AuthService::new(store, keys, bus, config.auth.clone())?;
             let role = if admin { Role::Admin } else { Role::User };
             let user = auth
                 .create_user(&email, &password, role)

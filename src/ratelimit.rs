@@ -4,6 +4,7 @@
 //! or letting everyone through.
 
 use dashmap::DashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What a check decided, with what the `x-ratelimit-*` headers report.
@@ -23,8 +24,13 @@ pub struct RateLimiter {
     window: Duration,
     max_tracked: usize,
     local: DashMap<String, (u64, u64)>,
+    /// The window the table was last swept in.
+    swept: AtomicU64,
     redis: Option<(std::sync::Arc<crate::redis_conn::RedisConn>, String)>,
 }
+
+/// The shared budget of clients that found the table full.
+const OVERFLOW: &str = "~overflow";
 
 const INCR_SCRIPT: &str = r"
 local n = redis.call('INCRBY', KEYS[1], ARGV[2])
@@ -46,6 +52,7 @@ impl RateLimiter {
             window,
             max_tracked,
             local: DashMap::new(),
+            swept: AtomicU64::new(u64::MAX),
             redis,
         }
     }
@@ -115,16 +122,22 @@ impl RateLimiter {
     }
 
     fn count_local(&self, client: &str, index: u64, cost: u64) -> u64 {
-        if self.local.len() >= self.max_tracked {
-            self.local.retain(|_, (i, _)| *i == index);
+        let mut key = client;
+        if self.local.len() >= self.max_tracked && !self.local.contains_key(client) {
+            // Old windows go first; then clients seen once, whose count is the least to lose.
+            // At most one sweep per window: a sweep costs the whole table.
+            if self.swept.swap(index, Ordering::Relaxed) != index {
+                self.local.retain(|_, (i, n)| *i == index && *n > 1);
+            }
             if self.local.len() >= self.max_tracked {
-                // Still full within one window: forget everyone rather than grow without bound.
-                metrics::counter!("ratelimit_table_reset_total", "limiter" => self.name)
-                    .increment(1);
-                self.local.clear();
+                // Still full within one window (someone is spraying addresses): clients not
+                // tracked yet share one budget. Nobody tracked loses their count, and the
+                // table never grows past its bound.
+                metrics::counter!("ratelimit_overflow_total", "limiter" => self.name).increment(1);
+                key = OVERFLOW;
             }
         }
-        let mut entry = self.local.entry(client.to_owned()).or_insert((index, 0));
+        let mut entry = self.local.entry(key.to_owned()).or_insert((index, 0));
         if entry.0 != index {
             *entry = (index, 0);
         }
@@ -148,11 +161,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sweeps_when_full() {
-        let rl = RateLimiter::new("t", 5, Duration::from_secs(60), 3, None);
-        for c in ["a", "b", "c", "d", "e"] {
-            rl.check(c).await;
+    async fn a_full_table_keeps_every_tracked_count() {
+        let rl = RateLimiter::new("t", 3, Duration::from_secs(60), 3, None);
+        for _ in 0..3 {
+            assert!(rl.check("attacker").await.allowed);
         }
-        assert!(rl.local.len() <= 3, "table grew past its bound");
+        assert!(!rl.check("attacker").await.allowed);
+        // Sprayed addresses fill the table and then share one budget...
+        for i in 0..50 {
+            rl.check(&format!("10.0.0.{i}")).await;
+        }
+        assert!(rl.local.len() <= 4, "table grew past its bound");
+        // ...and the address that was over its budget still is.
+        assert!(!rl.check("attacker").await.allowed);
+        assert!(
+            !rl.check("10.9.9.9").await.allowed,
+            "newcomers share the overflow budget"
+        );
     }
 }

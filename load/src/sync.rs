@@ -23,6 +23,53 @@ pub struct Args {
     /// Target pushes per second per client (0 = as fast as acks come back).
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// Before measuring, fill each session with this many context keys...
+    #[arg(long, default_value_t = 0)]
+    prefill_keys: usize,
+    /// ...tags...
+    #[arg(long, default_value_t = 0)]
+    prefill_tags: usize,
+    /// ...and messages (as the default caps allow: 1000, 200, 10000), so the figure says what
+    /// a push costs in a full session.
+    #[arg(long, default_value_t = 0)]
+    prefill_messages: usize,
+}
+
+/// Fills `session` through the REST write path, 100 ops a mutation, 100 mutations a push.
+async fn prefill(
+    http: &reqwest::Client,
+    a: &Args,
+    token: &str,
+    session: &str,
+) -> anyhow::Result<()> {
+    let id = session.trim_start_matches("session:");
+    let mut ops: Vec<serde_json::Value> = Vec::new();
+    ops.extend((0..a.prefill_keys).map(|i| json!({"op": "set_context", "key": format!("pre-{i}"), "value": {"n": i, "path": "src/some/file.rs"}})));
+    ops.extend((0..a.prefill_tags).map(|i| json!({"op": "add_tag", "tag": format!("tag-{i}")})));
+    ops.extend((0..a.prefill_messages).map(|i| json!({"op": "append_message", "message_id": format!("pre-{i}"), "role": "user", "content": "a message already in the session, about as long as a short one"})));
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mutations: Vec<serde_json::Value> = ops
+        .chunks(100)
+        .enumerate()
+        .map(|(i, chunk)| json!({"client_id": "prefill", "mutation_id": i + 1, "hlc": format!("{}:0", ms - 60_000), "ops": chunk}))
+        .collect();
+    for batch in mutations.chunks(100) {
+        let r = http
+            .post(format!("{}/v1/sessions/{id}/mutations", a.url))
+            .bearer_auth(token)
+            .json(&json!({ "mutations": batch }))
+            .send()
+            .await?
+            .error_for_status()?;
+        let body: serde_json::Value = r.json().await?;
+        let refused = body["results"]
+            .as_array()
+            .map_or(0, |r| r.iter().filter(|r| r["status"] != "applied").count());
+        anyhow::ensure!(refused == 0, "prefill refused: {body}");
+    }
+    Ok(())
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
@@ -31,7 +78,11 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let key = api_key(&http, &a.url, &token).await?;
     let mut sessions = Vec::new();
     for _ in 0..a.sessions {
-        sessions.push(session(&http, &a.url, &token).await?);
+        let s = session(&http, &a.url, &token).await?;
+        if a.prefill_keys + a.prefill_tags + a.prefill_messages > 0 {
+            prefill(&http, &a, &token, &s).await?;
+        }
+        sessions.push(s);
     }
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let mut sockets = Vec::new();
@@ -74,7 +125,13 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                 let want = format!("\"id\":\"{id}\"");
                 loop {
                     match ws.next().await {
-                        Some(Ok(Message::Text(t))) if t.as_str().contains(&want) => break,
+                        Some(Ok(Message::Text(t))) if t.as_str().contains(&want) => {
+                            if !t.as_str().contains("\"status\":\"applied\"") {
+                                eprintln!("client {c}: not applied: {t}");
+                                return h;
+                            }
+                            break;
+                        }
                         Some(Ok(_)) => continue,
                         other => {
                             eprintln!("client {c} stopped: {other:?}");

@@ -8,11 +8,15 @@ use super::extract::Principal;
 use dashmap::DashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Entries kept; a full cache is cleared rather than grown (it refills from real checks).
+/// Entries kept. A full cache drops its expired entries (at most once a second: that costs
+/// the whole table); if still full, a new token is checked each time rather than remembered,
+/// so nobody's entry is thrown out by someone else's flood.
 const MAX_ENTRIES: usize = 100_000;
 
 pub struct TokenCache {
     entries: DashMap<Box<str>, (Principal, u64)>,
+    /// The unix second of the last sweep of expired entries.
+    swept: std::sync::atomic::AtomicU64,
 }
 
 fn now_secs() -> u64 {
@@ -25,6 +29,7 @@ impl TokenCache {
     pub fn new() -> Self {
         Self {
             entries: DashMap::new(),
+            swept: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -41,7 +46,13 @@ impl TokenCache {
     /// Remembers `p` for `token` until unix second `until`.
     pub fn put(&self, token: &str, p: &Principal, until: u64) {
         if self.entries.len() >= MAX_ENTRIES {
-            self.entries.clear();
+            let now = now_secs();
+            if self.swept.swap(now, std::sync::atomic::Ordering::Relaxed) != now {
+                self.entries.retain(|_, (_, until)| *until > now);
+            }
+            if self.entries.len() >= MAX_ENTRIES {
+                return;
+            }
         }
         self.entries.insert(token.into(), (p.clone(), until));
     }

@@ -23,6 +23,9 @@ pub struct Principal {
 
 pub struct AuthUser(pub Principal);
 pub struct RequireAdmin(pub Principal);
+/// A caller signed in with an access token (an interactive session), not an API key: managing
+/// API keys needs one, so a leaked key cannot mint its own successors.
+pub struct Interactive(pub Principal);
 
 /// The token of an `Authorization: Bearer <token>` header, if there is one.
 pub fn bearer(parts: &Parts) -> Option<&str> {
@@ -56,5 +59,19 @@ impl FromRequestParts<AppState> for RequireAdmin {
             ));
         }
         Ok(RequireAdmin(p))
+    }
+}
+
+impl FromRequestParts<AppState> for Interactive {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let AuthUser(p) = AuthUser::from_request_parts(parts, state).await?;
+        if p.api_key.is_some() {
+            return Err(AppError::Forbidden(
+                "API keys cannot manage API keys; sign in and use an access token".into(),
+            ));
+        }
+        Ok(Interactive(p))
     }
 }

@@ -59,6 +59,9 @@ struct Key {
 pub struct KeySet {
     keys: Vec<Key>,
     by_kid: HashMap<String, usize>,
+    /// Derives a refresh token's successor from it (HMAC), so a replay inside the reuse grace
+    /// window gets the same successor on every instance (they share the signing key).
+    succession: ring::hmac::Key,
     issuer: String,
     audience: String,
     leeway: u64,
@@ -95,9 +98,14 @@ impl KeySet {
             .enumerate()
             .map(|(i, k)| (k.kid.clone(), i))
             .collect();
+        let mut seed = Sha256::new();
+        seed.update(b"switchyard refresh-token succession\0");
+        seed.update(ders.first().map(Vec::as_slice).unwrap_or_default());
+        let succession = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &seed.finalize());
         Ok(Self {
             keys,
             by_kid,
+            succession,
             issuer: issuer.into(),
             audience: audience.into(),
             leeway,
@@ -131,6 +139,10 @@ impl KeySet {
             }
         }
         Self::from_der(&ders, issuer, audience, leeway)
+    }
+
+    pub fn succession_key(&self) -> &ring::hmac::Key {
+        &self.succession
     }
 
     pub fn signing_kid(&self) -> &str {

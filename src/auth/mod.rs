@@ -13,5 +13,5 @@ pub mod password;
 pub mod secrets;
 pub mod service;
 
-pub use extract::{AuthUser, Principal, RequireAdmin};
+pub use extract::{AuthUser, Interactive, Principal, RequireAdmin};
 pub use service::AuthService;

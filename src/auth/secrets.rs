@@ -20,6 +20,15 @@ pub fn new_refresh_token() -> String {
     format!("syr_{}", random_b64())
 }
 
+/// The one successor of refresh token `old`: only the server can compute it (HMAC with a key
+/// derived from the signing key), and every instance computes the same.
+pub fn successor(key: &ring::hmac::Key, old: &str) -> String {
+    format!(
+        "syr_{}",
+        URL_SAFE_NO_PAD.encode(ring::hmac::sign(key, old.as_bytes()))
+    )
+}
+
 pub fn new_api_key() -> String {
     format!("{API_KEY_PREFIX}{}", random_b64())
 }

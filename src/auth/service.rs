@@ -31,6 +31,8 @@ pub struct TokenPair {
 /// Built once in `app.rs`; shared by HTTP handlers and the WebSocket upgrade.
 pub struct AuthService {
     store: Arc<dyn Store>,
+    /// To close the sockets of a revoked API key on every instance.
+    bus: Arc<dyn crate::bus::Bus>,
     keys: Arc<KeySet>,
     hasher: Hasher,
     config: AuthConfig,
@@ -41,6 +43,7 @@ impl AuthService {
     pub fn new(
         store: Arc<dyn Store>,
         keys: Arc<KeySet>,
+        bus: Arc<dyn crate::bus::Bus>,
         config: AuthConfig,
     ) -> anyhow::Result<Self> {
         let hasher = Hasher::new(
@@ -50,6 +53,7 @@ impl AuthService {
         )?;
         Ok(Self {
             store,
+            bus,
             keys,
             hasher,
             config,
@@ -112,8 +116,16 @@ impl AuthService {
         ip: Option<&str>,
     ) -> Result<(User, TokenPair), AppError> {
         let user = self.create_user(email, password, Role::User).await?;
-        self.audit(Some(user.id), "register", ip, serde_json::json!({}))
-            .await;
+        let email =
+            Email::parse(&user.email).map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+        let joined = self.store.accept_invites(user.id, &email).await?;
+        self.audit(
+            Some(user.id),
+            "register",
+            ip,
+            serde_json::json!({"invitations_accepted": joined.len()}),
+        )
+        .await;
         let tokens = self.start_session(&user).await?;
         Ok((user, tokens))
     }
@@ -184,10 +196,36 @@ impl AuthService {
             }
             return Err(AppError::InvalidCredentials);
         }
-        self.store.record_login_success(user.id).await?;
-        self.audit(Some(user.id), "login", ip, serde_json::json!({}))
-            .await;
-        self.start_session(&user).await
+        // The lock is decided again after hashing: failures that finished while this
+        // password was hashed may have locked the account, and then even the right password
+        // waits.
+        let mut seen = user.locked_until;
+        for _ in 0..3 {
+            if let Some(until) = seen.filter(|t| *t > Utc::now()) {
+                self.audit(
+                    Some(user.id),
+                    "login_refused_locked",
+                    ip,
+                    serde_json::json!({}),
+                )
+                .await;
+                return Err(AppError::AccountLocked { until });
+            }
+            if self.store.clear_login_failures(user.id, seen).await? {
+                self.audit(Some(user.id), "login", ip, serde_json::json!({}))
+                    .await;
+                return self.start_session(&user).await;
+            }
+            seen = self
+                .store
+                .user_by_id(user.id)
+                .await?
+                .ok_or(AppError::InvalidCredentials)?
+                .locked_until;
+        }
+        Err(AppError::Unavailable(
+            "sign-in is contended for this account; try again".into(),
+        ))
     }
 
     async fn start_session(&self, user: &User) -> Result<TokenPair, AppError> {
@@ -211,11 +249,14 @@ impl AuthService {
     }
 
     pub async fn refresh(&self, token: &str, ip: Option<&str>) -> Result<TokenPair, AppError> {
-        let new = secrets::new_refresh_token();
+        // The successor is derived, not drawn: a replay inside the grace window (two tabs
+        // refreshing with the same token) is answered with the same successor.
+        let new = secrets::successor(self.keys.succession_key(), token);
         let expires = Utc::now() + ChronoDuration::seconds(self.config.refresh_ttl_secs as i64);
+        let grace = Duration::from_secs(self.config.refresh_reuse_grace_secs);
         let outcome = self
             .store
-            .rotate_refresh_token(&secrets::hash(token), &secrets::hash(&new), expires)
+            .rotate_refresh_token(&secrets::hash(token), &secrets::hash(&new), expires, grace)
             .await?;
         let refused = |m: &str| AppError::InvalidToken(m.to_string());
         match outcome {
@@ -269,6 +310,19 @@ impl AuthService {
         if let Some(p) = self.checked.get(bearer) {
             return Ok(p);
         }
+        self.verify(bearer).await
+    }
+
+    /// For a socket, which may live for hours: an API key is checked against the store, not
+    /// the cache, so a key revoked on another instance a moment ago cannot open one.
+    pub async fn authenticate_socket(&self, bearer: &str) -> Result<Principal, AppError> {
+        if secrets::looks_like_api_key(bearer) {
+            return self.verify(bearer).await;
+        }
+        self.authenticate(bearer).await
+    }
+
+    async fn verify(&self, bearer: &str) -> Result<Principal, AppError> {
         if secrets::looks_like_api_key(bearer) {
             let (key, user) = self
                 .store
@@ -353,6 +407,7 @@ impl AuthService {
             return Err(AppError::NotFound(format!("no API key {id}")));
         }
         self.checked.forget_key(id);
+        self.bus.close_key(&user.to_string(), id.0).await;
         self.audit(
             Some(user),
             "api_key_revoked",

@@ -41,6 +41,11 @@ impl Bus for LocalBus {
             .evict(channel, user_id, &super::revoked_frame(channel));
     }
 
+    async fn close_key(&self, user_id: &str, key: uuid::Uuid) {
+        self.hub
+            .close_key(user_id, key, &super::key_revoked_frame());
+    }
+
     async fn presence_join(&self, channel: &str, member: &Member) {
         let mut list = self.presence.entry(channel.to_owned()).or_default();
         list.retain(|m| m.conn_id != member.conn_id);

@@ -50,6 +50,8 @@ pub trait Bus: Send + Sync + 'static {
     /// Drops every connection of `user_id` from `channel` on every instance, telling each with
     /// a `session.revoked` event.
     async fn evict(&self, channel: &str, user_id: &str);
+    /// Closes (4001) every socket of `user_id` opened with API key `key`, on every instance.
+    async fn close_key(&self, user_id: &str, key: uuid::Uuid);
     async fn presence_join(&self, channel: &str, member: &Member);
     async fn presence_leave(&self, channel: &str, conn_id: &str);
     async fn presence(&self, channel: &str) -> Vec<Member>;
@@ -101,10 +103,21 @@ pub fn server_event(channel: &str, event: &str, data: &impl serde::Serialize) ->
         channel,
         event,
         data: &data,
-        from: None,
         ts: now_ms(),
     };
     Utf8Bytes::from(frame.encode())
+}
+
+/// What a socket opened with a revoked API key hears before it closes (4001).
+pub fn key_revoked_frame() -> Utf8Bytes {
+    Utf8Bytes::from(
+        crate::protocol::ServerFrame::Error {
+            id: None,
+            code: "invalid_api_key",
+            message: "this API key was revoked",
+        }
+        .encode(),
+    )
 }
 
 /// Encodes a presence change as the event frame subscribers receive.

@@ -226,6 +226,13 @@ impl Bus for RedisBus {
         }
     }
 
+    async fn close_key(&self, user_id: &str, key: uuid::Uuid) {
+        let i = &self.inner;
+        i.hub.close_key(user_id, key, &super::key_revoked_frame());
+        i.publish_control(serde_json::json!({"close_key": {"user_id": user_id, "key_id": key}}))
+            .await;
+    }
+
     async fn presence_join(&self, channel: &str, member: &Member) {
         let i = &self.inner;
         let value =

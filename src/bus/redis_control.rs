@@ -44,6 +44,14 @@ impl Inner {
         ) {
             self.hub.evict(ch, user, &super::revoked_frame(ch));
         }
+        if let (Some(user), Some(key)) = (
+            v["close_key"]["user_id"].as_str(),
+            v["close_key"]["key_id"]
+                .as_str()
+                .and_then(|k| k.parse().ok()),
+        ) {
+            self.hub.close_key(user, key, &super::key_revoked_frame());
+        }
         if let (Some(key), Some(owner)) = (v["reply"]["key"].as_str(), v["reply"]["owner"].as_str())
         {
             self.hub

@@ -192,6 +192,7 @@ impl ChatService {
             who: who.clone(),
             request,
             tools: toolbox,
+            _mcp: self.mcp.hold(who.user_id),
         };
         self.tracker.spawn(run.stream(prepared));
         Ok(json!({

@@ -33,6 +33,8 @@ pub(super) struct Run {
     /// The conversation as sent upstream (before routing); tool rounds extend it.
     pub request: ChatRequest,
     pub tools: Toolbox,
+    /// The user's MCP clients stay up while the turn runs (it may call them).
+    pub _mcp: crate::mcp::manager::Hold,
 }
 
 /// How a turn ended.
@@ -130,6 +132,12 @@ impl Run {
                     match next {
                         None => break,
                         Some(Ok(Chunk::Text(t))) => {
+                            // No column takes NUL; the delta and the saved text stay one.
+                            let t = if t.contains('\0') {
+                                t.replace('\0', "\u{FFFD}")
+                            } else {
+                                t
+                            };
                             if content.len() + t.len() > MAX_CONTENT {
                                 finish = Some(FinishReason::Length);
                                 break 'turn End::Complete;
@@ -265,10 +273,31 @@ impl Run {
             Op::StreamEnd {
                 message_id: self.turn.message_id.clone(),
                 content,
-                metadata,
+                metadata: metadata.clone(),
             },
         );
-        self.finalize(last).await;
+        let mut end = end;
+        if let Err(why) = self.finalize(last).await {
+            // Never `chat.done` for an answer that is not saved: say so, and try once more to
+            // mark the message failed (the next turn marks it if this fails too).
+            metadata["status"] = json!("failed");
+            metadata["error"] = json!({"code": "save_failed", "message": why});
+            let marker = self.mutation(
+                next_id + 1,
+                Op::StreamEnd {
+                    message_id: self.turn.message_id.clone(),
+                    content: String::new(),
+                    metadata,
+                },
+            );
+            if let Err(e) = self.finalize(marker).await {
+                tracing::error!(turn = %self.turn.turn_id, error = %e, "turn's message not marked failed; the next turn marks it");
+            }
+            end = End::Failed {
+                code: "save_failed",
+                message: "the answer could not be saved".into(),
+            };
+        }
         self.chat.bus.turn_release(&self.turn).await;
         self.chat.hub.unregister_turn(self.turn.turn_id);
         let (event, data) = match end {
@@ -291,27 +320,29 @@ impl Run {
             .await;
     }
 
-    /// The final op must land: retried while the store is briefly unavailable.
-    async fn finalize(&self, last: Mutation) {
+    /// The final op must land: retried while the store is briefly unavailable. `Err` with why
+    /// when it did not (refused, or the store stayed down).
+    async fn finalize(&self, last: Mutation) -> Result<(), String> {
         let mut delay = Duration::from_millis(100);
-        for attempt in 0..8 {
+        for attempt in 0..self.chat.config.final_save_attempts.max(1) {
             match self
                 .chat
                 .sync
                 .push_server(self.user, self.session, last.clone())
                 .await
             {
-                Ok(_) => return,
+                Ok((crate::store::MutationResult::Refused { error, .. }, _)) => return Err(error),
+                Ok(_) => return Ok(()),
                 // The session was deleted meanwhile: nothing left to finish.
-                Err(crate::error::AppError::NotFound(_)) => return,
+                Err(crate::error::AppError::NotFound(_)) => return Ok(()),
                 Err(e) => {
-                    tracing::warn!(error = %e, attempt, turn = %self.turn.turn_id, "final turn op failed; retrying");
+                    tracing::warn!(error = %e.detail(), attempt, turn = %self.turn.turn_id, "final turn op failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
         }
-        tracing::error!(turn = %self.turn.turn_id, "turn's final message not saved; the next turn marks it failed");
+        Err("the store did not take it".into())
     }
 }
 

@@ -105,6 +105,9 @@ pub struct ChatConfig {
     /// A tool result larger than this (as JSON) is cut to this many bytes of its text, for the
     /// model, the `tool.result` event and the record. Default 65536.
     pub max_tool_result_bytes: usize,
+    /// Tries to save a turn's final message while the store is failing (backing off from
+    /// 100 ms to 5 s); then the turn ends in `chat.error` `save_failed`. Default 8.
+    pub final_save_attempts: u32,
 }
 
 impl Default for ChatConfig {
@@ -118,6 +121,7 @@ impl Default for ChatConfig {
             client_tool_timeout_ms: 60_000,
             max_client_tools: 32,
             max_tool_result_bytes: 64 * 1024,
+            final_save_attempts: 8,
         }
     }
 }
@@ -138,6 +142,56 @@ pub struct McpConfig {
     pub max_header_bytes: usize,
     /// Deadline of one MCP tool call made during a turn. Default 30000.
     pub tool_timeout_ms: u64,
+    /// Variables copied from the server's environment into every stdio MCP server, which
+    /// otherwise starts with an empty environment (it must never see the server's keys).
+    /// `SWITCHYARD_*` names are refused. Default `PATH,HOME,LANG`.
+    pub stdio_pass_env: Vec<String>,
+    /// Per-server environment, `name:VAR` (copied from the server's environment) or
+    /// `name:VAR=value`. Default empty.
+    pub stdio_env: Vec<String>,
+    /// How long a user's MCP clients outlive their last socket (unless a turn of theirs runs);
+    /// then stdio servers are stopped and the instance lease released. Default 60.
+    pub idle_grace_secs: u64,
+    /// Pages of `tools/list` read from one server; more is an error. Default 10.
+    pub max_tool_pages: usize,
+    /// Tools one server may offer; more is an error. Default 128.
+    pub max_tools: usize,
+    /// Bytes of tool names, descriptions and input schemas (JSON) one server may offer; more is
+    /// an error (they go to every connection of the user and into every turn). Default 256 KiB.
+    pub max_tool_bytes: usize,
+    /// The key (base64 of 32 bytes) that seals stored header values. Default: generated at
+    /// `<data_dir>/mcp-secrets.key`; instances sharing a database must share this file.
+    pub secrets_key_file: Option<std::path::PathBuf>,
+}
+
+impl McpConfig {
+    /// The environment of stdio server `name`: the pass-through variables that are set, then
+    /// its own entries.
+    pub fn stdio_env_of(&self, name: &str) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .stdio_pass_env
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+            .collect();
+        for entry in &self.stdio_env {
+            let Some((server, spec)) = entry.split_once(':') else {
+                continue;
+            };
+            if server.trim() != name {
+                continue;
+            }
+            match spec.split_once('=') {
+                Some((k, v)) => env.push((k.trim().to_owned(), v.to_owned())),
+                None => {
+                    let k = spec.trim();
+                    if let Ok(v) = std::env::var(k) {
+                        env.push((k.to_owned(), v));
+                    }
+                }
+            }
+        }
+        env
+    }
 }
 
 impl Default for McpConfig {
@@ -149,6 +203,13 @@ impl Default for McpConfig {
             max_headers: 16,
             max_header_bytes: 4096,
             tool_timeout_ms: 30_000,
+            stdio_pass_env: vec!["PATH".into(), "HOME".into(), "LANG".into()],
+            stdio_env: Vec::new(),
+            idle_grace_secs: 60,
+            max_tool_pages: 10,
+            max_tools: 128,
+            max_tool_bytes: 256 * 1024,
+            secrets_key_file: None,
         }
     }
 }

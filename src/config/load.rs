@@ -80,6 +80,24 @@ impl Config {
         }) {
             return bad("mcp.stdio_allowlist entries are name=command [args...]");
         }
+        let env_name = |k: &str| {
+            let k = k.trim();
+            !k.is_empty()
+                && !k.to_ascii_uppercase().starts_with("SWITCHYARD_")
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if !self.mcp.stdio_pass_env.iter().all(|k| env_name(k)) {
+            return bad("mcp.stdio_pass_env holds variable names, never SWITCHYARD_* ones");
+        }
+        if !self.mcp.stdio_env.iter().all(|e| {
+            e.split_once(':').is_some_and(|(n, spec)| {
+                !n.trim().is_empty() && env_name(spec.split_once('=').map_or(spec, |(k, _)| k))
+            })
+        }) {
+            return bad(
+                "mcp.stdio_env entries are name:VAR or name:VAR=value, never SWITCHYARD_* ones",
+            );
+        }
         if self.ratelimit.auth_window_secs == 0 {
             return bad("ratelimit.auth_window_secs must be positive");
         }
@@ -166,7 +184,7 @@ fn apply_env(
 }
 
 fn is_known_optional(field: &str) -> bool {
-    field == "url"
+    matches!(field, "url" | "metrics_bind" | "secrets_key_file")
 }
 
 #[cfg(test)]
@@ -186,7 +204,7 @@ mod tests {
         let c = Config::load(
             None,
             env(&[
-                ("SWITCHYARD_DATABASE_URL", "postgres://u:secret@h/db"),
+                ("SWITCHYARD_DATABASE_URL", "postgres://u:hunter2-pw@h/db"),
                 ("SWITCHYARD_AUTH_ACCESS_TTL_SECS", "60"),
                 (
                     "SWITCHYARD_SERVER_CORS_ORIGINS",
@@ -200,7 +218,7 @@ mod tests {
         assert_eq!(c.auth.access_ttl_secs, 60);
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.server.cors_origins.len(), 2);
-        assert!(!format!("{c:?}").contains("secret"));
+        assert!(!format!("{c:?}").contains("hunter2-pw"));
     }
 
     #[test]

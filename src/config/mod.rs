@@ -36,6 +36,22 @@ pub struct SyncConfig {
     pub keep_versions: u64,
     /// Most changes replayed in one catch-up before a snapshot is sent instead. Default 1000.
     pub catch_up_limit: u32,
+    /// Context keys per session, deleted ones included (a tombstone keeps its clock so a stale
+    /// write cannot bring the key back). Over it a mutation is refused `limit_exceeded`.
+    /// Default 1000.
+    pub max_context_keys: u64,
+    /// Bytes of JSON across a session's live context values. Default 1 MiB.
+    pub max_context_bytes: u64,
+    /// Tags per session, removed ones included. Default 200.
+    pub max_tags: u64,
+    /// Messages per session, deleted ones included. Default 10000.
+    pub max_messages: u64,
+    /// Bytes of message content per session (a turn's answer may finish past it; the next
+    /// append is refused). Default 32 MiB.
+    pub max_content_bytes: u64,
+    /// Invitations waiting per session (sharing with an address that has no account yet).
+    /// Default 100.
+    pub max_invites: u32,
 }
 
 impl Default for SyncConfig {
@@ -45,6 +61,12 @@ impl Default for SyncConfig {
             max_clock_skew_ms: 60_000,
             keep_versions: 10_000,
             catch_up_limit: 1000,
+            max_context_keys: 1000,
+            max_context_bytes: 1 << 20,
+            max_tags: 200,
+            max_messages: 10_000,
+            max_content_bytes: 32 << 20,
+            max_invites: 100,
         }
     }
 }
@@ -63,8 +85,45 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Seconds to let in-flight work finish after SIGTERM. Default 10.
     pub shutdown_grace_secs: u64,
-    /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy). Default false.
-    pub trust_forwarded_for: bool,
+    /// How many proxies in front of this server append to `X-Forwarded-For` (nginx's
+    /// `$proxy_add_x_forwarded_for` appends one). The client IP is the entry the outermost of
+    /// them added: the `trusted_proxies`-th from the right; anything left of it was written by
+    /// the client and is ignored. 0 ignores the header. Default 0.
+    pub trusted_proxies: usize,
+    /// Deepest nesting of arrays and objects in any client JSON (socket frames and request
+    /// bodies; the frame object itself counts). Deeper is refused. Default 32.
+    pub max_json_depth: usize,
+    /// Open TCP connections, WebSockets included (keep it above `ws.max_connections`); more
+    /// wait in the listen backlog. Default 19000.
+    pub max_http_connections: usize,
+    /// Longest wait for a request's headers; it also ends a keep-alive connection idle that
+    /// long. Never applies to a stream or a socket once it runs. Default 20.
+    pub header_read_timeout_secs: u64,
+    /// Longest a request may take, body included, except the streaming routes
+    /// (`/v1/chat/completions`, bounded by the `llm.*` timeouts, and `/v1/ws`); then 408.
+    /// Default 30.
+    pub request_timeout_secs: u64,
+    /// `/metrics` on the main listener needs `Authorization: Bearer <this>`; empty (the
+    /// default) serves it there to nobody.
+    pub metrics_token: Secret,
+    /// A second listener that serves only `/metrics`, without a token (bind it to an internal
+    /// address for Prometheus). Default none.
+    pub metrics_bind: Option<SocketAddr>,
+}
+
+/// A configuration secret: read like any string, never printed by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "<unset>"
+        } else {
+            "<redacted>"
+        })
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -108,6 +167,10 @@ pub struct AuthConfig {
     pub lockout_secs: u64,
     /// Minimum password length. Default 10.
     pub password_min_len: usize,
+    /// A refresh token used again within this many seconds, for the successor it already got
+    /// and that is still unused, gets that same successor (two tabs refreshing at once) instead
+    /// of revoking its family. 0 turns it off. Default 10.
+    pub refresh_reuse_grace_secs: u64,
     /// Argon2id memory in KiB (OWASP: 19456). Default 19456.
     pub argon2_memory_kib: u32,
     /// Argon2id iterations (OWASP: 2). Default 2.
@@ -176,6 +239,13 @@ pub struct WsConfig {
     pub idle_timeout_secs: u64,
     /// Seconds a write to the socket may take before the peer is considered gone. Default 10.
     pub write_timeout_secs: u64,
+    /// Sockets still to authenticate (no bearer header, `auth` frame not yet sent), per
+    /// instance; counted apart from `max_connections`, so they never take a real user's slot.
+    /// More are refused with 503. Default 1000.
+    pub max_pending: usize,
+    /// Sockets still to authenticate per client address; more are refused with 429.
+    /// Default 20.
+    pub max_pending_per_ip: usize,
 }
 
 impl Default for ServerConfig {
@@ -186,7 +256,13 @@ impl Default for ServerConfig {
             cors_origins: vec!["capacitor://localhost".into(), "ionic://localhost".into()],
             body_limit_bytes: 1024 * 1024,
             shutdown_grace_secs: 10,
-            trust_forwarded_for: false,
+            trusted_proxies: 0,
+            max_json_depth: 32,
+            max_http_connections: 19_000,
+            header_read_timeout_secs: 20,
+            request_timeout_secs: 30,
+            metrics_token: Secret::default(),
+            metrics_bind: None,
         }
     }
 }
@@ -221,6 +297,7 @@ impl Default for AuthConfig {
             lockout_threshold: 5,
             lockout_secs: 900,
             password_min_len: 10,
+            refresh_reuse_grace_secs: 10,
             argon2_memory_kib: 19456,
             argon2_iterations: 2,
             hash_concurrency: (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2)
@@ -263,8 +340,45 @@ impl Default for WsConfig {
             heartbeat_secs: 25,
             idle_timeout_secs: 60,
             write_timeout_secs: 10,
+            max_pending: 1000,
+            max_pending_per_ip: 20,
         }
     }
+}
+
+impl Config {
+    /// Every secret value this configuration holds (provider keys, connection passwords,
+    /// the bootstrap password), so text leaving the process can be scrubbed of them.
+    pub fn secret_values(&self) -> Vec<String> {
+        let password = |u: &Option<String>| {
+            u.as_deref()
+                .and_then(|u| url::Url::parse(u).ok())
+                .and_then(|u| u.password().map(str::to_owned))
+        };
+        [
+            Some(self.llm.openai_api_key.clone()),
+            Some(self.llm.anthropic_api_key.clone()),
+            password(&self.database.url),
+            password(&self.redis.url),
+            Some(self.server.metrics_token.0.clone()),
+            std::env::var("SWITCHYARD_USER_PASSWORD").ok(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|s| s.len() >= 4)
+        .collect()
+    }
+}
+
+/// Replaces every occurrence of a secret in `text`.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "[redacted]");
+        }
+    }
+    out
 }
 
 /// Hides the password of a connection URL.

@@ -2,7 +2,7 @@
 
 use super::extract::{ClientIp, Json};
 use crate::{
-    auth::{service::TokenPair, AuthUser},
+    auth::{service::TokenPair, AuthUser, Interactive},
     domain::ApiKeyId,
     error::{AppError, ErrorBody},
     state::AppState,
@@ -219,7 +219,7 @@ pub struct NewApiKeyRequest {
     responses((status = 200, body = ApiKeyList), (status = 401, body = ErrorBody)))]
 async fn list_keys(
     State(s): State<AppState>,
-    AuthUser(p): AuthUser,
+    Interactive(p): Interactive,
 ) -> Result<axum::Json<ApiKeyList>, AppError> {
     let keys = s.auth.list_api_keys(p.user_id).await?;
     Ok(axum::Json(ApiKeyList {
@@ -230,10 +230,10 @@ async fn list_keys(
 /// Create an API key for REST-only clients; the secret is in this response only.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
     request_body = NewApiKeyRequest,
-    responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "Called with an API key", body = ErrorBody)))]
 async fn create_key(
     State(s): State<AppState>,
-    AuthUser(p): AuthUser,
+    Interactive(p): Interactive,
     ClientIp(ip): ClientIp,
     Json(r): Json<NewApiKeyRequest>,
 ) -> Result<impl IntoResponse, AppError> {
@@ -256,7 +256,7 @@ async fn create_key(
     responses((status = 204, description = "Revoked"), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn revoke_key(
     State(s): State<AppState>,
-    AuthUser(p): AuthUser,
+    Interactive(p): Interactive,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {

@@ -101,7 +101,7 @@ async fn models(State(s): State<AppState>, _auth: AuthUser) -> axum::Json<ModelL
 async fn create(
     State(s): State<AppState>,
     AuthUser(p): AuthUser,
-    Json(body): Json<CompletionRequest>,
+    Json(body): Json<CompletionRequest, true>,
 ) -> Result<Response, AppError> {
     let (streaming, include_usage) = (body.streaming(), body.include_usage());
     let model = body.model.clone();

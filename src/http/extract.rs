@@ -1,6 +1,6 @@
 //! Request extractors whose failures come out in the one error shape.
 
-use crate::{error::AppError, state::AppState};
+use crate::{error::AppError, protocol::json_guard, state::AppState};
 use axum::{
     extract::{rejection::JsonRejection, ConnectInfo, FromRequest, FromRequestParts, Request},
     http::{request::Parts, StatusCode},
@@ -8,24 +8,85 @@ use axum::{
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, SocketAddr};
 
-/// `axum::Json`, but a bad body is a 400/413/415 in our error shape naming the bad field.
-pub struct Json<T>(pub T);
+/// `axum::Json`, but a bad body is a 400/413/415 in our error shape naming the bad field;
+/// nesting deeper than `server.max_json_depth` is refused before parsing, and so is text with
+/// U+0000 (no database column takes it) unless the route answers it itself (`ALLOW_NUL`: the
+/// sync write path refuses such a mutation alone; completions store no text).
+pub struct Json<T, const ALLOW_NUL: bool = false>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+impl<T: DeserializeOwned, S: Send + Sync, const ALLOW_NUL: bool> FromRequest<S>
+    for Json<T, ALLOW_NUL>
+{
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
-        let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
-        match axum::Json::<T>::from_request(req, state).await {
+        let limits = req
+            .extensions()
+            .get::<BodyLimit>()
+            .copied()
+            .unwrap_or(BodyLimit {
+                bytes: 0,
+                json_depth: 32,
+            });
+        if !is_json(req.headers()) {
+            return Err(AppError::UnsupportedMediaType(
+                "expected Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rej| {
+                if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::PayloadTooLarge(limits.bytes)
+                } else {
+                    AppError::Validation {
+                        param: None,
+                        message: rej.body_text(),
+                    }
+                }
+            })?;
+        let scan =
+            json_guard::scan(&bytes, limits.json_depth).map_err(|e| AppError::Validation {
+                param: None,
+                message: e.to_string(),
+            })?;
+        if scan.has_nul && !ALLOW_NUL {
+            return Err(AppError::Validation {
+                param: None,
+                message: "text must not contain NUL (U+0000)".into(),
+            });
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rej) => Err(json_rejection(rej, limit)),
+            Err(rej) => Err(json_rejection(rej, limits.bytes)),
         }
     }
 }
 
-/// The configured body limit, put in request extensions so errors can state it.
+/// `application/json` or `application/<anything>+json`, as axum's own extractor accepts.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|m| {
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+}
+
+/// The configured body limits, put in request extensions so the extractor and errors can
+/// state them.
 #[derive(Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub struct BodyLimit {
+    pub bytes: usize,
+    pub json_depth: usize,
+}
 
 fn json_rejection(rej: JsonRejection, limit: usize) -> AppError {
     match rej {
@@ -62,8 +123,8 @@ fn json_rejection(rej: JsonRejection, limit: usize) -> AppError {
     }
 }
 
-/// The caller's IP: the socket peer, or the first `X-Forwarded-For` hop when configured to
-/// trust the proxy in front.
+/// The caller's IP: the socket peer, or the `X-Forwarded-For` entry added by the outermost
+/// of `server.trusted_proxies` proxies in front.
 pub struct ClientIp(pub IpAddr);
 
 impl FromRequestParts<AppState> for ClientIp {
@@ -72,25 +133,32 @@ impl FromRequestParts<AppState> for ClientIp {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         Ok(ClientIp(client_ip(
             parts,
-            state.config.server.trust_forwarded_for,
+            state.config.server.trusted_proxies,
         )))
     }
 }
 
-pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> IpAddr {
-    if trust_forwarded_for {
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok());
-        if let Some(ip) = forwarded {
-            return ip;
-        }
-    }
-    parts
+pub fn client_ip(parts: &Parts, trusted_proxies: usize) -> IpAddr {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    if trusted_proxies == 0 {
+        return peer;
+    }
+    // Every header line counts: a proxy may add its own line instead of appending.
+    let entries: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    // Fewer entries than trusted hops: the header is not what our proxies write; trust none.
+    entries
+        .len()
+        .checked_sub(trusted_proxies)
+        .and_then(|i| entries[i].parse().ok())
+        .unwrap_or(peer)
 }

@@ -32,9 +32,9 @@ async fn live() -> axum::Json<Live> {
 pub struct Ready {
     /// `ready` or `not_ready`.
     status: &'static str,
-    /// `ok` or why not.
+    /// `ok` or `down` (why: in the server log).
     database: String,
-    /// `ok`, `not_configured`, or why not.
+    /// `ok`, `not_configured` or `down`.
     redis: String,
     /// Fan-out bus: `local`, `connected` or `disconnected`.
     bus: &'static str,
@@ -45,16 +45,22 @@ pub struct Ready {
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses((status = 200, body = Ready), (status = 503, body = Ready)))]
 async fn ready(State(s): State<AppState>) -> impl IntoResponse {
+    // Why a dependency is down goes to the log; the unauthenticated answer only says that it
+    // is (error text names hosts, users and databases).
+    let down = |what: &str, why: String| {
+        tracing::warn!(dependency = what, error = %why, "readiness probe failed");
+        "down".to_string()
+    };
     let database = match tokio::time::timeout(PROBE_TIMEOUT, s.store.ping()).await {
         Ok(Ok(())) => "ok".to_string(),
-        Ok(Err(e)) => format!("error: {}", short(&e.to_string())),
-        Err(_) => "error: timed out".to_string(),
+        Ok(Err(e)) => down("database", e.to_string()),
+        Err(_) => down("database", "timed out".into()),
     };
     let redis = match s.redis.clone() {
         None => "not_configured".to_string(),
         Some(conn) => match conn.run::<String>(&redis::cmd("PING")).await {
             Ok(_) => "ok".to_string(),
-            Err(e) => format!("error: {}", short(&e.to_string())),
+            Err(e) => down("redis", e.to_string()),
         },
     };
     let bus = s.bus.state();
@@ -88,14 +94,37 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
 #[derive(Clone, Copy)]
 pub struct KeepBody;
 
-fn short(s: &str) -> String {
-    s.chars().take(200).collect()
+/// Prometheus text exposition, for `Authorization: Bearer <server.metrics_token>` (or on
+/// `server.metrics_bind`, without one).
+#[utoipa::path(get, path = "/metrics", tag = "health", security(("bearer" = [])),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
+              (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+async fn metrics(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, crate::error::AppError> {
+    let want = &s.config.server.metrics_token.0;
+    if want.is_empty() {
+        return Err(crate::error::AppError::NotFound(
+            "metrics are served with server.metrics_token or on server.metrics_bind".into(),
+        ));
+    }
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let digest = |t: &str| ring::digest::digest(&ring::digest::SHA256, t.as_bytes());
+    if digest(given).as_ref() != digest(want).as_ref() {
+        return Err(crate::error::AppError::InvalidToken(
+            "a valid metrics token is required".into(),
+        ));
+    }
+    Ok(render(&s).into_response())
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+/// The exposition itself (also served on `server.metrics_bind`).
+pub fn render(s: &AppState) -> impl IntoResponse {
     s.metrics.run_upkeep();
     (
         [(
@@ -104,4 +133,20 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         )],
         s.metrics.render(),
     )
+}
+
+/// Prometheus text exposition on `server.metrics_bind`, with no token: bind it to an address
+/// only the scraper reaches.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn open_metrics(State(s): State<AppState>) -> impl IntoResponse {
+    render(&s)
+}
+
+/// The router of the `server.metrics_bind` listener: `/metrics` and nothing else.
+pub fn metrics_listener(state: AppState) -> axum::Router {
+    let (router, _) = OpenApiRouter::new()
+        .routes(routes!(open_metrics))
+        .split_for_parts();
+    router.with_state(state)
 }

@@ -49,7 +49,14 @@ async fn create(
     AuthUser(p): AuthUser,
     Json(b): Json<McpServerInput>,
 ) -> Result<impl IntoResponse, AppError> {
-    let v = servers::create(s.store.as_ref(), &s.config.mcp, p.user_id, b).await?;
+    let v = servers::create(
+        s.store.as_ref(),
+        &s.config.mcp,
+        s.mcp.sealer(),
+        p.user_id,
+        b,
+    )
+    .await?;
     s.mcp.reload_user(p.user_id).await;
     Ok((StatusCode::CREATED, axum::Json(v)))
 }
@@ -66,7 +73,15 @@ async fn update(
     Json(b): Json<McpServerInput>,
 ) -> Result<axum::Json<McpServerView>, AppError> {
     let id = servers::parse_id(&id)?;
-    let v = servers::update(s.store.as_ref(), &s.config.mcp, p.user_id, id, b).await?;
+    let v = servers::update(
+        s.store.as_ref(),
+        &s.config.mcp,
+        s.mcp.sealer(),
+        p.user_id,
+        id,
+        b,
+    )
+    .await?;
     s.mcp.reload_user(p.user_id).await;
     Ok(axum::Json(v))
 }

@@ -25,8 +25,10 @@ pub async fn error_body(State(state): State<AppState>, mut req: Request, next: N
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    req.extensions_mut()
-        .insert(BodyLimit(state.config.server.body_limit_bytes));
+    req.extensions_mut().insert(BodyLimit {
+        bytes: state.config.server.body_limit_bytes,
+        json_depth: state.config.server.max_json_depth,
+    });
     let resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error())
@@ -40,6 +42,10 @@ pub async fn error_body(State(state): State<AppState>, mut req: Request, next: N
         None => {
             let message = match status {
                 StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_string(),
+                StatusCode::REQUEST_TIMEOUT => format!(
+                    "the request took longer than {} s",
+                    state.config.server.request_timeout_secs
+                ),
                 StatusCode::PAYLOAD_TOO_LARGE => format!(
                     "request body is larger than the {}-byte limit",
                     state.config.server.body_limit_bytes
@@ -49,6 +55,7 @@ pub async fn error_body(State(state): State<AppState>, mut req: Request, next: N
             let code = match status {
                 StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
                 StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                StatusCode::REQUEST_TIMEOUT => "request_timeout",
                 StatusCode::NOT_FOUND => "not_found",
                 s if s.is_server_error() => "internal_error",
                 _ => "invalid_request",
@@ -88,7 +95,7 @@ pub async fn http_metrics(req: Request, next: Next) -> Response {
 /// Per-IP limit on the auth routes; every response says where the caller stands.
 pub async fn auth_rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    let ip = client_ip(&parts, state.config.server.trust_forwarded_for);
+    let ip = client_ip(&parts, state.config.server.trusted_proxies);
     let decision = state.auth_limiter.check(&ip.to_string()).await;
     let mut resp = if decision.allowed {
         next.run(Request::from_parts(parts, body)).await

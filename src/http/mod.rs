@@ -12,6 +12,7 @@ pub mod middleware;
 pub mod openai_wire;
 pub mod openapi;
 pub mod projects;
+pub mod serve;
 pub mod sessions;
 pub mod tools;
 
@@ -40,7 +41,9 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         state.clone(),
         middleware::auth_rate_limit,
     ));
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    // Every route but the streaming ones answers within the request deadline (408 after).
+    let deadline = Duration::from_secs(state.config.server.request_timeout_secs);
+    let timed = OpenApiRouter::new()
         .merge(limited)
         .merge(auth::routes())
         .merge(admin::routes())
@@ -48,8 +51,14 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(sessions::routes())
         .merge(tools::routes())
         .merge(projects::routes())
-        .merge(completions::routes())
         .merge(mcp::routes())
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            deadline,
+        ));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(timed)
+        .merge(completions::routes())
         .merge(crate::ws::routes())
         .split_for_parts()
 }

@@ -52,8 +52,7 @@ async fn create_session(
             format!("title must be at most {MAX_TITLE} characters"),
         ));
     }
-    let session = s.store.create_session(p.user_id, &n.title).await?;
-    notify_list_changed(s.bus.as_ref(), p.user_id, session.id, "created").await;
+    let session = s.sync.create_session(p.user_id, &n.title).await?;
     Ok((StatusCode::CREATED, axum::Json(session)))
 }
 
@@ -110,7 +109,8 @@ pub struct Share {
     role: MemberRole,
 }
 
-/// Share the session with an account by e-mail (owner only).
+/// Share the session with an address (owner only). An address with no account yet is invited
+/// and becomes a member when it registers; the answer is the same either way.
 #[utoipa::path(post, path = "/v1/sessions/{id}/members", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id")), request_body = Share,
     responses((status = 204, description = "Shared"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -133,19 +133,28 @@ async fn share(
         ));
     }
     let email = Email::parse(&b.email).map_err(|e| AppError::validation("email", e.to_string()))?;
-    let user = s
-        .store
-        .user_by_email(&email)
-        .await?
-        .ok_or_else(|| AppError::NotFound("no account with that email".into()))?;
-    if user.id == p.user_id {
-        return Err(AppError::validation(
-            "email",
-            "you already own this session",
-        ));
+    // The same answer whether or not the address has an account: an unknown one is invited
+    // and joins when it registers, so sharing cannot be used to find out who has an account.
+    match s.store.user_by_email(&email).await? {
+        Some(user) if user.id == p.user_id => {
+            return Err(AppError::validation(
+                "email",
+                "you already own this session",
+            ))
+        }
+        Some(user) => {
+            s.store.set_member(session, user.id, b.role).await?;
+            notify_list_changed(s.bus.as_ref(), user.id, session, "shared").await;
+        }
+        None => {
+            let max = s.config.sync.max_invites;
+            if !s.store.invite(session, &email, b.role, max).await? {
+                return Err(AppError::Conflict(format!(
+                    "this session has {max} invitations waiting already"
+                )));
+            }
+        }
     }
-    s.store.set_member(session, user.id, b.role).await?;
-    notify_list_changed(s.bus.as_ref(), user.id, session, "shared").await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -196,6 +205,7 @@ async fn get_session(
     Ok(axum::Json(crate::sync::view::SnapshotView::new(
         snap.version,
         &snap.doc,
+        s.sync.server_hlc(),
     )))
 }
 
@@ -203,7 +213,7 @@ async fn get_session(
 pub struct PushBody {
     /// Mutations as on the socket's `session.push` (see protocol/README.md).
     #[schema(value_type = Vec<Object>)]
-    mutations: Vec<crate::sync::ops::Mutation>,
+    mutations: Vec<crate::sync::ops::Incoming>,
 }
 
 /// Push mutations through the same write path as the socket's `session.push`.
@@ -215,7 +225,7 @@ async fn push_mutations(
     State(s): State<AppState>,
     AuthUser(p): AuthUser,
     Path(id): Path<String>,
-    Json(b): Json<PushBody>,
+    Json(b): Json<PushBody, true>,
 ) -> Result<axum::Json<crate::sync::service::PushReply>, AppError> {
     let session = parse_session(&id)?;
     Ok(axum::Json(

@@ -158,6 +158,25 @@ impl Hub {
         n
     }
 
+    /// Closes every connection of `user` that authenticated with API key `key` (revoked),
+    /// telling each with `frame` first. Every connection is on its `user:` channel.
+    pub fn close_key(&self, user: &str, key: uuid::Uuid, frame: &Utf8Bytes) -> usize {
+        let Some(subs) = self
+            .channels
+            .get(format!("user:{user}").as_str())
+            .map(|s| s.clone())
+        else {
+            return 0;
+        };
+        let mut n = 0;
+        for s in subs.iter().filter(|s| s.api_key() == Some(key)) {
+            s.push(frame.clone());
+            s.close(crate::protocol::CloseCode::AuthFailed);
+            n += 1;
+        }
+        n
+    }
+
     /// A subscriber caught up on `channel` to `version`; versions up to it need no release.
     pub fn caught_up(&self, channel: &str, version: u64) {
         self.sequences

@@ -21,6 +21,8 @@ pub struct Outbox {
     gates: Mutex<HashMap<String, Gate>>,
     /// The authenticated user, set once after authentication (for evictions).
     user: OnceLock<String>,
+    /// The API key the connection authenticated with, if any (closed when it is revoked).
+    api_key: OnceLock<uuid::Uuid>,
     /// Channels the server removed this connection from (membership revoked), for the
     /// connection actor to forget.
     evicted: Mutex<Vec<String>>,
@@ -50,13 +52,21 @@ impl Outbox {
             reason: OnceLock::new(),
             gates: Mutex::new(HashMap::new()),
             user: OnceLock::new(),
+            api_key: OnceLock::new(),
             evicted: Mutex::new(Vec::new()),
             eviction: tokio::sync::Notify::new(),
         }
     }
 
-    pub fn set_user(&self, user: String) {
+    pub fn set_user(&self, user: String, api_key: Option<uuid::Uuid>) {
         let _ = self.user.set(user);
+        if let Some(k) = api_key {
+            let _ = self.api_key.set(k);
+        }
+    }
+
+    pub fn api_key(&self) -> Option<uuid::Uuid> {
+        self.api_key.get().copied()
     }
 
     pub fn user(&self) -> Option<&str> {

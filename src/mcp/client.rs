@@ -1,6 +1,9 @@
 //! One MCP client connection, through the official SDK (`rmcp`, pinned): a stdio child
-//! process (its stderr kept as a short tail for error reasons) or a Streamable HTTP endpoint.
-//! Speaks protocol 2025-11-25 in `initialize` and accepts what the server negotiates.
+//! process started with an empty environment plus what the operator listed (its stderr kept
+//! as a short tail for the server log), or a Streamable HTTP endpoint whose address is
+//! resolved and checked on every connect, then pinned, so DNS cannot rebind it inward between
+//! the check and the connection. Speaks protocol 2025-11-25 in `initialize` and accepts what
+//! the server negotiates. A server's tool list is bounded (pages, count, bytes).
 
 use rmcp::{
     model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion},
@@ -58,11 +61,40 @@ pub enum Target {
     Stdio {
         program: String,
         args: Vec<String>,
+        /// The child's whole environment.
+        env: Vec<(String, String)>,
     },
     Http {
         url: String,
         headers: Vec<(String, String)>,
+        /// Whether private and loopback addresses are allowed (`mcp.allow_private_urls`).
+        allow_private: bool,
     },
+}
+
+/// How much of a tool list a server may send (`mcp.max_tool_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct ToolLimits {
+    pub pages: usize,
+    pub tools: usize,
+    pub bytes: usize,
+}
+
+/// Why a connection failed: `reason` is for the user (after scrubbing), `stderr` for the
+/// server log only.
+#[derive(Debug)]
+pub struct Failure {
+    pub reason: String,
+    pub stderr: String,
+}
+
+impl Failure {
+    fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            stderr: String::new(),
+        }
+    }
 }
 
 pub struct Connection {
@@ -80,21 +112,49 @@ impl Connection {
         tail(&self.stderr)
     }
 
-    /// Every tool, following `tools/list` pagination.
-    pub async fn tools(&self) -> Result<Vec<ToolInfo>, String> {
-        let tools = self
-            .service
-            .list_all_tools()
-            .await
-            .map_err(|e| format!("tools/list failed: {e}"))?;
-        Ok(tools
-            .into_iter()
-            .map(|t| ToolInfo {
-                name: t.name.to_string(),
-                description: t.description.map(|d| d.to_string()),
-                input_schema: serde_json::Value::Object((*t.input_schema).clone()),
-            })
-            .collect())
+    /// Every tool, following `tools/list` pagination within `limits`.
+    pub async fn tools(&self, limits: ToolLimits) -> Result<Vec<ToolInfo>, String> {
+        let (mut tools, mut bytes, mut cursor) = (Vec::new(), 0usize, None);
+        for _ in 0..limits.pages {
+            let page = self
+                .service
+                .list_tools(Some(
+                    rmcp::model::PaginatedRequestParams::default().with_cursor(cursor),
+                ))
+                .await
+                .map_err(|e| format!("tools/list failed: {e}"))?;
+            for t in page.tools {
+                let info = ToolInfo {
+                    name: t.name.to_string(),
+                    description: t.description.map(|d| d.to_string()),
+                    input_schema: serde_json::Value::Object((*t.input_schema).clone()),
+                };
+                bytes += info.name.len()
+                    + info.description.as_ref().map_or(0, String::len)
+                    + serde_json::to_string(&info.input_schema).map_or(0, |s| s.len());
+                tools.push(info);
+                if tools.len() > limits.tools {
+                    return Err(format!(
+                        "the server offers more than {} tools (mcp.max_tools)",
+                        limits.tools
+                    ));
+                }
+                if bytes > limits.bytes {
+                    return Err(format!(
+                        "the server's tool list is larger than {} bytes (mcp.max_tool_bytes)",
+                        limits.bytes
+                    ));
+                }
+            }
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                return Ok(tools);
+            }
+        }
+        Err(format!(
+            "the server's tool list runs past {} pages (mcp.max_tool_pages)",
+            limits.pages
+        ))
     }
 }
 
@@ -108,22 +168,25 @@ pub fn tail(lines: &Mutex<VecDeque<String>>) -> String {
         .join("\n")
 }
 
-/// Connects and completes the handshake. An error carries the reason a user can act on
-/// (for stdio, the tail of the server's stderr when it has one).
-pub async fn connect(target: &Target) -> Result<Connection, String> {
+/// Connects and completes the handshake.
+pub async fn connect(target: &Target) -> Result<Connection, Failure> {
     let tools_changed = Arc::new(Notify::new());
     let handler = Handler {
         tools_changed: tools_changed.clone(),
     };
     let stderr_lines = Arc::new(Mutex::new(VecDeque::new()));
     let started = match target {
-        Target::Stdio { program, args } => {
+        Target::Stdio { program, args, env } => {
             let mut cmd = tokio::process::Command::new(program);
-            cmd.args(args).kill_on_drop(true);
+            // Nothing of the server's own environment (keys, database URLs) reaches the child.
+            cmd.args(args)
+                .env_clear()
+                .envs(env.iter().cloned())
+                .kill_on_drop(true);
             let (transport, stderr) = TokioChildProcess::builder(cmd)
                 .stderr(Stdio::piped())
                 .spawn()
-                .map_err(|e| format!("could not start {program}: {e}"))?;
+                .map_err(|e| Failure::new(format!("could not start {program}: {e}")))?;
             if let Some(stderr) = stderr {
                 let lines = stderr_lines.clone();
                 tokio::spawn(async move {
@@ -139,39 +202,42 @@ pub async fn connect(target: &Target) -> Result<Connection, String> {
             }
             tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport))
                 .await
-                .map_err(|_| "initialize timed out".to_string())?
+                .map_err(|_| Failure::new("initialize timed out"))?
                 .map_err(|e| e.to_string())
         }
-        Target::Http { url, headers } => {
+        Target::Http {
+            url,
+            headers,
+            allow_private,
+        } => {
             let mut map = HashMap::new();
             for (k, v) in headers {
                 let (Ok(name), Ok(value)) = (
                     axum::http::HeaderName::from_bytes(k.as_bytes()),
                     axum::http::HeaderValue::from_str(v),
                 ) else {
-                    return Err(format!("header {k:?} is not valid"));
+                    return Err(Failure::new(format!("header {k:?} is not valid")));
                 };
                 map.insert(name, value);
             }
+            let client = pinned_client(url, *allow_private).await?;
             let cfg =
                 StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(map);
-            let transport = StreamableHttpClientTransport::from_config(cfg);
+            let transport = StreamableHttpClientTransport::with_client(client, cfg);
             tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport))
                 .await
-                .map_err(|_| "initialize timed out".to_string())?
+                .map_err(|_| Failure::new("initialize timed out"))?
                 .map_err(|e| e.to_string())
         }
     };
     let service = match started {
         Ok(s) => s,
-        Err(e) => {
+        Err(reason) => {
             // Give the child a moment to finish writing why it failed.
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let t = tail(&stderr_lines);
-            return Err(if t.is_empty() {
-                e
-            } else {
-                format!("{e}; stderr: {t}")
+            return Err(Failure {
+                reason,
+                stderr: tail(&stderr_lines),
             });
         }
     };
@@ -198,4 +264,22 @@ pub async fn connect(target: &Target) -> Result<Connection, String> {
         tools_changed,
         stderr: stderr_lines,
     })
+}
+
+/// An HTTP client bound to the addresses `url`'s host resolves to now, checked: the host name
+/// still goes in `Host` and SNI, but no later lookup can point the connection elsewhere, and
+/// no redirect or proxy can either.
+async fn pinned_client(url: &str, allow_private: bool) -> Result<reqwest13::Client, Failure> {
+    let checked = super::ssrf::check_url(url, allow_private)
+        .await
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let mut b = reqwest13::Client::builder()
+        .redirect(reqwest13::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(CONNECT_TIMEOUT);
+    if let (Some(url::Host::Domain(d)), false) = (checked.url.host(), checked.addrs.is_empty()) {
+        b = b.resolve_to_addrs(d, &checked.addrs);
+    }
+    b.build()
+        .map_err(|e| Failure::new(format!("could not set up the HTTP client: {e}")))
 }

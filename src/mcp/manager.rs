@@ -32,10 +32,35 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 ";
 
+/// Drops the lease and the stored status, if this instance still holds the lease.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 1
+end
+return 0
+";
+
 struct Running {
     user: UserId,
     fingerprint: String,
     stop: CancellationToken,
+}
+
+/// Keeps a user's MCP clients running while a turn of theirs may call them; see
+/// [`McpManager::hold`].
+pub struct Hold {
+    manager: Arc<McpManager>,
+    user: UserId,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(mut n) = self.manager.holds.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+        }
+        self.manager.holds.remove_if(&self.user, |_, n| *n == 0);
+    }
 }
 
 pub struct McpManager {
@@ -43,7 +68,15 @@ pub struct McpManager {
     pub(super) bus: Arc<dyn Bus>,
     redis: Option<(Arc<RedisConn>, String)>,
     cfg: McpConfig,
+    /// Every secret of the server's configuration, scrubbed from what users see.
+    secrets: Vec<String>,
+    /// Opens stored header values (and seals new ones, through `servers`).
+    sealer: super::seal::Sealer,
     instance: String,
+    /// When each user was last seen with a socket on this instance (or a turn running).
+    last_seen: DashMap<UserId, std::time::Instant>,
+    /// Running turns per user (their MCP clients stay up meanwhile).
+    holds: DashMap<UserId, usize>,
     running: DashMap<Uuid, Running>,
     pub(super) owned: DashMap<UserId, ()>,
     statuses: DashMap<UserId, BTreeMap<Uuid, Status>>,
@@ -71,18 +104,66 @@ impl McpManager {
         bus: Arc<dyn Bus>,
         redis: Option<(Arc<RedisConn>, String)>,
         cfg: McpConfig,
+        secrets: Vec<String>,
+        sealer: super::seal::Sealer,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             bus,
             redis,
             cfg,
+            secrets,
+            sealer,
             instance: Uuid::new_v4().to_string(),
+            last_seen: DashMap::new(),
+            holds: DashMap::new(),
             running: DashMap::new(),
             owned: DashMap::new(),
             statuses: DashMap::new(),
             peers: DashMap::new(),
         })
+    }
+
+    pub fn sealer(&self) -> &super::seal::Sealer {
+        &self.sealer
+    }
+
+    /// Keeps `user`'s clients running until the guard drops (a turn that may call them).
+    pub fn hold(self: &Arc<Self>, user: UserId) -> Hold {
+        *self.holds.entry(user).or_insert(0) += 1;
+        Hold {
+            manager: self.clone(),
+            user,
+        }
+    }
+
+    pub(super) fn tool_limits(&self) -> super::client::ToolLimits {
+        super::client::ToolLimits {
+            pages: self.cfg.max_tool_pages,
+            tools: self.cfg.max_tools,
+            bytes: self.cfg.max_tool_bytes,
+        }
+    }
+
+    /// The configured secrets plus what this server was given (environment values set for
+    /// it, header values): none of them may show in a status.
+    pub(super) fn secrets_for(&self, target: &Target) -> Vec<String> {
+        let mut s = self.secrets.clone();
+        match target {
+            Target::Stdio { env, .. } => s.extend(
+                env.iter()
+                    .filter(|(k, _)| !self.cfg.stdio_pass_env.contains(k))
+                    .map(|(_, v)| v.clone())
+                    .filter(|v| v.len() >= 4),
+            ),
+            Target::Http { headers, .. } => s.extend(
+                headers
+                    .iter()
+                    .map(|(_, v)| v.clone())
+                    .filter(|v| v.len() >= 4),
+            ),
+        }
+        s
     }
 
     /// Whether other instances may run some users' clients (Redis configured).
@@ -220,16 +301,19 @@ impl McpManager {
             if self.running.contains_key(&id) {
                 continue;
             }
-            let Some(target) = self.target(s) else {
-                self.set(
-                    user,
-                    Status {
-                        error: Some("command is no longer allowlisted".into()),
-                        ..Status::new(id, &s.name, "error")
-                    },
-                )
-                .await;
-                continue;
+            let target = match self.target(s) {
+                Ok(t) => t,
+                Err(why) => {
+                    self.set(
+                        user,
+                        Status {
+                            error: Some(why.into()),
+                            ..Status::new(id, &s.name, "error")
+                        },
+                    )
+                    .await;
+                    continue;
+                }
             };
             let stop = CancellationToken::new();
             self.running.insert(
@@ -244,6 +328,28 @@ impl McpManager {
                 self.clone()
                     .supervise(user, id, s.name.clone(), target, stop),
             );
+        }
+    }
+
+    /// The user left (no socket here, no turn) for `mcp.idle_grace_secs`: stop their clients
+    /// and give up their lease and stored status, so nothing runs for nobody.
+    async fn release_user(&self, user: UserId) {
+        tracing::debug!(%user, "MCP clients of an idle user stopped");
+        self.owned.remove(&user);
+        self.last_seen.remove(&user);
+        self.stop_user(user).await;
+        if let (Some((conn, lease)), Some((_, status))) =
+            (self.lease_key(user), self.status_key(user))
+        {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(RELEASE)
+                .arg(2)
+                .arg(lease)
+                .arg(status)
+                .arg(&self.instance);
+            if let Err(e) = conn.run::<i64>(&cmd).await {
+                tracing::warn!(error = %e, "MCP lease not released; it expires by itself");
+            }
         }
     }
 
@@ -262,28 +368,42 @@ impl McpManager {
         self.statuses.remove(&user);
     }
 
-    fn target(&self, s: &McpServer) -> Option<Target> {
+    fn target(&self, s: &McpServer) -> Result<Target, &'static str> {
+        let unlisted = "command is no longer allowlisted";
         match s.transport.as_str() {
             "stdio" => {
-                let name = s.command.as_deref()?;
-                let line = self.cfg.stdio_allowlist.iter().find_map(|e| {
-                    let (n, cmd) = e.split_once('=')?;
-                    (n.trim() == name).then(|| cmd.trim().to_owned())
-                })?;
+                let name = s.command.as_deref().ok_or(unlisted)?;
+                let line = self
+                    .cfg
+                    .stdio_allowlist
+                    .iter()
+                    .find_map(|e| {
+                        let (n, cmd) = e.split_once('=')?;
+                        (n.trim() == name).then(|| cmd.trim().to_owned())
+                    })
+                    .ok_or(unlisted)?;
                 let mut parts = line.split_whitespace().map(str::to_owned);
-                Some(Target::Stdio {
-                    program: parts.next()?,
+                Ok(Target::Stdio {
+                    program: parts.next().ok_or(unlisted)?,
                     args: parts.collect(),
+                    env: self.cfg.stdio_env_of(name),
                 })
             }
-            _ => Some(Target::Http {
-                url: s.url.clone()?,
-                headers: s
-                    .headers
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                    .collect(),
-            }),
+            _ => {
+                let mut headers = Vec::with_capacity(s.headers.len());
+                for (k, v) in &s.headers {
+                    let plain = v
+                        .as_str()
+                        .and_then(|v| self.sealer.open(s.user_id.0, s.id, k, v))
+                        .ok_or("a stored header does not open with this server's key (mcp.secrets_key_file); set the headers again")?;
+                    headers.push((k.clone(), plain));
+                }
+                Ok(Target::Http {
+                    url: s.url.clone().ok_or("the server has no url")?,
+                    headers,
+                    allow_private: self.cfg.allow_private_urls,
+                })
+            }
         }
     }
 
@@ -346,13 +466,32 @@ impl McpManager {
         connected: Arc<crate::ws::WsRuntime>,
         shutdown: CancellationToken,
     ) {
-        let mut tick = tokio::time::interval(TICK);
+        let grace = Duration::from_secs(self.cfg.idle_grace_secs);
+        let mut tick = tokio::time::interval(TICK.min(grace.max(Duration::from_millis(100))));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {}
             }
+            let now = std::time::Instant::now();
             let mut users: Vec<UserId> = connected.per_user.iter().map(|e| *e.key()).collect();
+            users.extend(self.holds.iter().map(|e| *e.key()));
+            for u in &users {
+                self.last_seen.insert(*u, now);
+            }
+            let idle: Vec<UserId> = self
+                .owned
+                .iter()
+                .map(|e| *e.key())
+                .filter(|u| {
+                    self.last_seen
+                        .get(u)
+                        .is_none_or(|t| now.duration_since(*t) >= grace)
+                })
+                .collect();
+            for user in idle {
+                self.release_user(user).await;
+            }
             users.extend(self.owned.iter().map(|e| *e.key()));
             users.sort();
             users.dedup();

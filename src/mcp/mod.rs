@@ -5,6 +5,7 @@
 pub mod calls;
 pub mod client;
 pub mod manager;
+pub mod seal;
 pub mod servers;
 pub mod ssrf;
 pub mod status;

@@ -1,7 +1,7 @@
 //! Create, list, change and delete a user's MCP server configurations; REST and the socket
 //! both call these.
 
-use super::ssrf;
+use super::{seal::Sealer, ssrf};
 use crate::{
     config::McpConfig,
     domain::UserId,
@@ -94,6 +94,7 @@ async fn apply(cfg: &McpConfig, s: &mut McpServer, input: McpServerInput) -> Res
         s.command = input.command;
     }
     if let Some(h) = input.headers {
+        check_headers(cfg, &h)?;
         s.headers = h;
     }
     if let Some(e) = input.enabled {
@@ -123,27 +124,12 @@ async fn apply(cfg: &McpConfig, s: &mut McpServer, input: McpServerInput) -> Res
             let checked = ssrf::check_url(url, cfg.allow_private_urls)
                 .await
                 .map_err(|e| bad("url", e.to_string()))?;
-            s.url = Some(checked.to_string());
+            s.url = Some(checked.url.to_string());
             if s.headers.len() > cfg.max_headers {
                 return Err(bad(
                     "headers",
                     format!("at most {} headers", cfg.max_headers),
                 ));
-            }
-            for (k, v) in &s.headers {
-                let ok_name = !k.is_empty()
-                    && k.len() <= 128
-                    && k.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-                let ok_value = v
-                    .as_str()
-                    .is_some_and(|v| v.len() <= cfg.max_header_bytes && !v.contains(['\r', '\n']));
-                if !ok_name || !ok_value {
-                    return Err(bad(
-                        "headers",
-                        format!("headers are name: string pairs (token names, values up to {} bytes, no line breaks)", cfg.max_header_bytes),
-                    ));
-                }
             }
         }
         "stdio" => {
@@ -174,6 +160,39 @@ async fn apply(cfg: &McpConfig, s: &mut McpServer, input: McpServerInput) -> Res
     Ok(())
 }
 
+/// Header names are tokens, values strings up to `mcp.max_header_bytes` with no line breaks.
+fn check_headers(cfg: &McpConfig, headers: &Map<String, Value>) -> Result<(), AppError> {
+    for (k, v) in headers {
+        let ok_name = !k.is_empty()
+            && k.len() <= 128
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok_value = v
+            .as_str()
+            .is_some_and(|v| v.len() <= cfg.max_header_bytes && !v.contains(['\r', '\n']));
+        if !ok_name || !ok_value {
+            return Err(bad(
+                "headers",
+                format!("headers are name: string pairs (token names, values up to {} bytes, no line breaks)", cfg.max_header_bytes),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Seals every header value not sealed yet, bound to this server's row.
+fn seal_headers(sealer: &Sealer, s: &mut McpServer) -> Result<(), AppError> {
+    for (k, v) in s.headers.iter_mut() {
+        if let Some(plain) = v.as_str().filter(|v| !Sealer::is_sealed(v)) {
+            let sealed = sealer
+                .seal(s.user_id.0, s.id, k, plain)
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("sealing a header failed")))?;
+            *v = Value::String(sealed);
+        }
+    }
+    Ok(())
+}
+
 fn conflict(e: StoreError) -> AppError {
     match e {
         StoreError::Conflict(_) => {
@@ -195,6 +214,7 @@ pub async fn list(store: &dyn Store, user: UserId) -> Result<Vec<McpServerView>,
 pub async fn create(
     store: &dyn Store,
     cfg: &McpConfig,
+    sealer: &Sealer,
     user: UserId,
     input: McpServerInput,
 ) -> Result<McpServerView, AppError> {
@@ -224,6 +244,7 @@ pub async fn create(
         updated_at: now,
     };
     apply(cfg, &mut s, input).await?;
+    seal_headers(sealer, &mut s)?;
     let saved = store.create_mcp_server(&s).await.map_err(conflict)?;
     Ok((&saved).into())
 }
@@ -231,6 +252,7 @@ pub async fn create(
 pub async fn update(
     store: &dyn Store,
     cfg: &McpConfig,
+    sealer: &Sealer,
     user: UserId,
     id: Uuid,
     input: McpServerInput,
@@ -244,6 +266,7 @@ pub async fn update(
         s.headers = Map::new();
     }
     apply(cfg, &mut s, input).await?;
+    seal_headers(sealer, &mut s)?;
     let saved = store
         .update_mcp_server(&s)
         .await

@@ -31,25 +31,33 @@ impl McpManager {
                 _ = stop.cancelled() => break,
                 c = client::connect(&target) => c,
             };
-            let reason = match connected {
+            let failure = match connected {
                 Ok(conn) => {
                     backoff = Duration::from_secs(1);
                     let reason = self.serve(user, id, &name, &conn, &stop).await;
-                    let tail = conn.stderr_tail();
+                    let stderr = conn.stderr_tail();
                     let _ = conn.service.cancel().await;
                     match reason {
                         None => break,
-                        Some(r) if tail.is_empty() => r,
-                        Some(r) => format!("{r}; stderr: {tail}"),
+                        Some(reason) => client::Failure { reason, stderr },
                     }
                 }
-                Err(e) => e,
+                Err(f) => f,
             };
+            // The whole story goes to the server log; the user gets one scrubbed line (a
+            // server's stderr may hold anything, secrets included).
+            let secrets = self.secrets_for(&target);
+            tracing::warn!(
+                %user, server = %id, name = %name,
+                reason = %crate::config::scrub(&failure.reason, &secrets),
+                stderr = %crate::config::scrub(&failure.stderr, &secrets),
+                "MCP server failed"
+            );
             let next = now_ms() + backoff.as_millis() as u64;
             self.set(
                 user,
                 Status {
-                    error: Some(reason),
+                    error: Some(public_reason(&failure, &secrets)),
                     next_retry_at: Some(next),
                     ..Status::new(id, &name, "error")
                 },
@@ -92,7 +100,7 @@ impl McpManager {
         check: &mut tokio::time::Interval,
     ) -> Option<String> {
         loop {
-            let tools = match conn.tools().await {
+            let tools = match conn.tools(self.tool_limits()).await {
                 Ok(t) => t,
                 Err(e) => return Some(e),
             };
@@ -123,4 +131,28 @@ impl McpManager {
             }
         }
     }
+}
+
+/// What a user sees of a failure: the first line of the reason and of the server's stderr,
+/// scrubbed of every configured secret, short. The rest is in the server log only.
+pub(super) fn public_reason(f: &client::Failure, secrets: &[String]) -> String {
+    let first = |t: &str| {
+        t.lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut line = first(&f.reason);
+    if line.is_empty() {
+        line = "the server failed".into();
+    }
+    let stderr = first(&f.stderr);
+    if !stderr.is_empty() {
+        line = format!("{line}; stderr: {stderr}");
+    }
+    let mut line = crate::config::scrub(&line, secrets);
+    if line.chars().count() > 300 {
+        line = line.chars().take(300).collect::<String>() + "...";
+    }
+    line
 }

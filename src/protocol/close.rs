@@ -9,6 +9,9 @@ pub enum CloseCode {
     TooBig,
     /// 1012: this instance is shutting down; reconnect (to another instance).
     Restart,
+    /// 1013: the instance is full (an in-band `auth` found no free slot); retry with backoff,
+    /// the load balancer may pick another instance.
+    TryAgainLater,
     /// 4000: a frame that cannot be handled at all (binary where text is expected).
     ProtocolError,
     /// 4001: authentication failed (bad token in the `auth` frame, or a frame before `auth`).
@@ -33,6 +36,7 @@ impl CloseCode {
             CloseCode::Normal => 1000,
             CloseCode::TooBig => 1009,
             CloseCode::Restart => 1012,
+            CloseCode::TryAgainLater => 1013,
             CloseCode::ProtocolError => 4000,
             CloseCode::AuthFailed => 4001,
             CloseCode::AuthTimeout => 4002,
@@ -49,6 +53,7 @@ impl CloseCode {
             CloseCode::Normal => "bye",
             CloseCode::TooBig => "frame too large",
             CloseCode::Restart => "server restarting, reconnect",
+            CloseCode::TryAgainLater => "instance full, try again later",
             CloseCode::ProtocolError => "protocol error",
             CloseCode::AuthFailed => "authentication failed",
             CloseCode::AuthTimeout => "authentication timeout",

@@ -2,6 +2,7 @@
 //! an `id` that the one reply (`ok` or `error`) echoes. Unknown fields are ignored so clients
 //! can be newer than the server.
 
+use super::{json_guard, Channel};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -10,6 +11,22 @@ use std::borrow::Cow;
 pub const MAX_CHANNEL_LEN: usize = 128;
 /// Event names (`typing`, `cursor`, ...).
 pub const MAX_EVENT_LEN: usize = 64;
+/// Prefixes of the server's event names: a client's ephemeral event may not start with one,
+/// so no receiver can mistake it for the server's (it also arrives as `broadcast`, not
+/// `event`).
+pub const RESERVED_EVENT_PREFIXES: [&str; 11] = [
+    "presence.",
+    "sync.",
+    "chat.",
+    "tool.",
+    "session.",
+    "mcp.",
+    "project.",
+    "file.",
+    "auth.",
+    "user.",
+    "server.",
+];
 /// Requests answered by a handler that reads the frame's own fields.
 pub const CALLS: [&str; 13] = [
     "chat.send",
@@ -44,7 +61,7 @@ pub enum ClientFrame {
     /// `since`: the session version the client has; omitted means "send a snapshot".
     Subscribe {
         id: String,
-        channel: String,
+        channel: Channel,
         since: Option<u64>,
     },
     SessionPush {
@@ -61,17 +78,17 @@ pub enum ClientFrame {
     },
     Unsubscribe {
         id: String,
-        channel: String,
+        channel: Channel,
     },
     Publish {
         id: String,
-        channel: String,
+        channel: Channel,
         event: String,
         data: Box<RawValue>,
     },
     Presence {
         id: String,
-        channel: String,
+        channel: Channel,
     },
     Ping {
         id: String,
@@ -124,7 +141,13 @@ struct PublishBody {
 }
 
 impl ClientFrame {
-    pub fn decode(text: &str) -> Result<Self, DecodeError> {
+    /// Parses one text frame; `max_depth` bounds nesting anywhere in it.
+    pub fn decode(text: &str, max_depth: usize) -> Result<Self, DecodeError> {
+        let scan = json_guard::scan(text.as_bytes(), max_depth).map_err(|e| DecodeError {
+            id: None,
+            code: "bad_frame",
+            message: e.to_string(),
+        })?;
         let head: Head<'_> = serde_json::from_str(text).map_err(|e| DecodeError {
             id: None,
             code: "bad_frame",
@@ -155,6 +178,15 @@ impl ClientFrame {
                 message: "requests need an \"id\"".into(),
             })
         };
+        // Pushes answer NUL per mutation (`refused`, so a client's queue drains); ephemeral
+        // events are relayed, never stored. Everything else may end up in a database column.
+        if scan.has_nul && !matches!(head.kind.as_ref(), "session.push" | "publish") {
+            return Err(DecodeError {
+                id,
+                code: "invalid_request",
+                message: "text must not contain NUL (U+0000)".into(),
+            });
+        }
         let frame = match head.kind.as_ref() {
             "auth" => {
                 let b: AuthBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
@@ -173,40 +205,43 @@ impl ClientFrame {
             }
             "subscribe" | "unsubscribe" | "presence" => {
                 let b: ChannelBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
-                check_channel(&b.channel, &id)?;
+                let channel = check_channel(&b.channel, &id)?;
                 let id = need_id(id)?;
                 match head.kind.as_ref() {
                     "subscribe" => ClientFrame::Subscribe {
                         id,
-                        channel: b.channel,
+                        channel,
                         since: b.since,
                     },
-                    "unsubscribe" => ClientFrame::Unsubscribe {
-                        id,
-                        channel: b.channel,
-                    },
-                    _ => ClientFrame::Presence {
-                        id,
-                        channel: b.channel,
-                    },
+                    "unsubscribe" => ClientFrame::Unsubscribe { id, channel },
+                    _ => ClientFrame::Presence { id, channel },
                 }
             }
             "publish" => {
                 let b: PublishBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
-                check_channel(&b.channel, &id)?;
-                if b.event.is_empty()
-                    || b.event.len() > MAX_EVENT_LEN
-                    || b.event.starts_with("presence.")
-                {
+                let channel = check_channel(&b.channel, &id)?;
+                if b.event.is_empty() || b.event.len() > MAX_EVENT_LEN {
                     return Err(DecodeError {
                         id,
                         code: "bad_request",
-                        message: format!("\"event\" must be 1 to {MAX_EVENT_LEN} bytes and not start with \"presence.\""),
+                        message: format!("\"event\" must be 1 to {MAX_EVENT_LEN} bytes"),
+                    });
+                }
+                if let Some(p) = RESERVED_EVENT_PREFIXES
+                    .iter()
+                    .find(|p| b.event.starts_with(**p))
+                {
+                    return Err(DecodeError {
+                        id,
+                        code: "invalid_request",
+                        message: format!(
+                            "event names starting with {p:?} are the server's; pick another name"
+                        ),
                     });
                 }
                 ClientFrame::Publish {
                     id: need_id(id)?,
-                    channel: b.channel,
+                    channel,
                     event: b.event,
                     data: b.data,
                 }
@@ -262,7 +297,7 @@ fn truncate(s: &str, n: usize) -> &str {
     }
 }
 
-fn check_channel(channel: &str, id: &Option<String>) -> Result<(), DecodeError> {
+fn check_channel(channel: &str, id: &Option<String>) -> Result<Channel, DecodeError> {
     if channel.is_empty() || channel.len() > MAX_CHANNEL_LEN {
         return Err(DecodeError {
             id: id.clone(),
@@ -270,7 +305,13 @@ fn check_channel(channel: &str, id: &Option<String>) -> Result<(), DecodeError> 
             message: format!("\"channel\" must be 1 to {MAX_CHANNEL_LEN} bytes"),
         });
     }
-    Ok(())
+    channel
+        .parse()
+        .map_err(|e: super::channel::BadChannel| DecodeError {
+            id: id.clone(),
+            code: "bad_channel",
+            message: e.to_string(),
+        })
 }
 
 /// Who sent an ephemeral event.
@@ -324,14 +365,22 @@ pub enum ServerFrame<'a> {
         code: &'a str,
         message: &'a str,
     },
-    /// Something happened on a channel.
+    /// A client's ephemeral event (`publish`), relayed: never the server's own.
+    #[serde(rename = "broadcast")]
+    Broadcast {
+        channel: &'a str,
+        event: &'a str,
+        data: &'a RawValue,
+        from: Sender<'a>,
+        /// Server time of publication, unix milliseconds.
+        ts: u64,
+    },
+    /// Something the server did on a channel.
     #[serde(rename = "event")]
     Event {
         channel: &'a str,
         event: &'a str,
         data: &'a RawValue,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        from: Option<Sender<'a>>,
         /// Server time of publication, unix milliseconds.
         ts: u64,
     },
@@ -350,21 +399,24 @@ mod tests {
 
     #[test]
     fn decodes_requests_and_names_what_is_wrong() {
-        let f = ClientFrame::decode(r#"{"type":"publish","id":"7","channel":"session:x","event":"typing","data":{"a":[1]}}"#).unwrap();
+        let f = ClientFrame::decode(r#"{"type":"publish","id":"7","channel":"session:67e55044-10b1-426f-9247-bb680e5fe0c8","event":"typing","data":{"a":[1]}}"#, 32).unwrap();
         match f {
             ClientFrame::Publish { data, .. } => assert_eq!(data.get(), r#"{"a":[1]}"#),
             other => panic!("{other:?}"),
         }
-        let e = ClientFrame::decode(r#"{"type":"nope","id":"1"}"#).unwrap_err();
+        let e = ClientFrame::decode(r#"{"type":"nope","id":"1"}"#, 32).unwrap_err();
         assert_eq!((e.code, e.id.as_deref()), ("unknown_type", Some("1")));
-        let e = ClientFrame::decode(r#"{"type":"subscribe","id":"2","channel":5}"#).unwrap_err();
+        let e =
+            ClientFrame::decode(r#"{"type":"subscribe","id":"2","channel":5}"#, 32).unwrap_err();
         assert_eq!((e.code, e.id.as_deref()), ("bad_request", Some("2")));
         assert_eq!(
-            ClientFrame::decode("not json").unwrap_err().code,
+            ClientFrame::decode("not json", 32).unwrap_err().code,
             "bad_frame"
         );
         assert_eq!(
-            ClientFrame::decode(r#"{"type":"ping"}"#).unwrap_err().code,
+            ClientFrame::decode(r#"{"type":"ping"}"#, 32)
+                .unwrap_err()
+                .code,
             "bad_request"
         );
     }
@@ -376,7 +428,6 @@ mod tests {
             channel: "c",
             event: "e",
             data: &data,
-            from: None,
             ts: 5,
         }
         .encode();

@@ -3,8 +3,11 @@
 //! arbitrary client payloads stay `RawValue` so they pass through without being re-parsed.
 //! protocol/README.md is the human version; protocol/schema/ has a JSON Schema per frame.
 
+pub mod channel;
 pub mod close;
 pub mod frames;
+pub mod json_guard;
 
+pub use channel::Channel;
 pub use close::CloseCode;
 pub use frames::*;

@@ -123,21 +123,22 @@ pub trait SyncStore: Send + Sync + 'static {
     /// Applies a batch to one session in one transaction holding the session's row lock:
     /// each new mutation gets the next version; retries get their stored answer; refusals are
     /// stored and advance the client's last id. `None` when the session does not exist.
-    /// `keep_versions` bounds the change log (older rows are compacted).
+    /// `rules` bound the session (caps) and the change log (older rows are compacted).
     async fn push(
         &self,
         session: SessionId,
         batch: &[Pushed<'_>],
-        keep_versions: u64,
+        rules: &PushRules,
     ) -> StoreResult<Option<PushOutcome>>;
-    /// The changes after `since` (at most `limit`), or a snapshot when the log was compacted
-    /// past it.
+    /// The changes after `since` (at most `limit`), or a snapshot (with why) when the log
+    /// cannot answer; read in one consistent view.
     async fn catch_up(
         &self,
         session: SessionId,
         since: u64,
         limit: u32,
     ) -> StoreResult<Option<CatchUp>>;
+    /// The session's state exactly at the version it is labelled with (one consistent view).
     async fn snapshot(&self, session: SessionId) -> StoreResult<Option<Snapshot>>;
     /// Live messages in transcript order after the `(position, seq)` cursor, optionally of one
     /// role.
@@ -175,6 +176,18 @@ pub trait SessionStore: Send + Sync + 'static {
         user: UserId,
         role: MemberRole,
     ) -> StoreResult<()>;
+    /// Invites an address with no account yet (at most `max` pending per session; false when
+    /// full). Inviting the same address again changes the role.
+    async fn invite(
+        &self,
+        session: SessionId,
+        email: &Email,
+        role: MemberRole,
+        max: u32,
+    ) -> StoreResult<bool>;
+    /// Turns the invitations of `email` into memberships of `user` (who just registered it);
+    /// returns the sessions joined.
+    async fn accept_invites(&self, user: UserId, email: &Email) -> StoreResult<Vec<SessionId>>;
     async fn remove_member(&self, session: SessionId, user: UserId) -> StoreResult<bool>;
     async fn members(&self, session: SessionId) -> StoreResult<Vec<(UserId, MemberRole)>>;
     /// The sessions `user` is a member of, keyset-paginated by id (ids are time-ordered).
@@ -206,7 +219,14 @@ pub trait AccountStore: Send + Sync + 'static {
         threshold: u32,
         lock_until: DateTime<Utc>,
     ) -> StoreResult<User>;
-    async fn record_login_success(&self, id: UserId) -> StoreResult<()>;
+    /// After a right password: clears the failure count, but only if the lock is still what
+    /// the caller saw (`seen_locked_until`, already judged past); false when a concurrent
+    /// failure changed it (then read again and decide again).
+    async fn clear_login_failures(
+        &self,
+        id: UserId,
+        seen_locked_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool>;
 
     /// Starts a refresh-token family (one per login) with its first token.
     async fn create_refresh_family(
@@ -216,12 +236,15 @@ pub trait AccountStore: Send + Sync + 'static {
         expires_at: DateTime<Utc>,
     ) -> StoreResult<Uuid>;
     /// Marks `old_hash` used and adds `new_hash` to its family, atomically. A token already
-    /// used revokes its whole family (someone replayed it).
+    /// used revokes its whole family (someone replayed it), unless it was used less than
+    /// `grace` ago, for this same successor, which is still unused: then the answer is the
+    /// same rotation again.
     async fn rotate_refresh_token(
         &self,
         old_hash: &[u8],
         new_hash: &[u8],
         new_expires_at: DateTime<Utc>,
+        grace: Duration,
     ) -> StoreResult<RotateOutcome>;
     /// Revokes the family `token_hash` belongs to; returns its user if the token was known.
     async fn revoke_refresh_family(
@@ -246,6 +269,21 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn list_audit(&self, user: Option<UserId>, limit: u32) -> StoreResult<Vec<AuditEntry>>;
 }
 
+/// The data dir holds the database and keys: created for the server's user only (0700). An
+/// existing directory keeps its mode (it may be shared); the files in it are 0600 anyway.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// Opens the store the URL names (default: SQLite in `data_dir`) and applies its migrations.
 pub async fn connect(
     url: Option<&str>,
@@ -261,7 +299,7 @@ pub async fn connect(
             sqlite::SqliteStore::connect(u, max_connections, acquire_timeout).await?,
         )),
         None => {
-            std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Unavailable(e.into()))?;
+            private_dir(data_dir).map_err(|e| StoreError::Unavailable(e.into()))?;
             let url = format!("sqlite://{}", data_dir.join("switchyard.db").display());
             Ok(Arc::new(
                 sqlite::SqliteStore::connect(&url, max_connections, acquire_timeout).await?,

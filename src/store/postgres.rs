@@ -6,7 +6,10 @@ use super::sessions_sql::{impl_session_store, SessionRow};
 use super::sql::{
     impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS,
 };
-use super::sync_sql::{impl_sync_store, ChangeRow, MessageRow, RegisterRow, MESSAGE_COLUMNS};
+use super::sync_sql::{
+    answer_of, impl_sync_store, ChangeRow, MessageRow, RegisterRow, SizeRow, MESSAGE_COLUMNS,
+    ROWS_PER_STATEMENT,
+};
 use super::tools_sql::{impl_tool_store, ToolRow, TOOL_COLUMNS};
 use super::usage_sql::{impl_usage_store, UsageRow};
 use super::*;
@@ -14,6 +17,11 @@ use crate::sync::ops::MessageRole;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
+
+/// Under READ COMMITTED each statement sees its own moment; a snapshot's version and content
+/// must come from one.
+const SNAPSHOT_ISOLATION: Option<&str> =
+    Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -41,5 +49,5 @@ impl_project_store!(PgStore);
 impl_usage_store!(PgStore);
 impl_mcp_store!(PgStore);
 impl_tool_store!(PgStore);
-impl_sync_store!(PgStore, sqlx::PgConnection);
+impl_sync_store!(PgStore, sqlx::PgConnection, sqlx::Postgres);
 impl_account_store!(PgStore, "postgres");

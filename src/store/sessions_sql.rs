@@ -120,6 +120,72 @@ macro_rules! impl_session_store {
                 Ok(())
             }
 
+            async fn invite(
+                &self,
+                session: SessionId,
+                email: &crate::domain::Email,
+                role: MemberRole,
+                max: u32,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                // Lock the session row so concurrent invites cannot pass the cap together.
+                sqlx::query("UPDATE sessions SET version = version WHERE id = $1")
+                    .bind(session.0)
+                    .execute(&mut *tx)
+                    .await?;
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM session_invites WHERE session_id = $1 AND email <> $2",
+                )
+                .bind(session.0)
+                .bind(email.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+                if n >= i64::from(max) {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO session_invites (session_id, email, role, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (session_id, email) DO UPDATE SET role = excluded.role",
+                )
+                .bind(session.0)
+                .bind(email.as_str())
+                .bind(role.as_str())
+                .bind(Utc::now())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn accept_invites(
+                &self,
+                user: UserId,
+                email: &crate::domain::Email,
+            ) -> StoreResult<Vec<SessionId>> {
+                let mut tx = self.pool.begin().await?;
+                let rows: Vec<(Uuid, String)> = sqlx::query_as(
+                    "DELETE FROM session_invites WHERE email = $1 RETURNING session_id, role",
+                )
+                .bind(email.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+                let now = Utc::now();
+                for (session, role) in &rows {
+                    sqlx::query(
+                        "INSERT INTO session_members (session_id, user_id, role, created_at) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (session_id, user_id) DO NOTHING",
+                    )
+                    .bind(session)
+                    .bind(user.0)
+                    .bind(role)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(rows.into_iter().map(|(s, _)| SessionId(s)).collect())
+            }
+
             async fn remove_member(&self, session: SessionId, user: UserId) -> StoreResult<bool> {
                 let done = sqlx::query(
                     "DELETE FROM session_members WHERE session_id = $1 AND user_id = $2 AND role <> 'owner'",

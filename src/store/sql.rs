@@ -92,6 +92,8 @@ pub(super) struct TokenRow {
     pub expires_at: DateTime<Utc>,
     pub user_id: Uuid,
     pub revoked_at: Option<DateTime<Utc>>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub replaced_by: Option<Vec<u8>>,
 }
 
 /// Implements the account half of `Store` for `$store` (a struct with a `pool` field).
@@ -189,16 +191,23 @@ macro_rules! impl_account_store {
                 row.try_into()
             }
 
-            async fn record_login_success(&self, id: UserId) -> StoreResult<()> {
-                sqlx::query(
+            async fn clear_login_failures(
+                &self,
+                id: UserId,
+                seen_locked_until: Option<DateTime<Utc>>,
+            ) -> StoreResult<bool> {
+                // Compare-and-set on the lock as it was read: a failure that locked the
+                // account in between changes it, and this success then clears nothing.
+                let r = sqlx::query(
                     "UPDATE users SET failed_logins = 0, locked_until = NULL, updated_at = $2 \
-                     WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)",
+                     WHERE id = $1 AND locked_until IS NOT DISTINCT FROM $3",
                 )
                 .bind(id.0)
                 .bind(Utc::now())
+                .bind(seen_locked_until)
                 .execute(&self.pool)
                 .await?;
-                Ok(())
+                Ok(r.rows_affected() == 1)
             }
 
             async fn create_refresh_family(
@@ -235,6 +244,7 @@ macro_rules! impl_account_store {
                 old_hash: &[u8],
                 new_hash: &[u8],
                 new_expires_at: DateTime<Utc>,
+                grace: std::time::Duration,
             ) -> StoreResult<RotateOutcome> {
                 let now = Utc::now();
                 let mut tx = self.pool.begin().await?;
@@ -249,7 +259,7 @@ macro_rules! impl_account_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let row: Option<TokenRow> = sqlx::query_as(
-                    "SELECT t.family_id, t.expires_at, f.user_id, f.revoked_at \
+                    "SELECT t.family_id, t.expires_at, f.user_id, f.revoked_at, t.used_at, t.replaced_by \
                      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
                      WHERE t.token_hash = $1",
                 )
@@ -260,8 +270,27 @@ macro_rules! impl_account_store {
                     return Ok(RotateOutcome::Unknown);
                 };
                 let user_id = UserId(row.user_id);
+                // A replay moments after the rotation, asking for the very successor it made,
+                // while that successor is unused: two tabs refreshing at once, not a thief.
+                let in_grace = claimed.is_none()
+                    && row.replaced_by.as_deref() == Some(new_hash)
+                    && row.used_at.is_some_and(|t| {
+                        now.signed_duration_since(t).to_std().unwrap_or_default() <= grace
+                    });
+                let successor_unused = if in_grace {
+                    let r: Option<(Option<DateTime<Utc>>,)> =
+                        sqlx::query_as("SELECT used_at FROM refresh_tokens WHERE token_hash = $1")
+                            .bind(new_hash)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    matches!(r, Some((None,)))
+                } else {
+                    false
+                };
                 let outcome = if row.revoked_at.is_some() {
                     RotateOutcome::Revoked
+                } else if in_grace && successor_unused {
+                    RotateOutcome::Rotated { user_id, family_id: row.family_id }
                 } else if claimed.is_none() {
                     sqlx::query(
                         "UPDATE refresh_families SET revoked_at = $2, revoked_reason = 'reuse' \
@@ -285,6 +314,11 @@ macro_rules! impl_account_store {
                     .bind(new_expires_at)
                     .execute(&mut *tx)
                     .await?;
+                    sqlx::query("UPDATE refresh_tokens SET replaced_by = $2 WHERE token_hash = $1")
+                        .bind(old_hash)
+                        .bind(new_hash)
+                        .execute(&mut *tx)
+                        .await?;
                     RotateOutcome::Rotated { user_id, family_id: row.family_id }
                 };
                 tx.commit().await?;

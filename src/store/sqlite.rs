@@ -8,7 +8,10 @@ use super::sessions_sql::{impl_session_store, SessionRow};
 use super::sql::{
     impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS,
 };
-use super::sync_sql::{impl_sync_store, ChangeRow, MessageRow, RegisterRow, MESSAGE_COLUMNS};
+use super::sync_sql::{
+    answer_of, impl_sync_store, ChangeRow, MessageRow, RegisterRow, SizeRow, MESSAGE_COLUMNS,
+    ROWS_PER_STATEMENT,
+};
 use super::tools_sql::{impl_tool_store, ToolRow, TOOL_COLUMNS};
 use super::usage_sql::{impl_usage_store, UsageRow};
 use super::*;
@@ -16,6 +19,9 @@ use crate::sync::ops::MessageRole;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::str::FromStr;
+
+/// SQLite in WAL mode: a read transaction sees one snapshot from its first read on.
+const SNAPSHOT_ISOLATION: Option<&str> = None;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -26,7 +32,9 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     pub async fn connect(url: &str, max: u32, acquire_timeout: Duration) -> StoreResult<Self> {
-        let opts = SqliteConnectOptions::from_str(url)?
+        let opts = SqliteConnectOptions::from_str(url)?;
+        private_file(opts.get_filename()).map_err(|e| StoreError::Unavailable(e.into()))?;
+        let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -43,10 +51,33 @@ impl SqliteStore {
     }
 }
 
+/// The database holds password hashes and sealed secrets: readable by the server's user only.
+/// Created 0600 before SQLite opens it (its WAL and shared-memory files take the same mode);
+/// an existing file is narrowed to 0600.
+fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path.to_string_lossy().starts_with(':') {
+        return Ok(()); // in memory
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        } else {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+        }
+    }
+    Ok(())
+}
+
 impl_session_store!(SqliteStore);
 impl_project_store!(SqliteStore);
 impl_usage_store!(SqliteStore);
 impl_mcp_store!(SqliteStore);
 impl_tool_store!(SqliteStore);
-impl_sync_store!(SqliteStore, sqlx::SqliteConnection);
+impl_sync_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 impl_account_store!(SqliteStore, "sqlite");

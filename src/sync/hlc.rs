@@ -47,6 +47,23 @@ impl<'de> Deserialize<'de> for Hlc {
     }
 }
 
+impl Hlc {
+    /// The smallest clock after this one; never wraps (a full counter moves to the next
+    /// millisecond, so the clock never goes back).
+    pub fn next(self) -> Hlc {
+        match self.counter.checked_add(1) {
+            Some(counter) => Hlc {
+                ms: self.ms,
+                counter,
+            },
+            None => Hlc {
+                ms: self.ms.saturating_add(1),
+                counter: 0,
+            },
+        }
+    }
+}
+
 /// The server's clock. One per instance; `Mutex` because every tick is a read-modify-write
 /// of two integers (never held across an await).
 pub struct Clock {
@@ -99,10 +116,7 @@ impl Clock {
                 counter: 0,
             }
         } else {
-            Hlc {
-                ms: last.ms,
-                counter: last.counter + 1,
-            }
+            last.next()
         };
         *last
     }
@@ -142,6 +156,18 @@ mod tests {
         );
         assert_eq!("12:3".parse::<Hlc>(), Ok(Hlc { ms: 12, counter: 3 }));
         assert!("12".parse::<Hlc>().is_err());
+        // A full counter moves to the next millisecond instead of wrapping back.
+        c.observe(Hlc {
+            ms: 9000,
+            counter: u32::MAX,
+        });
+        assert_eq!(
+            c.now(),
+            Hlc {
+                ms: 9001,
+                counter: 0
+            }
+        );
         assert_eq!(
             serde_json::to_string(&Hlc { ms: 7, counter: 1 }).unwrap(),
             "\"7:1\""

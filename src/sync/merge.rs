@@ -13,7 +13,7 @@
 
 use super::{
     hlc::Hlc,
-    ops::{Field, MessageRole, Mutation, Op},
+    ops::{Field, MessageRole, Mutation, Op, Refusal, RefusalCode},
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,11 +68,49 @@ struct NewMessage<'a> {
     streaming: bool,
 }
 
-/// A session document, or the part of one a batch touches.
+/// How big a session is, kept on its row so that no push counts its whole session.
+/// Context keys and tags count their tombstones (a deleted key keeps its stamp so a stale
+/// write cannot bring it back, and that stamp is stored).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub context_keys: u64,
+    /// Bytes of JSON of the live context values.
+    pub context_bytes: u64,
+    pub tags: u64,
+    /// Message rows, deleted ones included.
+    pub messages: u64,
+    /// Bytes of content of the messages (a deleted message's content is dropped).
+    pub content_bytes: u64,
+}
+
+/// The caps a client's mutation may not cross (`sync.max_*` in Config). Server writes of a
+/// turn's growing answer (`stream_update`, `stream_end`) are never refused by them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub context_keys: u64,
+    pub context_bytes: u64,
+    pub tags: u64,
+    pub messages: u64,
+    pub content_bytes: u64,
+}
+
+impl Limits {
+    pub const NONE: Limits = Limits {
+        context_keys: u64::MAX,
+        context_bytes: u64::MAX,
+        tags: u64::MAX,
+        messages: u64::MAX,
+        content_bytes: u64::MAX,
+    };
+}
+
+/// A session document, or the part of one a batch touches (every key and message the batch
+/// names is loaded, so "absent here" means "absent in the session").
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Doc {
     pub registers: BTreeMap<String, Register>,
     pub messages: BTreeMap<String, Message>,
+    pub counts: Counts,
 }
 
 /// What one mutation changed, so the store writes only that.
@@ -81,6 +119,34 @@ pub struct Touched {
     pub registers: BTreeSet<String>,
     pub messages: BTreeSet<String>,
     pub session_deleted: bool,
+}
+
+impl Touched {
+    pub fn extend(&mut self, other: Touched) {
+        self.registers.extend(other.registers);
+        self.messages.extend(other.messages);
+        self.session_deleted |= other.session_deleted;
+    }
+}
+
+/// The state a key or message had before a mutation changed it, so a refusal half-way
+/// through puts back exactly what it touched (no copy of the document per mutation).
+enum Undo {
+    Register(String, Option<Register>),
+    Message(String, Option<Message>),
+}
+
+/// One mutation being applied: who writes, within which caps, and how to take it back.
+struct Step<'a> {
+    stamp: Stamp,
+    limits: &'a Limits,
+    version: u64,
+    undo: Vec<Undo>,
+    touched: Touched,
+}
+
+fn refuse(code: RefusalCode, message: String) -> Refusal {
+    Refusal::new(code, message)
 }
 
 impl Doc {
@@ -112,183 +178,118 @@ impl Doc {
         (regs, msgs)
     }
 
-    /// Applies `m`, accepted at `version`. All or nothing: a refusal leaves the doc unchanged.
-    pub fn apply(&mut self, m: &Mutation, version: u64) -> Result<Touched, String> {
-        let mut next = self.clone();
-        let mut touched = Touched::default();
-        let stamp = Stamp {
-            hlc: m.hlc,
-            client_id: m.client_id.clone(),
+    /// Applies `m`, accepted at `version`, within `limits`. All or nothing: a refusal leaves
+    /// the doc unchanged. Costs what `m` touches, whatever the session's size.
+    pub fn apply(
+        &mut self,
+        m: &Mutation,
+        version: u64,
+        limits: &Limits,
+    ) -> Result<Touched, Refusal> {
+        let counts = self.counts;
+        let mut step = Step {
+            stamp: Stamp {
+                hlc: m.hlc,
+                client_id: m.client_id.clone(),
+            },
+            limits,
+            version,
+            undo: Vec::new(),
+            touched: Touched::default(),
         };
-        for (i, op) in m.ops.iter().enumerate() {
-            match op {
-                Op::SetField { field, value } => {
-                    next.write(field_key(*field), Some(value.clone()), &stamp, &mut touched)
+        let result = m
+            .ops
+            .iter()
+            .enumerate()
+            .try_for_each(|(seq, op)| self.apply_op(op, seq, &mut step));
+        match result {
+            Ok(()) => Ok(step.touched),
+            Err(e) => {
+                self.roll_back(step.undo);
+                self.counts = counts;
+                Err(e)
+            }
+        }
+    }
+
+    fn roll_back(&mut self, undo: Vec<Undo>) {
+        for u in undo.into_iter().rev() {
+            match u {
+                Undo::Register(k, Some(r)) => {
+                    self.registers.insert(k, r);
                 }
-                Op::SetContext { key, value } => {
-                    next.write(context_key(key), Some(value.clone()), &stamp, &mut touched)
+                Undo::Register(k, None) => {
+                    self.registers.remove(&k);
                 }
-                Op::DeleteContext { key } => {
-                    next.write(context_key(key), None, &stamp, &mut touched)
+                Undo::Message(id, Some(msg)) => {
+                    self.messages.insert(id, msg);
                 }
-                Op::AddTag { tag } => next.write(
-                    tag_key(tag),
-                    Some(serde_json::Value::Bool(true)),
-                    &stamp,
-                    &mut touched,
-                ),
-                Op::RemoveTag { tag } => next.write(tag_key(tag), None, &stamp, &mut touched),
-                Op::AppendMessage {
-                    message_id,
-                    role,
-                    content,
-                    metadata,
-                } => {
-                    let new = NewMessage {
-                        id: message_id,
-                        role: *role,
-                        content,
-                        metadata,
-                        streaming: false,
-                    };
-                    next.append(new, m, i, version, &stamp, &mut touched)?;
-                }
-                Op::EditMessage {
-                    message_id,
-                    content,
-                } => {
-                    let msg = next
-                        .messages
-                        .get_mut(message_id)
-                        .ok_or_else(|| format!("no message {message_id:?} in this session"))?;
-                    if msg.streaming {
-                        return Err(format!(
-                            "message {message_id:?} is still streaming; it cannot be edited yet"
-                        ));
-                    }
-                    // A delete is final: a concurrent edit loses silently.
-                    if !msg.deleted && stamp > msg.edit {
-                        msg.content = content.clone();
-                        msg.edit = stamp.clone();
-                        touched.messages.insert(message_id.clone());
-                    }
-                }
-                Op::CreateSession => {}
-                Op::DeleteSession => touched.session_deleted = true,
-                Op::StreamStart {
-                    message_id,
-                    metadata,
-                } => {
-                    let new = NewMessage {
-                        id: message_id,
-                        role: MessageRole::Assistant,
-                        content: "",
-                        metadata,
-                        streaming: true,
-                    };
-                    next.append(new, m, i, version, &stamp, &mut touched)?;
-                }
-                Op::StreamUpdate {
-                    message_id,
-                    content,
-                } => {
-                    let msg = next.streaming_mut(message_id)?;
-                    msg.content.clone_from(content);
-                    touched.messages.insert(message_id.clone());
-                }
-                Op::StreamEnd {
-                    message_id,
-                    content,
-                    metadata,
-                } => {
-                    let msg = next.streaming_mut(message_id)?;
-                    msg.content.clone_from(content);
-                    msg.metadata = metadata.clone();
-                    msg.streaming = false;
-                    msg.edit = stamp.clone();
-                    touched.messages.insert(message_id.clone());
-                }
-                Op::DeleteMessage { message_id } => {
-                    let msg = next
-                        .messages
-                        .get_mut(message_id)
-                        .ok_or_else(|| format!("no message {message_id:?} in this session"))?;
-                    if msg.streaming {
-                        return Err(format!(
-                            "message {message_id:?} is still streaming; it cannot be deleted yet"
-                        ));
-                    }
-                    if !msg.deleted {
-                        msg.deleted = true;
-                        touched.messages.insert(message_id.clone());
-                    }
+                Undo::Message(id, None) => {
+                    self.messages.remove(&id);
                 }
             }
         }
-        *self = next;
-        Ok(touched)
     }
 
-    /// Adds a message at `version` (then `seq` within the mutation); an id is used once.
-    fn append(
-        &mut self,
-        new: NewMessage<'_>,
-        m: &Mutation,
-        seq: usize,
-        version: u64,
-        stamp: &Stamp,
-        touched: &mut Touched,
-    ) -> Result<(), String> {
-        if self.messages.contains_key(new.id) {
-            return Err(format!(
-                "message id {:?} is already used in this session",
-                new.id
-            ));
-        }
-        self.messages.insert(
-            new.id.to_owned(),
-            Message {
-                id: new.id.to_owned(),
-                role: new.role,
-                content: new.content.to_owned(),
-                metadata: new.metadata.clone(),
-                position: version,
-                seq: seq as u32,
-                author_client: m.client_id.clone(),
-                edit: stamp.clone(),
-                deleted: false,
-                streaming: new.streaming,
-            },
-        );
-        touched.messages.insert(new.id.to_owned());
-        Ok(())
-    }
-
-    fn streaming_mut(&mut self, id: &str) -> Result<&mut Message, String> {
-        match self.messages.get_mut(id) {
-            Some(m) if m.streaming => Ok(m),
-            Some(_) => Err(format!("message {id:?} is not streaming")),
-            None => Err(format!("no message {id:?} in this session")),
-        }
-    }
-
-    fn write(
-        &mut self,
-        key: String,
-        value: Option<serde_json::Value>,
-        stamp: &Stamp,
-        touched: &mut Touched,
-    ) {
-        let wins = self.registers.get(&key).is_none_or(|r| *stamp > r.stamp);
-        if wins {
-            self.registers.insert(
-                key.clone(),
-                Register {
-                    value,
-                    stamp: stamp.clone(),
-                },
-            );
-            touched.registers.insert(key);
+    fn apply_op(&mut self, op: &Op, seq: usize, step: &mut Step<'_>) -> Result<(), Refusal> {
+        use serde_json::Value;
+        match op {
+            Op::SetField { field, value } => {
+                self.write(field_key(*field), Some(value.clone()), step)
+            }
+            Op::SetContext { key, value } => {
+                self.write(context_key(key), Some(value.clone()), step)
+            }
+            Op::DeleteContext { key } => self.write(context_key(key), None, step),
+            Op::AddTag { tag } => self.write(tag_key(tag), Some(Value::Bool(true)), step),
+            Op::RemoveTag { tag } => self.write(tag_key(tag), None, step),
+            Op::AppendMessage {
+                message_id,
+                role,
+                content,
+                metadata,
+            } => {
+                let new = NewMessage {
+                    id: message_id,
+                    role: *role,
+                    content,
+                    metadata,
+                    streaming: false,
+                };
+                self.append(new, seq, step)
+            }
+            Op::StreamStart {
+                message_id,
+                metadata,
+            } => {
+                let new = NewMessage {
+                    id: message_id,
+                    role: MessageRole::Assistant,
+                    content: "",
+                    metadata,
+                    streaming: true,
+                };
+                self.append(new, seq, step)
+            }
+            Op::EditMessage {
+                message_id,
+                content,
+            } => self.edit(message_id, content, step),
+            Op::DeleteMessage { message_id } => self.delete(message_id, step),
+            Op::StreamUpdate {
+                message_id,
+                content,
+            } => self.stream(message_id, content, None, step),
+            Op::StreamEnd {
+                message_id,
+                content,
+                metadata,
+            } => self.stream(message_id, content, Some(metadata), step),
+            Op::CreateSession => Ok(()),
+            Op::DeleteSession => {
+                step.touched.session_deleted = true;
+                Ok(())
+            }
         }
     }
 
@@ -308,5 +309,7 @@ impl Doc {
     }
 }
 
+mod messages;
+mod registers;
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,8 @@
 //! `hlc` is the clock, `ops` the mutation vocabulary and its validation, `merge` the rules.
 //! (Persistence, exactly-once bookkeeping and pull follow in the session-sync issue.)
 
+pub mod batch;
+pub mod heal;
 pub mod hlc;
 pub mod merge;
 pub mod ops;

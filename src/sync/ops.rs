@@ -14,6 +14,76 @@ pub const MAX_TAG: usize = 64;
 pub const MAX_MESSAGE_ID: usize = 64;
 pub const MAX_CONTENT: usize = 256 * 1024;
 pub const MAX_OPS: usize = 100;
+/// An HLC counter beyond this is not a clock, it is an attempt to overflow one.
+pub const MAX_HLC_COUNTER: u32 = 1_000_000;
+
+/// Why a mutation was refused, as a code a client can switch on (`refused.code` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    /// A value failed validation (wrong type, too long, NUL in text, ...).
+    Invalid,
+    /// An op this server does not know (a newer client); only its own mutation is refused.
+    UnknownOp,
+    /// The mutation's clock runs too far ahead of the server's.
+    ClockAhead,
+    /// Not allowed for this caller (server-only ops, deleting someone else's session).
+    NotAllowed,
+    /// A per-session cap (`sync.max_*`) would be crossed.
+    LimitExceeded,
+    /// Inconsistent with the session's state (message id reused, unknown or streaming message).
+    Conflict,
+    /// A retry of a mutation whose answer was pruned (the client had moved past it).
+    AlreadyProcessed,
+}
+
+impl RefusalCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalCode::Invalid => "invalid",
+            RefusalCode::UnknownOp => "unknown_op",
+            RefusalCode::ClockAhead => "clock_ahead",
+            RefusalCode::NotAllowed => "not_allowed",
+            RefusalCode::LimitExceeded => "limit_exceeded",
+            RefusalCode::Conflict => "conflict",
+            RefusalCode::AlreadyProcessed => "already_processed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "unknown_op" => RefusalCode::UnknownOp,
+            "clock_ahead" => RefusalCode::ClockAhead,
+            "not_allowed" => RefusalCode::NotAllowed,
+            "limit_exceeded" => RefusalCode::LimitExceeded,
+            "conflict" => RefusalCode::Conflict,
+            "already_processed" => RefusalCode::AlreadyProcessed,
+            _ => RefusalCode::Invalid,
+        }
+    }
+}
+
+/// A refused mutation's answer: stored, and returned to every retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: RefusalCode,
+    pub message: String,
+}
+
+impl Refusal {
+    /// The message is stored and echoed: whatever it quotes, it never carries NUL.
+    pub fn new(code: RefusalCode, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            code,
+            message: if message.contains('\0') {
+                message.replace('\0', "\u{FFFD}")
+            } else {
+                message
+            },
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Mutation {
@@ -21,6 +91,94 @@ pub struct Mutation {
     pub mutation_id: u64,
     pub hlc: Hlc,
     pub ops: Vec<Op>,
+}
+
+/// A mutation as pushed: its identity read strictly (without it there is nobody to answer),
+/// its clock and ops one by one, so an op this server does not know (a newer client) or a
+/// mistyped value refuses only its own mutation and the rest of the batch still applies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incoming {
+    pub mutation: Mutation,
+    /// Decided while parsing; stored like any other refusal.
+    pub refusal: Option<Refusal>,
+}
+
+/// The op names this server knows (`op` of each op).
+pub const KNOWN_OPS: [&str; 13] = [
+    "set_field",
+    "set_context",
+    "delete_context",
+    "add_tag",
+    "remove_tag",
+    "append_message",
+    "edit_message",
+    "delete_message",
+    "create_session",
+    "delete_session",
+    "stream_start",
+    "stream_update",
+    "stream_end",
+];
+
+#[derive(Deserialize)]
+struct WireMutation {
+    client_id: String,
+    mutation_id: u64,
+    hlc: serde_json::Value,
+    ops: Vec<serde_json::Value>,
+}
+
+impl<'de> Deserialize<'de> for Incoming {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = WireMutation::deserialize(d)?;
+        let mut refusal = None;
+        let hlc = match w.hlc.as_str().map(str::parse::<Hlc>) {
+            Some(Ok(h)) => h,
+            Some(Err(e)) => {
+                refusal = Some(Refusal::new(RefusalCode::Invalid, e));
+                Hlc::default()
+            }
+            None => {
+                refusal = Some(Refusal::new(
+                    RefusalCode::Invalid,
+                    "hlc must be a string \"<ms>:<counter>\"",
+                ));
+                Hlc::default()
+            }
+        };
+        let mut ops = Vec::with_capacity(w.ops.len());
+        for (i, raw) in w.ops.into_iter().enumerate() {
+            let name = raw.get("op").and_then(|o| o.as_str()).map(str::to_owned);
+            match serde_json::from_value::<Op>(raw) {
+                Ok(op) => ops.push(op),
+                Err(e) if refusal.is_none() => {
+                    refusal = Some(match name {
+                        Some(n) if !KNOWN_OPS.contains(&n.as_str()) => Refusal::new(
+                            RefusalCode::UnknownOp,
+                            format!(
+                                "ops[{i}]: unknown op {:?}; this server does not support it",
+                                n.chars().take(40).collect::<String>()
+                            ),
+                        ),
+                        _ => Refusal::new(RefusalCode::Invalid, format!("ops[{i}]: {e}")),
+                    });
+                }
+                Err(_) => {}
+            }
+        }
+        if refusal.is_some() {
+            ops.clear();
+        }
+        Ok(Incoming {
+            mutation: Mutation {
+                client_id: w.client_id,
+                mutation_id: w.mutation_id,
+                hlc,
+                ops,
+            },
+            refusal,
+        })
+    }
 }
 
 /// The session fields that are plain last-writer-wins registers.
@@ -149,8 +307,19 @@ impl Mutation {
         if self.ops.is_empty() || self.ops.len() > MAX_OPS {
             return bad(format!("a mutation has 1 to {MAX_OPS} ops"));
         }
+        if self.hlc.counter > MAX_HLC_COUNTER {
+            return bad(format!("hlc counter must be at most {MAX_HLC_COUNTER}"));
+        }
         self.ops.iter().try_for_each(Op::validate)
     }
+}
+
+/// Text PostgreSQL cannot store and no client needs: refused the same on every backend.
+fn check_text(what: &str, s: &str) -> Result<(), String> {
+    if s.contains('\0') {
+        return bad(format!("{what} must not contain NUL (U+0000)"));
+    }
+    Ok(())
 }
 
 pub fn check_client_id(id: &str) -> Result<(), String> {
@@ -220,7 +389,9 @@ impl Op {
                     };
                     return bad(format!("{} must be {want}", field.as_str()));
                 }
-                Ok(())
+                value
+                    .as_str()
+                    .map_or(Ok(()), |s| check_text(field.as_str(), s))
             }
             Op::SetContext { key, value } => {
                 check_key(key)?;
@@ -236,7 +407,7 @@ impl Op {
                 if tag.is_empty() || tag.chars().count() > MAX_TAG {
                     return bad(format!("tags are 1 to {MAX_TAG} characters"));
                 }
-                Ok(())
+                check_text("a tag", tag)
             }
             Op::AppendMessage {
                 message_id,
@@ -272,19 +443,19 @@ fn check_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > MAX_CONTEXT_KEY {
         return bad(format!("context keys are 1 to {MAX_CONTEXT_KEY} bytes"));
     }
-    Ok(())
+    check_text("a context key", key)
 }
 
 fn check_message_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > MAX_MESSAGE_ID {
         return bad(format!("message_id must be 1 to {MAX_MESSAGE_ID} bytes"));
     }
-    Ok(())
+    check_text("message_id", id)
 }
 
 fn check_content(c: &str) -> Result<(), String> {
     if c.len() > MAX_CONTENT {
         return bad(format!("message content is at most {MAX_CONTENT} bytes"));
     }
-    Ok(())
+    check_text("message content", c)
 }

@@ -4,25 +4,23 @@
 
 use super::{
     hlc::Clock,
-    ops::{check_client_id, Mutation, Op},
+    merge::Limits,
+    ops::{check_client_id, Incoming, Mutation, Op, Refusal, RefusalCode},
 };
 use crate::{
     bus::{server_event, Bus},
     config::SyncConfig,
     domain::{MemberRole, SessionId, UserId},
     error::AppError,
-    hub::{Gap, Hub},
-    store::{CatchUp, Change, MutationResult, PushOutcome, Pushed, Snapshot, Store},
+    hub::Hub,
+    store::{
+        CatchUp, Change, MutationResult, PushOutcome, PushRules, Pushed, Session, Snapshot, Store,
+    },
 };
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
-use std::{sync::Arc, time::Duration};
-use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
-
-/// How long a gap may stay open before the change log is asked (the missing frame may just be
-/// late).
-const GAP_GRACE: Duration = Duration::from_millis(100);
+use std::sync::Arc;
+use tokio::sync::oneshot;
 
 /// Most mutations committed in one group transaction.
 const MAX_GROUP: usize = 500;
@@ -33,7 +31,9 @@ type PushResultTx = oneshot::Sender<Result<(Vec<MutationResult>, u64), AppError>
 struct Pending {
     user: UserId,
     mutations: Vec<Mutation>,
-    refusals: Vec<Option<String>>,
+    refusals: Vec<Option<Refusal>>,
+    /// Written by the server itself (a turn, a creation): no per-client bookkeeping.
+    server: bool,
     reply: PushResultTx,
 }
 
@@ -52,6 +52,7 @@ pub struct SyncService {
     hub: Arc<Hub>,
     clock: Clock,
     config: SyncConfig,
+    rules: PushRules,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -99,8 +100,30 @@ impl SyncService {
             bus,
             hub,
             clock: Clock::new(),
+            rules: PushRules {
+                limits: Limits {
+                    context_keys: config.max_context_keys,
+                    context_bytes: config.max_context_bytes,
+                    tags: config.max_tags,
+                    messages: config.max_messages,
+                    content_bytes: config.max_content_bytes,
+                },
+                keep_versions: config.keep_versions,
+            },
             config,
         })
+    }
+
+    pub(super) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    pub(super) fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    pub(super) fn catch_up_limit(&self) -> u32 {
+        self.config.catch_up_limit
     }
 
     pub fn server_hlc(&self) -> super::hlc::Hlc {
@@ -119,27 +142,27 @@ impl SyncService {
         self: &Arc<Self>,
         user: UserId,
         session: SessionId,
-        mutations: &[Mutation],
+        incoming: &[Incoming],
     ) -> Result<PushReply, AppError> {
-        if mutations.is_empty() || mutations.len() > self.config.max_batch {
+        if incoming.is_empty() || incoming.len() > self.config.max_batch {
             return Err(AppError::validation(
                 "mutations",
                 format!("a push carries 1 to {} mutations", self.config.max_batch),
             ));
         }
-        for (i, m) in mutations.iter().enumerate() {
+        for (i, m) in incoming.iter().map(|i| &i.mutation).enumerate() {
             check_client_id(&m.client_id)
                 .map_err(|e| AppError::validation(format!("mutations[{i}].client_id"), e))?;
-            if m.mutation_id == 0 {
+            if m.mutation_id == 0 || m.mutation_id > i64::MAX as u64 {
                 return Err(AppError::validation(
                     format!("mutations[{i}].mutation_id"),
                     "mutation ids start at 1",
                 ));
             }
         }
-        let creates = mutations
-            .first()
-            .is_some_and(|m| m.ops.first() == Some(&Op::CreateSession));
+        let creates = incoming.first().is_some_and(|m| {
+            m.refusal.is_none() && m.mutation.ops.first() == Some(&Op::CreateSession)
+        });
         let role = match self.store.member_role(session, user).await? {
             Some(r) => r,
             // Offline creation: the batch's first op creates the session with this id.
@@ -158,33 +181,79 @@ impl SyncService {
             ));
         }
         let wall = self.clock.wall();
-        let refusals: Vec<Option<String>> = mutations
+        let refusals: Vec<Option<Refusal>> = incoming
             .iter()
-            .map(|m| {
+            .map(|i| {
+                let m = &i.mutation;
+                if let Some(r) = &i.refusal {
+                    return Some(r.clone());
+                }
                 if m.ops.iter().any(Op::is_server_only) {
-                    return Some("stream_* ops are written by the server only".into());
+                    return Some(Refusal::new(
+                        RefusalCode::NotAllowed,
+                        "stream_* ops are written by the server only",
+                    ));
                 }
                 if role != MemberRole::Owner && m.ops.contains(&Op::DeleteSession) {
-                    return Some("only the owner can delete the session".into());
+                    return Some(Refusal::new(
+                        RefusalCode::NotAllowed,
+                        "only the owner can delete the session",
+                    ));
                 }
-                (m.hlc.ms > wall + self.config.max_clock_skew_ms).then(|| {
-                    format!(
-                        "clock too far ahead: mutation hlc {} is more than {} ms past the server clock {}",
-                        m.hlc,
-                        self.config.max_clock_skew_ms,
-                        self.clock.now()
+                (m.hlc.ms > wall.saturating_add(self.config.max_clock_skew_ms)).then(|| {
+                    Refusal::new(
+                        RefusalCode::ClockAhead,
+                        format!(
+                            "clock too far ahead: mutation hlc {} is more than {} ms past the server clock {}",
+                            m.hlc,
+                            self.config.max_clock_skew_ms,
+                            self.clock.now()
+                        ),
                     )
                 })
             })
             .collect();
+        let mutations = incoming.iter().map(|i| i.mutation.clone()).collect();
         let (results, version) = self
-            .enqueue(session, user, mutations.to_vec(), refusals)
+            .enqueue(session, user, mutations, refusals, false)
             .await?;
         Ok(PushReply {
             results,
             version,
             server_hlc: self.clock.now(),
         })
+    }
+
+    /// Creates a session; a title given at creation is its first synced change (version 1,
+    /// client `~create`), so the list, the snapshot and every replica agree on it.
+    pub async fn create_session(
+        self: &Arc<Self>,
+        owner: UserId,
+        title: &str,
+    ) -> Result<Session, AppError> {
+        let mut session = self.store.create_session(owner, "").await?;
+        if !title.is_empty() {
+            let m = Mutation {
+                client_id: "~create".into(),
+                mutation_id: 1,
+                hlc: self.clock.now(),
+                ops: vec![
+                    Op::CreateSession,
+                    Op::SetField {
+                        field: super::ops::Field::Title,
+                        value: serde_json::Value::String(title.to_owned()),
+                    },
+                ],
+            };
+            let (result, version) = self.push_server(owner, session.id, m).await?;
+            if let MutationResult::Refused { error, .. } = result {
+                return Err(AppError::validation("title", error));
+            }
+            session.title = title.to_owned();
+            session.version = version;
+        }
+        notify_list_changed(self.bus.as_ref(), owner, session.id, "created").await;
+        Ok(session)
     }
 
     /// A mutation the server writes itself (chat turns): no membership check (the caller
@@ -196,7 +265,7 @@ impl SyncService {
         mutation: Mutation,
     ) -> Result<(MutationResult, u64), AppError> {
         let (mut results, version) = self
-            .enqueue(session, user, vec![mutation], vec![None])
+            .enqueue(session, user, vec![mutation], vec![None], true)
             .await?;
         let result = results
             .pop()
@@ -210,13 +279,15 @@ impl SyncService {
         session: SessionId,
         user: UserId,
         mutations: Vec<Mutation>,
-        refusals: Vec<Option<String>>,
+        refusals: Vec<Option<Refusal>>,
+        server: bool,
     ) -> Result<(Vec<MutationResult>, u64), AppError> {
         let (tx, rx) = oneshot::channel();
         let pending = Pending {
             user,
             mutations,
             refusals,
+            server,
             reply: tx,
         };
         let lead = {
@@ -259,36 +330,38 @@ impl SyncService {
                     .count();
                 q.items.drain(..take.max(1)).collect::<Vec<_>>()
             };
-            let batch: Vec<Pushed<'_>> = items
-                .iter()
-                .flat_map(|p| {
-                    p.mutations.iter().zip(&p.refusals).map(|(m, r)| Pushed {
-                        mutation: m,
-                        refusal: r.clone(),
-                        user: p.user,
-                    })
-                })
-                .collect();
-            let outcome = self.commit(session, &batch).await;
-            drop(batch);
-            match outcome {
-                Ok(mut o) => {
-                    let mut rest = std::mem::take(&mut o.results).into_iter();
-                    for p in items {
-                        let mine: Vec<MutationResult> =
-                            rest.by_ref().take(p.mutations.len()).collect();
-                        let _ = p.reply.send(Ok((mine, o.version)));
+            self.commit_group(session, items).await;
+        }
+    }
+
+    /// Commits `items` together; if the group fails, each push is tried alone, so one bad
+    /// push can never fail the others it happened to be grouped with.
+    async fn commit_group(&self, session: SessionId, items: Vec<Pending>) {
+        let outcome = self.commit(session, &batch_of(&items)).await;
+        match outcome {
+            Ok(o) => answer(items, o),
+            Err(e) if items.len() > 1 && !matches!(e, AppError::NotFound(_)) => {
+                tracing::warn!(error = %e.detail(), pushes = items.len(), "group commit failed; committing its pushes one by one");
+                for p in items {
+                    let alone = self
+                        .commit(session, &batch_of(std::slice::from_ref(&p)))
+                        .await;
+                    match alone {
+                        Ok(o) => answer(vec![p], o),
+                        Err(e) => {
+                            let _ = p.reply.send(Err(e));
+                        }
                     }
                 }
-                Err(e) => {
-                    let msg = e.to_string();
-                    for p in items {
-                        let err = match &e {
-                            AppError::NotFound(m) => AppError::NotFound(m.clone()),
-                            _ => AppError::internal(anyhow::anyhow!("{msg}")),
-                        };
-                        let _ = p.reply.send(Err(err));
-                    }
+            }
+            Err(e) => {
+                let detail = e.detail();
+                for p in items {
+                    let err = match &e {
+                        AppError::NotFound(m) => AppError::NotFound(m.clone()),
+                        _ => AppError::internal(anyhow::anyhow!("{detail}")),
+                    };
+                    let _ = p.reply.send(Err(err));
                 }
             }
         }
@@ -302,7 +375,7 @@ impl SyncService {
     ) -> Result<PushOutcome, AppError> {
         let outcome = self
             .store
-            .push(session, batch, self.config.keep_versions)
+            .push(session, batch, &self.rules)
             .await?
             .ok_or_else(|| AppError::NotFound("no such session".into()))?;
         let channel = channel_of(session);
@@ -341,61 +414,33 @@ impl SyncService {
             .await?
             .ok_or_else(|| AppError::NotFound("no such session".into()))
     }
+}
 
-    /// Fills gaps the hub reports, from the change log. Runs until `shutdown`.
-    pub async fn heal_gaps(
-        self: Arc<Self>,
-        mut gaps: mpsc::Receiver<Gap>,
-        shutdown: CancellationToken,
-    ) {
-        loop {
-            let gap = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                g = gaps.recv() => match g { Some(g) => g, None => return },
-            };
-            tokio::time::sleep(GAP_GRACE).await;
-            if self
-                .hub
-                .next_version(&gap.channel)
-                .is_some_and(|n| n > gap.from)
-            {
-                continue; // the late frame arrived
-            }
-            let Some(session) = gap
-                .channel
-                .strip_prefix("session:")
-                .and_then(|s| s.parse::<SessionId>().ok())
-            else {
-                continue;
-            };
-            match self
-                .store
-                .catch_up(session, gap.from - 1, self.config.catch_up_limit)
-                .await
-            {
-                Ok(Some(CatchUp::Changes { changes, .. })) => {
-                    metrics::counter!("sync_gaps_healed_total").increment(1);
-                    for c in changes.iter().filter(|c| c.version < gap.to) {
-                        self.hub.deliver_versioned(
-                            &gap.channel,
-                            c.version,
-                            change_frame(&gap.channel, c),
-                        );
-                    }
-                }
-                Ok(Some(CatchUp::Snapshot(s))) => {
-                    // Compacted past the gap: tell subscribers to re-subscribe with `since`.
-                    tracing::warn!(channel = %gap.channel, "gap older than the change log; asking clients to resync");
-                    self.hub.caught_up(&gap.channel, s.version);
-                    let data = serde_json::json!({"version": s.version});
-                    self.hub.deliver(
-                        &gap.channel,
-                        &server_event(&gap.channel, "sync.resync", &data),
-                    );
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "could not heal a version gap"),
-            }
-        }
+/// The group's mutations as the store takes them, each tagged with its push.
+fn batch_of(items: &[Pending]) -> Vec<Pushed<'_>> {
+    items
+        .iter()
+        .enumerate()
+        .flat_map(|(caller, p)| {
+            p.mutations
+                .iter()
+                .zip(&p.refusals)
+                .map(move |(m, r)| Pushed {
+                    mutation: m,
+                    refusal: r.clone(),
+                    user: p.user,
+                    caller,
+                    server: p.server,
+                })
+        })
+        .collect()
+}
+
+/// Hands each push its own results, in order.
+fn answer(items: Vec<Pending>, mut o: PushOutcome) {
+    let mut rest = std::mem::take(&mut o.results).into_iter();
+    for p in items {
+        let mine: Vec<MutationResult> = rest.by_ref().take(p.mutations.len()).collect();
+        let _ = p.reply.send(Ok((mine, o.version)));
     }
 }

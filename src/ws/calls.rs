@@ -96,10 +96,12 @@ pub(super) async fn answer(
                     .ok_or_else(|| AppError::validation("server", "server is required"))
             };
             let out = match kind {
-                "mcp.create" => json!(mcp::create(store, cfg, user, input()?).await?),
+                "mcp.create" => {
+                    json!(mcp::create(store, cfg, state.mcp.sealer(), user, input()?).await?)
+                }
                 "mcp.update" => {
                     let id = id()?;
-                    json!(mcp::update(store, cfg, user, id, input()?).await?)
+                    json!(mcp::update(store, cfg, state.mcp.sealer(), user, id, input()?).await?)
                 }
                 _ => {
                     mcp::delete(store, user, id()?).await?;

@@ -16,7 +16,7 @@ use std::{
     sync::{atomic::Ordering, Arc},
     time::Duration,
 };
-use tokio::{sync::OwnedSemaphorePermit, time::Instant};
+use tokio::time::Instant;
 use tracing::Instrument;
 
 pub(super) async fn run(
@@ -24,7 +24,7 @@ pub(super) async fn run(
     state: AppState,
     principal: Option<Principal>,
     device: Option<String>,
-    _slot: OwnedSemaphorePermit,
+    admission: super::Admission,
 ) {
     let id = state.ws.next_id.fetch_add(1, Ordering::Relaxed);
     let conn_uuid = uuid::Uuid::new_v4().to_string();
@@ -46,7 +46,31 @@ pub(super) async fn run(
             Some(p) => Some(p),
             None => first_frame_auth(&state, &outbox, &mut stream).await,
         };
-        if let Some(p) = principal {
+        // A socket that authenticated in band now needs a real slot; its pending one goes.
+        let _slot = match admission {
+            super::Admission::Open(p) => Some(p),
+            super::Admission::Pending(pending) if principal.is_some() => {
+                drop(pending);
+                match state.ws.open_slot() {
+                    Ok(p) => Some(p),
+                    Err(_) => {
+                        outbox.push(
+                            ServerFrame::Error {
+                                id: None,
+                                code: "service_unavailable",
+                                message: "this instance is at its connection limit; try another",
+                            }
+                            .encode()
+                            .into(),
+                        );
+                        outbox.close(CloseCode::TryAgainLater);
+                        None
+                    }
+                }
+            }
+            super::Admission::Pending(_) => None,
+        };
+        if let Some(p) = principal.filter(|_| _slot.is_some()) {
             tracing::Span::current().record("user_id", tracing::field::display(p.user_id));
             let mut conn = Conn::new(state.clone(), outbox.clone(), p, conn_uuid.clone(), device);
             let code = if conn.admit() {
@@ -110,21 +134,23 @@ async fn first_frame_auth(
             return None;
         }
     };
-    match ClientFrame::decode(text.as_str()) {
-        Ok(ClientFrame::Auth { id, token, .. }) => match state.auth.authenticate(&token).await {
-            Ok(p) => {
-                if let Some(id) = &id {
-                    outbox.push(ServerFrame::Ok { id, result: None }.encode().into());
+    match ClientFrame::decode(text.as_str(), state.config.server.max_json_depth) {
+        Ok(ClientFrame::Auth { id, token, .. }) => {
+            match state.auth.authenticate_socket(&token).await {
+                Ok(p) => {
+                    if let Some(id) = &id {
+                        outbox.push(ServerFrame::Ok { id, result: None }.encode().into());
+                    }
+                    Some(p)
                 }
-                Some(p)
+                Err(e) => refuse(
+                    id.as_deref(),
+                    e.code(),
+                    &e.to_string(),
+                    CloseCode::AuthFailed,
+                ),
             }
-            Err(e) => refuse(
-                id.as_deref(),
-                e.code(),
-                &e.to_string(),
-                CloseCode::AuthFailed,
-            ),
-        },
+        }
         Ok(other) => refuse(
             other.id(),
             "auth_required",

@@ -7,9 +7,9 @@ use crate::{
     bus::{now_ms, presence_frame},
     domain::SessionId,
     hub::Outbox,
-    protocol::{ClientFrame, Member, Sender, ServerFrame},
+    protocol::{Channel, ClientFrame, Member, Sender, ServerFrame},
     state::AppState,
-    store::CatchUp,
+    store::{CatchUp, SnapshotReason},
     sync::view::SnapshotView,
 };
 use serde_json::json;
@@ -30,8 +30,9 @@ pub(super) struct Conn {
     admitted: bool,
 }
 
-enum Channel {
-    User,
+/// What a channel a client names is to this connection.
+enum Target {
+    OwnUser,
     Session(SessionId),
 }
 
@@ -105,7 +106,8 @@ impl Conn {
     }
 
     pub async fn join_user_channel(&mut self) {
-        self.outbox.set_user(self.user_str.clone());
+        self.outbox
+            .set_user(self.user_str.clone(), self.principal.api_key.map(|k| k.0));
         self.state
             .hub
             .subscribe(&self.user_channel, self.outbox.clone());
@@ -143,7 +145,7 @@ impl Conn {
 
     pub async fn handle(&mut self, text: &str) {
         self.process_evictions().await;
-        let frame = match ClientFrame::decode(text) {
+        let frame = match ClientFrame::decode(text, self.state.config.server.max_json_depth) {
             Ok(f) => f,
             Err(e) => return self.reply_error(e.id.as_deref(), e.code, &e.message),
         };
@@ -172,7 +174,7 @@ impl Conn {
                 let Ok(session) = session_id.parse::<SessionId>() else {
                     return self.reply_error(Some(&id), "bad_request", "session_id must be a UUID");
                 };
-                let muts: Vec<crate::sync::ops::Mutation> =
+                let muts: Vec<crate::sync::ops::Incoming> =
                     match serde_json::from_str(mutations.get()) {
                         Ok(m) => m,
                         Err(e) => {
@@ -194,6 +196,7 @@ impl Conn {
                 }
             }
             ClientFrame::Unsubscribe { id, channel } => {
+                let channel = channel.to_string();
                 if self.channels.remove(&channel) {
                     self.leave(&channel).await;
                     self.reply_ok(&id, None);
@@ -211,6 +214,7 @@ impl Conn {
                 event,
                 data,
             } => {
+                let channel = channel.to_string();
                 if !self.channels.contains(&channel) {
                     return self.reply_error(
                         Some(&id),
@@ -222,11 +226,11 @@ impl Conn {
                     user_id: Cow::Borrowed(&self.user_str),
                     conn_id: Cow::Borrowed(&self.conn_uuid),
                 };
-                let frame = ServerFrame::Event {
+                let frame = ServerFrame::Broadcast {
                     channel: &channel,
                     event: &event,
                     data: &data,
-                    from: Some(from),
+                    from,
                     ts: now_ms(),
                 };
                 self.state
@@ -236,6 +240,7 @@ impl Conn {
                 self.reply_ok(&id, None);
             }
             ClientFrame::Presence { id, channel } => {
+                let channel = channel.to_string();
                 if !self.channels.contains(&channel) {
                     return self.reply_error(
                         Some(&id),
@@ -258,8 +263,23 @@ impl Conn {
         }
     }
 
+    /// A new access token for the same user. Only a JWT socket refreshes, and only with a
+    /// JWT: an API key has no expiry to move, and swapping one in would make the socket
+    /// outlive its token's expiry (and its revocation).
     async fn refresh(&mut self, id: &str, token: &str) {
+        if self.principal.api_key.is_some() {
+            return self.reply_error(
+                Some(id),
+                "invalid_request",
+                "a socket opened with an API key does not expire; there is nothing to refresh",
+            );
+        }
         match self.state.auth.authenticate(token).await {
+            Ok(p) if p.api_key.is_some() => self.reply_error(
+                Some(id),
+                "invalid_request",
+                "auth.refresh takes an access token, not an API key",
+            ),
             Ok(p) if p.user_id == self.principal.user_id => {
                 self.principal = p;
                 self.reply_ok(id, Some(json!({ "expires_at": self.principal.expires_at })));
@@ -269,21 +289,19 @@ impl Conn {
         }
     }
 
-    fn parse_channel(&self, channel: &str) -> Option<Channel> {
-        if channel == self.user_channel {
-            return Some(Channel::User);
+    fn target(&self, channel: Channel) -> Option<Target> {
+        match channel {
+            Channel::User(u) if u == self.principal.user_id => Some(Target::OwnUser),
+            Channel::User(_) => None,
+            Channel::Session(s) => Some(Target::Session(s)),
         }
-        channel
-            .strip_prefix("session:")?
-            .parse()
-            .ok()
-            .map(Channel::Session)
     }
 
-    async fn subscribe(&mut self, id: &str, channel: String, since: Option<u64>) {
-        let session = match self.parse_channel(&channel) {
-            Some(Channel::User) => return self.reply_ok(id, Some(json!({ "channel": channel }))),
-            Some(Channel::Session(s)) => s,
+    async fn subscribe(&mut self, id: &str, named: Channel, since: Option<u64>) {
+        let channel = named.to_string();
+        let session = match self.target(named) {
+            Some(Target::OwnUser) => return self.reply_ok(id, Some(json!({ "channel": channel }))),
+            Some(Target::Session(s)) => s,
             None => {
                 return self.reply_error(
                     Some(id),
@@ -379,16 +397,21 @@ impl Conn {
     ) -> Result<(u64, serde_json::Value), crate::error::AppError> {
         let caught = match since {
             Some(since) => self.state.sync.catch_up(session, since).await?,
-            None => CatchUp::Snapshot(self.state.sync.snapshot(session).await?),
+            None => CatchUp::Snapshot(
+                self.state.sync.snapshot(session).await?,
+                SnapshotReason::Requested,
+            ),
         };
+        let server_hlc = self.state.sync.server_hlc();
         Ok(match caught {
             CatchUp::Changes { version, changes } => (
                 version,
-                json!({ "channel": channel, "version": version, "changes": changes }),
+                json!({ "channel": channel, "version": version, "changes": changes, "server_hlc": server_hlc }),
             ),
-            CatchUp::Snapshot(s) => (
+            CatchUp::Snapshot(s, reason) => (
                 s.version,
-                json!({ "channel": channel, "version": s.version, "snapshot": SnapshotView::new(s.version, &s.doc) }),
+                json!({ "channel": channel, "version": s.version, "reason": reason, "server_hlc": server_hlc,
+                        "snapshot": SnapshotView::new(s.version, &s.doc, server_hlc) }),
             ),
         })
     }

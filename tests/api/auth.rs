@@ -236,7 +236,8 @@ async fn lock_expires() {
 #[tokio::test]
 async fn refresh_rotates_and_reuse_revokes_the_family() {
     within(async {
-        let app = spawn_app().await;
+        // Reuse detection itself: no grace window (its own test covers the window).
+        let app = spawn_with(|c| c.auth.refresh_reuse_grace_secs = 0).await;
         let first = app.register(&unique_email()).await;
         let r = app
             .post("/v1/auth/refresh", &json!({"refresh_token": first.refresh}))

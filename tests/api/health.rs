@@ -7,7 +7,7 @@ use serde_json::Value;
 #[tokio::test]
 async fn live_ready_and_metrics() {
     within(async {
-        let app = spawn_app().await;
+        let app = spawn_with(|c| c.server.metrics_token.0 = "metrics-token-1".into()).await;
         assert_eq!(
             app.http
                 .get(app.url("/health"))
@@ -32,6 +32,7 @@ async fn live_ready_and_metrics() {
         let text = app
             .http
             .get(app.url("/metrics"))
+            .bearer_auth("metrics-token-1")
             .send()
             .await
             .unwrap()
@@ -80,10 +81,7 @@ async fn ready_is_503_when_the_database_is_unreachable() {
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["status"], "not_ready");
-        assert!(
-            body["database"].as_str().unwrap().starts_with("error"),
-            "{body}"
-        );
+        assert_eq!(body["database"], "down", "no error text leaves: {body}");
         // Liveness does not depend on the database.
         assert_eq!(
             app.http
@@ -121,10 +119,7 @@ async fn ready_is_503_when_redis_is_unreachable() {
         let r = app.http.get(app.url("/health/ready")).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body: Value = r.json().await.unwrap();
-        assert!(
-            body["redis"].as_str().unwrap().starts_with("error"),
-            "{body}"
-        );
+        assert_eq!(body["redis"], "down", "no error text leaves: {body}");
     })
     .await
 }

@@ -43,6 +43,17 @@ fn script() -> String {
         .to_string()
 }
 
+/// The environment a stdio server gets by default (`mcp.stdio_pass_env`).
+fn base_env() -> Vec<(String, String)> {
+    switchyard::config::McpConfig::default().stdio_env_of("test")
+}
+
+const LIMITS: switchyard::mcp::client::ToolLimits = switchyard::mcp::client::ToolLimits {
+    pages: 10,
+    tools: 128,
+    bytes: 256 * 1024,
+};
+
 #[tokio::test]
 async fn stdio_handshake_lists_tools_and_notices_the_server_dying() {
     let py = python().await.display().to_string();
@@ -51,6 +62,7 @@ async fn stdio_handshake_lists_tools_and_notices_the_server_dying() {
         let target = Target::Stdio {
             program: py.clone(),
             args: vec![script(), "stdio".into(), marker.clone()],
+            env: base_env(),
         };
         let conn = connect(&target).await.expect("connects");
         println!("negotiated protocol {}", conn.protocol_version);
@@ -61,7 +73,7 @@ async fn stdio_handshake_lists_tools_and_notices_the_server_dying() {
             conn.protocol_version
         );
         let mut names: Vec<String> = conn
-            .tools()
+            .tools(LIMITS)
             .await
             .unwrap()
             .into_iter()
@@ -70,7 +82,7 @@ async fn stdio_handshake_lists_tools_and_notices_the_server_dying() {
         names.sort();
         assert_eq!(names, ["add", "echo", "sleep"]);
         let add = conn
-            .tools()
+            .tools(LIMITS)
             .await
             .unwrap()
             .into_iter()
@@ -98,17 +110,19 @@ async fn a_server_that_fails_to_start_reports_its_stderr() {
         let target = Target::Stdio {
             program: py,
             args: vec![script(), "fail".into()],
+            env: base_env(),
         };
         let e = connect(&target).await.err().expect("fails");
-        assert!(e.contains("API_TOKEN is not set"), "{e}");
+        assert!(e.stderr.contains("API_TOKEN is not set"), "{e:?}");
         let e = connect(&Target::Stdio {
             program: "/nonexistent/server".into(),
             args: vec![],
+            env: base_env(),
         })
         .await
         .err()
         .expect("fails");
-        assert!(e.contains("could not start"), "{e}");
+        assert!(e.reason.contains("could not start"), "{e:?}");
     })
     .await
 }
@@ -140,10 +154,11 @@ async fn streamable_http_handshake_lists_tools() {
         let target = Target::Http {
             url: format!("http://127.0.0.1:{port}/mcp"),
             headers: vec![("X-Test".into(), "yes".into())],
+            allow_private: true,
         };
         let conn = connect(&target).await.expect("connects");
         assert_eq!(conn.server_name, "switchyard-test");
-        assert_eq!(conn.tools().await.unwrap().len(), 3);
+        assert_eq!(conn.tools(LIMITS).await.unwrap().len(), 3);
         child.kill().await.unwrap();
     })
     .await
@@ -156,11 +171,12 @@ async fn server_everything_over_stdio() {
         let target = Target::Stdio {
             program: "node".into(),
             args: vec![entry, "stdio".into()],
+            env: base_env(),
         };
         let conn = connect(&target).await.expect("connects");
         assert_eq!(conn.server_name, "mcp-servers/everything");
         assert_eq!(conn.protocol_version, "2025-11-25");
-        let tools = conn.tools().await.unwrap();
+        let tools = conn.tools(LIMITS).await.unwrap();
         let echo = tools
             .iter()
             .find(|t| t.name == "echo")
@@ -185,12 +201,13 @@ async fn other_protocol_revisions_are_negotiated_and_tool_pages_followed() {
             let target = Target::Stdio {
                 program: py.clone(),
                 args: vec![raw.clone(), version.into()],
+                env: base_env(),
             };
             let conn = connect(&target).await.expect("connects");
             assert_eq!(conn.protocol_version, version);
             assert_eq!(conn.server_name, format!("raw-{version}"));
             let names: Vec<String> = conn
-                .tools()
+                .tools(LIMITS)
                 .await
                 .unwrap()
                 .into_iter()

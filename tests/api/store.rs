@@ -62,7 +62,15 @@ async fn users_unique_and_lockout_counting() {
             assert!(two
                 .locked_until
                 .is_some_and(|t| (t - until).num_milliseconds().abs() < 1000));
-            s.record_login_success(u.id).await.unwrap();
+            assert!(
+                !s.clear_login_failures(u.id, None).await.unwrap(),
+                "a success that saw no lock does not clear one set since ({})",
+                s.backend()
+            );
+            assert!(s
+                .clear_login_failures(u.id, two.locked_until)
+                .await
+                .unwrap());
             let back = s
                 .user_by_email(&Email::parse("a@b.co").unwrap())
                 .await
@@ -85,7 +93,9 @@ async fn concurrent_refresh_rotation_has_one_winner() {
             for i in 0..8u8 {
                 let s = s.clone();
                 tasks.push(tokio::spawn(async move {
-                    s.rotate_refresh_token(b"old", &[i; 8], exp).await.unwrap()
+                    s.rotate_refresh_token(b"old", &[i; 8], exp, Duration::ZERO)
+                        .await
+                        .unwrap()
                 }));
             }
             let mut rotated = 0;
@@ -100,7 +110,10 @@ async fn concurrent_refresh_rotation_has_one_winner() {
             // The replays revoked the family: even the winner's new token is dead.
             let winner_tokens: Vec<[u8; 8]> = (0..8u8).map(|i| [i; 8]).collect();
             for t in winner_tokens {
-                let o = s.rotate_refresh_token(&t, b"next", exp).await.unwrap();
+                let o = s
+                    .rotate_refresh_token(&t, b"next", exp, Duration::ZERO)
+                    .await
+                    .unwrap();
                 assert!(
                     matches!(o, RotateOutcome::Revoked | RotateOutcome::Unknown),
                     "{o:?}"
@@ -111,7 +124,9 @@ async fn concurrent_refresh_rotation_has_one_winner() {
                 .await
                 .unwrap();
             assert_eq!(
-                s.rotate_refresh_token(b"stale", b"x", exp).await.unwrap(),
+                s.rotate_refresh_token(b"stale", b"x", exp, Duration::ZERO)
+                    .await
+                    .unwrap(),
                 RotateOutcome::Expired
             );
         }

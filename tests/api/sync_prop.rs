@@ -9,21 +9,21 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use switchyard::{
     domain::{Email, Role},
-    store::{CatchUp, NewUser, Pushed, Store},
+    store::{CatchUp, NewUser, PushRules, Pushed, Store},
     sync::{
         hlc::Hlc,
-        merge::Doc,
+        merge::{Doc, Limits},
         ops::{Mutation, Op},
     },
 };
 
 /// (op kind, key, value or delete): a generated op.
-type GenOp = (u8, u8, Option<u8>);
+pub type GenOp = (u8, u8, Option<u8>);
 /// One client's mutations: (clock step, ops).
-type GenClient = Vec<(u64, Vec<GenOp>)>;
+pub type GenClient = Vec<(u64, Vec<GenOp>)>;
 
 /// Small key spaces so that writes collide.
-fn gen_client() -> impl Strategy<Value = GenClient> {
+pub fn gen_client() -> impl Strategy<Value = GenClient> {
     proptest::collection::vec(
         (
             1u64..4,
@@ -59,7 +59,7 @@ fn op(kind: u8, key: u8, value: Option<u8>) -> Op {
     }
 }
 
-fn build(clients: &[GenClient], prefix: &str) -> Vec<Vec<Mutation>> {
+pub fn build(clients: &[GenClient], prefix: &str) -> Vec<Vec<Mutation>> {
     clients
         .iter()
         .enumerate()
@@ -81,13 +81,13 @@ fn build(clients: &[GenClient], prefix: &str) -> Vec<Vec<Mutation>> {
         .collect()
 }
 
-fn reference(clients: &[Vec<Mutation>]) -> BTreeMap<String, Value> {
+pub fn reference(clients: &[Vec<Mutation>]) -> BTreeMap<String, Value> {
     let mut d = Doc::default();
     // Apply in clock order: the model is "largest stamp wins", which any order must reproduce.
     let mut all: Vec<&Mutation> = clients.iter().flatten().collect();
     all.sort_by(|a, b| (a.hlc, &a.client_id).cmp(&(b.hlc, &b.client_id)));
     for (v, m) in all.into_iter().enumerate() {
-        d.apply(m, v as u64 + 1).unwrap();
+        d.apply(m, v as u64 + 1, &Limits::NONE).unwrap();
     }
     d.live_registers()
         .into_iter()
@@ -120,6 +120,8 @@ async fn run(
                 mutation: &clients[c][next[c] - 1],
                 refusal: None,
                 user,
+                caller: 0,
+                server: false,
             });
         }
         for m in &clients[c][next[c]..end] {
@@ -127,9 +129,15 @@ async fn run(
                 mutation: m,
                 refusal: None,
                 user,
+                caller: 0,
+                server: false,
             });
         }
-        let out = store.push(session, &batch, 0).await.unwrap().unwrap();
+        let rules = PushRules {
+            limits: Limits::NONE,
+            keep_versions: 0,
+        };
+        let out = store.push(session, &batch, &rules).await.unwrap().unwrap();
         assert!(
             out.results
                 .iter()
@@ -208,7 +216,9 @@ async fn store_interleavings_converge_exactly_once() {
                 assert_eq!(ids.len(), total, "no mutation logged twice");
                 let mut replica = Doc::default();
                 for c in &changes {
-                    replica.apply(&c.mutation, c.version).unwrap();
+                    replica
+                        .apply(&c.mutation, c.version, &Limits::NONE)
+                        .unwrap();
                 }
                 assert_eq!(
                     live(&replica),

@@ -32,12 +32,13 @@ pub async fn user(app: &TestApp) -> Member {
     }
 }
 
+/// A fresh untitled session (version 0: a title given at creation is its first change).
 pub async fn session(app: &TestApp, owner: &Member) -> String {
     let r = app
         .http
         .post(app.url("/v1/sessions"))
         .bearer_auth(&owner.tokens.access)
-        .json(&json!({"title": "t"}))
+        .json(&json!({}))
         .send()
         .await
         .unwrap();
@@ -288,7 +289,7 @@ async fn members_only_publish_and_presence() {
             )
             .await;
         assert_eq!(r["type"], "ok");
-        let ev = b.event(&ch, "cursor").await;
+        let ev = b.broadcast(&ch, "cursor").await;
         assert_eq!(ev["data"]["line"], 7);
         assert_eq!(ev["from"]["user_id"], alice.user_id.as_str());
         assert!(

@@ -49,9 +49,9 @@ async fn publish_on_one_instance_reaches_the_other_with_presence() {
             json!({"channel": ch, "event": "typing", "data": {"on": true}}),
         )
         .await;
-        assert_eq!(on_b.event(&ch, "typing").await["data"]["on"], true);
+        assert_eq!(on_b.broadcast(&ch, "typing").await["data"]["on"], true);
         assert_eq!(
-            on_a.event(&ch, "typing").await["data"]["on"],
+            on_a.broadcast(&ch, "typing").await["data"]["on"],
             true,
             "the publisher gets its own event too"
         );
@@ -60,7 +60,7 @@ async fn publish_on_one_instance_reaches_the_other_with_presence() {
             json!({"channel": ch, "event": "typing", "data": {"on": false}}),
         )
         .await;
-        assert_eq!(on_a.event(&ch, "typing").await["data"]["on"], false);
+        assert_eq!(on_a.broadcast(&ch, "typing").await["data"]["on"], false);
 
         let p = on_a.request("presence", json!({"channel": ch})).await;
         assert_eq!(p["result"]["members"].as_array().unwrap().len(), 2);
@@ -126,7 +126,7 @@ async fn redis_outage_keeps_local_delivery_and_cross_instance_resumes() {
                 json!({"channel": ch, "event": "n", "data": {"i": 0}}),
             )
             .await;
-        assert_eq!(sub_b.event(&ch, "n").await["data"]["i"], 0);
+        assert_eq!(sub_b.broadcast(&ch, "n").await["data"]["i"], 0);
 
         eprintln!("cutting redis");
         proxy.cut();
@@ -141,7 +141,7 @@ async fn redis_outage_keeps_local_delivery_and_cross_instance_resumes() {
         }
         for i in 0..=3 {
             assert_eq!(
-                sub_a.event(&ch, "n").await["data"]["i"],
+                sub_a.broadcast(&ch, "n").await["data"]["i"],
                 i,
                 "local delivery never stops"
             );
@@ -169,7 +169,7 @@ async fn redis_outage_keeps_local_delivery_and_cross_instance_resumes() {
                 )
                 .await;
             if let Ok(ev) =
-                tokio::time::timeout(Duration::from_millis(500), sub_b.event(&ch, "n")).await
+                tokio::time::timeout(Duration::from_millis(500), sub_b.broadcast(&ch, "n")).await
             {
                 if ev["data"]["i"].as_i64().unwrap() >= 100 {
                     break;

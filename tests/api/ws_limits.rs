@@ -150,7 +150,7 @@ async fn slow_consumer_is_closed_and_a_fast_one_gets_everything() {
         let reader = tokio::spawn(async move {
             let mut seen = HashSet::new();
             while seen.len() < N {
-                let ev = fast.event(&ch, "blob").await;
+                let ev = fast.broadcast(&ch, "blob").await;
                 seen.insert(ev["data"]["seq"].as_u64().unwrap());
             }
             seen.len()

@@ -233,6 +233,25 @@ impl WsClient {
         }
     }
 
+    /// The next client event (`broadcast`, relayed from a `publish`) named `event`.
+    pub async fn broadcast(&mut self, channel: &str, event: &str) -> Value {
+        if let Some(i) = self.pending.iter().position(|v| {
+            v["type"] == "broadcast" && v["channel"] == channel && v["event"] == event
+        }) {
+            return self.pending.remove(i).unwrap();
+        }
+        loop {
+            let v = self
+                .read()
+                .await
+                .unwrap_or_else(|c| panic!("closed waiting for {event}: {c:?}"));
+            if v["type"] == "broadcast" && v["channel"] == channel && v["event"] == event {
+                return v;
+            }
+            self.pending.push_back(v);
+        }
+    }
+
     /// Reads until the server closes; returns how, and the frames seen before it.
     pub async fn closed(&mut self) -> (Closed, Vec<Value>) {
         let mut seen: Vec<Value> = self.pending.drain(..).collect();

@@ -1,0 +1,72 @@
+//! Healing version gaps: an instance that misses a `sync.change` on the bus (a lost pub/sub
+//! message) fills it from the change log before later changes are released, or asks its
+//! subscribers to resync when the log no longer reaches back.
+
+use super::service::{change_frame, SyncService};
+use crate::{bus::server_event, domain::SessionId, hub::Gap, store::CatchUp};
+use std::{sync::Arc, time::Duration};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How long a gap may stay open before the change log is asked (the missing frame may just be
+/// late).
+const GAP_GRACE: Duration = Duration::from_millis(100);
+
+impl SyncService {
+    /// Fills gaps the hub reports, from the change log. Runs until `shutdown`.
+    pub async fn heal_gaps(
+        self: Arc<Self>,
+        mut gaps: mpsc::Receiver<Gap>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let gap = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                g = gaps.recv() => match g { Some(g) => g, None => return },
+            };
+            tokio::time::sleep(GAP_GRACE).await;
+            if self
+                .hub()
+                .next_version(&gap.channel)
+                .is_some_and(|n| n > gap.from)
+            {
+                continue; // the late frame arrived
+            }
+            let Some(session) = gap
+                .channel
+                .strip_prefix("session:")
+                .and_then(|s| s.parse::<SessionId>().ok())
+            else {
+                continue;
+            };
+            match self
+                .store()
+                .catch_up(session, gap.from - 1, self.catch_up_limit())
+                .await
+            {
+                Ok(Some(CatchUp::Changes { changes, .. })) => {
+                    metrics::counter!("sync_gaps_healed_total").increment(1);
+                    for c in changes.iter().filter(|c| c.version < gap.to) {
+                        self.hub().deliver_versioned(
+                            &gap.channel,
+                            c.version,
+                            change_frame(&gap.channel, c),
+                        );
+                    }
+                }
+                Ok(Some(CatchUp::Snapshot(s, _))) => {
+                    // Compacted past the gap: tell subscribers to re-subscribe with `since`.
+                    tracing::warn!(channel = %gap.channel, "gap older than the change log; asking clients to resync");
+                    self.hub().caught_up(&gap.channel, s.version);
+                    let data = serde_json::json!({"version": s.version});
+                    self.hub().deliver(
+                        &gap.channel,
+                        &server_event(&gap.channel, "sync.resync", &data),
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not heal a version gap"),
+            }
+        }
+    }
+}
