@@ -28,9 +28,13 @@ export function closeAction(code: number, reason = ''): CloseAction {
     case CloseCodes.RESTART:
       // The instance is draining; the load balancer sends us to another one.
       return { kind: 'reconnect', floorMs: 0, reason: 'server restarting' };
+    case CloseCodes.TRY_AGAIN_LATER:
+      // The instance filled up while we authenticated in band: another try may find room.
+      return { kind: 'reconnect', floorMs: 500, reason: 'server full, try again later' };
     case CloseCodes.PROTOCOL_ERROR:
       return { kind: 'stop', reason: 'protocol error (a client bug)' };
     case CloseCodes.AUTH_FAILED:
+      // Also sent when the API key of the socket was revoked.
       return { kind: 'reauth', immediate: false, reason: 'authentication failed' };
     case CloseCodes.AUTH_TIMEOUT:
       // The token is fetched before the socket opens, so a timeout means the link was slow.

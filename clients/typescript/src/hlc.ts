@@ -27,6 +27,9 @@ export function compareHlc(a: Hlc, b: Hlc): number {
   return a.ms !== b.ms ? (a.ms < b.ms ? -1 : 1) : a.counter === b.counter ? 0 : a.counter < b.counter ? -1 : 1;
 }
 
+/** The largest counter the server accepts (`MAX_HLC_COUNTER` in src/sync/ops.rs). */
+export const MAX_COUNTER = 1_000_000;
+
 export class HybridClock {
   private last: Hlc;
   /** Added to the wall clock; negative when this device runs ahead of the server. */
@@ -42,7 +45,10 @@ export class HybridClock {
   /** A fresh timestamp, larger than any this clock has issued or observed. */
   now(): Hlc {
     const wall = Math.floor(this.wall() + this.offsetMs);
-    this.last = wall > this.last.ms ? { ms: wall, counter: 0 } : { ms: this.last.ms, counter: this.last.counter + 1 };
+    if (wall > this.last.ms) this.last = { ms: wall, counter: 0 };
+    // The server refuses counters past MAX_COUNTER: move to the next millisecond instead.
+    else if (this.last.counter >= MAX_COUNTER) this.last = { ms: this.last.ms + 1, counter: 0 };
+    else this.last = { ms: this.last.ms, counter: this.last.counter + 1 };
     return { ...this.last };
   }
 

@@ -188,7 +188,8 @@ export function applyMutation(doc: Doc, m: MutationLike, version: number, mode: 
         const msg = doc.messages.get(op.message_id);
         if (!msg) error = `no message ${JSON.stringify(op.message_id)} in this session`;
         else if (msg.streaming) error = `message ${JSON.stringify(op.message_id)} is still streaming; it cannot be deleted yet`;
-        else if (!msg.deleted) setMsg({ ...msg, deleted: true });
+        // Final, and the content goes (the server drops it too).
+        else if (!msg.deleted) setMsg({ ...msg, deleted: true, content: '' });
         break;
       }
       case 'stream_update': {

@@ -99,6 +99,7 @@ export type RefusalCode =
   | 'not_allowed'
   | 'limit_exceeded'
   | 'conflict'
+  | 'already_processed'
   | 'client_id_taken'
   | (string & {});
 
@@ -307,6 +308,7 @@ export const RESERVED_EVENT_PREFIXES: readonly string[] = [
   'file.',
   'auth.',
   'user.',
+  'server.',
 ];
 
 /** WebSocket close codes (protocol/README.md, "Close codes"). */
@@ -315,6 +317,7 @@ export const CloseCodes = {
   ABNORMAL: 1006,
   TOO_BIG: 1009,
   RESTART: 1012,
+  TRY_AGAIN_LATER: 1013,
   PROTOCOL_ERROR: 4000,
   AUTH_FAILED: 4001,
   AUTH_TIMEOUT: 4002,

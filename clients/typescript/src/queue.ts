@@ -220,10 +220,20 @@ export class MutationQueue extends Emitter<QueueEvents> {
   /** Pushes what is persisted, if connected and nothing is in flight. */
   kick(): void {
     if (this.closed || !this.loaded || this.inFlight || this.conn.state !== 'connected') return;
-    if (this.retryTimer !== null) return;
-    const batch = this.nextBatch();
-    if (batch.length === 0) return;
+    if (this.retryTimer !== null || !this.items[0]?.persisted) return;
     this.inFlight = true;
+    // A push tells the server that the client holds the answers of every id below its lowest,
+    // and the server prunes them: the store must have forgotten those mutations first, or a
+    // restart would retry them and get `already_processed` instead of their answers.
+    void this.writes.then(() => this.push());
+  }
+
+  private push(): void {
+    const batch = this.conn.state === 'connected' && !this.closed ? this.nextBatch() : [];
+    if (batch.length === 0) {
+      this.inFlight = false;
+      return;
+    }
     const sessionId = (batch[0] as Item).sessionId;
     this.requests
       .request<PushReply>('session.push', { session_id: sessionId, mutations: batch.map((i) => i.mutation) }, { timeoutMs: this.opts.pushTimeoutMs ?? 30_000 })

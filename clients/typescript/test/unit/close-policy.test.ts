@@ -7,6 +7,7 @@ test('every documented close code maps to the documented action', () => {
     [CloseCodes.NORMAL, 'reconnect'],
     [CloseCodes.TOO_BIG, 'reconnect'],
     [CloseCodes.RESTART, 'reconnect'],
+    [CloseCodes.TRY_AGAIN_LATER, 'reconnect'],
     [CloseCodes.PROTOCOL_ERROR, 'stop'],
     [CloseCodes.AUTH_FAILED, 'reauth'],
     [CloseCodes.AUTH_TIMEOUT, 'reconnect'],

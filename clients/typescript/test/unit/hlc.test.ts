@@ -22,6 +22,12 @@ test('observe() moves the clock past the server clock (as src/sync/hlc.rs)', () 
   assert.deepEqual(c.now(), { ms: 5000, counter: 5 }, 'an older clock changes nothing');
 });
 
+test('a counter at the server\'s limit moves to the next millisecond', () => {
+  const c = new HybridClock(() => 10);
+  c.observe({ ms: 50, counter: 1_000_000 });
+  assert.deepEqual(c.now(), { ms: 51, counter: 0 });
+});
+
 test('a device clock far ahead of the server is corrected; one behind is left alone', () => {
   const c = new HybridClock(() => 1_000_000);
   c.calibrate(1_000_000 - 120_000);
