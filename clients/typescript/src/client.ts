@@ -54,6 +54,8 @@ export interface SwitchyardOptions {
   silenceMs?: number;
   pingTimeoutMs?: number;
   maxAuthFailures?: number;
+  /** The server's `server.max_json_depth` if not the default 32. */
+  maxJsonDepth?: number;
   /** Mutations per push (default 100). */
   maxBatch?: number;
   /** How long a client tool's answer may take to send. Default 60000. */
@@ -109,6 +111,7 @@ export class Switchyard extends Emitter<SwitchyardEvents> {
       ...(opts.silenceMs === undefined ? {} : { silenceMs: opts.silenceMs }),
       ...(opts.pingTimeoutMs === undefined ? {} : { pingTimeoutMs: opts.pingTimeoutMs }),
       ...(opts.maxAuthFailures === undefined ? {} : { maxAuthFailures: opts.maxAuthFailures }),
+      ...(opts.maxJsonDepth === undefined ? {} : { maxJsonDepth: opts.maxJsonDepth }),
     });
     this.requests = new Requests(this.connection);
     if (opts.requestTimeoutMs !== undefined) this.requests.defaultTimeoutMs = opts.requestTimeoutMs;

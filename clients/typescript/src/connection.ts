@@ -66,6 +66,8 @@ export interface ConnectionOptions {
   stableMs?: number;
   /** Consecutive authentication failures before giving up. Default 3. */
   maxAuthFailures?: number;
+  /** The server's `server.max_json_depth` when it is not the default 32 (welcome does not say). */
+  maxJsonDepth?: number;
 }
 
 export interface StateChange {
@@ -125,7 +127,7 @@ export class Connection extends Emitter<ConnectionEvents> {
 
   /** Limits for frame checks: the server's, or its defaults before the first welcome. */
   frameLimits(): FrameLimits {
-    return { maxFrameBytes: this.limits.max_frame_bytes, maxJsonDepth: this.limits.max_json_depth ?? 32 };
+    return { maxFrameBytes: this.limits.max_frame_bytes, maxJsonDepth: this.limits.max_json_depth ?? this.opts.maxJsonDepth ?? 32 };
   }
 
   /** Starts connecting (idempotent). */

@@ -203,6 +203,30 @@ test('1009: the SDK refuses an oversized frame itself; one forced past it closes
   await s.setTitle('fine').confirmed;
 });
 
+test('JSON depth: the SDK counts nesting as the server does (32 passes, 33 is refused on both sides)', async () => {
+  const server = await serve();
+  const user = await registerUser(server.url);
+  const sid = await createSession(server.url, user.access);
+  const ws = instrumentedWebSocket();
+  const c = client(server.url, user, { WebSocket: ws.WebSocket });
+  track(c);
+  const s = c.session(sid);
+  await s.ready();
+  // The frame object is level 1, `data` holds the rest.
+  const nest = (levels: number): unknown => {
+    let v: unknown = 1;
+    for (let i = 0; i < levels; i++) v = [v];
+    return v;
+  };
+  await s.publish('deep', nest(31) as never);
+  await assert.rejects(s.publish('deep', nest(32) as never), (e: SwitchyardError) => e.code === 'too_deep');
+  const replies: Array<{ type: string; code?: string; id?: string | null }> = [];
+  ws.sockets[0]!.on('message', (m) => replies.push(JSON.parse(m.toString()) as never));
+  ws.sockets[0]!.send(JSON.stringify({ type: 'publish', id: 'raw-deep', channel: `session:${sid}`, event: 'deep', data: nest(32) }));
+  await eventually(() => replies.some((r) => r.type === 'error' && r.code === 'bad_frame'), 'the server refuses 33 levels too');
+  assert.equal(c.state, 'connected');
+});
+
 test('4031: a peer that answers nothing is closed as idle; the client reconnects', async () => {
   const server = await serve({ SWITCHYARD_WS_HEARTBEAT_SECS: '1', SWITCHYARD_WS_IDLE_TIMEOUT_SECS: '2' });
   const user = await registerUser(server.url);
