@@ -130,12 +130,17 @@ export class Connection extends Emitter<ConnectionEvents> {
     return { maxFrameBytes: this.limits.max_frame_bytes, maxJsonDepth: this.limits.max_json_depth ?? this.opts.maxJsonDepth ?? 32 };
   }
 
-  /** Starts connecting (idempotent). */
+  /**
+   * Starts connecting (idempotent). The first attempt begins in a microtask, so listeners
+   * attached right after construction still see `connecting`.
+   */
   start(): void {
     if (this._state === 'closed') throw new SwitchyardError('closed', 'this connection was closed; create a new client');
     if (this.started) return;
     this.started = true;
-    void this.open();
+    queueMicrotask(() => {
+      if (this._state !== 'closed') void this.open();
+    });
   }
 
   /** Closes for good: no reconnect. */
