@@ -3,7 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestServer, createSession, eventually, registerUser, api, type TestUser } from '../harness/server.js';
-import { client, waitState } from '../harness/client.js';
+import { client } from '../harness/client.js';
 import type { Snapshot } from '../../src/index.js';
 
 let server: TestServer;

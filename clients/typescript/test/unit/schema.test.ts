@@ -24,7 +24,7 @@ let c: Switchyard;
 before(async () => {
   fake = await FakeServer.start();
   fake.expiresAt = Math.floor(Date.now() / 1000) + 3600;
-  fake.handlers.set('chat.send', (f, ws) => {
+  fake.handlers.set('chat.send', (_f, ws) => {
     setTimeout(() => {
       const ev = (event: string, data: object): string => JSON.stringify({ type: 'event', channel: `session:${SID}`, event, data, ts: Date.now() });
       ws.send(ev('tool.call', { turn_id: TURN, message_id: 'm', call_id: 'call_0', name: 'pick', server: null, tool: 'pick', side: 'client', arguments: { q: 1 } }));
