@@ -168,6 +168,20 @@ test('4030: one connection too many stops that client for good', async () => {
   assert.equal(first.state, 'connected', 'the first one is untouched');
 });
 
+test('1013: an instance that filled up during in-band auth is retried until a slot frees', async () => {
+  const server = await serve({ SWITCHYARD_WS_MAX_CONNECTIONS: '1' });
+  const user = await registerUser(server.url);
+  const first = client(server.url, user);
+  track(first);
+  await waitState(first, 'connected');
+  const second = client(server.url, user, { authMode: 'frame' });
+  const seen = track(second);
+  await eventually(() => codes(seen).includes(1013), 'closed with 1013');
+  assert.notEqual(second.state, 'closed', 'it keeps trying');
+  await first.close();
+  await waitState(second, 'connected');
+});
+
 test('1012: SIGTERM tells clients to reconnect; they come back when the server does', async () => {
   const server = await serve();
   const user = await registerUser(server.url);
