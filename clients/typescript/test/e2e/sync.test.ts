@@ -100,3 +100,24 @@ test('200 mutations queued offline are replayed after reconnect, in order, exact
     await c.close();
   }
 });
+
+test('a member removed by the owner sees the session end and does not subscribe again', async () => {
+  const bob = await registerUser(server.url);
+  const sid = await createSession(server.url, alice.access);
+  await api(server.url, alice.access, 'POST', `/v1/sessions/${sid}/members`, { email: bob.email, role: 'editor' });
+  const c = client(server.url, bob);
+  try {
+    const s = c.session(sid);
+    await s.ready();
+    const ended = new Promise<string>((res) => s.on('ended', (e) => res(e.code)));
+    await api(server.url, alice.access, 'DELETE', `/v1/sessions/${sid}/members/${bob.userId}`);
+    assert.equal(await ended, 'forbidden');
+    assert.equal(s.channel.ended, true);
+    // After a reconnect the revoked session stays unsubscribed.
+    c.connection.dropSocket();
+    await eventually(() => c.state === 'connected', 'reconnected');
+    assert.equal(c.channels.get(`session:${sid}`), undefined);
+  } finally {
+    await c.close();
+  }
+});
