@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestServer, api, baseEnv, binaryPath, createSession, eventually, registerUser } from '../harness/server.js';
 import { client } from '../harness/client.js';
-import type { Snapshot, Switchyard } from '../../src/index.js';
+import type { Snapshot, Switchyard, Turn } from '../../src/index.js';
 
 const pg = process.env.TEST_DATABASE_URL;
 const redis = process.env.TEST_REDIS_URL;
@@ -30,13 +30,13 @@ after(async () => {
   for (const f of cleanup.reverse()) await f();
 });
 
-test('two clients on two instances sharing PostgreSQL and Redis converge', { skip }, async () => {
+test('two clients on two instances sharing PostgreSQL and Redis converge, and one joins the other\'s turn', { skip }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-ts-cluster-'));
   cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
   const keyFile = join(dir, 'shared-key.pem');
   execFileSync(binaryPath(), ['keygen', '--out', keyFile], { stdio: 'ignore', env: baseEnv() });
   const databaseUrl = freshDatabase(pg as string);
-  const shared = { databaseUrl, redisUrl: redis as string, redisPrefix: `ts-cluster-${process.pid}-${Date.now()}:`, env: { SWITCHYARD_AUTH_KEY_FILES: keyFile } };
+  const shared = { databaseUrl, redisUrl: redis as string, redisPrefix: `ts-cluster-${process.pid}-${Date.now()}:`, env: { SWITCHYARD_AUTH_KEY_FILES: keyFile, SWITCHYARD_LLM_ECHO_CHUNK_DELAY_MS: '20' } };
   const a = await TestServer.start({ ...shared, dataDir: join(dir, 'a') });
   cleanup.push(() => a.stop());
   const b = await TestServer.start({ ...shared, dataDir: join(dir, 'b') });
@@ -72,4 +72,20 @@ test('two clients on two instances sharing PostgreSQL and Redis converge', { ski
     assert.deepEqual(s.state.fields, rest.fields);
     assert.deepEqual(s.state.messages.map((m) => m.id), rest.messages.map((m) => m.id));
   }
+
+  // A turn started on A, joined from a fresh client on B while it streams.
+  const text = Array.from({ length: 50 }, (_, i) => `w${i}`).join(' ');
+  const turn = sa.send(text, { model: 'echo' });
+  await eventually(() => turn.index >= 8, 'the turn is under way on A');
+  const late = client(b.url, user, { device: 'late-on-b' });
+  clients.push(late);
+  const sl = late.session(sid);
+  const joined = await new Promise<Turn>((res) => sl.on('turn', res));
+  const before = joined.text;
+  const after: string[] = [];
+  joined.on('delta', (d) => after.push(d.text));
+  const r = await joined.done;
+  assert.equal(r.status, 'complete');
+  assert.equal(before + after.join(''), text, 'the text so far plus the later deltas, across instances, nothing twice');
+  assert.equal((await turn.done).text, text);
 });
