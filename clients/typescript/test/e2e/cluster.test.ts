@@ -36,6 +36,11 @@ test('two clients on two instances sharing PostgreSQL and Redis converge, and on
   const keyFile = join(dir, 'shared-key.pem');
   execFileSync(binaryPath(), ['keygen', '--out', keyFile], { stdio: 'ignore', env: baseEnv() });
   const databaseUrl = freshDatabase(pg as string);
+  const dbName = new URL(databaseUrl).pathname.slice(1);
+  // Runs after the servers stopped (cleanups run in reverse).
+  cleanup.push(() => {
+    execFileSync('psql', [pg as string, '-qc', `DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`], { stdio: 'inherit' });
+  });
   const shared = { databaseUrl, redisUrl: redis as string, redisPrefix: `ts-cluster-${process.pid}-${Date.now()}:`, env: { SWITCHYARD_AUTH_KEY_FILES: keyFile, SWITCHYARD_LLM_ECHO_CHUNK_DELAY_MS: '20' } };
   const a = await TestServer.start({ ...shared, dataDir: join(dir, 'a') });
   cleanup.push(() => a.stop());
