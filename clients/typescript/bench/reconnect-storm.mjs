@@ -4,7 +4,11 @@
 // (replica version = the server's version, which moved on while they were away).
 //
 //   npm run build:test && SWITCHYARD_BIN=<path> node bench/reconnect-storm.mjs [--clients 1000]
-//     [--users 10] [--sessions-per-user 2] [--history 50] [--down-ms 0]
+//     [--users 10] [--sessions-per-user 2] [--history 50] [--down-ms 0] [--base-ms 500] [--cap-ms 30000]
+//
+// The clients use the SDK's default backoff (0.5 s first window, 30 s cap, full jitter) unless
+// --base-ms/--cap-ms say otherwise; a small base shows what the server and the catch-up cost
+// apart from the jittered wait.
 //
 // Bounded: one kill, one restart, a 120 s guard; everything on 127.0.0.1.
 import { TestServer, registerUser, api, createSession } from '../build/test/harness/server.js';
@@ -19,6 +23,7 @@ const USERS = arg('users', 10);
 const PER_USER = arg('sessions-per-user', 2);
 const HISTORY = arg('history', 50);
 const DOWN_MS = arg('down-ms', 0);
+const BACKOFF = { baseMs: arg('base-ms', 500), capMs: arg('cap-ms', 30_000) };
 const GUARD_MS = 120_000;
 
 const now = () => performance.now();
@@ -54,7 +59,7 @@ try {
   const t0 = now();
   const clients = Array.from({ length: N }, (_, i) => {
     const { id, user } = sessions[i % sessions.length];
-    const c = client(server.url, user, { backoff: undefined, requestTimeoutMs: 60_000 });
+    const c = client(server.url, user, { backoff: BACKOFF, requestTimeoutMs: 60_000 });
     return { c, s: c.session(id), sid: id, user };
   });
   await Promise.all(clients.map((x) => x.s.ready()));
@@ -99,7 +104,7 @@ try {
   const allBack = now();
   const fromKill = backAt.map((t) => (t || allBack) - killAt);
   console.log('');
-  console.log(`clients: ${N}, users: ${USERS}, sessions: ${sessions.length}, history: ${HISTORY} changes each`);
+  console.log(`clients: ${N}, users: ${USERS}, sessions: ${sessions.length}, history: ${HISTORY} changes each, backoff ${BACKOFF.baseMs}..${BACKOFF.capMs} ms`);
   console.log(`server restart (spawn to /health ok): ${fmt(readyAt - restartAt)}`);
   console.log(`kill -> every client resubscribed and caught up: ${fmt(allBack - killAt)}`);
   console.log(`restart -> every client resubscribed and caught up: ${fmt(allBack - restartAt)}`);
