@@ -4,6 +4,7 @@
  * through a temporary file and a rename, so a process killed mid-write leaves the old file or
  * the new one, never half of one. Writes are serialized and coalesced: a burst of changes
  * costs a few writes, and each change's promise resolves once a write that includes it is on disk.
+ * One process per file: two processes sharing one would hand out the same mutation ids.
  */
 
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
