@@ -232,7 +232,15 @@ export class Connection extends Emitter<ConnectionEvents> {
     this.setState({ state: 'connecting' });
     let token: string;
     try {
-      token = await this.opts.getToken({ reason: this.nextTokenReason });
+      // A getToken that never answers (a hung refresh) must not leave the client connecting forever.
+      const limit = this.opts.connectTimeoutMs ?? 15_000;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      token = await Promise.race([
+        Promise.resolve(this.opts.getToken({ reason: this.nextTokenReason })),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new SwitchyardError('timeout', `getToken gave no token within ${limit} ms`)), limit);
+        }),
+      ]).finally(() => clearTimeout(timer));
       if (typeof token !== 'string' || token.length === 0) throw new SwitchyardError('auth_failed', 'getToken returned no token');
     } catch (e) {
       if (gen !== this.generation || this._state === 'closed') return;

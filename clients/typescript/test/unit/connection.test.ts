@@ -65,6 +65,18 @@ test('silence: the client pings, and drops a link that does not answer', async (
   assert.ok(fake.sockets.length >= 2, 'reconnected');
 });
 
+test('a getToken that never answers is timed out and asked again', async () => {
+  fake = await FakeServer.start();
+  let calls = 0;
+  c = client(fake.url, { access: 't' }, {
+    connectTimeoutMs: 200,
+    getToken: () => (++calls === 1 ? new Promise<string>(() => {}) : 'tok'),
+  });
+  await waitState(c, 'connected');
+  assert.equal(calls, 2);
+  assert.equal(fake.authHeaders[0], 'Bearer tok');
+});
+
 test('the welcome limits are used: frame size is checked against max_frame_bytes', async () => {
   fake = await FakeServer.start();
   fake.limits = { ...fake.limits, max_frame_bytes: 300 };
