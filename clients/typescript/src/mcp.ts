@@ -1,0 +1,54 @@
+/**
+ * The status of the user's MCP servers, from `mcp.status` events on the `user:<id>` channel:
+ * right after `welcome` one event carries every server; later ones carry those that changed.
+ */
+
+import { EventHub } from './emitter.js';
+import type { McpStatus } from './protocol.js';
+import type { ServerEvent } from './channels.js';
+
+export class McpStatuses extends EventHub<{ status: McpStatus; servers: McpStatus[] }> {
+  private readonly byId = new Map<string, McpStatus>();
+  /** The next event is the full list sent after a (re)connect. */
+  private expectFull = true;
+
+  get servers(): McpStatus[] {
+    return [...this.byId.values()];
+  }
+
+  get(serverId: string): McpStatus | undefined {
+    return this.byId.get(serverId);
+  }
+
+  /** Calls `fn` with the server's status now (if known) and on every change; returns an unsubscribe. */
+  watch(serverId: string, fn: (s: McpStatus) => void): () => void {
+    const now = this.byId.get(serverId);
+    if (now) fn(now);
+    return this.on('status', (s) => {
+      if (s.server_id === serverId) fn(s);
+    });
+  }
+
+  /** A new connection: its first `mcp.status` replaces what we knew. */
+  reconnected(): void {
+    this.expectFull = true;
+  }
+
+  onEvent(ev: ServerEvent): void {
+    if (ev.event !== 'mcp.status') return;
+    const servers = (ev.data as { servers?: unknown } | null)?.servers;
+    if (!Array.isArray(servers)) return;
+    if (this.expectFull) {
+      this.byId.clear();
+      this.expectFull = false;
+    }
+    for (const s of servers as McpStatus[]) {
+      if (!s || typeof s !== 'object' || typeof s.server_id !== 'string') continue;
+      const prev = this.byId.get(s.server_id);
+      if (prev && typeof prev.updated_at === 'number' && typeof s.updated_at === 'number' && s.updated_at < prev.updated_at) continue;
+      this.byId.set(s.server_id, s);
+      this.emit('status', s);
+    }
+    this.emit('servers', this.servers);
+  }
+}
