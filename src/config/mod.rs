@@ -109,6 +109,9 @@ pub struct ServerConfig {
     /// A second listener that serves only `/metrics`, without a token (bind it to an internal
     /// address for Prometheus). Default none.
     pub metrics_bind: Option<SocketAddr>,
+    /// The built web client (`clients/web/dist`), served at `/`; empty serves none. Relative
+    /// paths are from the working directory. Default `clients/web/dist`.
+    pub web_dir: PathBuf,
 }
 
 /// A configuration secret: read like any string, never printed by `Debug`.
@@ -263,6 +266,7 @@ impl Default for ServerConfig {
             request_timeout_secs: 30,
             metrics_token: Secret::default(),
             metrics_bind: None,
+            web_dir: PathBuf::from("clients/web/dist"),
         }
     }
 }

@@ -15,8 +15,9 @@ pub mod projects;
 pub mod serve;
 pub mod sessions;
 pub mod tools;
+pub mod web;
 
-use crate::{error::AppError, state::AppState};
+use crate::state::AppState;
 use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request},
     http::{header, HeaderName, HeaderValue, Method},
@@ -102,7 +103,7 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
-        .fallback(|| async { AppError::NotFound("no such route".into()) })
+        .fallback_service(web::service(&state.config.server.web_dir))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -108,6 +108,21 @@ impl WsRuntime {
     }
 }
 
+/// A page served by this server (the web client) opening its socket: the browser's `Origin`
+/// names the host the request is addressed to. A cross-site page cannot make those agree.
+fn same_origin(origin: &str, parts: &Parts) -> bool {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or_default();
+    !host.is_empty() && authority.eq_ignore_ascii_case(host)
+}
+
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(upgrade))
 }
@@ -132,9 +147,9 @@ async fn upgrade(
     mut parts: Parts,
 ) -> Result<Response, AppError> {
     if let Some(origin) = parts.headers.get(header::ORIGIN) {
-        let allowed = origin
-            .to_str()
-            .is_ok_and(|o| s.config.server.cors_origins.iter().any(|a| a == o));
+        let allowed = origin.to_str().is_ok_and(|o| {
+            s.config.server.cors_origins.iter().any(|a| a == o) || same_origin(o, &parts)
+        });
         if !allowed {
             metrics::counter!("ws_refused_total", "reason" => "origin").increment(1);
             return Err(AppError::Forbidden("origin not allowed".into()));
