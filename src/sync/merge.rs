@@ -313,3 +313,5 @@ mod messages;
 mod registers;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectors;
