@@ -339,6 +339,10 @@ pub struct Limits {
     pub frames_per_sec: u32,
     pub max_subscriptions: usize,
     pub heartbeat_secs: u64,
+    /// Deepest nesting of a frame (`server.max_json_depth`).
+    pub max_json_depth: usize,
+    /// Mutations per `session.push` (`sync.max_batch`).
+    pub max_batch: usize,
 }
 
 #[derive(Debug, Serialize)]

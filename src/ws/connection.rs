@@ -87,7 +87,21 @@ pub(super) async fn run(
     .await;
     metrics::gauge!("ws_connections").decrement(1.0);
     let _ = writer.await;
+    // The closing handshake: read (and drop) until the peer answers our close or goes away, so
+    // the kernel never resets a connection that still has unread input, which would lose the
+    // close frame (and its code) on the way to the client.
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
+
+/// Longest wait for the peer's side of the closing handshake.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 type Stream = futures::stream::SplitStream<WebSocket>;
 
@@ -173,6 +187,8 @@ async fn serve(conn: &mut Conn, stream: &mut Stream) -> CloseCode {
             frames_per_sec: cfg.frames_per_sec,
             max_subscriptions: cfg.max_subscriptions,
             heartbeat_secs: cfg.heartbeat_secs,
+            max_json_depth: conn.state.config.server.max_json_depth,
+            max_batch: conn.state.config.sync.max_batch,
         },
     };
     conn.outbox.push(welcome.encode().into());

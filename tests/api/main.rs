@@ -8,6 +8,7 @@ mod auth;
 mod auth_attacks;
 mod chat;
 mod chat_faults;
+mod clients_ts;
 mod completions;
 mod completions_errors;
 mod edge_attacks;

@@ -74,7 +74,11 @@ fn the_shared_vectors_merge_here_as_the_typescript_replica_expects() {
     assert!(cases.len() >= 20, "the vectors are all there");
     for case in cases {
         let name = case["name"].as_str().unwrap_or("?");
-        let changes: Vec<&Value> = case["changes"].as_array().expect("changes").iter().collect();
+        let changes: Vec<&Value> = case["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .collect();
         let (doc, refused, deleted) = replay(&changes);
         let e = &case["expect"];
         let want = json!({"fields": e["fields"], "context": e["context"], "tags": e["tags"],
@@ -84,7 +88,11 @@ fn the_shared_vectors_merge_here_as_the_typescript_replica_expects() {
         if case["any_order"] == true {
             let reversed: Vec<&Value> = changes.iter().rev().copied().collect();
             let (rev, _, _) = replay(&reversed);
-            assert_eq!(rev.live_registers(), doc.live_registers(), "{name}: any order");
+            assert_eq!(
+                rev.live_registers(),
+                doc.live_registers(),
+                "{name}: any order"
+            );
         }
     }
 }
