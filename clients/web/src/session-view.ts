@@ -336,7 +336,7 @@ export class SessionView {
         .catch((e: unknown) => setText(status, isSwitchyardError(e) && e.code === 'network_error' ? 'Sharing needs a connection. Try again when you are online.' : `Could not share: ${errorText(e)}`))
         .finally(() => (button.disabled = false));
     });
-    return h('details', { class: 'share' }, h('summary', {}, 'Share'), form);
+    return h('details', { class: 'share' }, h('summary', {}, 'Share this session'), form);
   }
 
   private draw(): void {
