@@ -356,12 +356,14 @@ export class SessionView {
     show(this.tagForm, editable);
 
     // People here
-    const here = peopleHere(this.session.presence, this.names);
-    const key = JSON.stringify(here);
+    // Offline, presence is unknown: say so rather than show who was there.
+    const here = this.session.channel.live ? peopleHere(this.session.presence, this.names) : [];
+    const key = JSON.stringify([here, this.session.channel.live]);
     if (this.people.dataset.key !== key) {
       this.people.dataset.key = key;
       replace(
         this.people,
+        !this.session.channel.live ? h('li', { class: 'muted' }, this.loaded ? 'unknown while offline' : '…') : null,
         here.map((p) =>
           h(
             'li',
