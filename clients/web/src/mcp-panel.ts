@@ -42,7 +42,6 @@ export function mcpPanel(sy: Switchyard): HTMLElement {
           h('span', { class: 'mcp-name' }, s.name),
           ' ',
           h('span', { class: 'mcp-state' }, stateText(s)),
-          s.state === 'ready' && s.tools.length > 0 ? h('span', { class: 'mcp-tools muted' }, s.tools.map((t) => t.name).join(', ')) : null,
           h(
             'button',
             {
@@ -57,6 +56,7 @@ export function mcpPanel(sy: Switchyard): HTMLElement {
             },
             'Remove',
           ),
+          s.state === 'ready' && s.tools.length > 0 ? h('span', { class: 'mcp-tools muted' }, `Tools: ${s.tools.map((t) => t.name).join(', ')}`) : null,
         ),
       ),
     );

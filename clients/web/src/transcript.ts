@@ -162,8 +162,7 @@ export class Transcript {
   private update(row: Row, m: ViewMessage, calls: ToolView[], online: boolean): void {
     const md = meta(m);
     const model = typeof md.model === 'string' ? md.model : null;
-    setText(row.who, ROLE_LABEL[m.role] ?? m.role);
-    if (m.role === 'assistant' && model) row.who.setAttribute('title', `model: ${model}`);
+    setText(row.who, `${ROLE_LABEL[m.role] ?? m.role}${m.role === 'assistant' && model ? ` · ${model}` : ''}`);
     const st = statusOf(m, online);
     setText(row.status, st.text);
     row.status.className = `status ${st.kind}`;
