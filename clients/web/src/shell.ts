@@ -83,7 +83,7 @@ export class Shell {
       h(
         'header',
         { class: 'topbar' },
-        h('a', { href: '#/', class: 'brand' }, 'switchyard'),
+        h('h1', { class: 'brand-h' }, h('a', { href: '#/', class: 'brand' }, 'switchyard')),
         this.connPill,
         h('span', { class: 'me', title: opts.profile.email }, opts.profile.email),
         h('button', { type: 'button', class: 'link', onclick: () => this.signOut() }, 'Sign out'),
