@@ -120,3 +120,38 @@ test('two users share a session: presence, edits, typing and one streamed turn i
   await a.context.close();
   await b.context.close();
 });
+
+test('a viewer follows the session live but cannot change it', { timeout: 120_000 }, async () => {
+  const owner = await registerUser(server, 'olga');
+  const viewer = await registerUser(server, 'vic');
+  const { id } = await server.api<{ id: string }>(owner.access, 'POST', '/v1/sessions', { title: 'Read only for Vic' });
+  const o = await newPage(browser);
+  const v = await newPage(browser);
+  await signIn(o.page, server, owner);
+  await signIn(v.page, server, viewer);
+  await openSession(o.page, id);
+
+  // Shared while Vic is looking at his (empty) list: it appears, marked viewer.
+  await o.page.getByText('Share this session').click();
+  await o.page.getByLabel('E-mail of the person').fill(viewer.email);
+  await o.page.getByLabel('Access').selectOption('viewer');
+  await o.page.getByRole('button', { name: 'Share', exact: true }).click();
+  const link = v.page.locator(`a[data-session-id="${id}"]`);
+  await link.waitFor();
+  assert.match(await link.innerText(), /shared · viewer/);
+  await openSession(v.page, id);
+
+  const vp = v.page;
+  assert.equal(await vp.getByLabel('Session title').getAttribute('readonly'), '', 'the title cannot be edited');
+  assert.equal(await vp.getByLabel('New tag').isVisible(), false, 'no tag form');
+  assert.equal(await vp.getByLabel('Message').isDisabled(), true, 'no composer');
+  assert.equal(await vp.getByText('Share this session').isVisible(), false, 'only the owner shares');
+  await vp.getByText('You can read this session (viewer access).').waitFor();
+
+  await o.page.getByLabel('Message').fill('the viewer reads along');
+  await o.page.getByLabel('Message').press('Enter');
+  await until(async () => (await vp.locator('.msg.role-assistant:not(.streaming) .content').allTextContents()).join() === 'the viewer reads along', 'the viewer sees the answer');
+  for (const x of [o, v]) assert.deepEqual(x.errors, []);
+  await o.context.close();
+  await v.context.close();
+});
