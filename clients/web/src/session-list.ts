@@ -36,6 +36,8 @@ export class SessionList {
   constructor(
     private readonly sy: Switchyard,
     private readonly open: (id: string) => void,
+    /** The list changed (roles may have: the open view wants to know). */
+    private readonly changed: () => void = () => {},
   ) {
     const titleId = uid('new-title');
     this.newTitle = h('input', { id: titleId, type: 'text', maxlength: 200, placeholder: 'Title (optional)', autocomplete: 'off' });
@@ -101,6 +103,7 @@ export class SessionList {
       }
       this.items = all;
       this.loaded = true;
+      this.changed();
     } catch (e) {
       if (!isSwitchyardError(e) || e.code !== 'disconnected') setText(this.status, `Could not load the sessions: ${errorText(e)}`);
     } finally {

@@ -7,7 +7,7 @@
 
 import { IndexedDbQueueStore, MemoryQueueStore, Switchyard, type QueueStore, type StateChange } from '../../typescript/src/index.js';
 import { crossOrigin } from './config.js';
-import { h, plural, setText, show } from './dom.js';
+import { h, plural, setText } from './dom.js';
 import { mcpPanel } from './mcp-panel.js';
 import { isOnline, OnlineWebSocket, watchOffline } from './net.js';
 import { Names } from './people.js';
@@ -70,9 +70,14 @@ export class Shell {
     const sy = this.sy;
 
     this.connPill = h('span', { class: 'conn', role: 'status' }, 'Connecting…');
-    this.offlineBanner = h('div', { class: 'banner offline', role: 'status', 'aria-live': 'polite', hidden: true });
-    this.errorBanner = h('div', { class: 'banner error', role: 'alert', hidden: true });
-    this.list = new SessionList(sy, (id) => (location.hash = `#/s/${id}`));
+    // Live regions stay in the page (empty, they take no room), so what they say is announced.
+    this.offlineBanner = h('div', { class: 'banner offline', role: 'status', 'aria-live': 'polite' });
+    this.errorBanner = h('div', { class: 'banner error', role: 'alert' });
+    this.list = new SessionList(
+      sy,
+      (id) => (location.hash = `#/s/${id}`),
+      () => this.syncInfo(),
+    );
     this.placeholder = h('div', { class: 'placeholder' }, h('h2', {}, 'No session open'), h('p', { class: 'muted' }, 'Pick a session from the list, or create a new one.'));
     this.main = h('main', { class: 'main', id: 'main', tabindex: -1 }, this.placeholder);
 
@@ -186,7 +191,6 @@ export class Shell {
       banner = `Sending ${plural(queued, 'queued change')}…`;
     }
     setText(this.offlineBanner, banner);
-    show(this.offlineBanner, banner !== '');
     this.offlineBanner.dataset.queued = String(queued);
 
     let error = '';
@@ -197,7 +201,6 @@ export class Shell {
       if (crossOrigin(this.opts.url)) error += ` This page comes from ${location.origin}; the server accepts sockets only from its own origin and the ones in its allowlist (server.cors_origins).`;
     }
     setText(this.errorBanner, error);
-    show(this.errorBanner, error !== '');
     void this.lastState;
   }
 

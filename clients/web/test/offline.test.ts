@@ -72,7 +72,7 @@ test('offline edits are queued, counted in the banner, and land on reconnect; bo
 
   // Alice is back: the queue flushes, the banner goes away.
   await a.context.setOffline(false);
-  await until(async () => !(await banner.isVisible()), 'the offline banner to go once the queue is sent');
+  await until(async () => (await banner.innerText()) === '', 'the offline banner to go once the queue is sent');
   await until(async () => (await pa.locator('.conn').innerText()) === 'Online', 'Alice back online');
 
   const expected = await until(async () => {
