@@ -151,6 +151,11 @@ test('a viewer follows the session live but cannot change it', { timeout: 120_00
   await o.page.getByLabel('Message').fill('the viewer reads along');
   await o.page.getByLabel('Message').press('Enter');
   await until(async () => (await vp.locator('.msg.role-assistant:not(.streaming) .content').allTextContents()).join() === 'the viewer reads along', 'the viewer sees the answer');
+  // Opened straight from its address (a reload), the session is read-only as well.
+  await vp.reload();
+  await vp.getByText('You can read this session (viewer access).').waitFor();
+  assert.equal(await vp.getByLabel('Message').isDisabled(), true, 'no composer after a reload');
+  assert.equal(await vp.getByText('Share this session').isVisible(), false, 'no sharing after a reload');
   for (const x of [o, v]) assert.deepEqual(x.errors, []);
   await o.context.close();
   await v.context.close();
