@@ -285,3 +285,13 @@ export async function pageView(page: Page): Promise<SnapshotView> {
 export function sameView(a: SnapshotView, b: SnapshotView): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
+
+/** Runs a test body; a failure carries the server's last log lines (a hint for what went wrong there). */
+export async function withLog<T>(server: TestServer, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof Error) e.message += `\n--- the server's last log lines ---\n${server.tail() || '(none)'}`;
+    throw e;
+  }
+}

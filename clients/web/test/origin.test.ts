@@ -6,7 +6,7 @@ import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { distDir, freePort, launchBrowser, newPage, registerUser, shot, TestServer, until } from './harness.js';
+import { distDir, freePort, launchBrowser, newPage, registerUser, shot, TestServer, until, withLog } from './harness.js';
 
 let server: TestServer;
 let browser: Browser;
@@ -64,39 +64,40 @@ after(async () => {
   await server?.stop();
 });
 
-test('a page from an origin outside the allowlist is refused its socket and shows an error', { timeout: 120_000 }, async () => {
-  // The server's answer to that origin, and to its own (the control).
-  assert.equal(await upgradeStatus(foreignOrigin), 403, 'an upgrade from the foreign origin is refused');
-  assert.equal(await upgradeStatus(server.url), 101, 'an upgrade from the server\'s own origin is accepted');
+test('a page from an origin outside the allowlist is refused its socket and shows an error', { timeout: 120_000 }, () =>
+  withLog(server, async () => {
+    // The server's answer to that origin, and to its own (the control).
+    assert.equal(await upgradeStatus(foreignOrigin), 403, 'an upgrade from the foreign origin is refused');
+    assert.equal(await upgradeStatus(server.url), 101, 'an upgrade from the server\'s own origin is accepted');
 
-  // A user signed in on that page (REST from another origin would need CORS, so the tab is
-  // given its tokens the way the app keeps them: sessionStorage).
-  const user = await registerUser(server, 'carol');
-  const { context, page } = await newPage(browser);
-  const now = Date.now();
-  const tokens = { access: user.access, accessExpiresAt: now + user.expiresIn * 1000, accessIssuedAt: now, refresh: user.refresh, refreshExpiresAt: now + user.refreshExpiresIn * 1000 };
-  await context.addInitScript(
-    ([t, p]) => {
-      sessionStorage.setItem('switchyard.tokens', t);
-      sessionStorage.setItem('switchyard.profile', p);
-    },
-    [JSON.stringify(tokens), JSON.stringify({ userId: user.userId, email: user.email })] as const,
-  );
-  const refused: string[] = [];
-  page.on('console', (m) => {
-    if (/WebSocket/.test(m.text())) refused.push(m.text());
-  });
-  const sockets: string[] = [];
-  page.on('websocket', (ws) => sockets.push(ws.url()));
+    // A user signed in on that page (REST from another origin would need CORS, so the tab is
+    // given its tokens the way the app keeps them: sessionStorage).
+    const user = await registerUser(server, 'carol');
+    const { context, page } = await newPage(browser);
+    const now = Date.now();
+    const tokens = { access: user.access, accessExpiresAt: now + user.expiresIn * 1000, accessIssuedAt: now, refresh: user.refresh, refreshExpiresAt: now + user.refreshExpiresIn * 1000 };
+    await context.addInitScript(
+      ([t, p]) => {
+        sessionStorage.setItem('switchyard.tokens', t);
+        sessionStorage.setItem('switchyard.profile', p);
+      },
+      [JSON.stringify(tokens), JSON.stringify({ userId: user.userId, email: user.email })] as const,
+    );
+    const refused: string[] = [];
+    page.on('console', (m) => {
+      if (/WebSocket/.test(m.text())) refused.push(m.text());
+    });
+    const sockets: string[] = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
 
-  await page.goto(`${foreignOrigin}/`);
-  const alert = page.locator('.banner.error[role="alert"]');
-  await alert.getByText(`Can't connect to the server at ${server.url}`).waitFor({ timeout: 30_000 });
-  assert.match(await alert.innerText(), new RegExp(`This page comes from ${foreignOrigin.replace(/[.]/g, '\\.')}; the server accepts sockets only from its own origin and the ones in its allowlist`));
-  assert.notEqual(await page.locator('.conn').innerText(), 'Online');
-  assert.ok(sockets.some((u) => u.startsWith(`ws://127.0.0.1:${server.port}/v1/ws`)), `the page tried the server's socket (${sockets.join(', ')})`);
-  // Chromium tells the page's console why the handshake failed: the server's 403.
-  await until(() => refused.some((t) => /Unexpected response code: 403/.test(t)), 'the browser to report the upgrade refused with 403', 15_000);
-  await shot(page, 'origin-refused');
-  await context.close();
-});
+    await page.goto(`${foreignOrigin}/`);
+    const alert = page.locator('.banner.error[role="alert"]');
+    await alert.getByText(`Can't connect to the server at ${server.url}`).waitFor({ timeout: 30_000 });
+    assert.match(await alert.innerText(), new RegExp(`This page comes from ${foreignOrigin.replace(/[.]/g, '\\.')}; the server accepts sockets only from its own origin and the ones in its allowlist`));
+    assert.notEqual(await page.locator('.conn').innerText(), 'Online');
+    assert.ok(sockets.some((u) => u.startsWith(`ws://127.0.0.1:${server.port}/v1/ws`)), `the page tried the server's socket (${sockets.join(', ')})`);
+    // Chromium tells the page's console why the handshake failed: the server's 403.
+    await until(() => refused.some((t) => /Unexpected response code: 403/.test(t)), 'the browser to report the upgrade refused with 403', 15_000);
+    await shot(page, 'origin-refused');
+    await context.close();
+  }));

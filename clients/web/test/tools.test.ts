@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { launchBrowser, newPage, openSession, registerUser, shot, signIn, TestServer, until, webRoot } from './harness.js';
+import { launchBrowser, newPage, openSession, registerUser, shot, signIn, TestServer, until, webRoot, withLog } from './harness.js';
 
 let server: TestServer;
 let browser: Browser;
@@ -59,38 +59,39 @@ after(async () => {
   await new Promise((r) => upstream?.close(r));
 });
 
-test('MCP status and a turn with a tool call show as they happen, and after a reload', { timeout: 120_000 }, async () => {
-  const user = await registerUser(server, 'fay');
-  const { id } = await server.api<{ id: string }>(user.access, 'POST', '/v1/sessions', { title: 'Tools' });
-  // The session's model is the one that calls tools (a sync change, as any client would make).
-  await server.api(user.access, 'POST', `/v1/sessions/${id}/mutations`, {
-    mutations: [{ client_id: 'test-setup', mutation_id: 1, hlc: `${Date.now()}:0`, ops: [{ op: 'set_field', field: 'model', value: 'toolmodel' }] }],
-  });
+test('MCP status and a turn with a tool call show as they happen, and after a reload', { timeout: 120_000 }, () =>
+  withLog(server, async () => {
+    const user = await registerUser(server, 'fay');
+    const { id } = await server.api<{ id: string }>(user.access, 'POST', '/v1/sessions', { title: 'Tools' });
+    // The session's model is the one that calls tools (a sync change, as any client would make).
+    await server.api(user.access, 'POST', `/v1/sessions/${id}/mutations`, {
+      mutations: [{ client_id: 'test-setup', mutation_id: 1, hlc: `${Date.now()}:0`, ops: [{ op: 'set_field', field: 'model', value: 'toolmodel' }] }],
+    });
 
-  const { context, page, errors } = await newPage(browser);
-  await signIn(page, server, user);
-  const mcp = page.getByRole('region', { name: 'MCP servers' });
-  await mcp.getByText('No MCP servers').waitFor();
+    const { context, page, errors } = await newPage(browser);
+    await signIn(page, server, user);
+    const mcp = page.getByRole('region', { name: 'MCP servers' });
+    await mcp.getByText('No MCP servers').waitFor();
 
-  // The user adds the operator's `shout` server; the sidebar follows its status live.
-  await server.api(user.access, 'POST', '/v1/mcp/servers', { name: 'shout', transport: 'stdio', command: 'shout' });
-  await mcp.locator('.mcp-server', { hasText: 'shout' }).getByText('ready · 1 tool').waitFor();
-  assert.match(await mcp.locator('.mcp-server').innerText(), /shout/);
+    // The user adds the operator's `shout` server; the sidebar follows its status live.
+    await server.api(user.access, 'POST', '/v1/mcp/servers', { name: 'shout', transport: 'stdio', command: 'shout' });
+    await mcp.locator('.mcp-server', { hasText: 'shout' }).getByText('ready · 1 tool').waitFor();
+    assert.match(await mcp.locator('.mcp-server').innerText(), /shout/);
 
-  await openSession(page, id);
-  await page.getByLabel('Message').fill('make it loud');
-  await page.getByLabel('Message').press('Enter');
-  const answer = page.locator('.msg.role-assistant');
-  const call = answer.locator('.tools .tool');
-  await call.first().waitFor();
-  assert.match(await call.locator('.tool-name').innerText(), /^shout__shout\(\{"text":"make it loud"\}\)$/);
-  await answer.locator('.tools .tool.ok .tool-detail', { hasText: 'MAKE IT LOUD' }).waitFor();
-  await until(async () => (await page.locator('.msg.role-assistant:not(.streaming) .content').allTextContents()).join() === 'Checking. The tool said: MAKE IT LOUD', 'the answer after the tool');
-  await shot(page, 'session-tools');
+    await openSession(page, id);
+    await page.getByLabel('Message').fill('make it loud');
+    await page.getByLabel('Message').press('Enter');
+    const answer = page.locator('.msg.role-assistant');
+    const call = answer.locator('.tools .tool');
+    await call.first().waitFor();
+    assert.match(await call.locator('.tool-name').innerText(), /^shout__shout\(\{"text":"make it loud"\}\)$/);
+    await answer.locator('.tools .tool.ok .tool-detail', { hasText: 'MAKE IT LOUD' }).waitFor();
+    await until(async () => (await page.locator('.msg.role-assistant:not(.streaming) .content').allTextContents()).join() === 'Checking. The tool said: MAKE IT LOUD', 'the answer after the tool');
+    await shot(page, 'session-tools');
 
-  // After a reload the call is still shown (from the session's tool records).
-  await page.reload();
-  await page.locator('.session .msg.role-assistant .tools .tool.ok', { hasText: 'MAKE IT LOUD' }).waitFor();
-  assert.deepEqual(errors, []);
-  await context.close();
-});
+    // After a reload the call is still shown (from the session's tool records).
+    await page.reload();
+    await page.locator('.session .msg.role-assistant .tools .tool.ok', { hasText: 'MAKE IT LOUD' }).waitFor();
+    assert.deepEqual(errors, []);
+    await context.close();
+  }));
