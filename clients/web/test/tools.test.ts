@@ -73,6 +73,14 @@ test('MCP status and a turn with a tool call show as they happen, and after a re
     const mcp = page.getByRole('region', { name: 'MCP servers' });
     await mcp.getByText('No MCP servers').waitFor();
 
+    // The form refuses what the server refuses: an address inside the network (SSRF guard).
+    await mcp.getByText('Add a server').click();
+    await mcp.getByLabel('Name').fill('internal');
+    await mcp.getByLabel('Streamable HTTP URL').fill('http://127.0.0.1:9/mcp');
+    await mcp.getByRole('button', { name: 'Add server' }).click();
+    await mcp.getByRole('status').getByText(/^Could not add the server: .*loopback, private or link-local/).waitFor();
+    assert.equal(await mcp.locator('.mcp-server').count(), 0);
+
     // The user adds the operator's `shout` server; the sidebar follows its status live.
     await server.api(user.access, 'POST', '/v1/mcp/servers', { name: 'shout', transport: 'stdio', command: 'shout' });
     await mcp.locator('.mcp-server', { hasText: 'shout' }).getByText('ready · 1 tool').waitFor();
