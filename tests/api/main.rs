@@ -8,7 +8,7 @@ mod auth;
 mod auth_attacks;
 mod chat;
 mod chat_faults;
-mod clients_ts;
+mod clients;
 mod completions;
 mod completions_errors;
 mod edge_attacks;

@@ -1,8 +1,10 @@
 //! The client half's own suites, run by `cargo test` against the server binary this build
 //! made: the TypeScript SDK (`clients/typescript`: unit tests and end-to-end tests that start
-//! real servers, kill and restart them). Their dependencies come from the npm registry with
-//! `npm ci` (once per lockfile; `.ci/run` does it up front). PostgreSQL and Redis are passed on
-//! when this pass has them, so the SDK's two-instance test runs in the services pass.
+//! real servers, kill and restart them) and the web client (`clients/web`: its built files are
+//! what its sources build to, and its browser tests drive Debian's Chromium through
+//! playwright-core against a real server serving them). Their dependencies come from the npm
+//! registry with `npm ci` (once per lockfile; `.ci/run` does it up front). PostgreSQL and Redis
+//! are passed on when this pass has them, so the two-instance tests run in the services pass.
 
 use std::{path::PathBuf, process::Stdio};
 
@@ -69,5 +71,23 @@ pub async fn npm_test(dir: &PathBuf) {
 async fn the_typescript_sdk_suite_passes_against_this_server() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/typescript");
     npm_ci(&dir).await;
+    npm_test(&dir).await;
+}
+
+#[tokio::test]
+async fn the_web_client_is_built_from_its_sources_and_its_browser_suite_passes() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/web");
+    npm_ci(&dir).await;
+    let out = tokio::process::Command::new("npm")
+        .args(["run", "check-dist"])
+        .current_dir(&dir)
+        .output()
+        .await
+        .expect("npm run check-dist");
+    assert!(
+        out.status.success(),
+        "clients/web/dist is not what its sources build to (run `npm run build` there): {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     npm_test(&dir).await;
 }
