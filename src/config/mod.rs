@@ -5,7 +5,7 @@
 //! Secrets (URLs with passwords) are wrapped so `Debug` never prints them.
 
 use serde::{Deserialize, Serialize};
-use std::{fmt, net::SocketAddr, path::PathBuf};
+use std::{fmt, path::PathBuf};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -68,64 +68,6 @@ impl Default for SyncConfig {
             max_content_bytes: 32 << 20,
             max_invites: 100,
         }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServerConfig {
-    /// Address to listen on. Default `127.0.0.1:8080`.
-    pub bind: SocketAddr,
-    /// Where the SQLite database and the generated signing key live. Default `./data`.
-    pub data_dir: PathBuf,
-    /// Browser origins allowed by CORS and at the WebSocket upgrade.
-    /// Default: the iOS/Capacitor shells `capacitor://localhost`, `ionic://localhost`.
-    pub cors_origins: Vec<String>,
-    /// Largest accepted HTTP request body in bytes. Default 1 MiB.
-    pub body_limit_bytes: usize,
-    /// Seconds to let in-flight work finish after SIGTERM. Default 10.
-    pub shutdown_grace_secs: u64,
-    /// How many proxies in front of this server append to `X-Forwarded-For` (nginx's
-    /// `$proxy_add_x_forwarded_for` appends one). The client IP is the entry the outermost of
-    /// them added: the `trusted_proxies`-th from the right; anything left of it was written by
-    /// the client and is ignored. 0 ignores the header. Default 0.
-    pub trusted_proxies: usize,
-    /// Deepest nesting of arrays and objects in any client JSON (socket frames and request
-    /// bodies; the frame object itself counts). Deeper is refused. Default 32.
-    pub max_json_depth: usize,
-    /// Open TCP connections, WebSockets included (keep it above `ws.max_connections`); more
-    /// wait in the listen backlog. Default 19000.
-    pub max_http_connections: usize,
-    /// Longest wait for a request's headers; it also ends a keep-alive connection idle that
-    /// long. Never applies to a stream or a socket once it runs. Default 20.
-    pub header_read_timeout_secs: u64,
-    /// Longest a request may take, body included, except the streaming routes
-    /// (`/v1/chat/completions`, bounded by the `llm.*` timeouts, and `/v1/ws`); then 408.
-    /// Default 30.
-    pub request_timeout_secs: u64,
-    /// `/metrics` on the main listener needs `Authorization: Bearer <this>`; empty (the
-    /// default) serves it there to nobody.
-    pub metrics_token: Secret,
-    /// A second listener that serves only `/metrics`, without a token (bind it to an internal
-    /// address for Prometheus). Default none.
-    pub metrics_bind: Option<SocketAddr>,
-    /// The built web client (`clients/web/dist`), served at `/`; empty serves none. Relative
-    /// paths are from the working directory. Default `clients/web/dist`.
-    pub web_dir: PathBuf,
-}
-
-/// A configuration secret: read like any string, never printed by `Debug`.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "<unset>"
-        } else {
-            "<redacted>"
-        })
     }
 }
 
@@ -215,62 +157,6 @@ pub struct LogConfig {
     pub level: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WsConfig {
-    /// Largest accepted WebSocket message in bytes; larger closes with 1009. Default 65536.
-    pub max_frame_bytes: usize,
-    /// Frames queued for one connection before it is closed as a slow consumer (4008).
-    /// Default 256.
-    pub send_queue: usize,
-    /// Frames per second a client may send (burst: twice that); more closes with 4029.
-    /// Default 50.
-    pub frames_per_sec: u32,
-    /// Channels one connection may subscribe to (besides its `user:` channel). Default 100.
-    pub max_subscriptions: usize,
-    /// Open sockets per user; one more closes with 4030. Default 20.
-    pub max_connections_per_user: usize,
-    /// Open sockets per instance; more are refused with 503 at the upgrade. Default 18000
-    /// (under the 20k open files a process may have here).
-    pub max_connections: usize,
-    /// Seconds a socket without a bearer header has to send its `auth` frame (else 4002).
-    /// Default 10.
-    pub auth_timeout_secs: u64,
-    /// Seconds between server pings. Default 25.
-    pub heartbeat_secs: u64,
-    /// Seconds of silence (no frame, no pong) before closing with 4031. Default 60.
-    pub idle_timeout_secs: u64,
-    /// Seconds a write to the socket may take before the peer is considered gone. Default 10.
-    pub write_timeout_secs: u64,
-    /// Sockets still to authenticate (no bearer header, `auth` frame not yet sent), per
-    /// instance; counted apart from `max_connections`, so they never take a real user's slot.
-    /// More are refused with 503. Default 1000.
-    pub max_pending: usize,
-    /// Sockets still to authenticate per client address; more are refused with 429.
-    /// Default 20.
-    pub max_pending_per_ip: usize,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            data_dir: PathBuf::from("./data"),
-            cors_origins: vec!["capacitor://localhost".into(), "ionic://localhost".into()],
-            body_limit_bytes: 1024 * 1024,
-            shutdown_grace_secs: 10,
-            trusted_proxies: 0,
-            max_json_depth: 32,
-            max_http_connections: 19_000,
-            header_read_timeout_secs: 20,
-            request_timeout_secs: 30,
-            metrics_token: Secret::default(),
-            metrics_bind: None,
-            web_dir: PathBuf::from("clients/web/dist"),
-        }
-    }
-}
-
 impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
@@ -327,25 +213,6 @@ impl Default for LogConfig {
         Self {
             format: LogFormat::Pretty,
             level: "info".into(),
-        }
-    }
-}
-
-impl Default for WsConfig {
-    fn default() -> Self {
-        Self {
-            max_frame_bytes: 64 * 1024,
-            send_queue: 256,
-            frames_per_sec: 50,
-            max_subscriptions: 100,
-            max_connections_per_user: 20,
-            max_connections: 18_000,
-            auth_timeout_secs: 10,
-            heartbeat_secs: 25,
-            idle_timeout_secs: 60,
-            write_timeout_secs: 10,
-            max_pending: 1000,
-            max_pending_per_ip: 20,
         }
     }
 }
@@ -416,9 +283,11 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
+mod edge;
 mod llm;
 mod load;
 
+pub use edge::{Secret, ServerConfig, WsConfig};
 pub use llm::{ChatConfig, LlmConfig, McpConfig};
 
 pub use load::ConfigError;

@@ -7,7 +7,9 @@ pub mod channel;
 pub mod close;
 pub mod frames;
 pub mod json_guard;
+pub mod server_frames;
 
 pub use channel::Channel;
 pub use close::CloseCode;
 pub use frames::*;
+pub use server_frames::*;

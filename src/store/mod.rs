@@ -11,6 +11,7 @@ mod sync_records;
 mod sync_rows;
 mod sync_sql;
 mod sync_write_sql;
+mod tokens_sql;
 mod tools_sql;
 mod usage_sql;
 

@@ -11,6 +11,7 @@ use super::sync_rows::{
 };
 use super::sync_sql::impl_sync_store;
 use super::sync_write_sql::impl_sync_writes;
+use super::tokens_sql::impl_token_sql;
 use super::tools_sql::{impl_tool_store, ToolRow, TOOL_COLUMNS};
 use super::usage_sql::{impl_usage_store, UsageRow};
 use super::*;
@@ -52,4 +53,5 @@ impl_mcp_store!(PgStore);
 impl_tool_store!(PgStore);
 impl_sync_store!(PgStore, sqlx::PgConnection, sqlx::Postgres);
 impl_sync_writes!(PgStore, sqlx::PgConnection, sqlx::Postgres);
+impl_token_sql!(PgStore);
 impl_account_store!(PgStore, "postgres");

@@ -13,6 +13,7 @@ use super::sync_rows::{
 };
 use super::sync_sql::impl_sync_store;
 use super::sync_write_sql::impl_sync_writes;
+use super::tokens_sql::impl_token_sql;
 use super::tools_sql::{impl_tool_store, ToolRow, TOOL_COLUMNS};
 use super::usage_sql::{impl_usage_store, UsageRow};
 use super::*;
@@ -82,4 +83,5 @@ impl_mcp_store!(SqliteStore);
 impl_tool_store!(SqliteStore);
 impl_sync_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 impl_sync_writes!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
+impl_token_sql!(SqliteStore);
 impl_account_store!(SqliteStore, "sqlite");

@@ -27,6 +27,7 @@ mod store;
 mod sync;
 mod sync_access;
 mod sync_fixes;
+mod sync_limits;
 mod sync_prop;
 mod sync_prop_views;
 mod tools;
