@@ -11,7 +11,6 @@ use crate::{
     redis_conn::RedisConn,
     state::AppState,
     store,
-    ws::WsRuntime,
 };
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
@@ -138,8 +137,8 @@ impl App {
             mcp_config: config.mcp.clone(),
             store: store.clone(),
         });
-        let ws = Arc::new(WsRuntime::new(&config.ws));
-        tracker.spawn(mcp.clone().run(ws.clone(), shutdown.clone()));
+        let connections = Arc::new(crate::connections::Connections::new(&config.ws));
+        tracker.spawn(mcp.clone().run(connections.clone(), shutdown.clone()));
         mcp.serve_requests(&hub, &tracker, shutdown.clone());
         let state = AppState {
             config: config.clone(),
@@ -150,7 +149,7 @@ impl App {
             metrics: crate::telemetry::metrics_handle(),
             hub,
             bus,
-            ws,
+            connections,
             sync,
             chat,
             mcp,

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod bus;
 pub mod chat;
 pub mod config;
+pub mod connections;
 pub mod domain;
 pub mod error;
 pub mod http;

@@ -3,7 +3,6 @@
 
 use crate::{
     auth::AuthService, bus::Bus, config::Config, hub::Hub, ratelimit::RateLimiter, store::Store,
-    ws::WsRuntime,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
@@ -19,7 +18,7 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub hub: Arc<Hub>,
     pub bus: Arc<dyn Bus>,
-    pub ws: Arc<WsRuntime>,
+    pub connections: Arc<crate::connections::Connections>,
     pub sync: Arc<crate::sync::service::SyncService>,
     pub chat: Arc<crate::chat::ChatService>,
     pub mcp: Arc<crate::mcp::manager::McpManager>,

@@ -4,7 +4,7 @@
 //! `auth.api_key_cache_secs`; revoking a key drops it here at once, and on other instances
 //! within that time.
 
-use super::extract::Principal;
+use crate::domain::Principal;
 use dashmap::DashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 

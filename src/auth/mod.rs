@@ -4,14 +4,11 @@
 //! * `jwt`: Ed25519 signing keys (rotatable), access tokens, the JWKS document.
 //! * `secrets`: opaque refresh tokens and API keys, stored only as SHA-256 hashes.
 //! * `service`: register, login with lockout, refresh rotation with reuse detection, logout.
-//! * `extract`: the axum extractors `AuthUser` and `RequireAdmin`.
 
 pub mod cache;
-pub mod extract;
 pub mod jwt;
 pub mod password;
 pub mod secrets;
 pub mod service;
 
-pub use extract::{AuthUser, Interactive, Principal, RequireAdmin};
 pub use service::AuthService;

@@ -1,7 +1,8 @@
 //! Account flows: register, login (with lockout), refresh rotation (with reuse detection),
 //! logout, bearer authentication and API keys. Every outcome is written to the audit log.
 
-use super::{jwt::KeySet, jwt::TokenError, password::Hasher, secrets, Principal};
+use super::{jwt::KeySet, jwt::TokenError, password::Hasher, secrets};
+use crate::domain::Principal;
 use crate::{
     config::AuthConfig,
     domain::{Email, Role, UserId},

@@ -4,7 +4,7 @@
 
 use super::{quota::Quota, usage::UsageRecorder};
 use crate::{
-    auth::Principal,
+    domain::Principal,
     error::AppError,
     llm::{models::Models, ChatRequest, Chunk, ChunkStream, LlmError, Usage},
     store::UsageRecord,

@@ -18,9 +18,9 @@ mod turn;
 pub mod usage;
 
 use crate::{
-    auth::Principal,
     bus::{Bus, LiveTurn},
     config::ChatConfig,
+    domain::Principal,
     domain::SessionId,
     error::AppError,
     hub::Hub,

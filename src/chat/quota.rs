@@ -1,7 +1,7 @@
 //! Per-key limits on completions: requests per minute and tokens per minute, counted per API
 //! key (or per user for access tokens), shared through Redis when it is configured.
 
-use crate::{auth::Principal, config::LlmConfig, error::AppError, ratelimit::RateLimiter};
+use crate::{config::LlmConfig, domain::Principal, error::AppError, ratelimit::RateLimiter};
 use std::{sync::Arc, time::Duration};
 
 pub struct Quota {

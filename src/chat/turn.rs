@@ -7,9 +7,9 @@
 
 use super::{completion::Prepared, tools::Toolbox, ChatService};
 use crate::{
-    auth::Principal,
     bus::{server_event, LiveTurn},
     chat::completion::upstream_error,
+    domain::Principal,
     domain::{SessionId, UserId},
     llm::{
         ChatMessage, ChatRequest, Chunk, FinishReason, Role, ToolCall, ToolCalls, ToolChoice, Usage,

@@ -2,8 +2,10 @@
 
 mod email;
 mod ids;
+mod principal;
 mod role;
 
 pub use email::{Email, EmailError};
 pub use ids::{ApiKeyId, SessionId, UserId};
+pub use principal::Principal;
 pub use role::{MemberRole, Role};

@@ -3,9 +3,9 @@
 use super::auth::UserView;
 use crate::error::page_limit;
 use crate::{
-    auth::RequireAdmin,
     domain::UserId,
     error::{AppError, ErrorBody},
+    http::authn::RequireAdmin,
     state::AppState,
     store::AuditEntry,
 };

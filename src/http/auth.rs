@@ -2,9 +2,10 @@
 
 use super::extract::{ClientIp, Json};
 use crate::{
-    auth::{service::TokenPair, AuthUser, Interactive},
+    auth::service::TokenPair,
     domain::ApiKeyId,
     error::{AppError, ErrorBody},
+    http::authn::{AuthUser, Interactive},
     state::AppState,
     store::{ApiKey, User},
 };

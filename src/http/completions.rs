@@ -7,9 +7,9 @@ use super::{
     openai_wire::{CompletionRequest, ModelList, ModelObject, WireUsage},
 };
 use crate::{
-    auth::AuthUser,
     chat::completion::{upstream_error, Metered},
     error::{AppError, ErrorBody},
+    http::authn::AuthUser,
     llm::{Chunk, FinishReason, LlmError, ToolCalls},
     state::AppState,
 };

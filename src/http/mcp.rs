@@ -2,8 +2,8 @@
 
 use super::extract::Json;
 use crate::{
-    auth::AuthUser,
     error::{AppError, ErrorBody},
+    http::authn::AuthUser,
     mcp::servers::{self, McpServerInput, McpServerView},
     state::AppState,
 };

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod authn;
 pub mod completions;
 pub mod extract;
 pub mod health;

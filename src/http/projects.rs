@@ -2,8 +2,8 @@
 
 use super::extract::Json;
 use crate::{
-    auth::AuthUser,
     error::{AppError, ErrorBody},
+    http::authn::AuthUser,
     state::AppState,
     store::{Project, ProjectFields},
     sync::projects,

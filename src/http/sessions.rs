@@ -4,9 +4,9 @@ use super::extract::Json;
 use crate::error::page_limit;
 use crate::sync::service::notify_list_changed;
 use crate::{
-    auth::AuthUser,
     domain::{Email, MemberRole, SessionId, UserId},
     error::{AppError, ErrorBody},
+    http::authn::AuthUser,
     state::AppState,
     store::Session,
 };

@@ -1,8 +1,8 @@
 //! `GET /v1/sessions/{id}/tools`: the tool calls turns made in a session.
 
 use crate::{
-    auth::AuthUser,
     error::{AppError, ErrorBody},
+    http::authn::AuthUser,
     state::AppState,
     store::ToolRecord,
 };

@@ -158,7 +158,7 @@ impl McpManager {
     /// configuration. Runs until `shutdown`.
     pub async fn run(
         self: Arc<Self>,
-        connected: Arc<crate::ws::WsRuntime>,
+        connected: Arc<crate::connections::Connections>,
         shutdown: CancellationToken,
     ) {
         let grace = Duration::from_secs(self.cfg.idle_grace_secs);
@@ -169,7 +169,7 @@ impl McpManager {
                 _ = tick.tick() => {}
             }
             let now = std::time::Instant::now();
-            let mut users: Vec<UserId> = connected.per_user.iter().map(|e| *e.key()).collect();
+            let mut users: Vec<UserId> = connected.users();
             users.extend(self.holds.iter().map(|e| *e.key()));
             for u in &users {
                 self.last_seen.insert(*u, now);

@@ -49,7 +49,7 @@ struct McpArgs {
 
 pub(super) async fn answer(
     state: &AppState,
-    who: &crate::auth::Principal,
+    who: &crate::domain::Principal,
     kind: &str,
     frame: &str,
 ) -> Result<Value, AppError> {

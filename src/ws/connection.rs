@@ -4,8 +4,8 @@
 
 use super::{dispatch::Conn, writer};
 use crate::{
-    auth::Principal,
     bus::now_ms,
+    domain::Principal,
     hub::Outbox,
     protocol::{ClientFrame, CloseCode, Limits, ServerFrame},
     state::AppState,
@@ -24,9 +24,9 @@ pub(super) async fn run(
     state: AppState,
     principal: Option<Principal>,
     device: Option<String>,
-    admission: super::Admission,
+    admission: crate::connections::Admission,
 ) {
-    let id = state.ws.next_id.fetch_add(1, Ordering::Relaxed);
+    let id = state.connections.next_id.fetch_add(1, Ordering::Relaxed);
     let conn_uuid = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("conn", conn_id = %conn_uuid, user_id = tracing::field::Empty);
     let cfg = state.config.ws.clone();
@@ -48,10 +48,10 @@ pub(super) async fn run(
         };
         // A socket that authenticated in band now needs a real slot; its pending one goes.
         let _slot = match admission {
-            super::Admission::Open(p) => Some(p),
-            super::Admission::Pending(pending) if principal.is_some() => {
+            crate::connections::Admission::Open(p) => Some(p),
+            crate::connections::Admission::Pending(pending) if principal.is_some() => {
                 drop(pending);
-                match state.ws.open_slot() {
+                match state.connections.open_slot() {
                     Ok(p) => Some(p),
                     Err(_) => {
                         outbox.push(
@@ -68,7 +68,7 @@ pub(super) async fn run(
                     }
                 }
             }
-            super::Admission::Pending(_) => None,
+            crate::connections::Admission::Pending(_) => None,
         };
         if let Some(p) = principal.filter(|_| _slot.is_some()) {
             tracing::Span::current().record("user_id", tracing::field::display(p.user_id));

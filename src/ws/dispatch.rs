@@ -3,8 +3,8 @@
 
 use super::connection::unix_to_instant;
 use crate::{
-    auth::Principal,
     bus::{now_ms, presence_frame},
+    domain::Principal,
     domain::SessionId,
     hub::Outbox,
     protocol::{Channel, ClientFrame, Member, Sender, ServerFrame},
@@ -27,7 +27,8 @@ pub(super) struct Conn {
     user_channel: String,
     /// Session channels joined (not counting the implicit `user:` channel).
     channels: HashSet<String>,
-    admitted: bool,
+    /// This socket's place in the user's count, released with the connection.
+    admitted: Option<crate::connections::UserSlot>,
 }
 
 /// What a channel a client names is to this connection.
@@ -55,31 +56,28 @@ impl Conn {
             device,
             connected_since: now_ms(),
             channels: HashSet::new(),
-            admitted: false,
+            admitted: None,
         }
     }
 
-    /// Counts this socket against the user's limit; false when over it.
+    /// Counts this socket against the user's limit (released when the connection drops);
+    /// false when over it.
     pub fn admit(&mut self) -> bool {
-        let max = self.state.config.ws.max_connections_per_user;
-        let mut n = self
-            .state
-            .ws
-            .per_user
-            .entry(self.principal.user_id)
-            .or_insert(0);
-        if *n >= max {
-            drop(n);
-            self.reply_error(
-                None,
-                "too_many_connections",
-                &format!("at most {max} connections per user"),
-            );
-            return false;
+        match self.state.connections.admit_user(self.principal.user_id) {
+            Some(slot) => {
+                self.admitted = Some(slot);
+                true
+            }
+            None => {
+                let max = self.state.connections.max_per_user();
+                self.reply_error(
+                    None,
+                    "too_many_connections",
+                    &format!("at most {max} connections per user"),
+                );
+                false
+            }
         }
-        *n += 1;
-        self.admitted = true;
-        true
     }
 
     pub fn token_deadline(&self) -> Option<Instant> {
@@ -449,12 +447,6 @@ impl Conn {
         self.state
             .hub
             .unsubscribe(&self.user_channel, self.outbox.id());
-        if self.admitted {
-            let user = self.principal.user_id;
-            if let Some(mut n) = self.state.ws.per_user.get_mut(&user) {
-                *n = n.saturating_sub(1);
-            }
-            self.state.ws.per_user.remove_if(&user, |_, n| *n == 0);
-        }
+        self.admitted = None;
     }
 }

@@ -8,9 +8,9 @@ mod dispatch;
 mod writer;
 
 use crate::{
-    auth::extract::bearer,
-    domain::UserId,
+    connections::Admission,
     error::{AppError, ErrorBody},
+    http::authn::bearer,
     state::AppState,
 };
 use axum::{
@@ -18,95 +18,9 @@ use axum::{
     http::{header, request::Parts},
     response::Response,
 };
-use dashmap::DashMap;
 use serde::Deserialize;
-use std::{
-    net::IpAddr,
-    sync::{atomic::AtomicU64, Arc},
-};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
-
-/// Admission state shared by every connection of this instance.
-pub struct WsRuntime {
-    pub(crate) slots: Arc<Semaphore>,
-    /// Sockets still authenticating, in total and per client address.
-    pending: Arc<Semaphore>,
-    pending_per_ip: Arc<DashMap<IpAddr, usize>>,
-    max_pending_per_ip: usize,
-    pub(crate) per_user: DashMap<UserId, usize>,
-    pub(crate) next_id: AtomicU64,
-}
-
-/// A socket's place on this instance: a real slot, or (before its `auth` frame) a pending one
-/// that must become a real one after authenticating.
-pub(crate) enum Admission {
-    Open(OwnedSemaphorePermit),
-    Pending(PendingSlot),
-}
-
-/// A pending socket's hold on the pending caps; released on drop.
-pub(crate) struct PendingSlot {
-    _permit: OwnedSemaphorePermit,
-    ip: IpAddr,
-    per_ip: Arc<DashMap<IpAddr, usize>>,
-}
-
-impl Drop for PendingSlot {
-    fn drop(&mut self) {
-        if let Some(mut n) = self.per_ip.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-        }
-        self.per_ip.remove_if(&self.ip, |_, n| *n == 0);
-    }
-}
-
-impl WsRuntime {
-    pub fn new(cfg: &crate::config::WsConfig) -> Self {
-        Self {
-            slots: Arc::new(Semaphore::new(cfg.max_connections)),
-            pending: Arc::new(Semaphore::new(cfg.max_pending)),
-            pending_per_ip: Arc::new(DashMap::new()),
-            max_pending_per_ip: cfg.max_pending_per_ip,
-            per_user: DashMap::new(),
-            next_id: AtomicU64::new(1),
-        }
-    }
-
-    fn pending_slot(&self, ip: IpAddr) -> Result<PendingSlot, AppError> {
-        let permit = self.pending.clone().try_acquire_owned().map_err(|_| {
-            metrics::counter!("ws_refused_total", "reason" => "pending").increment(1);
-            AppError::Unavailable("too many sockets are waiting to authenticate; try again".into())
-        })?;
-        let mut n = self.pending_per_ip.entry(ip).or_insert(0);
-        if *n >= self.max_pending_per_ip {
-            metrics::counter!("ws_refused_total", "reason" => "pending_per_ip").increment(1);
-            return Err(AppError::RateLimited {
-                retry_after_secs: 1,
-            });
-        }
-        *n += 1;
-        Ok(PendingSlot {
-            _permit: permit,
-            ip,
-            per_ip: self.pending_per_ip.clone(),
-        })
-    }
-
-    /// A real slot, or 503 when the instance is full.
-    pub(crate) fn open_slot(&self) -> Result<OwnedSemaphorePermit, AppError> {
-        self.slots.clone().try_acquire_owned().map_err(|_| {
-            metrics::counter!("ws_refused_total", "reason" => "capacity").increment(1);
-            AppError::Unavailable("this instance is at its connection limit; try another".into())
-        })
-    }
-
-    /// Sockets open on this instance.
-    pub fn open(&self, max: usize) -> usize {
-        max - self.slots.available_permits()
-    }
-}
 
 /// A page served by this server (the web client) opening its socket: the browser's `Origin`
 /// names the host the request is addressed to. A cross-site page cannot make those agree.
@@ -163,10 +77,10 @@ async fn upgrade(
         .await
         .map_err(|r| AppError::validation("upgrade", r.body_text()))?;
     let permit = if principal.is_some() {
-        Admission::Open(s.ws.open_slot()?)
+        Admission::Open(s.connections.open_slot()?)
     } else {
         let ip = crate::http::extract::client_ip(&parts, s.config.server.trusted_proxies);
-        Admission::Pending(s.ws.pending_slot(ip)?)
+        Admission::Pending(s.connections.pending_slot(ip)?)
     };
     let device = q.device.map(|d| d.chars().take(64).collect::<String>());
     let cfg = &s.config.ws;

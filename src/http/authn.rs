@@ -1,7 +1,9 @@
-//! Extractors: `AuthUser` for any signed-in caller (JWT or API key), `RequireAdmin` for admins.
+//! Who is calling, at the HTTP edge: `AuthUser` for any signed-in caller (JWT or API key),
+//! `RequireAdmin` for admins, `Interactive` for a signed-in session (not an API key), and the
+//! bearer token of a request (also read by the socket's upgrade).
 
 use crate::{
-    domain::{ApiKeyId, Role, UserId},
+    domain::{Principal, Role},
     error::AppError,
     state::AppState,
 };
@@ -9,17 +11,6 @@ use axum::{
     extract::FromRequestParts,
     http::{header, request::Parts},
 };
-
-/// Who is calling, however they proved it.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub user_id: UserId,
-    pub role: Role,
-    /// Set when the caller used an API key rather than an access token.
-    pub api_key: Option<ApiKeyId>,
-    /// Access-token expiry (unix seconds); `None` for API keys, which do not expire.
-    pub expires_at: Option<i64>,
-}
 
 pub struct AuthUser(pub Principal);
 pub struct RequireAdmin(pub Principal);
