@@ -35,4 +35,5 @@ pub mod state;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod time;
 pub mod ws;

@@ -14,6 +14,7 @@ pub use turns::{LiveTurn, TurnView};
 
 use crate::hub::replies::{Handed, Waiter};
 use crate::protocol::Member;
+use crate::time::now_ms;
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
 
@@ -123,12 +124,6 @@ pub fn key_revoked_frame() -> Utf8Bytes {
 /// Encodes a presence change as the event frame subscribers receive.
 pub fn presence_frame(channel: &str, event: &str, member: &Member) -> Utf8Bytes {
     server_event(channel, event, member)
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The event an evicted connection receives on the channel it lost.

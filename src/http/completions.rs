@@ -108,7 +108,7 @@ async fn create(
     let req = body.into_request()?;
     let mut stream = s.chat.completions.start(&p, "rest", &model, req).await?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-    let created = crate::bus::now_ms() / 1000;
+    let created = crate::time::now_ms() / 1000;
     if !streaming {
         return collect(stream, &id, created, &model).await;
     }

@@ -77,7 +77,7 @@ impl Models {
         }
         Ok(Self {
             routes,
-            created: crate::bus::now_ms() / 1000,
+            created: crate::time::now_ms() / 1000,
         })
     }
 

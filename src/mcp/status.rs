@@ -43,7 +43,7 @@ impl Status {
             tools: Vec::new(),
             error: None,
             next_retry_at: None,
-            updated_at: crate::bus::now_ms(),
+            updated_at: crate::time::now_ms(),
         }
     }
 }

@@ -7,7 +7,7 @@ use super::{
     manager::McpManager,
     status::{ServerInfo, Status},
 };
-use crate::{bus::now_ms, domain::UserId};
+use crate::{domain::UserId, time::now_ms};
 use std::{sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;

@@ -4,11 +4,11 @@
 
 use super::{dispatch::Conn, writer};
 use crate::{
-    bus::now_ms,
     domain::Principal,
     hub::Outbox,
     protocol::{ClientFrame, CloseCode, Limits, ServerFrame},
     state::AppState,
+    time::now_ms,
 };
 use axum::extract::ws::{Message, WebSocket};
 use futures::StreamExt;

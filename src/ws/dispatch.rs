@@ -3,7 +3,7 @@
 
 use super::connection::unix_to_instant;
 use crate::{
-    bus::{now_ms, presence_frame},
+    bus::presence_frame,
     domain::Principal,
     domain::SessionId,
     hub::Outbox,
@@ -11,6 +11,7 @@ use crate::{
     state::AppState,
     store::{CatchUp, SnapshotReason},
     sync::view::SnapshotView,
+    time::now_ms,
 };
 use serde_json::json;
 use std::{borrow::Cow, collections::HashSet, sync::Arc};

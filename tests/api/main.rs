@@ -14,6 +14,7 @@ mod completions_errors;
 mod edge_attacks;
 mod errors;
 mod health;
+mod layers;
 mod mcp;
 mod mcp_attacks;
 mod mcp_client;
