@@ -2,7 +2,7 @@
 //! OpenAI-shaped body (`{"error":{"message","type","code","param","request_id"}}`). Server
 //! faults are logged with an error id and the client sees only that id, never the cause.
 
-use crate::store::StoreError;
+use crate::{protocol::ErrorCode, store::StoreError};
 use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
@@ -60,7 +60,7 @@ pub enum AppError {
     #[error("{message}")]
     Upstream {
         status: StatusCode,
-        code: &'static str,
+        code: ErrorCode,
         message: String,
         retry_after_secs: Option<u64>,
     },
@@ -125,32 +125,32 @@ impl AppError {
 
     /// Stable machine-readable code; documented in protocol/README.md and shared with the
     /// WebSocket error replies.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         use AppError::*;
         match self {
-            Validation { .. } => "invalid_request",
-            MalformedJson(_) => "malformed_json",
-            UnsupportedMediaType(_) => "unsupported_media_type",
-            PayloadTooLarge(_) => "payload_too_large",
-            InvalidCredentials => "invalid_credentials",
-            MissingAuth => "missing_authorization",
-            InvalidToken(_) => "invalid_token",
-            InvalidApiKey => "invalid_api_key",
-            Forbidden(_) => "forbidden",
-            AccountLocked { .. } => "account_locked",
-            NotFound(_) => "not_found",
-            Conflict(_) => "conflict",
-            TurnActive(_) => "turn_active",
-            RateLimited { .. } => "rate_limit_exceeded",
-            Unavailable(_) => "service_unavailable",
-            ModelNotFound(_) => "model_not_found",
+            Validation { .. } => ErrorCode::InvalidRequest,
+            MalformedJson(_) => ErrorCode::MalformedJson,
+            UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            InvalidCredentials => ErrorCode::InvalidCredentials,
+            MissingAuth => ErrorCode::MissingAuthorization,
+            InvalidToken(_) => ErrorCode::InvalidToken,
+            InvalidApiKey => ErrorCode::InvalidApiKey,
+            Forbidden(_) => ErrorCode::Forbidden,
+            AccountLocked { .. } => ErrorCode::AccountLocked,
+            NotFound(_) => ErrorCode::NotFound,
+            Conflict(_) => ErrorCode::Conflict,
+            TurnActive(_) => ErrorCode::TurnActive,
+            RateLimited { .. } => ErrorCode::RateLimitExceeded,
+            Unavailable(_) => ErrorCode::ServiceUnavailable,
+            ModelNotFound(_) => ErrorCode::ModelNotFound,
             Quota {
                 retry_after_secs: Some(_),
                 ..
-            } => "rate_limit_exceeded",
-            Quota { .. } => "insufficient_quota",
-            Upstream { code, .. } => code,
-            Internal(_) => "internal_error",
+            } => ErrorCode::RateLimitExceeded,
+            Quota { .. } => ErrorCode::InsufficientQuota,
+            Upstream { code, .. } => *code,
+            Internal(_) => ErrorCode::InternalError,
         }
     }
 }
@@ -199,12 +199,17 @@ pub struct ErrorObject {
 }
 
 impl ErrorBody {
-    pub fn new(status: StatusCode, code: &str, message: String, param: Option<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: ErrorCode,
+        message: String,
+        param: Option<String>,
+    ) -> Self {
         Self {
             error: ErrorObject {
                 message,
                 kind: error_type(status).into(),
-                code: code.into(),
+                code: code.as_str().into(),
                 param,
                 request_id: None,
             },

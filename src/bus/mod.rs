@@ -13,6 +13,7 @@ mod turns;
 pub use turns::{LiveTurn, TurnView};
 
 use crate::hub::replies::{Handed, Waiter};
+use crate::protocol::ErrorCode;
 use crate::protocol::Member;
 use crate::time::now_ms;
 use async_trait::async_trait;
@@ -114,7 +115,7 @@ pub fn key_revoked_frame() -> Utf8Bytes {
     Utf8Bytes::from(
         crate::protocol::ServerFrame::Error {
             id: None,
-            code: "invalid_api_key",
+            code: ErrorCode::InvalidApiKey,
             message: "this API key was revoked",
         }
         .encode(),

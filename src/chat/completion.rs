@@ -7,6 +7,7 @@ use crate::{
     domain::Principal,
     error::AppError,
     llm::{models::Models, ChatRequest, Chunk, ChunkStream, LlmError, Usage},
+    protocol::ErrorCode,
     store::UsageRecord,
 };
 use axum::http::StatusCode;
@@ -29,9 +30,13 @@ pub struct Completions {
 pub fn upstream_error(e: &LlmError) -> AppError {
     let (status, code, retry_after_secs) = match e {
         LlmError::Connect(_) | LlmError::Stream(_) | LlmError::Provider { .. } => {
-            (StatusCode::BAD_GATEWAY, "upstream_error", None)
+            (StatusCode::BAD_GATEWAY, ErrorCode::UpstreamError, None)
         }
-        LlmError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", None),
+        LlmError::Timeout(_) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::UpstreamTimeout,
+            None,
+        ),
         LlmError::Status {
             status,
             retry_after_secs,
@@ -39,19 +44,19 @@ pub fn upstream_error(e: &LlmError) -> AppError {
         } => match status {
             429 => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "upstream_rate_limited",
+                ErrorCode::UpstreamRateLimited,
                 Some(retry_after_secs.unwrap_or(1)),
             ),
-            400 | 404 | 413 | 422 => (StatusCode::BAD_REQUEST, "invalid_request", None),
+            400 | 404 | 413 | 422 => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, None),
             401 | 403 => {
                 return AppError::Upstream {
                     status: StatusCode::BAD_GATEWAY,
-                    code: "upstream_auth_failed",
+                    code: ErrorCode::UpstreamAuthFailed,
                     message: "the model provider refused this server's credentials".into(),
                     retry_after_secs: None,
                 }
             }
-            _ => (StatusCode::BAD_GATEWAY, "upstream_error", None),
+            _ => (StatusCode::BAD_GATEWAY, ErrorCode::UpstreamError, None),
         },
     };
     AppError::Upstream {

@@ -96,7 +96,7 @@ impl Run {
                         Ok(p) => p,
                         Err(e) => {
                             break 'turn End::Failed {
-                                code: e.code(),
+                                code: e.code().as_str(),
                                 message: e.to_string(),
                             }
                         }
@@ -108,7 +108,7 @@ impl Run {
                         Ok(s) => s,
                         Err(e) => {
                             let e = upstream_error(&e);
-                            break 'turn End::Failed { code: e.code(), message: e.to_string() };
+                            break 'turn End::Failed { code: e.code().as_str(), message: e.to_string() };
                         }
                     },
                 };
@@ -172,7 +172,7 @@ impl Run {
                         Some(Err(e)) => {
                             let e = upstream_error(&e);
                             break 'turn End::Failed {
-                                code: e.code(),
+                                code: e.code().as_str(),
                                 message: e.to_string(),
                             };
                         }

@@ -4,6 +4,7 @@
 use super::extract::{client_ip, BodyLimit};
 use crate::{
     error::{AppError, ErrorBody},
+    protocol::ErrorCode,
     state::AppState,
 };
 use axum::{
@@ -53,12 +54,12 @@ pub async fn error_body(State(state): State<AppState>, mut req: Request, next: N
                 s => s.canonical_reason().unwrap_or("error").to_lowercase(),
             };
             let code = match status {
-                StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-                StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-                StatusCode::REQUEST_TIMEOUT => "request_timeout",
-                StatusCode::NOT_FOUND => "not_found",
-                s if s.is_server_error() => "internal_error",
-                _ => "invalid_request",
+                StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+                StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+                StatusCode::REQUEST_TIMEOUT => ErrorCode::RequestTimeout,
+                StatusCode::NOT_FOUND => ErrorCode::NotFound,
+                s if s.is_server_error() => ErrorCode::InternalError,
+                _ => ErrorCode::InvalidRequest,
             };
             drop(body);
             ErrorBody::new(status, code, message, None)

@@ -2,7 +2,7 @@
 //! `type`. Client requests carry an `id` that the one reply (`ok` or `error`) echoes. Unknown
 //! fields are ignored so clients can be newer than the server.
 
-use super::{json_guard, Channel};
+use super::{json_guard, Channel, ErrorCode};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -100,7 +100,7 @@ pub enum ClientFrame {
 #[derive(Debug, PartialEq, Eq)]
 pub struct DecodeError {
     pub id: Option<String>,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -145,12 +145,12 @@ impl ClientFrame {
     pub fn decode(text: &str, max_depth: usize) -> Result<Self, DecodeError> {
         let scan = json_guard::scan(text.as_bytes(), max_depth).map_err(|e| DecodeError {
             id: None,
-            code: "bad_frame",
+            code: ErrorCode::BadFrame,
             message: e.to_string(),
         })?;
         let head: Head<'_> = serde_json::from_str(text).map_err(|e| DecodeError {
             id: None,
-            code: "bad_frame",
+            code: ErrorCode::BadFrame,
             message: format!("frame must be a JSON object with a string \"type\": {e}"),
         })?;
         let id = match head.id {
@@ -159,7 +159,7 @@ impl ClientFrame {
             Some(_) => {
                 return Err(DecodeError {
                     id: None,
-                    code: "bad_frame",
+                    code: ErrorCode::BadFrame,
                     message: format!(
                         "\"id\" must be a non-empty string of at most {MAX_ID_LEN} bytes"
                     ),
@@ -168,13 +168,13 @@ impl ClientFrame {
         };
         let bad = |id: &Option<String>, e: serde_json::Error| DecodeError {
             id: id.clone(),
-            code: "bad_request",
+            code: ErrorCode::BadRequest,
             message: format!("invalid {} frame: {e}", head.kind),
         };
         let need_id = |id: Option<String>| {
             id.ok_or_else(|| DecodeError {
                 id: None,
-                code: "bad_request",
+                code: ErrorCode::BadRequest,
                 message: "requests need an \"id\"".into(),
             })
         };
@@ -183,7 +183,7 @@ impl ClientFrame {
         if scan.has_nul && !matches!(head.kind.as_ref(), "session.push" | "publish") {
             return Err(DecodeError {
                 id,
-                code: "invalid_request",
+                code: ErrorCode::InvalidRequest,
                 message: "text must not contain NUL (U+0000)".into(),
             });
         }
@@ -223,7 +223,7 @@ impl ClientFrame {
                 if b.event.is_empty() || b.event.len() > MAX_EVENT_LEN {
                     return Err(DecodeError {
                         id,
-                        code: "bad_request",
+                        code: ErrorCode::BadRequest,
                         message: format!("\"event\" must be 1 to {MAX_EVENT_LEN} bytes"),
                     });
                 }
@@ -233,7 +233,7 @@ impl ClientFrame {
                 {
                     return Err(DecodeError {
                         id,
-                        code: "invalid_request",
+                        code: ErrorCode::InvalidRequest,
                         message: format!(
                             "event names starting with {p:?} are the server's; pick another name"
                         ),
@@ -267,7 +267,7 @@ impl ClientFrame {
             other => {
                 return Err(DecodeError {
                     id,
-                    code: "unknown_type",
+                    code: ErrorCode::UnknownType,
                     message: format!("unknown frame type {:?}", truncate(other, 40)),
                 })
             }
@@ -301,7 +301,7 @@ fn check_channel(channel: &str, id: &Option<String>) -> Result<Channel, DecodeEr
     if channel.is_empty() || channel.len() > MAX_CHANNEL_LEN {
         return Err(DecodeError {
             id: id.clone(),
-            code: "bad_request",
+            code: ErrorCode::BadRequest,
             message: format!("\"channel\" must be 1 to {MAX_CHANNEL_LEN} bytes"),
         });
     }
@@ -309,7 +309,7 @@ fn check_channel(channel: &str, id: &Option<String>) -> Result<Channel, DecodeEr
         .parse()
         .map_err(|e: super::channel::BadChannel| DecodeError {
             id: id.clone(),
-            code: "bad_channel",
+            code: ErrorCode::BadChannel,
             message: e.to_string(),
         })
 }
@@ -326,19 +326,25 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let e = ClientFrame::decode(r#"{"type":"nope","id":"1"}"#, 32).unwrap_err();
-        assert_eq!((e.code, e.id.as_deref()), ("unknown_type", Some("1")));
+        assert_eq!(
+            (e.code, e.id.as_deref()),
+            (ErrorCode::UnknownType, Some("1"))
+        );
         let e =
             ClientFrame::decode(r#"{"type":"subscribe","id":"2","channel":5}"#, 32).unwrap_err();
-        assert_eq!((e.code, e.id.as_deref()), ("bad_request", Some("2")));
+        assert_eq!(
+            (e.code, e.id.as_deref()),
+            (ErrorCode::BadRequest, Some("2"))
+        );
         assert_eq!(
             ClientFrame::decode("not json", 32).unwrap_err().code,
-            "bad_frame"
+            ErrorCode::BadFrame
         );
         assert_eq!(
             ClientFrame::decode(r#"{"type":"ping"}"#, 32)
                 .unwrap_err()
                 .code,
-            "bad_request"
+            ErrorCode::BadRequest
         );
     }
 }

@@ -5,11 +5,13 @@
 
 pub mod channel;
 pub mod close;
+pub mod error_code;
 pub mod frames;
 pub mod json_guard;
 pub mod server_frames;
 
 pub use channel::Channel;
 pub use close::CloseCode;
+pub use error_code::ErrorCode;
 pub use frames::*;
 pub use server_frames::*;

@@ -57,7 +57,7 @@ pub enum ServerFrame<'a> {
     #[serde(rename = "error")]
     Error {
         id: Option<&'a str>,
-        code: &'a str,
+        code: super::ErrorCode,
         message: &'a str,
     },
     /// A client's ephemeral event (`publish`), relayed: never the server's own.

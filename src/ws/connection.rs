@@ -3,6 +3,7 @@
 //! per-user count) however it ends.
 
 use super::{dispatch::Conn, writer};
+use crate::protocol::ErrorCode;
 use crate::{
     domain::Principal,
     hub::Outbox,
@@ -57,7 +58,7 @@ pub(super) async fn run(
                         outbox.push(
                             ServerFrame::Error {
                                 id: None,
-                                code: "service_unavailable",
+                                code: ErrorCode::ServiceUnavailable,
                                 message: "this instance is at its connection limit; try another",
                             }
                             .encode()
@@ -112,7 +113,7 @@ async fn first_frame_auth(
     stream: &mut Stream,
 ) -> Option<Principal> {
     let deadline = Duration::from_secs(state.config.ws.auth_timeout_secs);
-    let refuse = |id: Option<&str>, code: &str, msg: &str, close: CloseCode| {
+    let refuse = |id: Option<&str>, code: ErrorCode, msg: &str, close: CloseCode| {
         outbox.push(
             ServerFrame::Error {
                 id,
@@ -129,7 +130,7 @@ async fn first_frame_auth(
         Err(_) => {
             return refuse(
                 None,
-                "auth_timeout",
+                ErrorCode::AuthTimeout,
                 "no auth frame in time",
                 CloseCode::AuthTimeout,
             )
@@ -138,7 +139,7 @@ async fn first_frame_auth(
         Ok(Some(Ok(_))) => {
             return refuse(
                 None,
-                "auth_required",
+                ErrorCode::AuthRequired,
                 "first frame must be auth",
                 CloseCode::AuthFailed,
             )
@@ -167,7 +168,7 @@ async fn first_frame_auth(
         }
         Ok(other) => refuse(
             other.id(),
-            "auth_required",
+            ErrorCode::AuthRequired,
             "first frame must be auth",
             CloseCode::AuthFailed,
         ),
@@ -209,7 +210,7 @@ async fn serve(conn: &mut Conn, stream: &mut Stream) -> CloseCode {
             _ = conn.outbox.closing() => return conn.outbox.closed_with().unwrap_or(CloseCode::Normal),
             _ = conn.outbox.evicted() => conn.process_evictions().await,
             _ = sleep_until_opt(expiry) => {
-                conn.reply_error(None, "token_expired", "access token expired; send auth.refresh before it does");
+                conn.reply_error(None, ErrorCode::TokenExpired, "access token expired; send auth.refresh before it does");
                 return CloseCode::TokenExpired;
             }
             _ = idle_check.tick() => {
@@ -227,12 +228,12 @@ async fn serve(conn: &mut Conn, stream: &mut Stream) -> CloseCode {
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Binary(_))) => {
                         frames_in.increment(1);
-                        conn.reply_error(None, "bad_frame", "binary frames are not supported; send JSON text");
+                        conn.reply_error(None, ErrorCode::BadFrame, "binary frames are not supported; send JSON text");
                     }
                     Some(Ok(Message::Text(text))) => {
                         frames_in.increment(1);
                         if !bucket.take() {
-                            conn.reply_error(None, "rate_limited", "too many frames per second");
+                            conn.reply_error(None, ErrorCode::RateLimited, "too many frames per second");
                             return CloseCode::RateLimited;
                         }
                         conn.handle(text.as_str()).await;

@@ -2,6 +2,7 @@
 //! exactly one reply: `ok` or `error` with the request's id.
 
 use super::connection::unix_to_instant;
+use crate::protocol::ErrorCode;
 use crate::{
     bus::presence_frame,
     domain::Principal,
@@ -73,7 +74,7 @@ impl Conn {
                 let max = self.state.connections.max_per_user();
                 self.reply_error(
                     None,
-                    "too_many_connections",
+                    ErrorCode::TooManyConnections,
                     &format!("at most {max} connections per user"),
                 );
                 false
@@ -133,7 +134,7 @@ impl Conn {
             .push(ServerFrame::Ok { id, result }.encode().into());
     }
 
-    pub fn reply_error(&self, id: Option<&str>, code: &str, message: &str) {
+    pub fn reply_error(&self, id: Option<&str>, code: ErrorCode, message: &str) {
         self.outbox
             .push(ServerFrame::Error { id, code, message }.encode().into());
     }
@@ -152,12 +153,12 @@ impl Conn {
             ClientFrame::Auth { id, .. } => match id {
                 Some(id) => self.reply_error(
                     Some(&id),
-                    "already_authenticated",
+                    ErrorCode::AlreadyAuthenticated,
                     "use auth.refresh to swap tokens",
                 ),
                 None => self.reply_error(
                     None,
-                    "already_authenticated",
+                    ErrorCode::AlreadyAuthenticated,
                     "use auth.refresh to swap tokens",
                 ),
             },
@@ -171,7 +172,11 @@ impl Conn {
                 mutations,
             } => {
                 let Ok(session) = session_id.parse::<SessionId>() else {
-                    return self.reply_error(Some(&id), "bad_request", "session_id must be a UUID");
+                    return self.reply_error(
+                        Some(&id),
+                        ErrorCode::BadRequest,
+                        "session_id must be a UUID",
+                    );
                 };
                 let muts: Vec<crate::sync::ops::Incoming> =
                     match serde_json::from_str(mutations.get()) {
@@ -179,7 +184,7 @@ impl Conn {
                         Err(e) => {
                             return self.reply_error(
                                 Some(&id),
-                                "bad_request",
+                                ErrorCode::BadRequest,
                                 &format!("invalid mutations: {e}"),
                             )
                         }
@@ -202,7 +207,7 @@ impl Conn {
                 } else {
                     self.reply_error(
                         Some(&id),
-                        "not_subscribed",
+                        ErrorCode::NotSubscribed,
                         "not subscribed to that channel",
                     );
                 }
@@ -217,7 +222,7 @@ impl Conn {
                 if !self.channels.contains(&channel) {
                     return self.reply_error(
                         Some(&id),
-                        "not_subscribed",
+                        ErrorCode::NotSubscribed,
                         "subscribe to a channel before publishing to it",
                     );
                 }
@@ -243,7 +248,7 @@ impl Conn {
                 if !self.channels.contains(&channel) {
                     return self.reply_error(
                         Some(&id),
-                        "not_subscribed",
+                        ErrorCode::NotSubscribed,
                         "subscribe to a channel to see who is there",
                     );
                 }
@@ -269,21 +274,25 @@ impl Conn {
         if self.principal.api_key.is_some() {
             return self.reply_error(
                 Some(id),
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "a socket opened with an API key does not expire; there is nothing to refresh",
             );
         }
         match self.state.auth.authenticate(token).await {
             Ok(p) if p.api_key.is_some() => self.reply_error(
                 Some(id),
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "auth.refresh takes an access token, not an API key",
             ),
             Ok(p) if p.user_id == self.principal.user_id => {
                 self.principal = p;
                 self.reply_ok(id, Some(json!({ "expires_at": self.principal.expires_at })));
             }
-            Ok(_) => self.reply_error(Some(id), "forbidden", "token belongs to another user"),
+            Ok(_) => self.reply_error(
+                Some(id),
+                ErrorCode::Forbidden,
+                "token belongs to another user",
+            ),
             Err(e) => self.reply_error(Some(id), e.code(), &e.to_string()),
         }
     }
@@ -304,7 +313,7 @@ impl Conn {
             None => {
                 return self.reply_error(
                     Some(id),
-                    "bad_channel",
+                    ErrorCode::BadChannel,
                     "channels are user:<your id> or session:<uuid>",
                 )
             }
@@ -318,7 +327,11 @@ impl Conn {
         {
             Ok(Some(_)) => {}
             Ok(None) => {
-                return self.reply_error(Some(id), "forbidden", "not a member of this session")
+                return self.reply_error(
+                    Some(id),
+                    ErrorCode::Forbidden,
+                    "not a member of this session",
+                )
             }
             Err(e) => return self.reply_app_error(id, &crate::error::AppError::from(e)),
         }
@@ -338,7 +351,7 @@ impl Conn {
         if self.channels.len() >= max {
             return self.reply_error(
                 Some(id),
-                "too_many_subscriptions",
+                ErrorCode::TooManySubscriptions,
                 &format!("at most {max} subscriptions per connection"),
             );
         }
