@@ -14,7 +14,7 @@ pub use turns::{LiveTurn, TurnView};
 
 use crate::hub::replies::{Handed, Waiter};
 use crate::protocol::ErrorCode;
-use crate::protocol::Member;
+use crate::protocol::{Member, ServerEvent};
 use crate::time::now_ms;
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
@@ -97,17 +97,10 @@ pub trait Bus: Send + Sync + 'static {
     async fn request(&self, msg: serde_json::Value);
 }
 
-/// A server event (no `from`: the server, not a client, is speaking), encoded once. Every
-/// server-originated push goes through here.
-pub fn server_event(channel: &str, event: &str, data: &impl serde::Serialize) -> Utf8Bytes {
-    let data = serde_json::value::to_raw_value(data).expect("event payloads serialize");
-    let frame = crate::protocol::ServerFrame::Event {
-        channel,
-        event,
-        data: &data,
-        ts: now_ms(),
-    };
-    Utf8Bytes::from(frame.encode())
+/// A server event on `channel`, encoded once (stamped now); every server-originated push is
+/// one of `ServerEvent`'s.
+pub fn event_frame(channel: &str, event: &ServerEvent<'_>) -> Utf8Bytes {
+    Utf8Bytes::from(event.encode(channel, now_ms()))
 }
 
 /// What a socket opened with a revoked API key hears before it closes (4001).
@@ -122,16 +115,7 @@ pub fn key_revoked_frame() -> Utf8Bytes {
     )
 }
 
-/// Encodes a presence change as the event frame subscribers receive.
-pub fn presence_frame(channel: &str, event: &str, member: &Member) -> Utf8Bytes {
-    server_event(channel, event, member)
-}
-
 /// The event an evicted connection receives on the channel it lost.
 pub fn revoked_frame(channel: &str) -> Utf8Bytes {
-    server_event(
-        channel,
-        "session.revoked",
-        &serde_json::json!({ "channel": channel }),
-    )
+    event_frame(channel, &ServerEvent::SessionRevoked { channel })
 }

@@ -1,7 +1,6 @@
 //! Instance liveness for the Redis bus: each instance refreshes an expiring key; survivors reap
 //! the presence entries of an instance whose key expired, telling subscribers it left.
 
-use super::presence_frame;
 use super::redis::{Inner, ALIVE_MS};
 use crate::protocol::Member;
 use std::{sync::Arc, time::Duration};
@@ -79,7 +78,8 @@ async fn reap(inner: &Inner, dead: &str, instances_key: &str) {
             .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok())
             .and_then(|v| serde_json::from_value::<Member>(v["member"].clone()).ok());
         if let Some(m) = member {
-            let frame = presence_frame(channel, "presence.leave", &m);
+            let frame =
+                super::event_frame(channel, &crate::protocol::ServerEvent::PresenceLeave(&m));
             inner.hub.deliver(channel, &frame);
             inner.publish_remote(channel, 0, &frame).await;
         }

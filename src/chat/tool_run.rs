@@ -4,7 +4,13 @@ use super::{
     tools::{cap, model_text, parse_arguments, Failure, Target, Toolbox},
     turn::Run,
 };
-use crate::{bus::server_event, hub::replies::Waiter, llm::ToolCall, store::ToolRecord};
+use crate::{
+    bus::event_frame,
+    hub::replies::Waiter,
+    llm::ToolCall,
+    protocol::{raw, ServerEvent},
+    store::ToolRecord,
+};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -59,7 +65,10 @@ impl Run {
         };
         self.chat
             .bus
-            .publish(channel, server_event(channel, "tool.call", &announce))
+            .publish(
+                channel,
+                event_frame(channel, &ServerEvent::ToolCall(&raw(&announce))),
+            )
             .await;
 
         let outcome: Result<Value, Failure> = match (target, args) {
@@ -110,20 +119,26 @@ impl Run {
         metrics::counter!("chat_tool_calls_total", "status" => status).increment(1);
         let mut done = base;
         done["duration_ms"] = json!(duration_ms);
-        let event = match outcome {
+        let succeeded = match outcome {
             Ok((v, _)) => {
                 done["result"] = v;
-                "tool.result"
+                true
             }
             Err(f) => {
                 done["code"] = json!(f.code);
                 done["message"] = json!(f.message);
-                "tool.error"
+                false
             }
+        };
+        let done = raw(&done);
+        let event = if succeeded {
+            ServerEvent::ToolResult(&done)
+        } else {
+            ServerEvent::ToolError(&done)
         };
         self.chat
             .bus
-            .publish(channel, server_event(channel, event, &done))
+            .publish(channel, event_frame(channel, &event))
             .await;
         text
     }

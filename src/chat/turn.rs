@@ -7,13 +7,14 @@
 
 use super::{completion::Prepared, tools::Toolbox, ChatService};
 use crate::{
-    bus::{server_event, LiveTurn},
+    bus::{event_frame, LiveTurn},
     chat::completion::upstream_error,
     domain::Principal,
     domain::{SessionId, UserId},
     llm::{
         ChatMessage, ChatRequest, Chunk, FinishReason, Role, ToolCall, ToolCalls, ToolChoice, Usage,
     },
+    protocol::{raw, ServerEvent},
     sync::ops::{Mutation, Op, MAX_CONTENT},
 };
 use futures::StreamExt;
@@ -145,13 +146,15 @@ impl Run {
                             index += 1;
                             content.push_str(&t);
                             round_text.push_str(&t);
-                            let data = json!({
-                                "turn_id": self.turn.turn_id,
-                                "message_id": self.turn.message_id,
-                                "index": index,
-                                "text": t,
-                            });
-                            let frame = server_event(&channel, "chat.delta", &data);
+                            let frame = event_frame(
+                                &channel,
+                                &ServerEvent::ChatDelta {
+                                    turn_id: self.turn.turn_id,
+                                    message_id: &self.turn.message_id,
+                                    index,
+                                    text: &t,
+                                },
+                            );
                             self.chat
                                 .bus
                                 .publish_delta(&channel, &self.turn, index, &t, frame)
@@ -300,24 +303,33 @@ impl Run {
         }
         self.chat.bus.turn_release(&self.turn).await;
         self.chat.hub.unregister_turn(self.turn.turn_id);
-        let (event, data) = match end {
-            End::Failed { code, message } => (
-                "chat.error",
-                json!({"turn_id": self.turn.turn_id, "message_id": self.turn.message_id,
-                       "index": index, "code": code, "message": message}),
+        let (turn_id, message_id) = (self.turn.turn_id, self.turn.message_id.as_str());
+        let usage = raw(&usage);
+        let frame = match &end {
+            End::Failed { code, message } => event_frame(
+                &channel,
+                &ServerEvent::ChatError {
+                    turn_id,
+                    message_id,
+                    index,
+                    code,
+                    message,
+                },
             ),
-            _ => (
-                "chat.done",
-                json!({"turn_id": self.turn.turn_id, "message_id": self.turn.message_id,
-                       "index": index, "status": status,
-                       "finish_reason": finish.map(FinishReason::as_str), "usage": usage}),
+            _ => event_frame(
+                &channel,
+                &ServerEvent::ChatDone {
+                    turn_id,
+                    message_id,
+                    index,
+                    status,
+                    finish_reason: finish.map(FinishReason::as_str),
+                    usage: &usage,
+                },
             ),
         };
         metrics::counter!("chat_turns_total", "status" => status).increment(1);
-        self.chat
-            .bus
-            .publish(&channel, server_event(&channel, event, &data))
-            .await;
+        self.chat.bus.publish(&channel, frame).await;
     }
 
     /// The final op must land: retried while the store is briefly unavailable. `Err` with why

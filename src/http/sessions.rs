@@ -7,6 +7,7 @@ use crate::{
     domain::{Email, MemberRole, SessionId, UserId},
     error::{AppError, ErrorBody},
     http::authn::AuthUser,
+    protocol::ListChange,
     state::AppState,
     store::Session,
 };
@@ -144,7 +145,7 @@ async fn share(
         }
         Some(user) => {
             s.store.set_member(session, user.id, b.role).await?;
-            notify_list_changed(s.bus.as_ref(), user.id, session, "shared").await;
+            notify_list_changed(s.bus.as_ref(), user.id, session, ListChange::Shared).await;
         }
         None => {
             let max = s.config.sync.max_invites;
@@ -186,7 +187,7 @@ async fn revoke(
             &user.to_string(),
         )
         .await;
-    notify_list_changed(s.bus.as_ref(), user, session, "revoked").await;
+    notify_list_changed(s.bus.as_ref(), user, session, ListChange::Revoked).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

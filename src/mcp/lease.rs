@@ -4,7 +4,12 @@
 //! the loop that claims, refreshes and releases.
 
 use super::{manager::McpManager, status::Status};
-use crate::{bus::server_event, domain::UserId, redis_conn::RedisConn};
+use crate::{
+    bus::event_frame,
+    domain::UserId,
+    protocol::{raw, ServerEvent},
+    redis_conn::RedisConn,
+};
 use std::{sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;
 
@@ -128,9 +133,12 @@ impl McpManager {
 
     pub(super) async fn publish(&self, user: UserId, status: &Status) {
         let channel = format!("user:{user}");
-        let data = serde_json::json!({ "servers": [status] });
+        let servers = raw(&[status]);
         self.bus
-            .publish(&channel, server_event(&channel, "mcp.status", &data))
+            .publish(
+                &channel,
+                event_frame(&channel, &ServerEvent::McpStatus { servers: &servers }),
+            )
             .await;
     }
 

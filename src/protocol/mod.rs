@@ -6,6 +6,7 @@
 pub mod channel;
 pub mod close;
 pub mod error_code;
+pub mod events;
 pub mod frames;
 pub mod json_guard;
 pub mod server_frames;
@@ -13,5 +14,6 @@ pub mod server_frames;
 pub use channel::Channel;
 pub use close::CloseCode;
 pub use error_code::ErrorCode;
+pub use events::{raw, ListChange, ServerEvent};
 pub use frames::*;
 pub use server_frames::*;

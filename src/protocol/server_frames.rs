@@ -70,41 +70,11 @@ pub enum ServerFrame<'a> {
         /// Server time of publication, unix milliseconds.
         ts: u64,
     },
-    /// Something the server did on a channel.
-    #[serde(rename = "event")]
-    Event {
-        channel: &'a str,
-        event: &'a str,
-        data: &'a RawValue,
-        /// Server time of publication, unix milliseconds.
-        ts: u64,
-    },
 }
 
 impl ServerFrame<'_> {
     /// Serialized once; the same bytes go to every subscriber.
     pub fn encode(&self) -> String {
         serde_json::to_string(self).expect("server frames always serialize")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_embeds_raw_payload() {
-        let data = RawValue::from_string(r#"{"x":1}"#.into()).unwrap();
-        let s = ServerFrame::Event {
-            channel: "c",
-            event: "e",
-            data: &data,
-            ts: 5,
-        }
-        .encode();
-        assert_eq!(
-            s,
-            r#"{"type":"event","channel":"c","event":"e","data":{"x":1},"ts":5}"#
-        );
     }
 }

@@ -10,6 +10,7 @@ use super::{
 use crate::domain::{SessionId, UserId};
 use crate::{
     error::AppError,
+    protocol::ListChange,
     store::{MutationResult, PushOutcome, Pushed},
     sync::ops::Mutation,
 };
@@ -161,7 +162,7 @@ impl SyncService {
         });
         if listed_fields_changed {
             for (member, _) in self.store.members(session).await? {
-                notify_list_changed(self.bus.as_ref(), member, session, "updated").await;
+                notify_list_changed(self.bus.as_ref(), member, session, ListChange::Updated).await;
             }
         }
         Ok(outcome)

@@ -3,7 +3,7 @@
 //! subscribers to resync when the log no longer reaches back.
 
 use super::service::{change_frame, SyncService};
-use crate::{bus::server_event, domain::SessionId, hub::Gap, store::CatchUp};
+use crate::{bus::event_frame, domain::SessionId, hub::Gap, protocol::ServerEvent, store::CatchUp};
 use std::{sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -58,11 +58,9 @@ impl SyncService {
                     // Compacted past the gap: tell subscribers to re-subscribe with `since`.
                     tracing::warn!(channel = %gap.channel, "gap older than the change log; asking clients to resync");
                     self.hub().caught_up(&gap.channel, s.version);
-                    let data = serde_json::json!({"version": s.version});
-                    self.hub().deliver(
-                        &gap.channel,
-                        &server_event(&gap.channel, "sync.resync", &data),
-                    );
+                    let resync = ServerEvent::SyncResync { version: s.version };
+                    self.hub()
+                        .deliver(&gap.channel, &event_frame(&gap.channel, &resync));
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "could not heal a version gap"),

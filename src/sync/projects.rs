@@ -3,18 +3,21 @@
 //! sidebar.
 
 use crate::{
-    bus::{server_event, Bus},
+    bus::{event_frame, Bus},
     domain::UserId,
     error::AppError,
+    protocol::ServerEvent,
     store::{Project, ProjectFields, Store},
 };
 use uuid::Uuid;
 
 async fn notify(bus: &dyn Bus, owner: UserId, project: Uuid, change: &str) {
     let channel = format!("user:{owner}");
-    let data = serde_json::json!({"project_id": project, "change": change});
-    bus.publish(&channel, server_event(&channel, "project.changed", &data))
-        .await;
+    let event = ServerEvent::ProjectChanged {
+        project_id: project,
+        change,
+    };
+    bus.publish(&channel, event_frame(&channel, &event)).await;
 }
 
 fn checked(p: &ProjectFields) -> Result<(), AppError> {

@@ -9,11 +9,12 @@ use super::{
     ops::{check_client_id, Incoming, Mutation, Op, Refusal, RefusalCode},
 };
 use crate::{
-    bus::{server_event, Bus},
+    bus::{event_frame, Bus},
     config::SyncConfig,
     domain::{MemberRole, SessionId, UserId},
     error::AppError,
     hub::Hub,
+    protocol::{raw, ListChange, ServerEvent},
     store::{CatchUp, Change, MutationResult, PushRules, Session, Snapshot, Store},
 };
 use axum::extract::ws::Utf8Bytes;
@@ -49,19 +50,23 @@ pub fn channel_of(session: SessionId) -> String {
 
 /// Tells `user`'s connections that their session list changed (`reason`: created, shared,
 /// revoked, updated).
-pub async fn notify_list_changed(bus: &dyn Bus, user: UserId, session: SessionId, reason: &str) {
+pub async fn notify_list_changed(
+    bus: &dyn Bus,
+    user: UserId,
+    session: SessionId,
+    reason: ListChange,
+) {
     let channel = format!("user:{user}");
-    let data = serde_json::json!({"session_id": session, "reason": reason});
-    bus.publish(
-        &channel,
-        server_event(&channel, "session.list_changed", &data),
-    )
-    .await;
+    let event = ServerEvent::SessionListChanged {
+        session_id: session,
+        reason,
+    };
+    bus.publish(&channel, event_frame(&channel, &event)).await;
 }
 
 /// The `sync.change` event for one committed change, encoded once.
 pub fn change_frame(channel: &str, change: &Change) -> Utf8Bytes {
-    server_event(channel, "sync.change", change)
+    event_frame(channel, &ServerEvent::SyncChange(&raw(change)))
 }
 
 impl SyncService {
@@ -145,7 +150,8 @@ impl SyncService {
             // Offline creation: the batch's first op creates the session with this id.
             None if creates => match self.store.create_session_with_id(session, user, "").await? {
                 Some(_) => {
-                    notify_list_changed(self.bus.as_ref(), user, session, "created").await;
+                    notify_list_changed(self.bus.as_ref(), user, session, ListChange::Created)
+                        .await;
                     MemberRole::Owner
                 }
                 None => return Err(AppError::NotFound("no such session".into())),
@@ -229,7 +235,7 @@ impl SyncService {
             session.title = title.to_owned();
             session.version = version;
         }
-        notify_list_changed(self.bus.as_ref(), owner, session.id, "created").await;
+        notify_list_changed(self.bus.as_ref(), owner, session.id, ListChange::Created).await;
         Ok(session)
     }
 

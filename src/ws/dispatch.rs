@@ -2,13 +2,11 @@
 //! exactly one reply: `ok` or `error` with the request's id.
 
 use super::connection::unix_to_instant;
-use crate::protocol::ErrorCode;
 use crate::{
-    bus::presence_frame,
-    domain::Principal,
-    domain::SessionId,
+    bus::event_frame,
+    domain::{Principal, SessionId},
     hub::Outbox,
-    protocol::{Channel, ClientFrame, Member, Sender, ServerFrame},
+    protocol::{raw, Channel, ClientFrame, ErrorCode, Member, Sender, ServerEvent, ServerFrame},
     state::AppState,
     store::{CatchUp, SnapshotReason},
     sync::view::SnapshotView,
@@ -98,7 +96,7 @@ impl Conn {
                     .bus
                     .publish(
                         &channel,
-                        presence_frame(&channel, "presence.leave", &self.member()),
+                        event_frame(&channel, &ServerEvent::PresenceLeave(&self.member())),
                     )
                     .await;
             }
@@ -119,11 +117,10 @@ impl Conn {
     pub async fn mcp_status(&self) {
         let servers = self.state.mcp.snapshot(self.principal.user_id).await;
         if !servers.is_empty() {
-            let data = json!({ "servers": servers });
-            self.outbox.push(crate::bus::server_event(
+            let servers = raw(&servers);
+            self.outbox.push(event_frame(
                 &self.user_channel,
-                "mcp.status",
-                &data,
+                &ServerEvent::McpStatus { servers: &servers },
             ));
         }
         self.state.mcp.ensure_user(self.principal.user_id).await;
@@ -374,7 +371,10 @@ impl Conn {
         self.state.bus.presence_join(&channel, &member).await;
         self.state
             .bus
-            .publish(&channel, presence_frame(&channel, "presence.join", &member))
+            .publish(
+                &channel,
+                event_frame(&channel, &ServerEvent::PresenceJoin(&member)),
+            )
             .await;
         self.channels.insert(channel.clone());
         body["presence"] = json!(self.state.bus.presence(&channel).await);
@@ -448,7 +448,7 @@ impl Conn {
             .bus
             .publish(
                 channel,
-                presence_frame(channel, "presence.leave", &self.member()),
+                event_frame(channel, &ServerEvent::PresenceLeave(&self.member())),
             )
             .await;
     }
