@@ -119,16 +119,8 @@ impl AuthService {
         ip: Option<&str>,
     ) -> Result<(User, TokenPair), AppError> {
         let user = self.create_user(email, password, Role::User).await?;
-        let email =
-            Email::parse(&user.email).map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
-        let joined = self.store.accept_invites(user.id, &email).await?;
-        self.audit(
-            Some(user.id),
-            "register",
-            ip,
-            serde_json::json!({"invitations_accepted": joined.len()}),
-        )
-        .await;
+        self.audit(Some(user.id), "register", ip, serde_json::json!({}))
+            .await;
         let tokens = self.start_session(&user).await?;
         Ok((user, tokens))
     }

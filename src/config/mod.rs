@@ -49,9 +49,6 @@ pub struct SyncConfig {
     /// Bytes of message content per session (a turn's answer may finish past it; the next
     /// append is refused). Default 32 MiB.
     pub max_content_bytes: u64,
-    /// Invitations waiting per session (sharing with an address that has no account yet).
-    /// Default 100.
-    pub max_invites: u32,
 }
 
 impl Default for SyncConfig {
@@ -66,7 +63,6 @@ impl Default for SyncConfig {
             max_tags: 200,
             max_messages: 10_000,
             max_content_bytes: 32 << 20,
-            max_invites: 100,
         }
     }
 }

@@ -110,8 +110,9 @@ pub struct Share {
     role: MemberRole,
 }
 
-/// Share the session with an address (owner only). An address with no account yet is invited
-/// and becomes a member when it registers; the answer is the same either way.
+/// Share the session with an account by e-mail (owner only). The answer is the same whether or
+/// not the address has an account (nothing happens for one that has none); the member list
+/// shows who has access.
 #[utoipa::path(post, path = "/v1/sessions/{id}/members", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id")), request_body = Share,
     responses((status = 204, description = "Shared"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -134,8 +135,9 @@ async fn share(
         ));
     }
     let email = Email::parse(&b.email).map_err(|e| AppError::validation("email", e.to_string()))?;
-    // The same answer whether or not the address has an account: an unknown one is invited
-    // and joins when it registers, so sharing cannot be used to find out who has an account.
+    // The same answer whether or not the address has an account, so sharing cannot be used to
+    // find out who has one. An address without an account is not remembered: accounts are not
+    // verified, so an invitation would go to whoever registered the address first.
     match s.store.user_by_email(&email).await? {
         Some(user) if user.id == p.user_id => {
             return Err(AppError::validation(
@@ -147,14 +149,7 @@ async fn share(
             s.store.set_member(session, user.id, b.role).await?;
             notify_list_changed(s.bus.as_ref(), user.id, session, ListChange::Shared).await;
         }
-        None => {
-            let max = s.config.sync.max_invites;
-            if !s.store.invite(session, &email, b.role, max).await? {
-                return Err(AppError::Conflict(format!(
-                    "this session has {max} invitations waiting already"
-                )));
-            }
-        }
+        None => tracing::debug!("shared with an address that has no account; nothing to do"),
     }
     Ok(StatusCode::NO_CONTENT)
 }

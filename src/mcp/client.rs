@@ -105,6 +105,8 @@ pub struct Connection {
     pub tools_changed: Arc<Notify>,
     /// The last lines a stdio server wrote to stderr.
     pub stderr: Arc<Mutex<VecDeque<String>>>,
+    /// A stdio server's working directory, gone with the connection.
+    _scratch: Option<Scratch>,
 }
 
 impl Connection {
@@ -175,14 +177,22 @@ pub async fn connect(target: &Target) -> Result<Connection, Failure> {
         tools_changed: tools_changed.clone(),
     };
     let stderr_lines = Arc::new(Mutex::new(VecDeque::new()));
+    let mut scratch = None;
     let started = match target {
         Target::Stdio { program, args, env } => {
             let mut cmd = tokio::process::Command::new(program);
-            // Nothing of the server's own environment (keys, database URLs) reaches the child.
+            // Nothing of the server's own environment (keys, database URLs) reaches the child,
+            // and it starts in an empty directory of its own, not the server's (whose data dir
+            // holds the signing key and the database). It still runs as the server's OS user:
+            // a separate user or sandbox is the operator's to add.
+            let dir = Scratch::new()
+                .map_err(|e| Failure::new(format!("no working directory for {program}: {e}")))?;
             cmd.args(args)
                 .env_clear()
                 .envs(env.iter().cloned())
+                .current_dir(&dir.0)
                 .kill_on_drop(true);
+            scratch = Some(dir);
             let (transport, stderr) = TokioChildProcess::builder(cmd)
                 .stderr(Stdio::piped())
                 .spawn()
@@ -263,7 +273,31 @@ pub async fn connect(target: &Target) -> Result<Connection, Failure> {
         server_version,
         tools_changed,
         stderr: stderr_lines,
+        _scratch: scratch,
     })
+}
+
+/// A stdio server's own empty working directory, removed when the connection ends.
+pub struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> std::io::Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("switchyard-mcp-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// An HTTP client bound to the addresses `url`'s host resolves to now, checked: the host name

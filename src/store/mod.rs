@@ -179,18 +179,6 @@ pub trait SessionStore: Send + Sync + 'static {
         user: UserId,
         role: MemberRole,
     ) -> StoreResult<()>;
-    /// Invites an address with no account yet (at most `max` pending per session; false when
-    /// full). Inviting the same address again changes the role.
-    async fn invite(
-        &self,
-        session: SessionId,
-        email: &Email,
-        role: MemberRole,
-        max: u32,
-    ) -> StoreResult<bool>;
-    /// Turns the invitations of `email` into memberships of `user` (who just registered it);
-    /// returns the sessions joined.
-    async fn accept_invites(&self, user: UserId, email: &Email) -> StoreResult<Vec<SessionId>>;
     async fn remove_member(&self, session: SessionId, user: UserId) -> StoreResult<bool>;
     async fn members(&self, session: SessionId) -> StoreResult<Vec<(UserId, MemberRole)>>;
     /// The sessions `user` is a member of, keyset-paginated by id (ids are time-ordered).

@@ -244,7 +244,8 @@ async fn auth_refresh_never_swaps_credential_kinds() {
 }
 
 #[tokio::test]
-async fn sharing_answers_the_same_for_unknown_addresses_and_lookalikes_are_one_account() {
+async fn sharing_answers_the_same_for_unknown_addresses_remembers_nothing_and_lookalikes_are_one_account(
+) {
     within(async {
         let app = spawn_app().await;
         let owner = user(&app).await;
@@ -274,14 +275,17 @@ async fn sharing_answers_the_same_for_unknown_addresses_and_lookalikes_are_one_a
             share(newcomer.clone()).await,
             "same status, same body"
         );
-        // The invitation becomes membership when the address registers.
+        // Nothing is remembered for an address without an account: whoever registers it later
+        // (accounts are not verified) gets no access; the account shared with has it.
         let tokens = app.register(&newcomer).await;
         let mut c = connect_authed(&app.base, &tokens.access).await;
         assert_eq!(
-            c.subscribe(&ch).await["type"],
-            "ok",
-            "the invited address joined on registering"
+            c.subscribe(&ch).await["code"],
+            "forbidden",
+            "a squatter of the address is no member"
         );
+        let mut k = connect_authed(&app.base, &known.tokens.access).await;
+        assert_eq!(k.subscribe(&ch).await["type"], "ok");
 
         // Fullwidth and zero-width lookalikes of an address are that address.
         let r = app

@@ -40,7 +40,8 @@ fn user_id(ch: &str) -> switchyard::domain::UserId {
 }
 
 #[tokio::test]
-async fn a_stdio_server_sees_only_the_environment_the_operator_listed() {
+async fn a_stdio_server_sees_only_the_environment_the_operator_listed_and_not_the_servers_directory(
+) {
     let py = python().await.display().to_string();
     within(async {
         let dir = tempfile::tempdir().unwrap();
@@ -83,6 +84,32 @@ async fn a_stdio_server_sees_only_the_environment_the_operator_listed() {
             "the child saw more than it was given: {extra:?}"
         );
         assert!(!text.contains(UPSTREAM_KEY));
+        // Nor does it start beside the server's files (the data dir holds the signing key).
+        let out = app
+            .state
+            .mcp
+            .call(
+                user_id(&ch),
+                "hostile",
+                "cwd",
+                Map::new(),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("the cwd tool answers");
+        let here: Value =
+            serde_json::from_str(out["content"][0]["text"].as_str().unwrap()).unwrap();
+        let server_cwd = std::env::current_dir().unwrap();
+        assert_ne!(
+            here["cwd"].as_str().unwrap(),
+            server_cwd.to_str().unwrap(),
+            "{here}"
+        );
+        assert_eq!(
+            here["files"],
+            json!([]),
+            "an empty directory of its own: {here}"
+        );
     })
     .await
 }

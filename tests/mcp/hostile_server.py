@@ -5,7 +5,8 @@ does, for the hardening tests:
 
 Every mode writes its pid to PIDFILE first (so a test can see the process go away).
 
-  env            tool `env` returns the whole process environment as JSON text
+  env            tool `env` returns the whole process environment as JSON text, tool `cwd`
+                 its working directory and what is in it
   stderr SECRET  writes two lines to stderr (the first holding SECRET), then exits: its
                  reason must reach the user scrubbed and one line long
   flood PAGES    tools/list answers PAGES pages of 100 tools with 2 KB descriptions
@@ -60,7 +61,12 @@ for line in sys.stdin:
         reply(id_, result)
     elif method == "tools/list":
         reply(id_, {"tools": [{"name": "env", "description": "The process environment.",
+                               "inputSchema": {"type": "object", "properties": {}}},
+                              {"name": "cwd", "description": "The working directory and its files.",
                                "inputSchema": {"type": "object", "properties": {}}}]})
+    elif method == "tools/call" and params.get("name") == "cwd":
+        here = {"cwd": os.getcwd(), "files": sorted(os.listdir("."))}
+        reply(id_, {"content": [{"type": "text", "text": json.dumps(here)}], "isError": False})
     elif method == "tools/call" and params.get("name") == "env":
         reply(id_, {"content": [{"type": "text", "text": json.dumps(dict(os.environ))}], "isError": False})
     else:
