@@ -201,6 +201,11 @@ impl App {
         let server = &self.state.config.server;
         let limits = crate::http::serve::Limits {
             max_connections: server.max_http_connections,
+            max_per_address: if server.trusted_proxies > 0 {
+                0
+            } else {
+                server.max_http_connections_per_ip
+            },
             header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
         };
         if let Some(l) = self.metrics_listener {

@@ -1,3 +1,6 @@
+-- A deleted message keeps neither its content nor its metadata (it never shows again).
+UPDATE messages SET content = '', metadata = 'null' WHERE deleted;
+
 -- Session sizes kept on the session row, so a push checks the caps without counting.
 ALTER TABLE sessions
     ADD COLUMN context_keys  BIGINT NOT NULL DEFAULT 0,
@@ -11,7 +14,7 @@ UPDATE sessions s SET
                      WHERE r.session_id = s.id AND r.key LIKE 'c:%' AND r.value IS NOT NULL),
     tag_count     = (SELECT COUNT(*) FROM session_registers r WHERE r.session_id = s.id AND r.key LIKE 't:%'),
     message_count = (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id),
-    content_bytes = (SELECT COALESCE(SUM(octet_length(m.content)), 0) FROM messages m WHERE m.session_id = s.id);
+    content_bytes = (SELECT COALESCE(SUM(octet_length(m.content) + octet_length(m.metadata)), 0) FROM messages m WHERE m.session_id = s.id);
 
 -- Client ids are scoped to their account (a guessed id cannot be squatted), answers carry a
 -- refusal code, and the server's own writes (turns) keep no per-client rows.

@@ -1,3 +1,6 @@
+-- A deleted message keeps neither its content nor its metadata (it never shows again).
+UPDATE messages SET content = '', metadata = 'null' WHERE deleted;
+
 -- Session sizes kept on the session row, so a push checks the caps without counting.
 ALTER TABLE sessions ADD COLUMN context_keys  BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN context_bytes BIGINT NOT NULL DEFAULT 0;
@@ -10,7 +13,7 @@ UPDATE sessions SET
                      WHERE r.session_id = sessions.id AND r.key LIKE 'c:%' AND r.value IS NOT NULL),
     tag_count     = (SELECT COUNT(*) FROM session_registers r WHERE r.session_id = sessions.id AND r.key LIKE 't:%'),
     message_count = (SELECT COUNT(*) FROM messages m WHERE m.session_id = sessions.id),
-    content_bytes = (SELECT COALESCE(SUM(length(CAST(m.content AS BLOB))), 0) FROM messages m WHERE m.session_id = sessions.id);
+    content_bytes = (SELECT COALESCE(SUM(length(CAST(m.content AS BLOB)) + length(CAST(m.metadata AS BLOB))), 0) FROM messages m WHERE m.session_id = sessions.id);
 
 -- Client ids are scoped to their account (a guessed id cannot be squatted), answers carry a
 -- refusal code, and the server's own writes (turns) keep no per-client rows.

@@ -25,9 +25,14 @@ pub struct ServerConfig {
     /// Deepest nesting of arrays and objects in any client JSON (socket frames and request
     /// bodies; the frame object itself counts). Deeper is refused. Default 32.
     pub max_json_depth: usize,
-    /// Open TCP connections, WebSockets included (keep it above `ws.max_connections`); more
-    /// wait in the listen backlog. Default 19000.
+    /// Open HTTP connections (a connection that upgrades to a WebSocket leaves this count and
+    /// is under `ws.max_connections`); more wait in the listen backlog. Default 19000.
     pub max_http_connections: usize,
+    /// Open HTTP connections per client address (an IPv6 /64), so one host cannot hold them
+    /// all; more are closed at once. 0 turns it off; it is off anyway when
+    /// `server.trusted_proxies` > 0 (every peer is a proxy: limit per client there). Default
+    /// 1024 (a reconnect storm from many users behind one NAT stays under it).
+    pub max_http_connections_per_ip: usize,
     /// Longest wait for a request's headers; it also ends a keep-alive connection idle that
     /// long. Never applies to a stream or a socket once it runs. Default 20.
     pub header_read_timeout_secs: u64,
@@ -93,7 +98,7 @@ pub struct WsConfig {
     /// More are refused with 503. Default 1000.
     pub max_pending: usize,
     /// Sockets still to authenticate per client address; more are refused with 429.
-    /// Default 20.
+    /// Default 64 (an IPv6 /64 counts as one address).
     pub max_pending_per_ip: usize,
 }
 
@@ -108,6 +113,7 @@ impl Default for ServerConfig {
             trusted_proxies: 0,
             max_json_depth: 32,
             max_http_connections: 19_000,
+            max_http_connections_per_ip: 1024,
             header_read_timeout_secs: 20,
             request_timeout_secs: 30,
             metrics_token: Secret::default(),
@@ -131,7 +137,7 @@ impl Default for WsConfig {
             idle_timeout_secs: 60,
             write_timeout_secs: 10,
             max_pending: 1000,
-            max_pending_per_ip: 20,
+            max_pending_per_ip: 64,
         }
     }
 }

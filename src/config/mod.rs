@@ -46,9 +46,15 @@ pub struct SyncConfig {
     pub max_tags: u64,
     /// Messages per session, deleted ones included. Default 10000.
     pub max_messages: u64,
-    /// Bytes of message content per session (a turn's answer may finish past it; the next
-    /// append is refused). Default 32 MiB.
+    /// Bytes of message content and metadata per session (a turn's answer may finish past it;
+    /// the next append is refused). Default 32 MiB.
     pub max_content_bytes: u64,
+    /// Mutations of clients waiting for one session's group commit; a push past it is
+    /// answered `service_unavailable` (retry). Default 5000.
+    pub max_queued_mutations: usize,
+    /// Whole-session reads (snapshots, catch-ups that fall back to one) at once on this
+    /// instance; more wait their turn, so a flood of them cannot exhaust memory. Default 8.
+    pub max_concurrent_snapshots: usize,
 }
 
 impl Default for SyncConfig {
@@ -63,6 +69,8 @@ impl Default for SyncConfig {
             max_tags: 200,
             max_messages: 10_000,
             max_content_bytes: 32 << 20,
+            max_queued_mutations: 5000,
+            max_concurrent_snapshots: 8,
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Validated value types shared by every layer. Pure: no I/O, nothing of ours imported.
 
+mod addr;
 mod email;
 mod ids;
 mod principal;
 mod role;
 
+pub use addr::client_bucket;
 pub use email::{Email, EmailError};
 pub use ids::{ApiKeyId, SessionId, UserId};
 pub use principal::Principal;

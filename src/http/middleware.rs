@@ -82,7 +82,12 @@ pub async fn http_metrics(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    // Extension methods would each be a new time series: anything unusual is `other`.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_owned();
     let start = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
@@ -97,7 +102,10 @@ pub async fn http_metrics(req: Request, next: Next) -> Response {
 pub async fn auth_rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let ip = client_ip(&parts, state.config.server.trusted_proxies);
-    let decision = state.auth_limiter.check(&ip.to_string()).await;
+    let decision = state
+        .auth_limiter
+        .check(&crate::domain::client_bucket(ip).to_string())
+        .await;
     let mut resp = if decision.allowed {
         next.run(Request::from_parts(parts, body)).await
     } else {

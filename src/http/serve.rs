@@ -6,11 +6,16 @@
 //! Written out instead of `axum::serve` because that has neither knob.
 
 use axum::{extract::ConnectInfo, Router};
+use dashmap::DashMap;
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt;
@@ -18,9 +23,12 @@ use tower::ServiceExt;
 /// Bounds of the listener (`server.*` in Config).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Open TCP connections, upgraded sockets included; past it, new ones wait in the
-    /// kernel's backlog.
+    /// Open HTTP connections; past it, new ones wait in the kernel's backlog. A connection that
+    /// upgrades to a WebSocket leaves this count (sockets have `ws.max_connections`).
     pub max_connections: usize,
+    /// Open HTTP connections per client address (an IPv6 /64); past it, a new one is closed at
+    /// once. 0: no per-address cap (behind a load balancer every peer is the balancer).
+    pub max_per_address: usize,
     /// Longest wait for a request's headers, from when the connection is ready to read one.
     pub header_read_timeout: Duration,
 }
@@ -34,6 +42,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address: Arc<DashMap<IpAddr, usize>> = Arc::new(DashMap::new());
     let open = TaskTracker::new();
     let full = metrics::counter!("http_connection_cap_waits_total");
     loop {
@@ -62,6 +71,12 @@ pub async fn serve(
                 }
             },
         };
+        let Some(held) = AddressSlot::take(&per_address, peer.ip(), limits.max_per_address) else {
+            metrics::counter!("http_connections_refused_total", "reason" => "per_address")
+                .increment(1);
+            drop(stream);
+            continue;
+        };
         // A streamed chunk must not wait for the client's delayed ACK of the last one.
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
@@ -76,6 +91,7 @@ pub async fn serve(
         let stop = shutdown.clone();
         open.spawn(async move {
             let _permit = permit;
+            let _held = held;
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
@@ -95,6 +111,37 @@ pub async fn serve(
     open.close();
     open.wait().await;
     Ok(())
+}
+
+/// One connection counted against its address's cap; released on drop.
+struct AddressSlot {
+    key: IpAddr,
+    counts: Arc<DashMap<IpAddr, usize>>,
+}
+
+impl AddressSlot {
+    /// `None` when `ip`'s bucket has `max` open already (`max` 0: never).
+    fn take(counts: &Arc<DashMap<IpAddr, usize>>, ip: IpAddr, max: usize) -> Option<Self> {
+        let key = crate::domain::client_bucket(ip);
+        let mut n = counts.entry(key).or_insert(0);
+        if max > 0 && *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            key,
+            counts: counts.clone(),
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Some(mut n) = self.counts.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+        }
+        self.counts.remove_if(&self.key, |_, n| *n == 0);
+    }
 }
 
 fn log_end(r: Result<(), hyper::Error>, peer: SocketAddr) {

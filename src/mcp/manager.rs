@@ -111,6 +111,25 @@ impl McpManager {
         &self.sealer
     }
 
+    /// Header values stored before sealing existed are sealed the first time their user's
+    /// servers load, so no plaintext secret stays in the database.
+    async fn seal_stored(&self, servers: &[McpServer]) {
+        let plain = |s: &&McpServer| {
+            s.headers.values().any(|v| {
+                v.as_str()
+                    .is_some_and(|v| !super::seal::Sealer::is_sealed(v))
+            })
+        };
+        for s in servers.iter().filter(plain) {
+            let mut sealed = s.clone();
+            if super::servers::seal_headers(&self.sealer, &mut sealed).is_ok() {
+                if let Err(e) = self.store.update_mcp_server(&sealed).await {
+                    tracing::warn!(error = %e, server = %s.id, "MCP headers not sealed yet");
+                }
+            }
+        }
+    }
+
     /// Keeps `user`'s clients running until the guard drops (a turn that may call them).
     pub fn hold(self: &Arc<Self>, user: UserId) -> Hold {
         *self.holds.entry(user).or_insert(0) += 1;
@@ -170,6 +189,7 @@ impl McpManager {
             Ok(s) => s,
             Err(e) => return tracing::warn!(error = %e, "MCP servers not loaded"),
         };
+        self.seal_stored(&servers).await;
         let wanted: BTreeMap<Uuid, &McpServer> = servers
             .iter()
             .filter(|s| s.enabled)

@@ -181,7 +181,7 @@ fn check_headers(cfg: &McpConfig, headers: &Map<String, Value>) -> Result<(), Ap
 }
 
 /// Seals every header value not sealed yet, bound to this server's row.
-fn seal_headers(sealer: &Sealer, s: &mut McpServer) -> Result<(), AppError> {
+pub(super) fn seal_headers(sealer: &Sealer, s: &mut McpServer) -> Result<(), AppError> {
     for (k, v) in s.headers.iter_mut() {
         if let Some(plain) = v.as_str().filter(|v| !Sealer::is_sealed(v)) {
             let sealed = sealer

@@ -11,7 +11,7 @@ use crate::domain::{SessionId, UserId};
 use crate::{
     error::AppError,
     protocol::ListChange,
-    store::{MutationResult, PushOutcome, Pushed},
+    store::{MutationResult, PushOutcome, Pushed, StoreError},
     sync::ops::Mutation,
 };
 use std::sync::Arc;
@@ -37,6 +37,8 @@ pub(super) struct Queue {
     /// A leader is committing this session's queue.
     busy: bool,
     items: Vec<Pending>,
+    /// Mutations in `items`.
+    queued: usize,
 }
 
 impl SyncService {
@@ -59,6 +61,16 @@ impl SyncService {
         };
         let lead = {
             let mut q = self.queues.entry(session).or_default();
+            // A client push waits behind at most this much of its session's work; past it the
+            // session is busy (a slow or stalled database must not grow memory without bound).
+            // A turn's own writes always queue: they are bounded by the turns themselves.
+            let n = pending.mutations.len();
+            if !server && q.queued + n > self.config.max_queued_mutations {
+                return Err(AppError::Unavailable(
+                    "this session has too many pushes waiting; retry shortly".into(),
+                ));
+            }
+            q.queued += n;
             q.items.push(pending);
             !std::mem::replace(&mut q.busy, true)
         };
@@ -95,20 +107,24 @@ impl SyncService {
                         n <= MAX_GROUP || n == p.mutations.len()
                     })
                     .count();
-                q.items.drain(..take.max(1)).collect::<Vec<_>>()
+                let items: Vec<Pending> = q.items.drain(..take.max(1)).collect();
+                q.queued -= items.iter().map(|p| p.mutations.len()).sum::<usize>();
+                items
             };
             self.commit_group(session, items).await;
         }
     }
 
-    /// Commits `items` together; if the group fails, each push is tried alone, so one bad
-    /// push can never fail the others it happened to be grouped with.
+    /// Commits `items` together. If a statement of the group fails (something one push
+    /// carried, not the database going away), each push is tried alone, so one bad push can
+    /// never fail the others it happened to be grouped with. A failure after the commit never
+    /// gets here: the group is never committed twice.
     async fn commit_group(&self, session: SessionId, items: Vec<Pending>) {
         let outcome = self.commit(session, &batch_of(&items)).await;
         match outcome {
             Ok(o) => answer(items, o),
-            Err(e) if items.len() > 1 && !matches!(e, AppError::NotFound(_)) => {
-                tracing::warn!(error = %e.detail(), pushes = items.len(), "group commit failed; committing its pushes one by one");
+            Err(Failed::Statement(e)) if items.len() > 1 => {
+                tracing::warn!(error = %format!("{e:#}"), pushes = items.len(), "group commit failed; committing its pushes one by one");
                 for p in items {
                     let alone = self
                         .commit(session, &batch_of(std::slice::from_ref(&p)))
@@ -116,35 +132,34 @@ impl SyncService {
                     match alone {
                         Ok(o) => answer(vec![p], o),
                         Err(e) => {
-                            let _ = p.reply.send(Err(e));
+                            let _ = p.reply.send(Err(e.into_app()));
                         }
                     }
                 }
             }
             Err(e) => {
-                let detail = e.detail();
                 for p in items {
-                    let err = match &e {
-                        AppError::NotFound(m) => AppError::NotFound(m.clone()),
-                        _ => AppError::internal(anyhow::anyhow!("{detail}")),
-                    };
-                    let _ = p.reply.send(Err(err));
+                    let _ = p.reply.send(Err(e.to_app()));
                 }
             }
         }
     }
 
-    /// One transaction, then (only after commit) the broadcast and sidebar notifications.
+    /// One transaction, then (only after commit, and never failing it) the broadcast and the
+    /// sidebar notifications.
     async fn commit(
         &self,
         session: SessionId,
         batch: &[Pushed<'_>],
-    ) -> Result<PushOutcome, AppError> {
-        let outcome = self
-            .store
-            .push(session, batch, &self.rules)
-            .await?
-            .ok_or_else(|| AppError::NotFound("no such session".into()))?;
+    ) -> Result<PushOutcome, Failed> {
+        let outcome = match self.store.push(session, batch, &self.rules).await {
+            Ok(Some(o)) => o,
+            Ok(None) => return Err(Failed::Gone),
+            Err(
+                e @ (StoreError::Database(_) | StoreError::Corrupt(_) | StoreError::Conflict(_)),
+            ) => return Err(Failed::Statement(e)),
+            Err(e) => return Err(Failed::Store(e)),
+        };
         let channel = channel_of(session);
         for change in &outcome.applied {
             self.clock.observe(change.mutation.hlc);
@@ -161,8 +176,22 @@ impl SyncService {
                 .any(|op| matches!(op, Op::SetField { .. } | Op::DeleteSession))
         });
         if listed_fields_changed {
-            for (member, _) in self.store.members(session).await? {
-                notify_list_changed(self.bus.as_ref(), member, session, ListChange::Updated).await;
+            match self.store.members(session).await {
+                Ok(members) => {
+                    for (member, _) in members {
+                        notify_list_changed(
+                            self.bus.as_ref(),
+                            member,
+                            session,
+                            ListChange::Updated,
+                        )
+                        .await;
+                    }
+                }
+                // Committed already: the sidebars catch up on their next listing.
+                Err(e) => {
+                    tracing::warn!(error = %e, %session, "session list notifications not sent")
+                }
             }
         }
         Ok(outcome)
@@ -195,5 +224,32 @@ fn answer(items: Vec<Pending>, mut o: PushOutcome) {
     for p in items {
         let mine: Vec<MutationResult> = rest.by_ref().take(p.mutations.len()).collect();
         let _ = p.reply.send(Ok((mine, o.version)));
+    }
+}
+
+/// Why a group commit failed.
+enum Failed {
+    /// The session does not exist (any more).
+    Gone,
+    /// A statement failed on something a push carried: its pushes are tried alone.
+    Statement(StoreError),
+    /// The database is unreachable or timed out: every push of the group fails, retryable.
+    Store(StoreError),
+}
+
+impl Failed {
+    fn to_app(&self) -> AppError {
+        match self {
+            Failed::Gone => AppError::NotFound("no such session".into()),
+            Failed::Store(StoreError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "sync push: database unavailable");
+                AppError::Unavailable("the database is unavailable; retry the push".into())
+            }
+            Failed::Statement(e) | Failed::Store(e) => AppError::internal(anyhow::anyhow!("{e:#}")),
+        }
+    }
+
+    fn into_app(self) -> AppError {
+        self.to_app()
     }
 }

@@ -145,6 +145,11 @@ struct Step<'a> {
     touched: Touched,
 }
 
+/// Bytes of a value as it is stored (JSON text).
+fn json_len(v: &serde_json::Value) -> u64 {
+    serde_json::to_string(v).map_or(0, |s| s.len() as u64)
+}
+
 fn refuse(code: RefusalCode, message: String) -> Refusal {
     Refusal::new(code, message)
 }

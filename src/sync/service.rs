@@ -29,8 +29,10 @@ pub struct SyncService {
     pub(super) bus: Arc<dyn Bus>,
     pub(super) hub: Arc<Hub>,
     pub(super) clock: Clock,
-    config: SyncConfig,
+    pub(super) config: SyncConfig,
     pub(super) rules: PushRules,
+    /// Turns for whole-session reads (`sync.max_concurrent_snapshots`).
+    snapshots: tokio::sync::Semaphore,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -82,6 +84,7 @@ impl SyncService {
             bus,
             hub,
             clock: Clock::new(),
+            snapshots: tokio::sync::Semaphore::new(config.max_concurrent_snapshots.max(1)),
             rules: PushRules {
                 limits: Limits {
                     context_keys: config.max_context_keys,
@@ -256,7 +259,17 @@ impl SyncService {
         Ok((result, version))
     }
 
+    /// Whole-session reads take a turn (`sync.max_concurrent_snapshots`): each holds a whole
+    /// session in memory, so their number is what bounds that memory.
+    async fn read_turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>, AppError> {
+        self.snapshots
+            .acquire()
+            .await
+            .map_err(|_| AppError::Unavailable("shutting down".into()))
+    }
+
     pub async fn catch_up(&self, session: SessionId, since: u64) -> Result<CatchUp, AppError> {
+        let _turn = self.read_turn().await?;
         self.store
             .catch_up(session, since, self.config.catch_up_limit)
             .await?
@@ -264,6 +277,7 @@ impl SyncService {
     }
 
     pub async fn snapshot(&self, session: SessionId) -> Result<Snapshot, AppError> {
+        let _turn = self.read_turn().await?;
         self.store
             .snapshot(session)
             .await?

@@ -23,7 +23,7 @@ use tracing::Instrument;
 pub(super) async fn run(
     socket: WebSocket,
     state: AppState,
-    principal: Option<Principal>,
+    principal: Option<(Principal, Option<Box<str>>)>,
     device: Option<String>,
     admission: crate::connections::Admission,
 ) {
@@ -71,9 +71,10 @@ pub(super) async fn run(
             }
             crate::connections::Admission::Pending(_) => None,
         };
-        if let Some(p) = principal.filter(|_| _slot.is_some()) {
+        if let Some((p, key)) = principal.filter(|_| _slot.is_some()) {
             tracing::Span::current().record("user_id", tracing::field::display(p.user_id));
             let mut conn = Conn::new(state.clone(), outbox.clone(), p, conn_uuid.clone(), device);
+            conn.api_key_token = key;
             let code = if conn.admit() {
                 serve(&mut conn, &mut stream).await
             } else {
@@ -111,7 +112,7 @@ async fn first_frame_auth(
     state: &AppState,
     outbox: &Outbox,
     stream: &mut Stream,
-) -> Option<Principal> {
+) -> Option<(Principal, Option<Box<str>>)> {
     let deadline = Duration::from_secs(state.config.ws.auth_timeout_secs);
     let refuse = |id: Option<&str>, code: ErrorCode, msg: &str, close: CloseCode| {
         outbox.push(
@@ -156,7 +157,8 @@ async fn first_frame_auth(
                     if let Some(id) = &id {
                         outbox.push(ServerFrame::Ok { id, result: None }.encode().into());
                     }
-                    Some(p)
+                    let key = p.api_key.map(|_| Box::<str>::from(token.as_str()));
+                    Some((p, key))
                 }
                 Err(e) => refuse(
                     id.as_deref(),
@@ -216,6 +218,10 @@ async fn serve(conn: &mut Conn, stream: &mut Stream) -> CloseCode {
             _ = idle_check.tick() => {
                 if last_seen.elapsed() > idle {
                     return CloseCode::IdleTimeout;
+                }
+                if !conn.api_key_still_valid().await {
+                    conn.reply_error(None, ErrorCode::InvalidApiKey, "this API key was revoked");
+                    return CloseCode::AuthFailed;
                 }
             }
             msg = stream.next() => {

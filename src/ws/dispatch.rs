@@ -29,6 +29,11 @@ pub(super) struct Conn {
     channels: HashSet<String>,
     /// This socket's place in the user's count, released with the connection.
     admitted: Option<crate::connections::UserSlot>,
+    /// The API key this socket opened with: checked against the store again every
+    /// `auth.api_key_cache_secs` (on the heartbeat), so a revocation missed on the bus (an
+    /// instance reconnecting to Redis) still ends the socket.
+    pub api_key_token: Option<Box<str>>,
+    key_checked: Instant,
 }
 
 /// What a channel a client names is to this connection.
@@ -57,6 +62,8 @@ impl Conn {
             connected_since: now_ms(),
             channels: HashSet::new(),
             admitted: None,
+            api_key_token: None,
+            key_checked: Instant::now(),
         }
     }
 
@@ -78,6 +85,24 @@ impl Conn {
                 false
             }
         }
+    }
+
+    /// False once the socket's API key no longer authenticates (checked every
+    /// `auth.api_key_cache_secs`; a store error counts as still valid: the next check decides).
+    pub async fn api_key_still_valid(&mut self) -> bool {
+        let Some(token) = self.api_key_token.clone() else {
+            return true;
+        };
+        let every =
+            std::time::Duration::from_secs(self.state.config.auth.api_key_cache_secs.max(1));
+        if self.key_checked.elapsed() < every {
+            return true;
+        }
+        self.key_checked = Instant::now();
+        !matches!(
+            self.state.auth.authenticate_socket(&token).await,
+            Err(crate::error::AppError::InvalidApiKey)
+        )
     }
 
     pub fn token_deadline(&self) -> Option<Instant> {

@@ -70,7 +70,12 @@ async fn upgrade(
         }
     }
     let principal = match bearer(&parts) {
-        Some(token) => Some(s.auth.authenticate_socket(token).await?),
+        Some(token) => {
+            let p = s.auth.authenticate_socket(token).await?;
+            // An API key is checked again while the socket lives (see `connection`).
+            let key = p.api_key.map(|_| Box::<str>::from(token));
+            Some((p, key))
+        }
         None => None,
     };
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &s)
@@ -80,7 +85,10 @@ async fn upgrade(
         Admission::Open(s.connections.open_slot()?)
     } else {
         let ip = crate::http::extract::client_ip(&parts, s.config.server.trusted_proxies);
-        Admission::Pending(s.connections.pending_slot(ip)?)
+        Admission::Pending(
+            s.connections
+                .pending_slot(crate::domain::client_bucket(ip))?,
+        )
     };
     let device = q.device.map(|d| d.chars().take(64).collect::<String>());
     let cfg = &s.config.ws;

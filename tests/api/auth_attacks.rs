@@ -353,3 +353,32 @@ async fn two_tabs_refreshing_at_once_get_the_same_successor_and_a_late_replay_st
     })
     .await
 }
+
+#[tokio::test]
+async fn an_api_key_socket_that_missed_the_revocation_message_still_closes() {
+    within(async {
+        let app = spawn_with(|c| {
+            c.ws.heartbeat_secs = 1;
+            c.auth.api_key_cache_secs = 1;
+        })
+        .await;
+        let m = user(&app).await;
+        let (id, secret) = api_key(&app, &m.tokens.access).await;
+        let mut sock = connect_authed(&app.base, &secret).await;
+        // Revoked behind the service's back: no message on the bus reaches the socket.
+        let user_id: switchyard::domain::UserId = m.user_id.parse().unwrap();
+        assert!(app
+            .state
+            .store
+            .revoke_api_key(user_id, id.parse().unwrap())
+            .await
+            .unwrap());
+        let (how, seen) = sock.closed().await;
+        assert_eq!(code_of(&how), 4001, "{how:?}");
+        assert!(
+            seen.iter().any(|f| f["code"] == "invalid_api_key"),
+            "{seen:?}"
+        );
+    })
+    .await
+}

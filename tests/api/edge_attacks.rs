@@ -386,3 +386,42 @@ async fn metrics_need_the_token_or_their_own_listener() {
     })
     .await
 }
+
+#[tokio::test]
+async fn one_address_cannot_hold_every_http_connection() {
+    within(async {
+        let app = spawn_with(|c| c.server.max_http_connections_per_ip = 3).await;
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+            held.push(s);
+        }
+        // A fourth from the same address is closed at once.
+        let mut fourth = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let _ = fourth
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), fourth.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        assert_eq!(n, 0, "closed without an answer");
+        // Another address is served meanwhile.
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut other = sock.connect(app.addr).await.unwrap();
+        other
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = String::new();
+        other.read_to_string(&mut reply).await.unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        drop(held);
+    })
+    .await
+}

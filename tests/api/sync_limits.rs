@@ -100,9 +100,12 @@ async fn a_session_at_its_caps_refuses_growth_and_another_users_write_still_succ
         assert_eq!(r["results"][0]["status"], "applied");
         let (_, r) = push(&app, &owner, &ch, json!([{"client_id": "fill", "mutation_id": 305, "hlc": format!("{}:0", base + 305), "ops": tags}])).await;
         assert_eq!(r["results"][0]["code"], "limit_exceeded", "{r}");
-        let (_, r) = push(&app, &owner, &ch, over(json!({"op": "append_message", "message_id": "big", "role": "user", "content": "y".repeat(2_001)}), 306)).await;
+        let (_, r) = push(&app, &owner, &ch, over(json!({"op": "append_message", "message_id": "meta", "role": "user", "content": "",
+            "metadata": {"blob": "z".repeat(2_100)}}), 306)).await;
+        assert_eq!(r["results"][0]["code"], "limit_exceeded", "metadata counts with the content: {r}");
+        let (_, r) = push(&app, &owner, &ch, over(json!({"op": "append_message", "message_id": "big", "role": "user", "content": "y".repeat(2_001)}), 307)).await;
         assert_eq!(r["results"][0]["code"], "limit_exceeded", "{r}");
-        let (_, r) = push(&app, &owner, &ch, json!([append("fill", 307, base + 307, "m1", "a"), append("fill", 308, base + 308, "m2", "b"), append("fill", 309, base + 309, "m3", "c")])).await;
+        let (_, r) = push(&app, &owner, &ch, json!([append("fill", 308, base + 308, "m1", "a"), append("fill", 309, base + 309, "m2", "b"), append("fill", 310, base + 310, "m3", "c")])).await;
         let statuses: Vec<&str> = r["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
         assert_eq!(statuses, ["applied", "applied", "refused"], "{r}");
         assert!(r["results"][2]["error"].as_str().unwrap().contains("at most 2 messages"));

@@ -1,7 +1,7 @@
 //! Messages: appended at the version that accepted them, edited last writer wins, deleted for
 //! good, streamed by the server; within the session's caps on message count and content bytes.
 
-use super::{refuse, Doc, Message, NewMessage, Step, Undo};
+use super::{json_len, refuse, Doc, Message, NewMessage, Step, Undo};
 use crate::sync::ops::{Refusal, RefusalCode};
 
 impl Doc {
@@ -26,7 +26,9 @@ impl Doc {
                 format!("this session holds at most {} messages", limits.messages),
             ));
         }
-        let content_bytes = self.counts.content_bytes + new.content.len() as u64;
+        // Metadata counts with the content: both are stored and sent in every snapshot.
+        let content_bytes =
+            self.counts.content_bytes + new.content.len() as u64 + json_len(new.metadata);
         if content_bytes > limits.content_bytes {
             return Err(self.over_content(step));
         }
@@ -94,10 +96,13 @@ impl Doc {
         if msg.deleted {
             return Ok(());
         }
-        self.counts.content_bytes = self.content_after(&msg.content, "");
+        self.counts.content_bytes = self
+            .content_after(&msg.content, "")
+            .saturating_sub(json_len(&msg.metadata));
         self.change(id, step, |msg| {
             msg.deleted = true;
             msg.content = String::new();
+            msg.metadata = serde_json::Value::Null;
         });
         Ok(())
     }
@@ -121,7 +126,11 @@ impl Doc {
             }
             None => return Err(self.unknown(id)),
         };
-        self.counts.content_bytes = self.content_after(&msg.content, content);
+        let mut after = self.content_after(&msg.content, content);
+        if let Some(metadata) = end {
+            after = (after + json_len(metadata)).saturating_sub(json_len(&msg.metadata));
+        }
+        self.counts.content_bytes = after;
         let stamp = step.stamp.clone();
         self.change(id, step, |msg| {
             msg.content = content.to_owned();

@@ -1,12 +1,8 @@
 //! Registers (fields, context keys, tags): last writer wins by stamp, within the session's
 //! caps on context keys, context bytes and tags.
 
-use super::{refuse, Doc, Register, Step, Undo};
+use super::{json_len, refuse, Doc, Register, Step, Undo};
 use crate::sync::ops::{Refusal, RefusalCode};
-
-fn json_len(v: &serde_json::Value) -> u64 {
-    serde_json::to_string(v).map_or(0, |s| s.len() as u64)
-}
 
 impl Doc {
     /// Writes `value` (`None`: a tombstone) at `key` if the step's stamp beats the register's.
