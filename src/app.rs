@@ -3,14 +3,22 @@
 
 use crate::{
     auth::{jwt::KeySet, AuthService},
-    bus::{local::LocalBus, redis::RedisBus, Bus},
+    bus::{local::LocalBus, redis::RedisBus, Bus, Inbox},
+    chat::{
+        completion::Completions, live::LiveTurns, quota::Quota, usage::UsageRecorder,
+        ChatService,
+    },
     config::Config,
+    connections::Connections,
     http,
     hub::Hub,
+    llm::models::Models,
+    mcp::{manager::McpManager, seal::Sealer},
     ratelimit::RateLimiter,
     redis_conn::RedisConn,
     state::AppState,
     store,
+    sync::service::SyncService,
 };
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
@@ -43,119 +51,31 @@ pub async fn connect_redis(url: &str) -> anyhow::Result<Arc<RedisConn>> {
     Ok(Arc::new(conn))
 }
 
+/// The transport every service shares, with the receiving ends of what it hands them.
+struct Transport {
+    hub: Arc<Hub>,
+    bus: Arc<dyn Bus>,
+    inbox: crate::bus::InboxRx,
+    gaps: tokio::sync::mpsc::Receiver<crate::hub::Gap>,
+}
+
+/// The Redis connection and key prefix shared state is kept under, when Redis is configured.
+fn shared(redis: &Option<Arc<RedisConn>>, config: &Config) -> Option<(Arc<RedisConn>, String)> {
+    redis.clone().map(|r| (r, config.redis.key_prefix.clone()))
+}
+
 impl App {
     pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let store = open_store(&config).await?;
-        let a = &config.auth;
-        let keys = Arc::new(KeySet::load(
-            &a.key_files,
-            &config.server.data_dir,
-            &a.issuer,
-            &a.audience,
-            a.leeway_secs,
-        )?);
         let redis = match &config.redis.url {
             Some(url) => Some(connect_redis(url).await?),
             None => None,
         };
-        let rl = &config.ratelimit;
-        let auth_limiter = Arc::new(RateLimiter::new(
-            "auth",
-            rl.auth_requests,
-            Duration::from_secs(rl.auth_window_secs),
-            rl.max_tracked_clients,
-            redis.clone().map(|r| (r, config.redis.key_prefix.clone())),
-        ));
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let hub = Arc::new(Hub::new());
-        let bus: Arc<dyn Bus> = match &redis {
-            Some(conn) => Arc::new(RedisBus::start(
-                hub.clone(),
-                conn.client().clone(),
-                conn.clone(),
-                config.redis.key_prefix.clone(),
-                shutdown.clone(),
-                &tracker,
-            )),
-            None => Arc::new(LocalBus::new(hub.clone())),
-        };
-        // Start ready: give the bus a moment to make its first pub/sub connection.
-        let connecting = std::time::Instant::now();
-        while bus.state() == crate::bus::BusState::Disconnected
-            && connecting.elapsed() < Duration::from_secs(3)
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let auth = Arc::new(AuthService::new(
-            store.clone(),
-            keys,
-            bus.clone(),
-            a.clone(),
-        )?);
-        let sync = crate::sync::service::SyncService::new(
-            store.clone(),
-            bus.clone(),
-            hub.clone(),
-            config.sync.clone(),
-        );
-        let (gap_tx, gap_rx) = tokio::sync::mpsc::channel(1024);
-        hub.set_gap_reporter(gap_tx);
-        tracker.spawn(sync.clone().heal_gaps(gap_rx, shutdown.clone()));
-        let completions = Arc::new(crate::chat::completion::Completions {
-            models: crate::llm::models::Models::from_config(&config.llm)?,
-            quota: crate::chat::quota::Quota::new(
-                &config.llm,
-                redis.clone().map(|r| (r, config.redis.key_prefix.clone())),
-            ),
-            usage: crate::chat::usage::UsageRecorder::start(
-                store.clone(),
-                shutdown.clone(),
-                &tracker,
-            ),
-        });
-        let mcp = crate::mcp::manager::McpManager::new(
-            store.clone(),
-            bus.clone(),
-            redis.clone().map(|r| (r, config.redis.key_prefix.clone())),
-            config.mcp.clone(),
-            config.secret_values(),
-            crate::mcp::seal::Sealer::load(
-                config.mcp.secrets_key_file.as_deref(),
-                &config.server.data_dir,
-            )?,
-        );
-        let chat = Arc::new(crate::chat::ChatService {
-            completions,
-            sync: sync.clone(),
-            bus: bus.clone(),
-            hub: hub.clone(),
-            config: config.chat.clone(),
-            tracker: tracker.clone(),
-            mcp: mcp.clone(),
-            mcp_config: config.mcp.clone(),
-            store: store.clone(),
-        });
-        let connections = Arc::new(crate::connections::Connections::new(&config.ws));
-        tracker.spawn(mcp.clone().run(connections.clone(), shutdown.clone()));
-        mcp.serve_requests(&hub, &tracker, shutdown.clone());
-        let state = AppState {
-            config: config.clone(),
-            store: store.clone(),
-            auth,
-            auth_limiter,
-            redis,
-            metrics: crate::telemetry::metrics_handle(),
-            hub,
-            bus,
-            connections,
-            sync,
-            chat,
-            mcp,
-            shutdown,
-            tracker,
-        };
+        let transport = transport(&config, &redis, &shutdown, &tracker).await;
+        let state = services(config.clone(), store.clone(), redis, transport, shutdown, tracker)?;
         let router = http::router(state.clone(), axum::Router::new());
         tracing::info!(
             addr = %listener.local_addr()?,
@@ -238,4 +158,116 @@ impl App {
         tracing::info!("switchyard stopped");
         Ok(())
     }
+}
+
+/// The hub and the bus, with the queues from them to services made here (the bus knows no
+/// service; each service is handed its end in `services`).
+async fn transport(
+    config: &Config,
+    redis: &Option<Arc<RedisConn>>,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Transport {
+    let (gap_tx, gaps) = tokio::sync::mpsc::channel(1024);
+    let hub = Arc::new(Hub::new(gap_tx));
+    let (inbox_tx, inbox) = Inbox::new();
+    let bus: Arc<dyn Bus> = match redis {
+        Some(conn) => Arc::new(RedisBus::start(
+            hub.clone(),
+            inbox_tx,
+            conn.client().clone(),
+            conn.clone(),
+            config.redis.key_prefix.clone(),
+            shutdown.clone(),
+            tracker,
+        )),
+        None => Arc::new(LocalBus::new(hub.clone(), inbox_tx)),
+    };
+    // Start ready: give the bus a moment to make its first pub/sub connection.
+    let connecting = std::time::Instant::now();
+    while bus.state() == crate::bus::BusState::Disconnected
+        && connecting.elapsed() < Duration::from_secs(3)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Transport {
+        hub,
+        bus,
+        inbox,
+        gaps,
+    }
+}
+
+/// Every service, built on the store and the transport, and their background tasks started.
+fn services(
+    config: Arc<Config>,
+    store: Arc<dyn store::Store>,
+    redis: Option<Arc<RedisConn>>,
+    t: Transport,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) -> anyhow::Result<AppState> {
+    let a = &config.auth;
+    let keys = Arc::new(KeySet::load(
+        &a.key_files,
+        &config.server.data_dir,
+        &a.issuer,
+        &a.audience,
+        a.leeway_secs,
+    )?);
+    let rl = &config.ratelimit;
+    let auth_limiter = Arc::new(RateLimiter::new(
+        "auth",
+        rl.auth_requests,
+        Duration::from_secs(rl.auth_window_secs),
+        rl.max_tracked_clients,
+        shared(&redis, &config),
+    ));
+    let auth = Arc::new(AuthService::new(store.clone(), keys, t.bus.clone(), a.clone())?);
+    let sync = SyncService::new(store.clone(), t.bus.clone(), t.hub.clone(), config.sync.clone());
+    tracker.spawn(sync.clone().heal_gaps(t.gaps, shutdown.clone()));
+    let mcp = McpManager::new(
+        store.clone(),
+        t.bus.clone(),
+        shared(&redis, &config),
+        config.mcp.clone(),
+        config.secret_values(),
+        Sealer::load(config.mcp.secrets_key_file.as_deref(), &config.server.data_dir)?,
+    );
+    let connections = Arc::new(Connections::new(&config.ws));
+    tracker.spawn(mcp.clone().run(connections.clone(), shutdown.clone()));
+    mcp.serve_requests(t.inbox.requests, &tracker, shutdown.clone());
+    let live = Arc::new(LiveTurns::default());
+    tracker.spawn(live.clone().serve_cancels(t.inbox.cancels, shutdown.clone()));
+    let chat = Arc::new(ChatService {
+        completions: Arc::new(Completions {
+            models: Models::from_config(&config.llm)?,
+            quota: Quota::new(&config.llm, shared(&redis, &config)),
+            usage: UsageRecorder::start(store.clone(), shutdown.clone(), &tracker),
+        }),
+        sync: sync.clone(),
+        bus: t.bus.clone(),
+        live,
+        config: config.chat.clone(),
+        tracker: tracker.clone(),
+        mcp: mcp.clone(),
+        mcp_config: config.mcp.clone(),
+        store: store.clone(),
+    });
+    Ok(AppState {
+        config,
+        store,
+        auth,
+        auth_limiter,
+        redis,
+        metrics: crate::telemetry::metrics_handle(),
+        hub: t.hub,
+        bus: t.bus,
+        connections,
+        sync,
+        chat,
+        mcp,
+        shutdown,
+        tracker,
+    })
 }

@@ -169,6 +169,16 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
     }
 }
 
+/// The cursor of the page after `rows`: the last row's, when the page is full (a shorter
+/// page is the last one).
+pub fn next_cursor<T>(rows: &[T], limit: u32, cursor: impl Fn(&T) -> String) -> Option<String> {
+    if rows.len() == limit as usize {
+        rows.last().map(cursor)
+    } else {
+        None
+    }
+}
+
 /// OpenAI's `type` for a status, so SDKs classify our errors as they classify OpenAI's.
 pub fn error_type(status: StatusCode) -> &'static str {
     match status.as_u16() {

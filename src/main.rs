@@ -90,8 +90,11 @@ async fn main() -> anyhow::Result<()> {
                 config.auth.leeway_secs,
             )?);
             // No sockets to tell about revocations here: an in-process bus with nobody on it.
+            let hub = switchyard::hub::Hub::new(tokio::sync::mpsc::channel(1).0);
+            let (inbox, _) = switchyard::bus::Inbox::new();
             let bus = std::sync::Arc::new(switchyard::bus::local::LocalBus::new(
-                std::sync::Arc::new(switchyard::hub::Hub::new()),
+                std::sync::Arc::new(hub),
+                inbox,
             ));
             let auth = switchyard::auth::AuthService::new(store, keys, bus, config.auth.clone())?;
             let role = if admin { Role::Admin } else { Role::User };

@@ -167,33 +167,48 @@ impl AuthService {
             return Err(AppError::InvalidCredentials);
         };
         if !ok {
-            let lock_until = now + ChronoDuration::seconds(self.config.lockout_secs as i64);
-            let after = self
-                .store
-                .record_login_failure(user.id, self.config.lockout_threshold, lock_until)
-                .await?;
+            return Err(self.wrong_password(&user, ip, now).await?);
+        }
+        self.unlock_and_start(&user, ip).await
+    }
+
+    /// Counts the failure (locking the account at `auth.lockout_threshold`); the error to
+    /// answer with.
+    async fn wrong_password(
+        &self,
+        user: &User,
+        ip: Option<&str>,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<AppError, AppError> {
+        let lock_until = now + ChronoDuration::seconds(self.config.lockout_secs as i64);
+        let after = self
+            .store
+            .record_login_failure(user.id, self.config.lockout_threshold, lock_until)
+            .await?;
+        self.audit(
+            Some(user.id),
+            "login_failed",
+            ip,
+            serde_json::json!({"reason": "bad_password"}),
+        )
+        .await;
+        if let Some(until) = after.locked_until.filter(|t| *t > now) {
             self.audit(
                 Some(user.id),
-                "login_failed",
+                "account_locked",
                 ip,
-                serde_json::json!({"reason": "bad_password"}),
+                serde_json::json!({"until": until}),
             )
             .await;
-            if let Some(until) = after.locked_until.filter(|t| *t > now) {
-                self.audit(
-                    Some(user.id),
-                    "account_locked",
-                    ip,
-                    serde_json::json!({"until": until}),
-                )
-                .await;
-                return Err(AppError::AccountLocked { until });
-            }
-            return Err(AppError::InvalidCredentials);
+            return Ok(AppError::AccountLocked { until });
         }
-        // The lock is decided again after hashing: failures that finished while this
-        // password was hashed may have locked the account, and then even the right password
-        // waits.
+        Ok(AppError::InvalidCredentials)
+    }
+
+    /// The right password: the lock is decided again after hashing, because failures that
+    /// finished while this password was hashed may have locked the account, and then even
+    /// the right password waits. Cleared only by a compare-and-set on the lock that was read.
+    async fn unlock_and_start(&self, user: &User, ip: Option<&str>) -> Result<TokenPair, AppError> {
         let mut seen = user.locked_until;
         for _ in 0..3 {
             if let Some(until) = seen.filter(|t| *t > Utc::now()) {
@@ -209,7 +224,7 @@ impl AuthService {
             if self.store.clear_login_failures(user.id, seen).await? {
                 self.audit(Some(user.id), "login", ip, serde_json::json!({}))
                     .await;
-                return self.start_session(&user).await;
+                return self.start_session(user).await;
             }
             seen = self
                 .store

@@ -1,23 +1,28 @@
 //! The in-process bus: one instance, no Redis. Presence lives in memory.
 
-use super::{turns::LocalTurns, Bus, BusState, LiveTurn, TurnView};
-use crate::hub::replies::{Handed, Waiter};
+use super::replies::{Handed, Replies, Waiter};
+use super::{turns::LocalTurns, Bus, BusState, Control, Inbox, LiveTurn, TurnView};
 use crate::{hub::Hub, protocol::Member};
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use std::sync::Arc;
 
+/// Owned by `AppState`; lives as long as the server.
 pub struct LocalBus {
     hub: Arc<Hub>,
+    inbox: Inbox,
+    replies: Arc<Replies>,
     presence: DashMap<String, Vec<Member>>,
     turns: LocalTurns,
 }
 
 impl LocalBus {
-    pub fn new(hub: Arc<Hub>) -> Self {
+    pub fn new(hub: Arc<Hub>, inbox: Inbox) -> Self {
         Self {
             hub,
+            inbox,
+            replies: Arc::default(),
             presence: DashMap::new(),
             turns: LocalTurns::default(),
         }
@@ -102,19 +107,15 @@ impl Bus for LocalBus {
         self.hub.deliver_delta(channel, turn.turn_id, index, &frame);
     }
 
-    async fn cancel_turn(&self, turn: uuid::Uuid) {
-        self.hub.cancel_turn(turn);
-    }
-
     async fn expect_reply(&self, key: &str, owner: &str, _ttl: std::time::Duration) -> Waiter {
-        self.hub.replies.wait(key.to_owned(), owner.to_owned())
+        self.replies.wait(key.to_owned(), owner.to_owned())
     }
 
     async fn reply(&self, key: &str, owner: &str, value: serde_json::Value) -> Handed {
-        self.hub.replies.hand(key, owner, value)
+        self.replies.hand(key, owner, value)
     }
 
-    async fn request(&self, msg: serde_json::Value) {
-        self.hub.request(msg);
+    async fn send(&self, msg: Control) {
+        self.inbox.take(msg, &self.hub, &self.replies);
     }
 }

@@ -3,16 +3,20 @@
 //! in-process there are none; with Redis, through one pub/sub connection per instance that
 //! subscribes only to the channels someone here listens to.
 
+pub mod control;
 pub mod local;
 pub mod redis;
 mod redis_control;
 mod redis_liveness;
+mod redis_subscriber;
 mod redis_turns;
+pub mod replies;
 mod turns;
 
+pub use control::{Control, Inbox, InboxRx, McpCall, Request};
+pub use replies::{Handed, Waiter};
 pub use turns::{LiveTurn, TurnView};
 
-use crate::hub::replies::{Handed, Waiter};
 use crate::protocol::ErrorCode;
 use crate::protocol::{Member, ServerEvent};
 use crate::time::now_ms;
@@ -83,9 +87,6 @@ pub trait Bus: Send + Sync + 'static {
         text: &str,
         frame: Utf8Bytes,
     );
-    /// Stops `turn` on whichever instance runs it.
-    async fn cancel_turn(&self, turn: uuid::Uuid);
-
     // Answers and requests between instances (client tool results, MCP tool calls).
 
     /// Awaits the answer `key` from `owner` for up to `ttl`: here, and registered where every
@@ -93,8 +94,9 @@ pub trait Bus: Send + Sync + 'static {
     async fn expect_reply(&self, key: &str, owner: &str, ttl: std::time::Duration) -> Waiter;
     /// Hands `value` to whoever awaits `key` from `owner`, on whichever instance.
     async fn reply(&self, key: &str, owner: &str, value: serde_json::Value) -> Handed;
-    /// Delivers `msg` to every instance's request sink (the one holding the service acts).
-    async fn request(&self, msg: serde_json::Value);
+    /// Delivers `msg` to every instance's `Inbox` (for a request, the holder of the service
+    /// acts; for a cancel, the instance running the turn).
+    async fn send(&self, msg: Control);
 }
 
 /// A server event on `channel`, encoded once (stamped now); every server-originated push is

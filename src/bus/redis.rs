@@ -6,8 +6,8 @@
 //! microseconds), 8 bytes session version (0 for unversioned frames), all big endian, then the
 //! encoded frame exactly as clients receive it.
 
-use super::{turns::LocalTurns, Bus, BusState, LiveTurn, TurnView};
-use crate::hub::replies::{Handed, Waiter};
+use super::replies::{Handed, Replies, Waiter};
+use super::{turns::LocalTurns, Bus, BusState, Control, Inbox, LiveTurn, TurnView};
 use crate::redis_conn::RedisConn;
 use crate::{hub::Hub, protocol::Member};
 use async_trait::async_trait;
@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
-const HEADER: usize = 32;
+pub(super) const HEADER: usize = 32;
 /// Set in the version word of a chat delta; the low bits are its index and the 16 bytes after
 /// the header are the turn id.
 pub(super) const DELTA_FLAG: u64 = 1 << 63;
@@ -34,7 +34,7 @@ pub(super) const DELTA_FLAG: u64 = 1 << 63;
 const WATCH_WAIT: Duration = Duration::from_secs(2);
 /// Liveness key lifetime; refreshed every third of it.
 pub(super) const ALIVE_MS: u64 = 9_000;
-const OP_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const OP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Owned by `AppState`; its background task stops with the shutdown token.
 pub struct RedisBus {
@@ -46,11 +46,14 @@ pub struct RedisBus {
 
 pub(super) struct Inner {
     pub(super) hub: Arc<Hub>,
+    pub(super) inbox: Inbox,
+    /// Answers awaited by tasks here (see `replies`).
+    pub(super) replies: Arc<Replies>,
     pub(super) conn: Arc<RedisConn>,
-    client: redis::Client,
+    pub(super) client: redis::Client,
     pub(super) prefix: String,
     /// `<prefix>ch:` and `<prefix>ctl`, built once: `on_message` runs for every bus message.
-    channel_prefix: String,
+    pub(super) channel_prefix: String,
     pub(super) control: String,
     pub(super) instance: Uuid,
     state: AtomicU8,
@@ -59,7 +62,8 @@ pub(super) struct Inner {
 impl RedisBus {
     pub fn start(
         hub: Arc<Hub>,
-        client: redis::Client,
+        inbox: Inbox,
+        pub(super) client: redis::Client,
         conn: Arc<RedisConn>,
         prefix: String,
         shutdown: CancellationToken,
@@ -67,6 +71,8 @@ impl RedisBus {
     ) -> Self {
         let inner = Arc::new(Inner {
             hub,
+            inbox,
+            replies: Arc::default(),
             conn,
             client,
             channel_prefix: format!("{prefix}ch:"),
@@ -76,7 +82,11 @@ impl RedisBus {
             state: AtomicU8::new(0),
         });
         let (watch_tx, watch_rx) = mpsc::channel(1024);
-        tracker.spawn(subscriber(inner.clone(), watch_rx, shutdown.clone()));
+        tracker.spawn(super::redis_subscriber::subscriber(
+            inner.clone(),
+            watch_rx,
+            shutdown.clone(),
+        ));
         tracker.spawn(super::redis_liveness::liveness(inner.clone(), shutdown));
         Self {
             inner,
@@ -100,7 +110,7 @@ impl Inner {
     pub(super) fn alive_key(&self, instance: &str) -> String {
         format!("{}inst:{instance}:alive", self.prefix)
     }
-    fn set_state(&self, s: BusState) {
+    pub(super) fn set_state(&self, s: BusState) {
         let v = match s {
             BusState::Connected => 1,
             _ => 0,
@@ -144,57 +154,6 @@ impl Inner {
             tracing::debug!(error = %e, channel, "redis publish failed");
         }
     }
-
-    fn on_message(&self, msg: &redis::Msg) {
-        let payload = msg.get_payload_bytes();
-        if msg.get_channel_name() == self.control {
-            return self.on_control(payload);
-        }
-        if payload.len() < HEADER || &payload[..16] == self.instance.as_bytes() {
-            return;
-        }
-        let Some(channel) = msg
-            .get_channel_name()
-            .strip_prefix(self.channel_prefix.as_str())
-        else {
-            return;
-        };
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&payload[16..24]);
-        let sent = u64::from_be_bytes(word);
-        word.copy_from_slice(&payload[24..HEADER]);
-        let version = u64::from_be_bytes(word);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
-        metrics::histogram!("bus_publish_to_deliver_seconds")
-            .record(now.saturating_sub(sent) as f64 / 1e6);
-        if version & DELTA_FLAG != 0 {
-            let (Some(turn), Some(body)) = (
-                payload
-                    .get(HEADER..HEADER + 16)
-                    .and_then(|b| uuid::Uuid::from_slice(b).ok()),
-                payload.get(HEADER + 16..),
-            ) else {
-                return metrics::counter!("bus_bad_messages_total").increment(1);
-            };
-            match Utf8Bytes::try_from(Bytes::copy_from_slice(body)) {
-                Ok(frame) => {
-                    self.hub
-                        .deliver_delta(channel, turn, version & !DELTA_FLAG, &frame);
-                }
-                Err(_) => metrics::counter!("bus_bad_messages_total").increment(1),
-            }
-            return;
-        }
-        match Utf8Bytes::try_from(Bytes::copy_from_slice(&payload[HEADER..])) {
-            Ok(frame) if version > 0 => self.hub.deliver_versioned(channel, version, frame),
-            Ok(frame) => {
-                self.hub.deliver(channel, &frame);
-            }
-            Err(_) => metrics::counter!("bus_bad_messages_total").increment(1),
-        }
-    }
 }
 
 #[async_trait]
@@ -215,8 +174,11 @@ impl Bus for RedisBus {
         let i = &self.inner;
         i.hub
             .evict(channel, user_id, &super::revoked_frame(channel));
-        i.publish_control(serde_json::json!({"evict": {"channel": channel, "user_id": user_id}}))
-            .await;
+        i.publish_control(&Control::Evict {
+            channel: channel.to_owned(),
+            user_id: user_id.to_owned(),
+        })
+        .await;
     }
 
     async fn watch(&self, _channel: &str) {
@@ -229,8 +191,11 @@ impl Bus for RedisBus {
     async fn close_key(&self, user_id: &str, key: uuid::Uuid) {
         let i = &self.inner;
         i.hub.close_key(user_id, key, &super::key_revoked_frame());
-        i.publish_control(serde_json::json!({"close_key": {"user_id": user_id, "key_id": key}}))
-            .await;
+        i.publish_control(&Control::CloseKey {
+            user_id: user_id.to_owned(),
+            key_id: key,
+        })
+        .await;
     }
 
     async fn presence_join(&self, channel: &str, member: &Member) {
@@ -372,14 +337,6 @@ impl Bus for RedisBus {
         self.deltas.send(&self.inner, turn, delta);
     }
 
-    async fn cancel_turn(&self, turn: uuid::Uuid) {
-        if !self.inner.hub.cancel_turn(turn) {
-            self.inner
-                .publish_control(serde_json::json!({ "cancel_turn": turn }))
-                .await;
-        }
-    }
-
     async fn expect_reply(&self, key: &str, owner: &str, ttl: Duration) -> Waiter {
         self.inner.expect_reply(key, owner, ttl).await
     }
@@ -388,106 +345,8 @@ impl Bus for RedisBus {
         self.inner.reply(key, owner, value).await
     }
 
-    async fn request(&self, msg: serde_json::Value) {
-        self.inner
-            .publish_control(serde_json::json!({ "request": msg }))
-            .await;
+    async fn send(&self, msg: Control) {
+        self.inner.publish_control(&msg).await;
     }
 }
 
-/// Keeps one pub/sub connection subscribed to exactly the hub's channels; reconnects with
-/// backoff and re-subscribes everything after a drop.
-async fn subscriber(
-    inner: Arc<Inner>,
-    mut watch_rx: mpsc::Receiver<oneshot::Sender<()>>,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let connected = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            c = tokio::time::timeout(OP_TIMEOUT, inner.client.get_async_pubsub()) => c,
-        };
-        let pubsub = match connected {
-            Ok(Ok(p)) => p,
-            other => {
-                let why = match other {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "connect timed out".into(),
-                };
-                inner.set_state(BusState::Disconnected);
-                tracing::warn!(error = %why, retry_in = ?backoff, "redis pub/sub unavailable");
-                // Waiters must not hang while Redis is away.
-                while let Ok(w) = watch_rx.try_recv() {
-                    let _ = w.send(());
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        let (mut sink, mut stream) = pubsub.split();
-        let mut subscribed: HashSet<String> = HashSet::new();
-        if sync(&inner, &mut sink, &mut subscribed).await.is_err() {
-            continue;
-        }
-        inner.set_state(BusState::Connected);
-        metrics::counter!("bus_connects_total").increment(1);
-        backoff = Duration::from_millis(100);
-        let mut resync = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                msg = stream.next() => match msg {
-                    Some(m) => inner.on_message(&m),
-                    None => break,
-                },
-                _ = inner.hub.changed() => {
-                    if sync(&inner, &mut sink, &mut subscribed).await.is_err() { break }
-                }
-                w = watch_rx.recv() => {
-                    let ok = sync(&inner, &mut sink, &mut subscribed).await.is_ok();
-                    if let Some(w) = w { let _ = w.send(()); }
-                    if !ok { break }
-                }
-                _ = resync.tick() => {
-                    if sync(&inner, &mut sink, &mut subscribed).await.is_err() { break }
-                }
-            }
-        }
-        inner.set_state(BusState::Disconnected);
-        tracing::warn!("redis pub/sub connection lost; reconnecting");
-    }
-}
-
-async fn sync(
-    inner: &Inner,
-    sink: &mut redis::aio::PubSubSink,
-    subscribed: &mut HashSet<String>,
-) -> redis::RedisResult<()> {
-    let mut want: HashSet<String> = inner
-        .hub
-        .channel_names()
-        .iter()
-        .map(|c| inner.channel_key(c))
-        .collect();
-    want.insert(inner.control.clone());
-    let add: Vec<&String> = want.difference(subscribed).collect();
-    let drop: Vec<&String> = subscribed.difference(&want).collect();
-    let timeout = |e| redis::RedisError::from((redis::ErrorKind::IoError, e));
-    if !add.is_empty() {
-        tokio::time::timeout(OP_TIMEOUT, sink.subscribe(&add))
-            .await
-            .map_err(|_| timeout("subscribe timed out"))??;
-    }
-    if !drop.is_empty() {
-        tokio::time::timeout(OP_TIMEOUT, sink.unsubscribe(&drop))
-            .await
-            .map_err(|_| timeout("unsubscribe timed out"))??;
-    }
-    *subscribed = want;
-    Ok(())
-}

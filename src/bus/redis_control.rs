@@ -5,8 +5,9 @@
 //! can refuse an unknown or someone else's answer before publishing it.
 
 use super::redis::Inner;
-use crate::hub::replies::{Handed, Waiter};
-use serde_json::{json, Value};
+use super::replies::{Handed, Waiter};
+use super::Control;
+use serde_json::Value;
 use std::time::Duration;
 
 /// 1: taken (deleted); -1: awaited from someone else; 0: not awaited.
@@ -23,48 +24,26 @@ impl Inner {
         format!("{}wait:{key}", self.prefix)
     }
 
-    pub(super) async fn publish_control(&self, msg: Value) {
+    pub(super) async fn publish_control(&self, msg: &Control) {
+        let Ok(text) = serde_json::to_string(msg) else {
+            return;
+        };
         let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(&self.control).arg(msg.to_string());
+        cmd.arg(&self.control).arg(text);
         if let Err(e) = self.run::<i64>(&cmd).await {
             tracing::warn!(error = %e, "control message not published to other instances");
         }
     }
 
     pub(super) fn on_control(&self, payload: &[u8]) {
-        let Ok(v) = serde_json::from_slice::<Value>(payload) else {
-            return metrics::counter!("bus_bad_messages_total").increment(1);
-        };
-        if let Some(turn) = v["cancel_turn"].as_str().and_then(|t| t.parse().ok()) {
-            self.hub.cancel_turn(turn);
-        }
-        if let (Some(ch), Some(user)) = (
-            v["evict"]["channel"].as_str(),
-            v["evict"]["user_id"].as_str(),
-        ) {
-            self.hub.evict(ch, user, &super::revoked_frame(ch));
-        }
-        if let (Some(user), Some(key)) = (
-            v["close_key"]["user_id"].as_str(),
-            v["close_key"]["key_id"]
-                .as_str()
-                .and_then(|k| k.parse().ok()),
-        ) {
-            self.hub.close_key(user, key, &super::key_revoked_frame());
-        }
-        if let (Some(key), Some(owner)) = (v["reply"]["key"].as_str(), v["reply"]["owner"].as_str())
-        {
-            self.hub
-                .replies
-                .hand(key, owner, v["reply"]["value"].clone());
-        }
-        if v["request"].is_object() {
-            self.hub.request(v["request"].clone());
+        match serde_json::from_slice::<Control>(payload) {
+            Ok(msg) => self.inbox.take(msg, &self.hub, &self.replies),
+            Err(_) => metrics::counter!("bus_bad_messages_total").increment(1),
         }
     }
 
     pub(super) async fn expect_reply(&self, key: &str, owner: &str, ttl: Duration) -> Waiter {
-        let waiter = self.hub.replies.wait(key.to_owned(), owner.to_owned());
+        let waiter = self.replies.wait(key.to_owned(), owner.to_owned());
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.wait_key(key))
             .arg(owner)
@@ -77,7 +56,7 @@ impl Inner {
     }
 
     pub(super) async fn reply(&self, key: &str, owner: &str, value: Value) -> Handed {
-        match self.hub.replies.hand(key, owner, value.clone()) {
+        match self.replies.hand(key, owner, value.clone()) {
             Handed::Delivered => {
                 let mut cmd = redis::cmd("DEL");
                 cmd.arg(self.wait_key(key));
@@ -91,9 +70,11 @@ impl Inner {
         cmd.arg(TAKE).arg(1).arg(self.wait_key(key)).arg(owner);
         match self.run::<i64>(&cmd).await {
             Ok(1) => {
-                self.publish_control(
-                    json!({"reply": {"key": key, "owner": owner, "value": value}}),
-                )
+                self.publish_control(&Control::Reply {
+                    key: key.to_owned(),
+                    owner: owner.to_owned(),
+                    value,
+                })
                 .await;
                 Handed::Delivered
             }

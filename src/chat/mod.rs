@@ -10,6 +10,7 @@
 
 pub mod completion;
 mod conversation;
+pub mod live;
 pub mod quota;
 pub mod tool_api;
 mod tool_run;
@@ -23,7 +24,6 @@ use crate::{
     domain::Principal,
     domain::SessionId,
     error::AppError,
-    hub::Hub,
     store::MutationResult,
     sync::{
         ops::{MessageRole, Mutation, Op},
@@ -36,12 +36,14 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-/// Built once in `app.rs`.
+/// Built once in `app.rs`; lives as long as the server (its turns are tracked tasks that end
+/// with the shutdown's grace period).
 pub struct ChatService {
     pub completions: Arc<Completions>,
     pub sync: Arc<SyncService>,
     pub bus: Arc<dyn Bus>,
-    pub hub: Arc<Hub>,
+    /// The turns running on this instance.
+    pub live: Arc<live::LiveTurns>,
     pub config: ChatConfig,
     pub tracker: TaskTracker,
     pub mcp: Arc<crate::mcp::manager::McpManager>,
@@ -71,30 +73,105 @@ fn turn_client(turn: uuid::Uuid) -> String {
     format!("~turn-{}", turn.simple())
 }
 
+/// What `chat.send` sends upstream, worked out before the turn claims the session.
+struct Plan {
+    model: String,
+    /// The conversation as sent upstream (before routing); tool rounds extend it.
+    request: crate::llm::ChatRequest,
+    prepared: completion::Prepared,
+    toolbox: tools::Toolbox,
+    /// Streaming messages left by a turn whose instance stopped: closed as failed.
+    orphans: Vec<(String, String)>,
+}
+
 impl ChatService {
+    /// Starts a turn: the user's message and the streaming assistant message are recorded in
+    /// one mutation, then the turn streams in a task of its own.
     pub async fn send(self: &Arc<Self>, who: &Principal, a: SendArgs) -> Result<Value, AppError> {
+        let session = self.check(&a)?;
+        let (message, message_id) = (a.message.clone(), a.message_id.clone());
+        let plan = self.plan(who, session, a).await?;
+        let turn_id = uuid::Uuid::now_v7();
+        let turn = LiveTurn {
+            turn_id,
+            session: session.to_string(),
+            message_id: format!("msg-{}", uuid::Uuid::now_v7().simple()),
+            model: plan.model.clone(),
+        };
+        if !self.bus.turn_claim(&turn).await {
+            let running = self.bus.turn_active(&turn.session).await;
+            return Err(AppError::TurnActive(format!(
+                "a turn is already running in this session{}; wait for chat.done or send chat.cancel",
+                running.map_or(String::new(), |t| format!(" (turn {})", t.turn_id))
+            )));
+        }
+        let user_message_id =
+            message_id.unwrap_or_else(|| format!("msg-{}", uuid::Uuid::now_v7().simple()));
+        let first = self.first_mutation(&turn, &plan, &user_message_id, message);
+        let version = match self.sync.push_server(who.user_id, session, first).await {
+            Ok((MutationResult::Applied { version, .. }, _)) => version,
+            other => {
+                self.bus.turn_release(&turn).await;
+                return Err(match other {
+                    Ok((MutationResult::Refused { error, .. }, _)) => {
+                        AppError::validation("message_id", error)
+                    }
+                    Ok(_) => AppError::validation("message_id", "the turn could not be recorded"),
+                    Err(e) => e,
+                });
+            }
+        };
+        let cancel = CancellationToken::new();
+        self.live.register(turn_id, cancel.clone());
+        let run = turn::Run {
+            chat: self.clone(),
+            user: who.user_id,
+            session,
+            channel: format!("session:{}", turn.session),
+            turn: turn.clone(),
+            client_id: turn_client(turn_id),
+            cancel,
+            who: who.clone(),
+            request: plan.request,
+            tools: plan.toolbox,
+            _mcp: self.mcp.hold(who.user_id),
+        };
+        self.tracker.spawn(run.stream(plan.prepared));
+        Ok(json!({
+            "turn_id": turn_id,
+            "message_id": turn.message_id,
+            "user_message_id": user_message_id,
+            "model": plan.model,
+            "version": version,
+        }))
+    }
+
+    /// What can be refused without reading anything.
+    fn check(&self, a: &SendArgs) -> Result<SessionId, AppError> {
         let session: SessionId = a
             .session_id
             .parse()
             .map_err(|_| AppError::validation("session_id", "session_id must be a UUID"))?;
-        if a.message.is_empty() || a.message.len() > self.config.max_message_bytes {
+        let max = self.config.max_message_bytes;
+        if a.message.is_empty() || a.message.len() > max {
             return Err(AppError::validation(
                 "message",
-                format!(
-                    "message must be 1 to {} bytes",
-                    self.config.max_message_bytes
-                ),
+                format!("message must be 1 to {max} bytes"),
             ));
         }
-        if let Some(t) = a.temperature {
-            if !(0.0..=2.0).contains(&t) {
-                return Err(AppError::validation(
-                    "temperature",
-                    "temperature must be between 0 and 2",
-                ));
-            }
+        if a.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+            return Err(AppError::validation(
+                "temperature",
+                "temperature must be between 0 and 2",
+            ));
         }
         tools::check_client_tools(&a.tools, self.config.max_client_tools)?;
+        Ok(session)
+    }
+
+    /// The member's right to write, then the request built from the session's conversation
+    /// and prepared for its model (quota and routing checked here, before anything is kept).
+    async fn plan(&self, who: &Principal, session: SessionId, a: SendArgs) -> Result<Plan, AppError> {
         let role = self.sync.role(session, who.user_id).await?;
         if !role.can_write() {
             return Err(AppError::Forbidden(
@@ -124,25 +201,27 @@ impl ChatService {
         req.tools = toolbox.offered.clone();
         let request = req.clone();
         let prepared = self.completions.prepare(who, "chat", &model, req).await?;
-        let turn_id = uuid::Uuid::now_v7();
-        let turn = LiveTurn {
-            turn_id,
-            session: session.to_string(),
-            message_id: format!("msg-{}", uuid::Uuid::now_v7().simple()),
-            model: model.clone(),
-        };
-        if !self.bus.turn_claim(&turn).await {
-            let running = self.bus.turn_active(&turn.session).await;
-            return Err(AppError::TurnActive(format!(
-                "a turn is already running in this session{}; wait for chat.done or send chat.cancel",
-                running.map_or(String::new(), |t| format!(" (turn {})", t.turn_id))
-            )));
-        }
-        let user_message_id = a
-            .message_id
-            .unwrap_or_else(|| format!("msg-{}", uuid::Uuid::now_v7().simple()));
-        let mut ops: Vec<Op> = conversation::orphaned_streams(&snapshot.doc)
-            .into_iter()
+        Ok(Plan {
+            model,
+            request,
+            prepared,
+            toolbox,
+            orphans: conversation::orphaned_streams(&snapshot.doc),
+        })
+    }
+
+    /// Orphaned streams closed, the user's message, and the turn's streaming message.
+    fn first_mutation(
+        &self,
+        turn: &LiveTurn,
+        plan: &Plan,
+        user_message_id: &str,
+        message: String,
+    ) -> Mutation {
+        let mut ops: Vec<Op> = plan
+            .orphans
+            .iter()
+            .cloned()
             .map(|(message_id, content)| Op::StreamEnd {
                 message_id,
                 content,
@@ -150,58 +229,21 @@ impl ChatService {
             })
             .collect();
         ops.push(Op::AppendMessage {
-            message_id: user_message_id.clone(),
+            message_id: user_message_id.to_owned(),
             role: MessageRole::User,
-            content: a.message,
+            content: message,
             metadata: Value::Null,
         });
         ops.push(Op::StreamStart {
             message_id: turn.message_id.clone(),
-            metadata: json!({"turn_id": turn_id, "model": model, "status": "streaming"}),
+            metadata: json!({"turn_id": turn.turn_id, "model": plan.model, "status": "streaming"}),
         });
-        let first = Mutation {
-            client_id: turn_client(turn_id),
+        Mutation {
+            client_id: turn_client(turn.turn_id),
             mutation_id: 1,
             hlc: self.sync.server_hlc(),
             ops,
-        };
-        let version = match self.sync.push_server(who.user_id, session, first).await {
-            Ok((MutationResult::Applied { version, .. }, _)) => version,
-            Ok((other, _)) => {
-                self.bus.turn_release(&turn).await;
-                let why = match other {
-                    MutationResult::Refused { error, .. } => error,
-                    _ => "the turn could not be recorded".into(),
-                };
-                return Err(AppError::validation("message_id", why));
-            }
-            Err(e) => {
-                self.bus.turn_release(&turn).await;
-                return Err(e);
-            }
-        };
-        let cancel = CancellationToken::new();
-        self.hub.register_turn(turn_id, cancel.clone());
-        let run = turn::Run {
-            chat: self.clone(),
-            user: who.user_id,
-            session,
-            turn: turn.clone(),
-            client_id: turn_client(turn_id),
-            cancel,
-            who: who.clone(),
-            request,
-            tools: toolbox,
-            _mcp: self.mcp.hold(who.user_id),
-        };
-        self.tracker.spawn(run.stream(prepared));
-        Ok(json!({
-            "turn_id": turn_id,
-            "message_id": turn.message_id,
-            "user_message_id": user_message_id,
-            "model": model,
-            "version": version,
-        }))
+        }
     }
 
     /// Stops a running turn from any connection of a member, on any instance.
@@ -224,7 +266,9 @@ impl ChatService {
         if !role.can_write() {
             return Err(AppError::Forbidden("viewers cannot cancel a turn".into()));
         }
-        self.bus.cancel_turn(turn).await;
+        if !self.live.cancel(turn) {
+            self.bus.send(crate::bus::Control::CancelTurn(turn)).await;
+        }
         Ok(())
     }
 }

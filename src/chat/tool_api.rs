@@ -7,7 +7,7 @@ use super::{
     ChatService,
 };
 use crate::{
-    domain::Principal, domain::SessionId, error::AppError, hub::replies::Handed, store::ToolRecord,
+    domain::Principal, domain::SessionId, error::AppError, bus::Handed, store::ToolRecord,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -35,7 +35,7 @@ async fn list(
     AuthUser(p): AuthUser,
 ) -> Result<axum::Json<McpServerList>, AppError> {
     Ok(axum::Json(McpServerList {
-        data: servers::list(s.store.as_ref(), p.user_id).await?,
+        data: s.mcp.list_servers(p.user_id).await?,
     }))
 }
 
@@ -49,15 +49,7 @@ async fn create(
     AuthUser(p): AuthUser,
     Json(b): Json<McpServerInput>,
 ) -> Result<impl IntoResponse, AppError> {
-    let v = servers::create(
-        s.store.as_ref(),
-        &s.config.mcp,
-        s.mcp.sealer(),
-        p.user_id,
-        b,
-    )
-    .await?;
-    s.mcp.reload_user(p.user_id).await;
+    let v = s.mcp.create_server(p.user_id, b).await?;
     Ok((StatusCode::CREATED, axum::Json(v)))
 }
 
@@ -72,17 +64,7 @@ async fn update(
     Path(id): Path<String>,
     Json(b): Json<McpServerInput>,
 ) -> Result<axum::Json<McpServerView>, AppError> {
-    let id = servers::parse_id(&id)?;
-    let v = servers::update(
-        s.store.as_ref(),
-        &s.config.mcp,
-        s.mcp.sealer(),
-        p.user_id,
-        id,
-        b,
-    )
-    .await?;
-    s.mcp.reload_user(p.user_id).await;
+    let v = s.mcp.update_server(p.user_id, servers::parse_id(&id)?, b).await?;
     Ok(axum::Json(v))
 }
 
@@ -95,7 +77,6 @@ async fn delete(
     AuthUser(p): AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    servers::delete(s.store.as_ref(), p.user_id, servers::parse_id(&id)?).await?;
-    s.mcp.reload_user(p.user_id).await;
+    s.mcp.delete_server(p.user_id, servers::parse_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -128,6 +128,35 @@ impl CompletionRequest {
 
     /// Checks everything OpenAI would refuse, then converts.
     pub fn into_request(self) -> Result<ChatRequest, AppError> {
+        self.check_scalars()?;
+        let max_tokens = match (self.max_completion_tokens, self.max_tokens) {
+            (Some(0), _) => return Err(bad("max_completion_tokens", "must be at least 1")),
+            (None, Some(0)) => return Err(bad("max_tokens", "must be at least 1")),
+            (a, b) => a.or(b),
+        };
+        let stop = stop_list(self.stop)?;
+        let messages = self
+            .messages
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| message(i, m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tools = tool_list(self.tools.unwrap_or_default())?;
+        let tool_choice = tool_choice(self.tool_choice, &tools)?;
+        Ok(ChatRequest {
+            model: self.model,
+            messages,
+            tools,
+            tool_choice,
+            max_tokens,
+            stop,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            user: self.user,
+        })
+    }
+
+    fn check_scalars(&self) -> Result<(), AppError> {
         if self.model.is_empty() {
             return Err(bad("model", "model is required"));
         }
@@ -149,150 +178,139 @@ impl CompletionRequest {
                 "messages must contain at least one message",
             ));
         }
-        if let Some(t) = self.temperature {
-            if !(0.0..=2.0).contains(&t) {
-                return Err(bad("temperature", "temperature must be between 0 and 2"));
-            }
+        if self.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+            return Err(bad("temperature", "temperature must be between 0 and 2"));
         }
-        if let Some(t) = self.top_p {
-            if !(0.0..=1.0).contains(&t) {
-                return Err(bad("top_p", "top_p must be between 0 and 1"));
-            }
+        if self.top_p.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+            return Err(bad("top_p", "top_p must be between 0 and 1"));
         }
-        let max_tokens = match (self.max_completion_tokens, self.max_tokens) {
-            (Some(0), _) => return Err(bad("max_completion_tokens", "must be at least 1")),
-            (None, Some(0)) => return Err(bad("max_tokens", "must be at least 1")),
-            (a, b) => a.or(b),
-        };
-        let stop = match self.stop {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(s)) => vec![s],
-            Some(Value::Array(a)) if a.len() <= MAX_STOP && a.iter().all(Value::is_string) => a
-                .into_iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            Some(_) => {
+        Ok(())
+    }
+}
+
+fn stop_list(stop: Option<Value>) -> Result<Vec<String>, AppError> {
+    match stop {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s]),
+        Some(Value::Array(a)) if a.len() <= MAX_STOP && a.iter().all(Value::is_string) => Ok(a
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()),
+        Some(_) => Err(bad(
+            "stop",
+            format!("stop must be a string or an array of at most {MAX_STOP} strings"),
+        )),
+    }
+}
+
+/// `messages[i]`, its role, content and tool calls checked.
+fn message(i: usize, m: WireMessage) -> Result<ChatMessage, AppError> {
+    let p = format!("messages[{i}]");
+    let role = match m.role.as_str() {
+        "system" | "developer" => Role::System,
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        "tool" => Role::Tool,
+        _ => {
+            return Err(bad(
+                format!("{p}.role"),
+                "role must be system, developer, user, assistant or tool",
+            ))
+        }
+    };
+    let content = content_text(&m.content, &format!("{p}.content"))?;
+    let mut tool_calls = Vec::new();
+    if let Some(calls) = m.tool_calls {
+        if role != Role::Assistant {
+            return Err(bad(
+                format!("{p}.tool_calls"),
+                "only assistant messages carry tool_calls",
+            ));
+        }
+        for (j, c) in calls.into_iter().enumerate() {
+            if c.kind.as_deref().is_some_and(|k| k != "function") {
                 return Err(bad(
-                    "stop",
-                    format!("stop must be a string or an array of at most {MAX_STOP} strings"),
+                    format!("{p}.tool_calls[{j}].type"),
+                    "tool call type must be function",
+                ));
+            }
+            tool_calls.push(ToolCall {
+                id: c.id,
+                name: c.function.name,
+                arguments: c.function.arguments,
+            });
+        }
+    }
+    if role == Role::Tool && m.tool_call_id.as_deref().is_none_or(str::is_empty) {
+        return Err(bad(
+            format!("{p}.tool_call_id"),
+            "tool messages need the tool_call_id they answer",
+        ));
+    }
+    Ok(ChatMessage {
+        role,
+        content,
+        tool_calls,
+        tool_call_id: m.tool_call_id.filter(|_| role == Role::Tool),
+    })
+}
+
+fn tool_list(tools: Vec<WireTool>) -> Result<Vec<Tool>, AppError> {
+    if tools.len() > MAX_TOOLS {
+        return Err(bad("tools", format!("at most {MAX_TOOLS} tools")));
+    }
+    let mut out = Vec::with_capacity(tools.len());
+    for (i, t) in tools.into_iter().enumerate() {
+        if t.kind != "function" {
+            return Err(bad(
+                format!("tools[{i}].type"),
+                "tool type must be function",
+            ));
+        }
+        if t.function.name.is_empty() || t.function.name.len() > 64 {
+            return Err(bad(
+                format!("tools[{i}].function.name"),
+                "function names are 1 to 64 characters",
+            ));
+        }
+        out.push(Tool {
+            name: t.function.name,
+            description: t.function.description,
+            parameters: t
+                .function
+                .parameters
+                .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
+        });
+    }
+    Ok(out)
+}
+
+fn tool_choice(choice: Option<Value>, tools: &[Tool]) -> Result<Option<ToolChoice>, AppError> {
+    Ok(match choice {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(match s.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            _ => {
+                return Err(bad(
+                    "tool_choice",
+                    "tool_choice must be auto, none, required or a function",
                 ))
             }
-        };
-        let mut messages = Vec::with_capacity(self.messages.len());
-        for (i, m) in self.messages.into_iter().enumerate() {
-            let p = format!("messages[{i}]");
-            let role = match m.role.as_str() {
-                "system" | "developer" => Role::System,
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                "tool" => Role::Tool,
-                _ => {
-                    return Err(bad(
-                        format!("{p}.role"),
-                        "role must be system, developer, user, assistant or tool",
-                    ))
-                }
-            };
-            let content = content_text(&m.content, &format!("{p}.content"))?;
-            let mut tool_calls = Vec::new();
-            if let Some(calls) = m.tool_calls {
-                if role != Role::Assistant {
-                    return Err(bad(
-                        format!("{p}.tool_calls"),
-                        "only assistant messages carry tool_calls",
-                    ));
-                }
-                for (j, c) in calls.into_iter().enumerate() {
-                    if c.kind.as_deref().is_some_and(|k| k != "function") {
-                        return Err(bad(
-                            format!("{p}.tool_calls[{j}].type"),
-                            "tool call type must be function",
-                        ));
-                    }
-                    tool_calls.push(ToolCall {
-                        id: c.id,
-                        name: c.function.name,
-                        arguments: c.function.arguments,
-                    });
-                }
+        }),
+        Some(v) => match v["function"]["name"].as_str() {
+            Some(n) if v["type"] == "function" && tools.iter().any(|t| t.name == n) => {
+                Some(ToolChoice::Function(n.to_owned()))
             }
-            if role == Role::Tool && m.tool_call_id.as_deref().is_none_or(str::is_empty) {
+            _ => {
                 return Err(bad(
-                    format!("{p}.tool_call_id"),
-                    "tool messages need the tool_call_id they answer",
-                ));
+                    "tool_choice",
+                    "tool_choice must name one of the request's tools",
+                ))
             }
-            messages.push(ChatMessage {
-                role,
-                content,
-                tool_calls,
-                tool_call_id: m.tool_call_id.filter(|_| role == Role::Tool),
-            });
-        }
-        let tools = self.tools.unwrap_or_default();
-        if tools.len() > MAX_TOOLS {
-            return Err(bad("tools", format!("at most {MAX_TOOLS} tools")));
-        }
-        let mut out_tools = Vec::with_capacity(tools.len());
-        for (i, t) in tools.into_iter().enumerate() {
-            if t.kind != "function" {
-                return Err(bad(
-                    format!("tools[{i}].type"),
-                    "tool type must be function",
-                ));
-            }
-            if t.function.name.is_empty() || t.function.name.len() > 64 {
-                return Err(bad(
-                    format!("tools[{i}].function.name"),
-                    "function names are 1 to 64 characters",
-                ));
-            }
-            out_tools.push(Tool {
-                name: t.function.name,
-                description: t.function.description,
-                parameters: t
-                    .function
-                    .parameters
-                    .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
-            });
-        }
-        let tool_choice = match self.tool_choice {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(match s.as_str() {
-                "auto" => ToolChoice::Auto,
-                "none" => ToolChoice::None,
-                "required" => ToolChoice::Required,
-                _ => {
-                    return Err(bad(
-                        "tool_choice",
-                        "tool_choice must be auto, none, required or a function",
-                    ))
-                }
-            }),
-            Some(v) => match v["function"]["name"].as_str() {
-                Some(n) if v["type"] == "function" && out_tools.iter().any(|t| t.name == n) => {
-                    Some(ToolChoice::Function(n.to_owned()))
-                }
-                _ => {
-                    return Err(bad(
-                        "tool_choice",
-                        "tool_choice must name one of the request's tools",
-                    ))
-                }
-            },
-        };
-        Ok(ChatRequest {
-            model: self.model,
-            messages,
-            tools: out_tools,
-            tool_choice,
-            max_tokens,
-            stop,
-            temperature: self.temperature,
-            top_p: self.top_p,
-            user: self.user,
-        })
-    }
+        },
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,13 +1,11 @@
 //! `/v1/sessions`: create a session and manage who may see it.
 
 use super::extract::Json;
-use crate::error::page_limit;
-use crate::sync::service::notify_list_changed;
+use crate::sync::sessions::{self, parse_id as parse_session, role_of};
 use crate::{
-    domain::{Email, MemberRole, SessionId, UserId},
+    domain::{MemberRole, UserId},
     error::{AppError, ErrorBody},
     http::authn::AuthUser,
-    protocol::ListChange,
     state::AppState,
     store::Session,
 };
@@ -57,19 +55,6 @@ async fn create_session(
     Ok((StatusCode::CREATED, axum::Json(session)))
 }
 
-fn parse_session(id: &str) -> Result<SessionId, AppError> {
-    id.parse()
-        .map_err(|_| AppError::validation("id", "id must be a UUID"))
-}
-
-/// The caller's role, or 404 when they are not a member (existence is not revealed).
-async fn role_of(s: &AppState, session: SessionId, user: UserId) -> Result<MemberRole, AppError> {
-    s.store
-        .member_role(session, user)
-        .await?
-        .ok_or_else(|| AppError::NotFound("no such session".into()))
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct MemberView {
     #[schema(value_type = String, format = Uuid)]
@@ -92,10 +77,7 @@ async fn list_members(
     Path(id): Path<String>,
 ) -> Result<axum::Json<MemberList>, AppError> {
     let session = parse_session(&id)?;
-    role_of(&s, session, p.user_id).await?;
-    let data = s
-        .store
-        .members(session)
+    let data = sessions::members(s.store.as_ref(), p.user_id, session)
         .await?
         .into_iter()
         .map(|(user_id, role)| MemberView { user_id, role })
@@ -123,34 +105,8 @@ async fn share(
     Json(b): Json<Share>,
 ) -> Result<StatusCode, AppError> {
     let session = parse_session(&id)?;
-    if role_of(&s, session, p.user_id).await? != MemberRole::Owner {
-        return Err(AppError::Forbidden(
-            "only the owner can share this session".into(),
-        ));
-    }
-    if b.role == MemberRole::Owner {
-        return Err(AppError::validation(
-            "role",
-            "role must be editor or viewer",
-        ));
-    }
-    let email = Email::parse(&b.email).map_err(|e| AppError::validation("email", e.to_string()))?;
-    // The same answer whether or not the address has an account, so sharing cannot be used to
-    // find out who has one. An address without an account is not remembered: accounts are not
-    // verified, so an invitation would go to whoever registered the address first.
-    match s.store.user_by_email(&email).await? {
-        Some(user) if user.id == p.user_id => {
-            return Err(AppError::validation(
-                "email",
-                "you already own this session",
-            ))
-        }
-        Some(user) => {
-            s.store.set_member(session, user.id, b.role).await?;
-            notify_list_changed(s.bus.as_ref(), user.id, session, ListChange::Shared).await;
-        }
-        None => tracing::debug!("shared with an address that has no account; nothing to do"),
-    }
+    let (store, bus) = (s.store.as_ref(), s.bus.as_ref());
+    sessions::share(store, bus, p.user_id, session, &b.email, b.role).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -164,25 +120,7 @@ async fn revoke(
     Path((id, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode, AppError> {
     let session = parse_session(&id)?;
-    if role_of(&s, session, p.user_id).await? != MemberRole::Owner {
-        return Err(AppError::Forbidden(
-            "only the owner can remove members".into(),
-        ));
-    }
-    let user: UserId = user_id
-        .parse()
-        .map_err(|_| AppError::validation("user_id", "user_id must be a UUID"))?;
-    if !s.store.remove_member(session, user).await? {
-        return Err(AppError::NotFound("no such member".into()));
-    }
-    // Their live subscriptions end now, on every instance.
-    s.bus
-        .evict(
-            &crate::sync::service::channel_of(session),
-            &user.to_string(),
-        )
-        .await;
-    notify_list_changed(s.bus.as_ref(), user, session, ListChange::Revoked).await;
+    sessions::revoke(s.store.as_ref(), s.bus.as_ref(), p.user_id, session, &user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -196,7 +134,7 @@ async fn get_session(
     Path(id): Path<String>,
 ) -> Result<axum::Json<crate::sync::view::SnapshotView>, AppError> {
     let session = parse_session(&id)?;
-    role_of(&s, session, p.user_id).await?;
+    role_of(s.store.as_ref(), session, p.user_id).await?;
     let snap = s.sync.snapshot(session).await?;
     Ok(axum::Json(crate::sync::view::SnapshotView::new(
         snap.version,
@@ -258,18 +196,8 @@ async fn list_sessions(
     AuthUser(p): AuthUser,
     axum::extract::Query(q): axum::extract::Query<SessionPage>,
 ) -> Result<axum::Json<SessionList>, AppError> {
-    let limit = page_limit(q.limit)?;
-    let after = q
-        .after
-        .map(|a| a.parse::<SessionId>())
-        .transpose()
-        .map_err(|_| {
-            AppError::validation("after", "after must be a cursor from a previous page")
-        })?;
-    let rows = s.store.list_sessions(p.user_id, after, limit).await?;
-    let next_cursor = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|(s, _)| s.id.to_string()))
-        .flatten();
+    let (rows, next_cursor) =
+        sessions::list(s.store.as_ref(), p.user_id, q.after.as_deref(), q.limit).await?;
     Ok(axum::Json(SessionList {
         data: rows
             .into_iter()
@@ -306,32 +234,15 @@ async fn list_messages(
     axum::extract::Query(q): axum::extract::Query<MessagePage>,
 ) -> Result<axum::Json<MessageList>, AppError> {
     let session = parse_session(&id)?;
-    role_of(&s, session, p.user_id).await?;
-    let limit = page_limit(q.limit)?;
-    let bad_cursor =
-        || AppError::validation("after", "after must be a cursor from a previous page");
-    let after = q
-        .after
-        .map(|a| {
-            let (p, s) = a.split_once('.').ok_or_else(bad_cursor)?;
-            Ok::<_, AppError>((
-                p.parse().map_err(|_| bad_cursor())?,
-                s.parse().map_err(|_| bad_cursor())?,
-            ))
-        })
-        .transpose()?;
-    let role = q
-        .role
-        .map(|r| {
-            crate::sync::ops::MessageRole::parse(&r).ok_or_else(|| {
-                AppError::validation("role", "role must be user, assistant, system or tool")
-            })
-        })
-        .transpose()?;
-    let msgs = s.store.list_messages(session, after, role, limit).await?;
-    let next_cursor = (msgs.len() == limit as usize)
-        .then(|| msgs.last().map(|m| format!("{}.{}", m.position, m.seq)))
-        .flatten();
+    let (msgs, next_cursor) = sessions::messages(
+        s.store.as_ref(),
+        p.user_id,
+        session,
+        q.after.as_deref(),
+        q.role.as_deref(),
+        q.limit,
+    )
+    .await?;
     Ok(axum::Json(MessageList {
         data: msgs.iter().map(Into::into).collect(),
         next_cursor,

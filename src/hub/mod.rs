@@ -6,7 +6,6 @@
 //! bytes. A full queue closes that connection as a slow consumer; nobody else waits for it.
 
 mod outbox;
-pub mod replies;
 pub mod sequence;
 
 pub use outbox::{Floor, Outbox};
@@ -18,7 +17,8 @@ use metrics::Counter;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
-/// Owned by `AppState`; lives as long as the server.
+/// This instance's channels and their version order, nothing else. Owned by `AppState`
+/// (shared with the bus, which delivers into it); lives as long as the server.
 pub struct Hub {
     channels: DashMap<Arc<str>, Arc<[Arc<Outbox>]>>,
     /// Woken when the set of channels with local subscribers changes (the Redis bus follows it).
@@ -26,15 +26,7 @@ pub struct Hub {
     delivered: Counter,
     sequences: DashMap<Arc<str>, Sequence>,
     /// Where gaps in a channel's versions are reported (the sync healer).
-    gaps: std::sync::OnceLock<tokio::sync::mpsc::Sender<Gap>>,
-    /// Chat turns running on this instance, by turn id: cancelling the token stops the turn
-    /// (`chat.cancel` arrives here from any instance through the bus).
-    turns: DashMap<uuid::Uuid, tokio_util::sync::CancellationToken>,
-    /// Answers awaited here (client tool results, remote MCP tool calls).
-    pub replies: Arc<replies::Replies>,
-    /// Where requests for this instance's services arrive from the bus (MCP tool calls for
-    /// users whose MCP clients run here); set once by their owner.
-    requests: std::sync::OnceLock<tokio::sync::mpsc::Sender<serde_json::Value>>,
+    gaps: tokio::sync::mpsc::Sender<Gap>,
 }
 
 /// Versions `from..to` of `channel` never arrived on this instance.
@@ -45,63 +37,16 @@ pub struct Gap {
     pub to: u64,
 }
 
-impl Default for Hub {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Hub {
-    pub fn new() -> Self {
+    /// `gaps` receives the versions that never arrived here (the sync healer takes them).
+    pub fn new(gaps: tokio::sync::mpsc::Sender<Gap>) -> Self {
         Self {
             channels: DashMap::new(),
             changed: Notify::new(),
             delivered: metrics::counter!("hub_deliveries_total"),
             sequences: DashMap::new(),
-            gaps: std::sync::OnceLock::new(),
-            turns: DashMap::new(),
-            replies: Arc::default(),
-            requests: std::sync::OnceLock::new(),
+            gaps,
         }
-    }
-
-    pub fn register_turn(&self, turn: uuid::Uuid, cancel: tokio_util::sync::CancellationToken) {
-        self.turns.insert(turn, cancel);
-    }
-
-    pub fn unregister_turn(&self, turn: uuid::Uuid) {
-        self.turns.remove(&turn);
-    }
-
-    /// Stops `turn` if it runs here; true if it did.
-    pub fn cancel_turn(&self, turn: uuid::Uuid) -> bool {
-        match self.turns.get(&turn) {
-            Some(t) => {
-                t.cancel();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Routes bus requests to `tx` (set once, by the MCP manager).
-    pub fn set_request_sink(&self, tx: tokio::sync::mpsc::Sender<serde_json::Value>) {
-        let _ = self.requests.set(tx);
-    }
-
-    /// A request from the bus; dropped (and counted) when its handler is saturated: the
-    /// requester's own deadline answers for it.
-    pub fn request(&self, msg: serde_json::Value) {
-        if let Some(tx) = self.requests.get() {
-            if tx.try_send(msg).is_err() {
-                metrics::counter!("bus_requests_dropped_total").increment(1);
-            }
-        }
-    }
-
-    /// Routes gap reports to `tx` (set once, by the sync service).
-    pub fn set_gap_reporter(&self, tx: tokio::sync::mpsc::Sender<Gap>) {
-        let _ = self.gaps.set(tx);
     }
 
     /// Delivers a versioned frame in version order (see `sequence`).
@@ -130,13 +75,11 @@ impl Hub {
             }
             Offer::Gap { from, to } => {
                 metrics::counter!("hub_version_gaps_total").increment(1);
-                if let Some(tx) = self.gaps.get() {
-                    let _ = tx.try_send(Gap {
-                        channel: Arc::from(channel),
-                        from,
-                        to,
-                    });
-                }
+                let _ = self.gaps.try_send(Gap {
+                    channel: Arc::from(channel),
+                    from,
+                    to,
+                });
             }
             Offer::Duplicate => {}
         }
@@ -291,7 +234,7 @@ mod tests {
 
     #[tokio::test]
     async fn slow_subscriber_is_closed_and_others_still_receive() {
-        let hub = Hub::new();
+        let hub = Hub::new(mpsc::channel(1).0);
         let (fast_tx, mut fast_rx) = mpsc::channel(16);
         let (slow_tx, _slow_rx) = mpsc::channel(2);
         let fast = Arc::new(Outbox::new(1, fast_tx));

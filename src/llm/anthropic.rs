@@ -156,6 +156,54 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// A text block may open with text; a tool-use block opens a tool call.
+    fn block_start(&mut self, v: &Value, out: &mut Vec<Chunk>) {
+        let block = &v["content_block"];
+        match block["type"].as_str() {
+            Some("tool_use") => {
+                let i = self.next_tool;
+                self.next_tool += 1;
+                self.tools.insert(v["index"].as_u64().unwrap_or(0), i);
+                out.push(Chunk::ToolCall {
+                    index: i,
+                    id: block["id"].as_str().map(str::to_owned),
+                    name: block["name"].as_str().map(str::to_owned),
+                    arguments: String::new(),
+                });
+            }
+            Some("text") => {
+                if let Some(t) = block["text"].as_str().filter(|t| !t.is_empty()) {
+                    out.push(Chunk::Text(t.to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Text, or a piece of a tool call's arguments; thinking and signatures are not forwarded.
+    fn block_delta(&mut self, v: &Value, out: &mut Vec<Chunk>) {
+        let d = &v["delta"];
+        match d["type"].as_str() {
+            Some("text_delta") => {
+                if let Some(t) = d["text"].as_str().filter(|t| !t.is_empty()) {
+                    out.push(Chunk::Text(t.to_owned()));
+                }
+            }
+            Some("input_json_delta") => {
+                let block = v["index"].as_u64().unwrap_or(0);
+                if let Some(&index) = self.tools.get(&block) {
+                    out.push(Chunk::ToolCall {
+                        index,
+                        id: None,
+                        name: None,
+                        arguments: d["partial_json"].as_str().unwrap_or_default().into(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
     pub fn decode(&mut self, data: &str, out: &mut Vec<Chunk>) -> Result<(), LlmError> {
         let v: Value =
             serde_json::from_str(data).map_err(|e| LlmError::Stream(format!("bad event: {e}")))?;
@@ -167,50 +215,8 @@ impl Decoder {
                     + u["cache_creation_input_tokens"].as_u64().unwrap_or(0);
                 self.usage.completion_tokens = u["output_tokens"].as_u64().unwrap_or(0);
             }
-            "content_block_start" => {
-                let block = &v["content_block"];
-                match block["type"].as_str() {
-                    Some("tool_use") => {
-                        let i = self.next_tool;
-                        self.next_tool += 1;
-                        self.tools.insert(v["index"].as_u64().unwrap_or(0), i);
-                        out.push(Chunk::ToolCall {
-                            index: i,
-                            id: block["id"].as_str().map(str::to_owned),
-                            name: block["name"].as_str().map(str::to_owned),
-                            arguments: String::new(),
-                        });
-                    }
-                    Some("text") => {
-                        if let Some(t) = block["text"].as_str().filter(|t| !t.is_empty()) {
-                            out.push(Chunk::Text(t.to_owned()));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            "content_block_delta" => {
-                let d = &v["delta"];
-                match d["type"].as_str() {
-                    Some("text_delta") => {
-                        if let Some(t) = d["text"].as_str().filter(|t| !t.is_empty()) {
-                            out.push(Chunk::Text(t.to_owned()));
-                        }
-                    }
-                    Some("input_json_delta") => {
-                        let block = v["index"].as_u64().unwrap_or(0);
-                        if let Some(&index) = self.tools.get(&block) {
-                            out.push(Chunk::ToolCall {
-                                index,
-                                id: None,
-                                name: None,
-                                arguments: d["partial_json"].as_str().unwrap_or_default().into(),
-                            });
-                        }
-                    }
-                    _ => {} // thinking, signatures: not forwarded
-                }
-            }
+            "content_block_start" => self.block_start(&v, out),
+            "content_block_delta" => self.block_delta(&v, out),
             "message_delta" => {
                 if let Some(r) = v["delta"]["stop_reason"].as_str() {
                     self.finish = Some(finish_reason(r));

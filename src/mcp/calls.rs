@@ -3,7 +3,10 @@
 //! key) and waits for the answer with the same deadline, plus a little for the hop.
 
 use super::manager::McpManager;
-use crate::{domain::UserId, hub::Hub};
+use crate::{
+    bus::{McpCall, Request},
+    domain::UserId,
+};
 use serde_json::{json, Map, Value};
 use std::{sync::Arc, time::Duration};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -48,8 +51,6 @@ impl ToolError {
     }
 }
 
-/// Requests waiting to be served here; beyond this they are dropped (their deadline answers).
-const REQUEST_QUEUE: usize = 256;
 /// Allowance for the bus hop on top of the tool's own deadline.
 const HOP: Duration = Duration::from_millis(500);
 
@@ -83,11 +84,16 @@ impl McpManager {
         let owner = user.to_string();
         let ms = timeout.as_millis() as u64;
         let mut waiter = self.bus.expect_reply(&key, &owner, timeout + HOP).await;
+        let call = McpCall {
+            key,
+            user,
+            server: server.to_owned(),
+            tool: tool.to_owned(),
+            arguments,
+            timeout_ms: ms,
+        };
         self.bus
-            .request(json!({"mcp_call": {
-                "key": key, "user": owner, "server": server, "tool": tool,
-                "arguments": arguments, "timeout_ms": ms,
-            }}))
+            .send(crate::bus::Control::Request(Request::McpCall(call)))
             .await;
         match tokio::time::timeout(timeout + HOP, waiter.answer()).await {
             Ok(Some(v)) if v.get("ok").is_some() => Ok(v["ok"].clone()),
@@ -128,49 +134,32 @@ impl McpManager {
         Ok(json)
     }
 
-    /// Serves other instances' calls for users whose clients run here.
+    /// Serves other instances' calls for users whose clients run here, from the bus's inbox.
     pub fn serve_requests(
         self: &Arc<Self>,
-        hub: &Hub,
+        mut rx: tokio::sync::mpsc::Receiver<Request>,
         tracker: &TaskTracker,
         shutdown: CancellationToken,
     ) {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(REQUEST_QUEUE);
-        hub.set_request_sink(tx);
         let me = self.clone();
         let calls = tracker.clone();
         tracker.spawn(async move {
             loop {
-                let msg = tokio::select! {
+                let Request::McpCall(c) = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     m = rx.recv() => match m { Some(m) => m, None => return },
                 };
-                let c = &msg["mcp_call"];
-                let (Some(key), Some(user), Some(server), Some(tool)) = (
-                    c["key"].as_str(),
-                    c["user"].as_str().and_then(|u| u.parse().ok()).map(UserId),
-                    c["server"].as_str(),
-                    c["tool"].as_str(),
-                ) else {
-                    continue;
-                };
-                if me.peer(user, server).is_none() {
+                if me.peer(c.user, &c.server).is_none() {
                     continue; // Not ours: the holder answers.
                 }
-                let (me, key, server, tool) = (
-                    me.clone(),
-                    key.to_owned(),
-                    server.to_owned(),
-                    tool.to_owned(),
-                );
-                let arguments = c["arguments"].as_object().cloned().unwrap_or_default();
-                let timeout = Duration::from_millis(c["timeout_ms"].as_u64().unwrap_or(30_000));
+                let me = me.clone();
                 calls.spawn(async move {
-                    let out = match me.call_tool(user, &server, &tool, arguments, timeout).await {
+                    let timeout = Duration::from_millis(c.timeout_ms);
+                    let out = match me.call_tool(c.user, &c.server, &c.tool, c.arguments, timeout).await {
                         Ok(v) => json!({ "ok": v }),
                         Err(e) => e.to_wire(),
                     };
-                    me.bus.reply(&key, &user.to_string(), out).await;
+                    me.bus.reply(&c.key, &c.user.to_string(), out).await;
                 });
             }
         });

@@ -170,75 +170,30 @@ pub fn tail(lines: &Mutex<VecDeque<String>>) -> String {
         .join("\n")
 }
 
+type Lines = Arc<Mutex<VecDeque<String>>>;
+type Started = Result<RunningService<RoleClient, Handler>, String>;
+
 /// Connects and completes the handshake.
 pub async fn connect(target: &Target) -> Result<Connection, Failure> {
     let tools_changed = Arc::new(Notify::new());
     let handler = Handler {
         tools_changed: tools_changed.clone(),
     };
-    let stderr_lines = Arc::new(Mutex::new(VecDeque::new()));
+    let stderr_lines: Lines = Arc::new(Mutex::new(VecDeque::new()));
     let mut scratch = None;
     let started = match target {
         Target::Stdio { program, args, env } => {
-            let mut cmd = tokio::process::Command::new(program);
-            // Nothing of the server's own environment (keys, database URLs) reaches the child,
-            // and it starts in an empty directory of its own, not the server's (whose data dir
-            // holds the signing key and the database). It still runs as the server's OS user:
-            // a separate user or sandbox is the operator's to add.
             let dir = Scratch::new()
                 .map_err(|e| Failure::new(format!("no working directory for {program}: {e}")))?;
-            cmd.args(args)
-                .env_clear()
-                .envs(env.iter().cloned())
-                .current_dir(&dir.0)
-                .kill_on_drop(true);
+            let started = start_stdio(program, args, env, &dir, handler, &stderr_lines).await?;
             scratch = Some(dir);
-            let (transport, stderr) = TokioChildProcess::builder(cmd)
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| Failure::new(format!("could not start {program}: {e}")))?;
-            if let Some(stderr) = stderr {
-                let lines = stderr_lines.clone();
-                tokio::spawn(async move {
-                    let mut reader = tokio::io::BufReader::new(stderr).lines();
-                    while let Ok(Some(line)) = reader.next_line().await {
-                        let mut l = lines.lock().expect("lock is never held across a panic");
-                        if l.len() == STDERR_LINES {
-                            l.pop_front();
-                        }
-                        l.push_back(line.chars().take(500).collect());
-                    }
-                });
-            }
-            tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport))
-                .await
-                .map_err(|_| Failure::new("initialize timed out"))?
-                .map_err(|e| e.to_string())
+            started
         }
         Target::Http {
             url,
             headers,
             allow_private,
-        } => {
-            let mut map = HashMap::new();
-            for (k, v) in headers {
-                let (Ok(name), Ok(value)) = (
-                    axum::http::HeaderName::from_bytes(k.as_bytes()),
-                    axum::http::HeaderValue::from_str(v),
-                ) else {
-                    return Err(Failure::new(format!("header {k:?} is not valid")));
-                };
-                map.insert(name, value);
-            }
-            let client = pinned_client(url, *allow_private).await?;
-            let cfg =
-                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(map);
-            let transport = StreamableHttpClientTransport::with_client(client, cfg);
-            tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport))
-                .await
-                .map_err(|_| Failure::new("initialize timed out"))?
-                .map_err(|e| e.to_string())
-        }
+        } => start_http(url, headers, *allow_private, handler).await?,
     };
     let service = match started {
         Ok(s) => s,
@@ -275,6 +230,73 @@ pub async fn connect(target: &Target) -> Result<Connection, Failure> {
         stderr: stderr_lines,
         _scratch: scratch,
     })
+}
+
+/// Nothing of the server's own environment (keys, database URLs) reaches the child, and it
+/// starts in an empty directory of its own, not the server's (whose data dir holds the signing
+/// key and the database). It still runs as the server's OS user: a separate user or sandbox is
+/// the operator's to add. Its last stderr lines are kept in `lines`.
+async fn start_stdio(
+    program: &str,
+    args: &[String],
+    env: &[(String, String)],
+    dir: &Scratch,
+    handler: Handler,
+    lines: &Lines,
+) -> Result<Started, Failure> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .current_dir(&dir.0)
+        .kill_on_drop(true);
+    let (transport, stderr) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure::new(format!("could not start {program}: {e}")))?;
+    if let Some(stderr) = stderr {
+        let lines = lines.clone();
+        tokio::spawn(async move {
+            let mut reader = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                let mut l = lines.lock().expect("lock is never held across a panic");
+                if l.len() == STDERR_LINES {
+                    l.pop_front();
+                }
+                l.push_back(line.chars().take(500).collect());
+            }
+        });
+    }
+    Ok(tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport))
+        .await
+        .map_err(|_| Failure::new("initialize timed out"))?
+        .map_err(|e| e.to_string()))
+}
+
+/// Streamable HTTP through a client pinned to the addresses checked against SSRF.
+async fn start_http(
+    url: &str,
+    headers: &[(String, String)],
+    allow_private: bool,
+    handler: Handler,
+) -> Result<Started, Failure> {
+    let mut map = HashMap::new();
+    for (k, v) in headers {
+        let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(k.as_bytes()),
+            axum::http::HeaderValue::from_str(v),
+        ) else {
+            return Err(Failure::new(format!("header {k:?} is not valid")));
+        };
+        map.insert(name, value);
+    }
+    let client = pinned_client(url, allow_private).await?;
+    let cfg = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(map);
+    let transport = StreamableHttpClientTransport::with_client(client, cfg);
+    Ok(tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport))
+        .await
+        .map_err(|_| Failure::new("initialize timed out"))?
+        .map_err(|e| e.to_string()))
 }
 
 /// A stdio server's own empty working directory, removed when the connection ends.

@@ -211,7 +211,16 @@ impl McpManager {
                 r.stop.cancel();
             }
         }
-        // Disabled servers show as stopped; deleted ones disappear.
+        self.show_stopped(user, &servers).await;
+        for (id, s) in wanted {
+            if !self.running.contains_key(&id) {
+                self.start(user, s).await;
+            }
+        }
+    }
+
+    /// Disabled servers show as stopped; deleted ones disappear.
+    async fn show_stopped(&self, user: UserId, servers: &[McpServer]) {
         for s in servers.iter().filter(|s| !s.enabled) {
             let known = self
                 .statuses
@@ -246,38 +255,34 @@ impl McpManager {
                 let _ = conn.run::<i64>(&cmd).await;
             }
         }
-        for (id, s) in wanted {
-            if self.running.contains_key(&id) {
-                continue;
+    }
+
+    /// Starts a supervised client for `s` (or shows why its configuration cannot run).
+    async fn start(self: &Arc<Self>, user: UserId, s: &McpServer) {
+        let id = s.id;
+        let target = match self.target(s) {
+            Ok(t) => t,
+            Err(why) => {
+                let status = Status {
+                    error: Some(why.into()),
+                    ..Status::new(id, &s.name, "error")
+                };
+                return self.set(user, status).await;
             }
-            let target = match self.target(s) {
-                Ok(t) => t,
-                Err(why) => {
-                    self.set(
-                        user,
-                        Status {
-                            error: Some(why.into()),
-                            ..Status::new(id, &s.name, "error")
-                        },
-                    )
-                    .await;
-                    continue;
-                }
-            };
-            let stop = CancellationToken::new();
-            self.running.insert(
-                id,
-                Running {
-                    user,
-                    fingerprint: fingerprint(s),
-                    stop: stop.clone(),
-                },
-            );
-            tokio::spawn(
-                self.clone()
-                    .supervise(user, id, s.name.clone(), target, stop),
-            );
-        }
+        };
+        let stop = CancellationToken::new();
+        self.running.insert(
+            id,
+            Running {
+                user,
+                fingerprint: fingerprint(s),
+                stop: stop.clone(),
+            },
+        );
+        tokio::spawn(
+            self.clone()
+                .supervise(user, id, s.name.clone(), target, stop),
+        );
     }
 
     pub(super) async fn stop_user(&self, user: UserId) {

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Longest server name; names prefix tool names (`<server>__<tool>`), so they stay short.
@@ -202,7 +203,7 @@ fn conflict(e: StoreError) -> AppError {
     }
 }
 
-pub async fn list(store: &dyn Store, user: UserId) -> Result<Vec<McpServerView>, AppError> {
+async fn list(store: &dyn Store, user: UserId) -> Result<Vec<McpServerView>, AppError> {
     Ok(store
         .list_mcp_servers(user)
         .await?
@@ -211,7 +212,7 @@ pub async fn list(store: &dyn Store, user: UserId) -> Result<Vec<McpServerView>,
         .collect())
 }
 
-pub async fn create(
+async fn create(
     store: &dyn Store,
     cfg: &McpConfig,
     sealer: &Sealer,
@@ -249,7 +250,7 @@ pub async fn create(
     Ok((&saved).into())
 }
 
-pub async fn update(
+async fn update(
     store: &dyn Store,
     cfg: &McpConfig,
     sealer: &Sealer,
@@ -275,7 +276,7 @@ pub async fn update(
     Ok((&saved).into())
 }
 
-pub async fn delete(store: &dyn Store, user: UserId, id: Uuid) -> Result<(), AppError> {
+async fn delete(store: &dyn Store, user: UserId, id: Uuid) -> Result<(), AppError> {
     if store.delete_mcp_server(user, id).await? {
         Ok(())
     } else {
@@ -286,4 +287,40 @@ pub async fn delete(store: &dyn Store, user: UserId, id: Uuid) -> Result<(), App
 pub fn parse_id(s: &str) -> Result<Uuid, AppError> {
     s.parse()
         .map_err(|_| AppError::NotFound("no such MCP server".into()))
+}
+
+/// A user's MCP server configuration, shared by REST and the socket: every change reloads the
+/// user's running clients (on this instance when it runs them; the holder re-reads on its
+/// next tick otherwise).
+impl super::manager::McpManager {
+    pub async fn list_servers(&self, user: UserId) -> Result<Vec<McpServerView>, AppError> {
+        list(self.store.as_ref(), user).await
+    }
+
+    pub async fn create_server(
+        self: &Arc<Self>,
+        user: UserId,
+        input: McpServerInput,
+    ) -> Result<McpServerView, AppError> {
+        let v = create(self.store.as_ref(), &self.cfg, &self.sealer, user, input).await?;
+        self.reload_user(user).await;
+        Ok(v)
+    }
+
+    pub async fn update_server(
+        self: &Arc<Self>,
+        user: UserId,
+        id: Uuid,
+        input: McpServerInput,
+    ) -> Result<McpServerView, AppError> {
+        let v = update(self.store.as_ref(), &self.cfg, &self.sealer, user, id, input).await?;
+        self.reload_user(user).await;
+        Ok(v)
+    }
+
+    pub async fn delete_server(self: &Arc<Self>, user: UserId, id: Uuid) -> Result<(), AppError> {
+        delete(self.store.as_ref(), user, id).await?;
+        self.reload_user(user).await;
+        Ok(())
+    }
 }

@@ -148,48 +148,36 @@ impl ClientFrame {
             code: ErrorCode::BadFrame,
             message: e.to_string(),
         })?;
-        let head: Head<'_> = serde_json::from_str(text).map_err(|e| DecodeError {
-            id: None,
-            code: ErrorCode::BadFrame,
-            message: format!("frame must be a JSON object with a string \"type\": {e}"),
-        })?;
-        let id = match head.id {
-            None => None,
-            Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN => Some(s),
-            Some(_) => {
-                return Err(DecodeError {
-                    id: None,
-                    code: ErrorCode::BadFrame,
-                    message: format!(
-                        "\"id\" must be a non-empty string of at most {MAX_ID_LEN} bytes"
-                    ),
-                })
-            }
-        };
-        let bad = |id: &Option<String>, e: serde_json::Error| DecodeError {
-            id: id.clone(),
-            code: ErrorCode::BadRequest,
-            message: format!("invalid {} frame: {e}", head.kind),
-        };
-        let need_id = |id: Option<String>| {
-            id.ok_or_else(|| DecodeError {
-                id: None,
-                code: ErrorCode::BadRequest,
-                message: "requests need an \"id\"".into(),
-            })
-        };
+        let (kind, id) = read_head(text)?;
         // Pushes answer NUL per mutation (`refused`, so a client's queue drains); ephemeral
         // events are relayed, never stored. Everything else may end up in a database column.
-        if scan.has_nul && !matches!(head.kind.as_ref(), "session.push" | "publish") {
+        if scan.has_nul && !matches!(kind.as_ref(), "session.push" | "publish") {
             return Err(DecodeError {
                 id,
                 code: ErrorCode::InvalidRequest,
                 message: "text must not contain NUL (U+0000)".into(),
             });
         }
-        let frame = match head.kind.as_ref() {
+        Self::body(&kind, text, id)
+    }
+
+    /// The frame of type `kind`, its fields read from `text`.
+    fn body(kind: &str, text: &str, id: Option<String>) -> Result<Self, DecodeError> {
+        let bad = |id: &Option<String>, e: serde_json::Error| DecodeError {
+            id: id.clone(),
+            code: ErrorCode::BadRequest,
+            message: format!("invalid {kind} frame: {e}"),
+        };
+        fn read<'a, T: Deserialize<'a>>(
+            text: &'a str,
+            id: &Option<String>,
+            bad: impl Fn(&Option<String>, serde_json::Error) -> DecodeError,
+        ) -> Result<T, DecodeError> {
+            serde_json::from_str(text).map_err(|e| bad(id, e))
+        }
+        Ok(match kind {
             "auth" => {
-                let b: AuthBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
+                let b: AuthBody = read(text, &id, bad)?;
                 ClientFrame::Auth {
                     id,
                     token: b.token,
@@ -197,17 +185,17 @@ impl ClientFrame {
                 }
             }
             "auth.refresh" => {
-                let b: TokenBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
+                let b: TokenBody = read(text, &id, bad)?;
                 ClientFrame::AuthRefresh {
                     id: need_id(id)?,
                     token: b.token,
                 }
             }
             "subscribe" | "unsubscribe" | "presence" => {
-                let b: ChannelBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
+                let b: ChannelBody = read(text, &id, bad)?;
                 let channel = check_channel(&b.channel, &id)?;
                 let id = need_id(id)?;
-                match head.kind.as_ref() {
+                match kind {
                     "subscribe" => ClientFrame::Subscribe {
                         id,
                         channel,
@@ -217,35 +205,7 @@ impl ClientFrame {
                     _ => ClientFrame::Presence { id, channel },
                 }
             }
-            "publish" => {
-                let b: PublishBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
-                let channel = check_channel(&b.channel, &id)?;
-                if b.event.is_empty() || b.event.len() > MAX_EVENT_LEN {
-                    return Err(DecodeError {
-                        id,
-                        code: ErrorCode::BadRequest,
-                        message: format!("\"event\" must be 1 to {MAX_EVENT_LEN} bytes"),
-                    });
-                }
-                if let Some(p) = RESERVED_EVENT_PREFIXES
-                    .iter()
-                    .find(|p| b.event.starts_with(**p))
-                {
-                    return Err(DecodeError {
-                        id,
-                        code: ErrorCode::InvalidRequest,
-                        message: format!(
-                            "event names starting with {p:?} are the server's; pick another name"
-                        ),
-                    });
-                }
-                ClientFrame::Publish {
-                    id: need_id(id)?,
-                    channel,
-                    event: b.event,
-                    data: b.data,
-                }
-            }
+            "publish" => publish(read(text, &id, bad)?, id)?,
             "ping" => ClientFrame::Ping { id: need_id(id)? },
             k if CALLS.contains(&k) => {
                 let kind = CALLS.iter().find(|c| **c == k).copied().unwrap_or_default();
@@ -257,7 +217,7 @@ impl ClientFrame {
                 }
             }
             "session.push" => {
-                let b: PushBody = serde_json::from_str(text).map_err(|e| bad(&id, e))?;
+                let b: PushBody = read(text, &id, bad)?;
                 ClientFrame::SessionPush {
                     id: need_id(id)?,
                     session_id: b.session_id,
@@ -271,8 +231,7 @@ impl ClientFrame {
                     message: format!("unknown frame type {:?}", truncate(other, 40)),
                 })
             }
-        };
-        Ok(frame)
+        })
     }
 
     pub fn id(&self) -> Option<&str> {
@@ -288,6 +247,63 @@ impl ClientFrame {
             | ClientFrame::Ping { id } => Some(id),
         }
     }
+}
+
+/// The frame's `type`, and its `id` when it has a valid one.
+fn read_head(text: &str) -> Result<(Cow<'_, str>, Option<String>), DecodeError> {
+    let head: Head<'_> = serde_json::from_str(text).map_err(|e| DecodeError {
+        id: None,
+        code: ErrorCode::BadFrame,
+        message: format!("frame must be a JSON object with a string \"type\": {e}"),
+    })?;
+    let id = match head.id {
+        None => None,
+        Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN => Some(s),
+        Some(_) => {
+            return Err(DecodeError {
+                id: None,
+                code: ErrorCode::BadFrame,
+                message: format!("\"id\" must be a non-empty string of at most {MAX_ID_LEN} bytes"),
+            })
+        }
+    };
+    Ok((head.kind, id))
+}
+
+fn need_id(id: Option<String>) -> Result<String, DecodeError> {
+    id.ok_or_else(|| DecodeError {
+        id: None,
+        code: ErrorCode::BadRequest,
+        message: "requests need an \"id\"".into(),
+    })
+}
+
+/// A client's ephemeral event: its name bounded and outside the server's prefixes.
+fn publish(b: PublishBody, id: Option<String>) -> Result<ClientFrame, DecodeError> {
+    let channel = check_channel(&b.channel, &id)?;
+    if b.event.is_empty() || b.event.len() > MAX_EVENT_LEN {
+        return Err(DecodeError {
+            id,
+            code: ErrorCode::BadRequest,
+            message: format!("\"event\" must be 1 to {MAX_EVENT_LEN} bytes"),
+        });
+    }
+    if let Some(p) = RESERVED_EVENT_PREFIXES
+        .iter()
+        .find(|p| b.event.starts_with(**p))
+    {
+        return Err(DecodeError {
+            id,
+            code: ErrorCode::InvalidRequest,
+            message: format!("event names starting with {p:?} are the server's; pick another name"),
+        });
+    }
+    Ok(ClientFrame::Publish {
+        id: need_id(id)?,
+        channel,
+        event: b.event,
+        data: b.data,
+    })
 }
 
 fn truncate(s: &str, n: usize) -> &str {

@@ -53,5 +53,5 @@ impl_mcp_store!(PgStore);
 impl_tool_store!(PgStore);
 impl_sync_store!(PgStore, sqlx::PgConnection, sqlx::Postgres);
 impl_sync_writes!(PgStore, sqlx::PgConnection, sqlx::Postgres);
-impl_token_sql!(PgStore);
+impl_token_sql!(PgStore, sqlx::PgConnection);
 impl_account_store!(PgStore, "postgres");

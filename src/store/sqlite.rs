@@ -83,5 +83,5 @@ impl_mcp_store!(SqliteStore);
 impl_tool_store!(SqliteStore);
 impl_sync_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 impl_sync_writes!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
-impl_token_sql!(SqliteStore);
+impl_token_sql!(SqliteStore, sqlx::SqliteConnection);
 impl_account_store!(SqliteStore, "sqlite");

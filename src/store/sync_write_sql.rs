@@ -53,6 +53,19 @@ macro_rules! impl_sync_writes {
                 plan: &crate::sync::batch::Plan,
                 now: DateTime<Utc>,
             ) -> StoreResult<()> {
+                Self::write_registers(conn, session, doc, plan).await?;
+                Self::write_messages(conn, session, doc, plan, now).await?;
+                Self::write_changes(conn, session, plan, now).await?;
+                Self::write_answers(conn, session, plan, now).await?;
+                Self::write_clients(conn, plan).await
+            }
+
+            async fn write_registers(
+                conn: &mut $conn,
+                session: SessionId,
+                doc: &crate::sync::merge::Doc,
+                plan: &crate::sync::batch::Plan,
+            ) -> StoreResult<()> {
                 let regs: Vec<(&String, &crate::sync::merge::Register)> =
                     plan.touched.registers.iter().filter_map(|k| doc.registers.get_key_value(k)).collect();
                 for chunk in regs.chunks(ROWS_PER_STATEMENT) {
@@ -72,6 +85,16 @@ macro_rules! impl_sync_writes {
                     );
                     q.build().execute(&mut *conn).await?;
                 }
+                Ok(())
+            }
+
+            async fn write_messages(
+                conn: &mut $conn,
+                session: SessionId,
+                doc: &crate::sync::merge::Doc,
+                plan: &crate::sync::batch::Plan,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
                 let msgs: Vec<&crate::sync::merge::Message> =
                     plan.touched.messages.iter().filter_map(|id| doc.messages.get(id)).collect();
                 for chunk in msgs.chunks(ROWS_PER_STATEMENT) {
@@ -103,6 +126,16 @@ macro_rules! impl_sync_writes {
                     );
                     q.build().execute(&mut *conn).await?;
                 }
+                Ok(())
+            }
+
+            /// The change log: one row per applied mutation, its ops as JSON.
+            async fn write_changes(
+                conn: &mut $conn,
+                session: SessionId,
+                plan: &crate::sync::batch::Plan,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
                 let mut ops = Vec::with_capacity(plan.applied.len());
                 for c in &plan.applied {
                     ops.push(serde_json::to_string(&c.mutation.ops).map_err(|e| StoreError::Corrupt(e.to_string()))?);
@@ -123,6 +156,16 @@ macro_rules! impl_sync_writes {
                     });
                     q.build().execute(&mut *conn).await?;
                 }
+                Ok(())
+            }
+
+            /// Each client mutation's answer, kept for its retries.
+            async fn write_answers(
+                conn: &mut $conn,
+                session: SessionId,
+                plan: &crate::sync::batch::Plan,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
                 for chunk in plan.answers.chunks(ROWS_PER_STATEMENT) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO mutation_results (user_id, client_id, mutation_id, session_id, version, code, error, created_at) ",
@@ -143,6 +186,11 @@ macro_rules! impl_sync_writes {
                     });
                     q.build().execute(&mut *conn).await?;
                 }
+                Ok(())
+            }
+
+            /// Each client's last id, and the answers below its horizon dropped.
+            async fn write_clients(conn: &mut $conn, plan: &crate::sync::batch::Plan) -> StoreResult<()> {
                 for ((user, client), last) in &plan.clients {
                     sqlx::query(
                         "INSERT INTO sync_clients (user_id, client_id, last_mutation_id) VALUES ($1, $2, $3) \

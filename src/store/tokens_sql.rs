@@ -3,7 +3,7 @@
 //! in the reuse grace window for a successor still unused.
 
 macro_rules! impl_token_sql {
-    ($store:ty) => {
+    ($store:ty, $conn:ty) => {
         impl $store {
             /// `AccountStore::rotate_refresh_token`, in one transaction.
             async fn rotate(
@@ -44,16 +44,7 @@ macro_rules! impl_token_sql {
                     && row.used_at.is_some_and(|t| {
                         now.signed_duration_since(t).to_std().unwrap_or_default() <= grace
                     });
-                let successor_unused = if in_grace {
-                    let r: Option<(Option<DateTime<Utc>>,)> =
-                        sqlx::query_as("SELECT used_at FROM refresh_tokens WHERE token_hash = $1")
-                            .bind(new_hash)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    matches!(r, Some((None,)))
-                } else {
-                    false
-                };
+                let successor_unused = in_grace && Self::unused(&mut *tx, new_hash).await?;
                 let outcome = if row.revoked_at.is_some() {
                     RotateOutcome::Revoked
                 } else if in_grace && successor_unused {
@@ -71,25 +62,48 @@ macro_rules! impl_token_sql {
                 } else if row.expires_at <= now {
                     RotateOutcome::Expired
                 } else {
-                    sqlx::query(
-                        "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) \
-                         VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(new_hash)
-                    .bind(row.family_id)
-                    .bind(now)
-                    .bind(new_expires_at)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query("UPDATE refresh_tokens SET replaced_by = $2 WHERE token_hash = $1")
-                        .bind(old_hash)
-                        .bind(new_hash)
-                        .execute(&mut *tx)
-                        .await?;
+                    Self::succeed(&mut *tx, old_hash, new_hash, row.family_id, now, new_expires_at).await?;
                     RotateOutcome::Rotated { user_id, family_id: row.family_id }
                 };
                 tx.commit().await?;
                 Ok(outcome)
+            }
+
+            /// Whether the token `hash` exists and was never used.
+            async fn unused(conn: &mut $conn, hash: &[u8]) -> StoreResult<bool> {
+                let r: Option<(Option<DateTime<Utc>>,)> =
+                    sqlx::query_as("SELECT used_at FROM refresh_tokens WHERE token_hash = $1")
+                        .bind(hash)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                Ok(matches!(r, Some((None,))))
+            }
+
+            /// Issues `new_hash` in the family and records it as `old_hash`'s successor.
+            async fn succeed(
+                conn: &mut $conn,
+                old_hash: &[u8],
+                new_hash: &[u8],
+                family: Uuid,
+                now: DateTime<Utc>,
+                expires_at: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(new_hash)
+                .bind(family)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query("UPDATE refresh_tokens SET replaced_by = $2 WHERE token_hash = $1")
+                    .bind(old_hash)
+                    .bind(new_hash)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
             }
         }
     };

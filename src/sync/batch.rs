@@ -106,48 +106,81 @@ pub fn plan(
     loaded: &Loaded,
     limits: &Limits,
 ) -> Plan {
-    let mut out = Plan {
-        version: start,
-        ..Plan::default()
+    let mut p = Planner {
+        out: Plan {
+            version: start,
+            ..Plan::default()
+        },
+        loaded,
+        last: loaded.last.clone(),
+        fresh: HashMap::new(),
+        blocked: HashSet::new(),
+        advanced: Vec::new(),
+        horizons: HashMap::new(),
     };
-    let mut last = loaded.last.clone();
-    let mut fresh: HashMap<(ClientKey, u64), Answer> = HashMap::new();
-    let mut blocked: HashSet<(usize, ClientKey)> = HashSet::new();
-    let mut advanced: Vec<ClientKey> = Vec::new();
-    let mut horizons: HashMap<ClientKey, u64> = HashMap::new();
-    for p in batch {
+    for pushed in batch {
+        if pushed.server || p.in_order(pushed) {
+            p.decide(pushed, doc, limits);
+        }
+    }
+    p.finish()
+}
+
+/// A plan being made: what each client has reached so far in this batch.
+struct Planner<'a> {
+    out: Plan,
+    loaded: &'a Loaded,
+    last: HashMap<ClientKey, u64>,
+    /// Answers decided in this batch (a retry later in it gets the same).
+    fresh: HashMap<(ClientKey, u64), Answer>,
+    /// A caller's client that skipped an id: its later mutations in the batch wait too.
+    blocked: HashSet<(usize, ClientKey)>,
+    advanced: Vec<ClientKey>,
+    /// The lowest id each client pushed: answers below it are no longer needed.
+    horizons: HashMap<ClientKey, u64>,
+}
+
+impl Planner<'_> {
+    /// A client mutation that is the client's next: true. A retry gets its stored answer, a
+    /// skipped id (or one after it) `out_of_order`: false.
+    fn in_order(&mut self, p: &Pushed<'_>) -> bool {
         let m = p.mutation;
         let (client, id) = (key_of(p), m.mutation_id);
-        if !p.server {
-            let prev = last.get(&client).copied().unwrap_or(0);
-            horizons
-                .entry(client.clone())
-                .and_modify(|h| *h = (*h).min(id))
-                .or_insert(id);
-            if id <= prev {
-                let key = (client, id);
-                let answer = fresh.get(&key).or_else(|| loaded.answers.get(&key));
-                out.results.push(answer_result(m, answer));
-                continue;
-            }
-            let caller_client = (p.caller, client.clone());
-            if id > prev + 1 || blocked.contains(&caller_client) {
-                blocked.insert(caller_client);
-                out.results.push(MutationResult::OutOfOrder {
-                    client_id: m.client_id.clone(),
-                    mutation_id: id,
-                    expected: prev + 1,
-                });
-                continue;
-            }
+        let prev = self.last.get(&client).copied().unwrap_or(0);
+        self.horizons
+            .entry(client.clone())
+            .and_modify(|h| *h = (*h).min(id))
+            .or_insert(id);
+        if id <= prev {
+            let key = (client, id);
+            let answer = self.fresh.get(&key).or_else(|| self.loaded.answers.get(&key));
+            self.out.results.push(answer_result(m, answer));
+            return false;
         }
+        let caller_client = (p.caller, client);
+        if id > prev + 1 || self.blocked.contains(&caller_client) {
+            self.blocked.insert(caller_client);
+            self.out.results.push(MutationResult::OutOfOrder {
+                client_id: m.client_id.clone(),
+                mutation_id: id,
+                expected: prev + 1,
+            });
+            return false;
+        }
+        true
+    }
+
+    /// Applies or refuses `p`, and remembers a client mutation's answer.
+    fn decide(&mut self, p: &Pushed<'_>, doc: &mut Doc, limits: &Limits) {
+        let m = p.mutation;
         let decided = match &p.refusal {
             Some(r) => Err(r.clone()),
             None => m
                 .validate()
                 .map_err(|e| Refusal::new(RefusalCode::Invalid, e))
-                .and_then(|()| doc.apply(m, out.version + 1, limits)),
+                .and_then(|()| doc.apply(m, self.out.version + 1, limits)),
         };
+        let out = &mut self.out;
         let answer = match decided {
             Ok(touched) => {
                 out.version += 1;
@@ -162,35 +195,48 @@ pub fn plan(
         };
         out.results.push(answer_result(m, Some(&answer)));
         if p.server {
-            continue;
+            return;
         }
-        last.insert(client.clone(), id);
-        if !advanced.contains(&client) {
-            advanced.push(client.clone());
+        let (client, id) = (key_of(p), m.mutation_id);
+        self.last.insert(client.clone(), id);
+        if !self.advanced.contains(&client) {
+            self.advanced.push(client.clone());
         }
         out.answers.push(AnswerRow {
             client: client.clone(),
             mutation_id: id,
             answer: answer.clone(),
         });
-        fresh.insert((client, id), answer);
+        self.fresh.insert((client, id), answer);
     }
-    out.clients = advanced
-        .into_iter()
-        .map(|c| {
-            let l = last[&c];
-            (c, l)
-        })
-        .collect();
-    out.horizons = horizons
-        .into_iter()
-        .filter(|(c, _)| {
-            let before = loaded.last.get(c).copied().unwrap_or(0);
-            last.get(c)
-                .is_some_and(|now| now / PRUNE_EVERY > before / PRUNE_EVERY)
-        })
-        .collect();
-    out
+
+    /// Clients' new last ids, and the horizons worth pruning at (once per `PRUNE_EVERY` ids).
+    fn finish(self) -> Plan {
+        let Planner {
+            mut out,
+            loaded,
+            last,
+            advanced,
+            horizons,
+            ..
+        } = self;
+        out.clients = advanced
+            .into_iter()
+            .map(|c| {
+                let l = last[&c];
+                (c, l)
+            })
+            .collect();
+        out.horizons = horizons
+            .into_iter()
+            .filter(|(c, _)| {
+                let before = loaded.last.get(c).copied().unwrap_or(0);
+                last.get(c)
+                    .is_some_and(|now| now / PRUNE_EVERY > before / PRUNE_EVERY)
+            })
+            .collect();
+        out
+    }
 }
 
 fn answer_result(m: &crate::sync::ops::Mutation, answer: Option<&Answer>) -> MutationResult {

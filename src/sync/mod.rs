@@ -12,4 +12,5 @@ pub mod ops;
 pub mod projects;
 pub mod refusal;
 pub mod service;
+pub mod sessions;
 pub mod view;

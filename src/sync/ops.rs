@@ -209,39 +209,7 @@ impl Op {
                 check_message_id(message_id)?;
                 check_content(content)
             }
-            Op::SetField { field, value } => {
-                let ok = match field {
-                    Field::Title => value
-                        .as_str()
-                        .is_some_and(|s| s.chars().count() <= MAX_TITLE),
-                    Field::Model => value.as_str().is_some_and(|s| s.len() <= MAX_MODEL),
-                    Field::SystemPrompt => {
-                        value.as_str().is_some_and(|s| s.len() <= MAX_SYSTEM_PROMPT)
-                    }
-                    Field::Archived | Field::Pinned => value.is_boolean(),
-                    Field::ProjectId => {
-                        value.is_null()
-                            || value
-                                .as_str()
-                                .is_some_and(|s| uuid::Uuid::parse_str(s).is_ok())
-                    }
-                };
-                if !ok {
-                    let want = match field {
-                        Field::Title => format!("a string of at most {MAX_TITLE} characters"),
-                        Field::Model => format!("a string of at most {MAX_MODEL} bytes"),
-                        Field::SystemPrompt => {
-                            format!("a string of at most {MAX_SYSTEM_PROMPT} bytes")
-                        }
-                        Field::Archived | Field::Pinned => "true or false".into(),
-                        Field::ProjectId => "a project id (UUID) or null".into(),
-                    };
-                    return bad(format!("{} must be {want}", field.as_str()));
-                }
-                value
-                    .as_str()
-                    .map_or(Ok(()), |s| check_text(field.as_str(), s))
-            }
+            Op::SetField { field, value } => check_field(*field, value),
             Op::SetContext { key, value } => {
                 check_key(key)?;
                 if value.to_string().len() > MAX_CONTEXT_VALUE {
@@ -286,6 +254,37 @@ impl Op {
             Op::CreateSession | Op::DeleteSession => Ok(()),
         }
     }
+}
+
+/// A session field's value: its type and size.
+fn check_field(field: Field, value: &serde_json::Value) -> Result<(), String> {
+    let ok = match field {
+        Field::Title => value
+            .as_str()
+            .is_some_and(|s| s.chars().count() <= MAX_TITLE),
+        Field::Model => value.as_str().is_some_and(|s| s.len() <= MAX_MODEL),
+        Field::SystemPrompt => value.as_str().is_some_and(|s| s.len() <= MAX_SYSTEM_PROMPT),
+        Field::Archived | Field::Pinned => value.is_boolean(),
+        Field::ProjectId => {
+            value.is_null()
+                || value
+                    .as_str()
+                    .is_some_and(|s| uuid::Uuid::parse_str(s).is_ok())
+        }
+    };
+    if !ok {
+        let want = match field {
+            Field::Title => format!("a string of at most {MAX_TITLE} characters"),
+            Field::Model => format!("a string of at most {MAX_MODEL} bytes"),
+            Field::SystemPrompt => format!("a string of at most {MAX_SYSTEM_PROMPT} bytes"),
+            Field::Archived | Field::Pinned => "true or false".into(),
+            Field::ProjectId => "a project id (UUID) or null".into(),
+        };
+        return bad(format!("{} must be {want}", field.as_str()));
+    }
+    value
+        .as_str()
+        .map_or(Ok(()), |s| check_text(field.as_str(), s))
 }
 
 fn check_key(key: &str) -> Result<(), String> {

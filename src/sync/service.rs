@@ -123,12 +123,8 @@ impl SyncService {
             .ok_or_else(|| AppError::NotFound("no such session".into()))
     }
 
-    pub async fn push(
-        self: &Arc<Self>,
-        user: UserId,
-        session: SessionId,
-        incoming: &[Incoming],
-    ) -> Result<PushReply, AppError> {
+    /// What the whole batch is refused for: its size, client ids and mutation ids.
+    fn check_batch(&self, incoming: &[Incoming]) -> Result<(), AppError> {
         if incoming.is_empty() || incoming.len() > self.config.max_batch {
             return Err(AppError::validation(
                 "mutations",
@@ -145,12 +141,22 @@ impl SyncService {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The pusher's role, which must write. A batch whose first op creates the session makes
+    /// it (offline creation, with the client's id) when it does not exist yet.
+    async fn writer_role(
+        &self,
+        session: SessionId,
+        user: UserId,
+        incoming: &[Incoming],
+    ) -> Result<MemberRole, AppError> {
         let creates = incoming.first().is_some_and(|m| {
             m.refusal.is_none() && m.mutation.ops.first() == Some(&Op::CreateSession)
         });
         let role = match self.store.member_role(session, user).await? {
             Some(r) => r,
-            // Offline creation: the batch's first op creates the session with this id.
             None if creates => match self.store.create_session_with_id(session, user, "").await? {
                 Some(_) => {
                     notify_list_changed(self.bus.as_ref(), user, session, ListChange::Created)
@@ -166,39 +172,52 @@ impl SyncService {
                 "viewers cannot change this session".into(),
             ));
         }
+        Ok(role)
+    }
+
+    /// Why one mutation is refused before it is planned, if it is: parsing, server-only ops,
+    /// deleting someone else's session, a clock too far ahead.
+    fn refusal(&self, i: &Incoming, role: MemberRole) -> Option<Refusal> {
+        let m = &i.mutation;
+        if let Some(r) = &i.refusal {
+            return Some(r.clone());
+        }
+        if m.ops.iter().any(Op::is_server_only) {
+            return Some(Refusal::new(
+                RefusalCode::NotAllowed,
+                "stream_* ops are written by the server only",
+            ));
+        }
+        if role != MemberRole::Owner && m.ops.contains(&Op::DeleteSession) {
+            return Some(Refusal::new(
+                RefusalCode::NotAllowed,
+                "only the owner can delete the session",
+            ));
+        }
         let wall = self.clock.wall();
-        let refusals: Vec<Option<Refusal>> = incoming
-            .iter()
-            .map(|i| {
-                let m = &i.mutation;
-                if let Some(r) = &i.refusal {
-                    return Some(r.clone());
-                }
-                if m.ops.iter().any(Op::is_server_only) {
-                    return Some(Refusal::new(
-                        RefusalCode::NotAllowed,
-                        "stream_* ops are written by the server only",
-                    ));
-                }
-                if role != MemberRole::Owner && m.ops.contains(&Op::DeleteSession) {
-                    return Some(Refusal::new(
-                        RefusalCode::NotAllowed,
-                        "only the owner can delete the session",
-                    ));
-                }
-                (m.hlc.ms > wall.saturating_add(self.config.max_clock_skew_ms)).then(|| {
-                    Refusal::new(
-                        RefusalCode::ClockAhead,
-                        format!(
-                            "clock too far ahead: mutation hlc {} is more than {} ms past the server clock {}",
-                            m.hlc,
-                            self.config.max_clock_skew_ms,
-                            self.clock.now()
-                        ),
-                    )
-                })
-            })
-            .collect();
+        (m.hlc.ms > wall.saturating_add(self.config.max_clock_skew_ms)).then(|| {
+            Refusal::new(
+                RefusalCode::ClockAhead,
+                format!(
+                    "clock too far ahead: mutation hlc {} is more than {} ms past the server clock {}",
+                    m.hlc,
+                    self.config.max_clock_skew_ms,
+                    self.clock.now()
+                ),
+            )
+        })
+    }
+
+    pub async fn push(
+        self: &Arc<Self>,
+        user: UserId,
+        session: SessionId,
+        incoming: &[Incoming],
+    ) -> Result<PushReply, AppError> {
+        self.check_batch(incoming)?;
+        let role = self.writer_role(session, user, incoming).await?;
+        let refusals: Vec<Option<Refusal>> =
+            incoming.iter().map(|i| self.refusal(i, role)).collect();
         let mutations = incoming.iter().map(|i| i.mutation.clone()).collect();
         let (results, version) = self
             .enqueue(session, user, mutations, refusals, false)

@@ -47,30 +47,7 @@ pub(super) async fn run(
             Some(p) => Some(p),
             None => first_frame_auth(&state, &outbox, &mut stream).await,
         };
-        // A socket that authenticated in band now needs a real slot; its pending one goes.
-        let _slot = match admission {
-            crate::connections::Admission::Open(p) => Some(p),
-            crate::connections::Admission::Pending(pending) if principal.is_some() => {
-                drop(pending);
-                match state.connections.open_slot() {
-                    Ok(p) => Some(p),
-                    Err(_) => {
-                        outbox.push(
-                            ServerFrame::Error {
-                                id: None,
-                                code: ErrorCode::ServiceUnavailable,
-                                message: "this instance is at its connection limit; try another",
-                            }
-                            .encode()
-                            .into(),
-                        );
-                        outbox.close(CloseCode::TryAgainLater);
-                        None
-                    }
-                }
-            }
-            crate::connections::Admission::Pending(_) => None,
-        };
+        let _slot = slot_for(&state, &outbox, admission, principal.is_some());
         if let Some((p, key)) = principal.filter(|_| _slot.is_some()) {
             tracing::Span::current().record("user_id", tracing::field::display(p.user_id));
             let mut conn = Conn::new(state.clone(), outbox.clone(), p, conn_uuid.clone(), device);
@@ -100,6 +77,40 @@ pub(super) async fn run(
         }
     })
     .await;
+}
+
+/// The socket's place among the instance's open connections. One that authenticated in band
+/// now needs a real slot, and its pending one goes; none when the instance is full (the
+/// client is told to try another) or nobody authenticated.
+fn slot_for(
+    state: &AppState,
+    outbox: &Outbox,
+    admission: crate::connections::Admission,
+    authenticated: bool,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    match admission {
+        crate::connections::Admission::Open(p) => Some(p),
+        crate::connections::Admission::Pending(pending) if authenticated => {
+            drop(pending);
+            match state.connections.open_slot() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    outbox.push(
+                        ServerFrame::Error {
+                            id: None,
+                            code: ErrorCode::ServiceUnavailable,
+                            message: "this instance is at its connection limit; try another",
+                        }
+                        .encode()
+                        .into(),
+                    );
+                    outbox.close(CloseCode::TryAgainLater);
+                    None
+                }
+            }
+        }
+        crate::connections::Admission::Pending(_) => None,
+    }
 }
 
 /// Longest wait for the peer's side of the closing handshake.

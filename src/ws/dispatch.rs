@@ -16,17 +16,19 @@ use serde_json::json;
 use std::{borrow::Cow, collections::HashSet, sync::Arc};
 use tokio::time::Instant;
 
+/// One authenticated socket's state and its requests' answers. Owned by the connection's
+/// task (`connection.rs`); ends with the socket, `cleanup` leaving every channel it joined.
 pub(super) struct Conn {
     pub state: AppState,
     pub outbox: Arc<Outbox>,
     pub principal: Principal,
     pub conn_uuid: String,
     pub user_str: String,
-    device: Option<String>,
-    connected_since: u64,
-    user_channel: String,
+    pub(super) device: Option<String>,
+    pub(super) connected_since: u64,
+    pub(super) user_channel: String,
     /// Session channels joined (not counting the implicit `user:` channel).
-    channels: HashSet<String>,
+    pub(super) channels: HashSet<String>,
     /// This socket's place in the user's count, released with the connection.
     admitted: Option<crate::connections::UserSlot>,
     /// The API key this socket opened with: checked against the store again every
@@ -34,12 +36,6 @@ pub(super) struct Conn {
     /// instance reconnecting to Redis) still ends the socket.
     pub api_key_token: Option<Box<str>>,
     key_checked: Instant,
-}
-
-/// What a channel a client names is to this connection.
-enum Target {
-    OwnUser,
-    Session(SessionId),
 }
 
 impl Conn {
@@ -161,10 +157,11 @@ impl Conn {
             .push(ServerFrame::Error { id, code, message }.encode().into());
     }
 
-    fn reply_app_error(&self, id: &str, e: &crate::error::AppError) {
+    pub(super) fn reply_app_error(&self, id: &str, e: &crate::error::AppError) {
         self.reply_error(Some(id), e.code(), &e.public_message());
     }
 
+    /// One text frame from the client: decoded, then answered by the method for its type.
     pub async fn handle(&mut self, text: &str) {
         self.process_evictions().await;
         let frame = match ClientFrame::decode(text, self.state.config.server.max_json_depth) {
@@ -172,18 +169,11 @@ impl Conn {
             Err(e) => return self.reply_error(e.id.as_deref(), e.code, &e.message),
         };
         match frame {
-            ClientFrame::Auth { id, .. } => match id {
-                Some(id) => self.reply_error(
-                    Some(&id),
-                    ErrorCode::AlreadyAuthenticated,
-                    "use auth.refresh to swap tokens",
-                ),
-                None => self.reply_error(
-                    None,
-                    ErrorCode::AlreadyAuthenticated,
-                    "use auth.refresh to swap tokens",
-                ),
-            },
+            ClientFrame::Auth { id, .. } => self.reply_error(
+                id.as_deref(),
+                ErrorCode::AlreadyAuthenticated,
+                "use auth.refresh to swap tokens",
+            ),
             ClientFrame::AuthRefresh { id, token } => self.refresh(&id, &token).await,
             ClientFrame::Subscribe { id, channel, since } => {
                 self.subscribe(&id, channel, since).await
@@ -192,91 +182,15 @@ impl Conn {
                 id,
                 session_id,
                 mutations,
-            } => {
-                let Ok(session) = session_id.parse::<SessionId>() else {
-                    return self.reply_error(
-                        Some(&id),
-                        ErrorCode::BadRequest,
-                        "session_id must be a UUID",
-                    );
-                };
-                let muts: Vec<crate::sync::ops::Incoming> =
-                    match serde_json::from_str(mutations.get()) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            return self.reply_error(
-                                Some(&id),
-                                ErrorCode::BadRequest,
-                                &format!("invalid mutations: {e}"),
-                            )
-                        }
-                    };
-                match self
-                    .state
-                    .sync
-                    .push(self.principal.user_id, session, &muts)
-                    .await
-                {
-                    Ok(reply) => self.reply_ok(&id, serde_json::to_value(&reply).ok()),
-                    Err(e) => self.reply_app_error(&id, &e),
-                }
-            }
-            ClientFrame::Unsubscribe { id, channel } => {
-                let channel = channel.to_string();
-                if self.channels.remove(&channel) {
-                    self.leave(&channel).await;
-                    self.reply_ok(&id, None);
-                } else {
-                    self.reply_error(
-                        Some(&id),
-                        ErrorCode::NotSubscribed,
-                        "not subscribed to that channel",
-                    );
-                }
-            }
+            } => self.push(&id, &session_id, mutations.get()).await,
+            ClientFrame::Unsubscribe { id, channel } => self.unsubscribe(&id, channel).await,
             ClientFrame::Publish {
                 id,
                 channel,
                 event,
                 data,
-            } => {
-                let channel = channel.to_string();
-                if !self.channels.contains(&channel) {
-                    return self.reply_error(
-                        Some(&id),
-                        ErrorCode::NotSubscribed,
-                        "subscribe to a channel before publishing to it",
-                    );
-                }
-                let from = Sender {
-                    user_id: Cow::Borrowed(&self.user_str),
-                    conn_id: Cow::Borrowed(&self.conn_uuid),
-                };
-                let frame = ServerFrame::Broadcast {
-                    channel: &channel,
-                    event: &event,
-                    data: &data,
-                    from,
-                    ts: now_ms(),
-                };
-                self.state
-                    .bus
-                    .publish(&channel, frame.encode().into())
-                    .await;
-                self.reply_ok(&id, None);
-            }
-            ClientFrame::Presence { id, channel } => {
-                let channel = channel.to_string();
-                if !self.channels.contains(&channel) {
-                    return self.reply_error(
-                        Some(&id),
-                        ErrorCode::NotSubscribed,
-                        "subscribe to a channel to see who is there",
-                    );
-                }
-                let members = self.state.bus.presence(&channel).await;
-                self.reply_ok(&id, Some(json!({ "channel": channel, "members": members })));
-            }
+            } => self.publish(&id, channel, &event, &data).await,
+            ClientFrame::Presence { id, channel } => self.presence(&id, channel).await,
             ClientFrame::Ping { id } => {
                 self.reply_ok(&id, Some(json!({ "server_time": now_ms() })))
             }
@@ -286,6 +200,33 @@ impl Conn {
                     Err(e) => self.reply_app_error(&id, &e),
                 }
             }
+        }
+    }
+
+    /// `session.push`: the batch handed to the sync service, its reply (one result per
+    /// mutation) sent back.
+    async fn push(&self, id: &str, session_id: &str, mutations: &str) {
+        let Ok(session) = session_id.parse::<SessionId>() else {
+            return self.reply_error(Some(id), ErrorCode::BadRequest, "session_id must be a UUID");
+        };
+        let muts: Vec<crate::sync::ops::Incoming> = match serde_json::from_str(mutations) {
+            Ok(m) => m,
+            Err(e) => {
+                return self.reply_error(
+                    Some(id),
+                    ErrorCode::BadRequest,
+                    &format!("invalid mutations: {e}"),
+                )
+            }
+        };
+        match self
+            .state
+            .sync
+            .push(self.principal.user_id, session, &muts)
+            .await
+        {
+            Ok(reply) => self.reply_ok(id, serde_json::to_value(&reply).ok()),
+            Err(e) => self.reply_app_error(id, &e),
         }
     }
 
@@ -317,165 +258,6 @@ impl Conn {
             ),
             Err(e) => self.reply_error(Some(id), e.code(), &e.to_string()),
         }
-    }
-
-    fn target(&self, channel: Channel) -> Option<Target> {
-        match channel {
-            Channel::User(u) if u == self.principal.user_id => Some(Target::OwnUser),
-            Channel::User(_) => None,
-            Channel::Session(s) => Some(Target::Session(s)),
-        }
-    }
-
-    async fn subscribe(&mut self, id: &str, named: Channel, since: Option<u64>) {
-        let channel = named.to_string();
-        let session = match self.target(named) {
-            Some(Target::OwnUser) => return self.reply_ok(id, Some(json!({ "channel": channel }))),
-            Some(Target::Session(s)) => s,
-            None => {
-                return self.reply_error(
-                    Some(id),
-                    ErrorCode::BadChannel,
-                    "channels are user:<your id> or session:<uuid>",
-                )
-            }
-        };
-        // Access is checked on every subscribe, never cached: membership can be revoked.
-        match self
-            .state
-            .store
-            .member_role(session, self.principal.user_id)
-            .await
-        {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return self.reply_error(
-                    Some(id),
-                    ErrorCode::Forbidden,
-                    "not a member of this session",
-                )
-            }
-            Err(e) => return self.reply_app_error(id, &crate::error::AppError::from(e)),
-        }
-        if self.channels.contains(&channel) {
-            // Already live: just answer where the session stands now.
-            return match self.catch_up_body(&channel, session, since).await {
-                Ok((_, mut body)) => {
-                    body["presence"] = json!(self.state.bus.presence(&channel).await);
-                    let floor = self.live_turn(session, &mut body).await;
-                    self.outbox.set_floor(&channel, floor);
-                    self.reply_ok(id, Some(body));
-                }
-                Err(e) => self.reply_app_error(id, &e),
-            };
-        }
-        let max = self.state.config.ws.max_subscriptions;
-        if self.channels.len() >= max {
-            return self.reply_error(
-                Some(id),
-                ErrorCode::TooManySubscriptions,
-                &format!("at most {max} subscriptions per connection"),
-            );
-        }
-        // Live changes are held from here until the catch-up reply is queued, so the two meet
-        // with no gap and no duplicate.
-        self.outbox.begin_catch_up(&channel);
-        self.state.hub.subscribe(&channel, self.outbox.clone());
-        self.state.bus.watch(&channel).await;
-        let (version, mut body) = match self.catch_up_body(&channel, session, since).await {
-            Ok(vb) => vb,
-            Err(e) => {
-                self.state.hub.unsubscribe(&channel, self.outbox.id());
-                self.outbox.forget_channel(&channel);
-                return self.reply_app_error(id, &e);
-            }
-        };
-        self.state.hub.caught_up(&channel, version);
-        let floor = self.live_turn(session, &mut body).await;
-        let member = self.member();
-        self.state.bus.presence_join(&channel, &member).await;
-        self.state
-            .bus
-            .publish(
-                &channel,
-                event_frame(&channel, &ServerEvent::PresenceJoin(&member)),
-            )
-            .await;
-        self.channels.insert(channel.clone());
-        body["presence"] = json!(self.state.bus.presence(&channel).await);
-        let reply = ServerFrame::Ok {
-            id,
-            result: Some(body),
-        }
-        .encode();
-        self.outbox
-            .end_catch_up(&channel, version, floor, reply.into());
-    }
-
-    /// Adds the session's running turn (content so far, last delta index) to a subscribe
-    /// reply; read after joining the channel, so every later delta reaches this connection.
-    async fn live_turn(
-        &self,
-        session: SessionId,
-        body: &mut serde_json::Value,
-    ) -> Option<crate::hub::Floor> {
-        let t = self.state.bus.turn_active(&session.to_string()).await?;
-        let floor = (t.turn_id, t.index);
-        body["turn"] = json!(t);
-        Some(floor)
-    }
-
-    /// The `subscribe` reply body: the changes after `since`, or a snapshot.
-    async fn catch_up_body(
-        &self,
-        channel: &str,
-        session: SessionId,
-        since: Option<u64>,
-    ) -> Result<(u64, serde_json::Value), crate::error::AppError> {
-        let caught = match since {
-            Some(since) => self.state.sync.catch_up(session, since).await?,
-            None => CatchUp::Snapshot(
-                self.state.sync.snapshot(session).await?,
-                SnapshotReason::Requested,
-            ),
-        };
-        let server_hlc = self.state.sync.server_hlc();
-        Ok(match caught {
-            CatchUp::Changes { version, changes } => (
-                version,
-                json!({ "channel": channel, "version": version, "changes": changes, "server_hlc": server_hlc }),
-            ),
-            CatchUp::Snapshot(s, reason) => (
-                s.version,
-                json!({ "channel": channel, "version": s.version, "reason": reason, "server_hlc": server_hlc,
-                        "snapshot": SnapshotView::new(s.version, &s.doc, server_hlc) }),
-            ),
-        })
-    }
-
-    fn member(&self) -> Member {
-        Member {
-            user_id: self.user_str.clone(),
-            conn_id: self.conn_uuid.clone(),
-            device: self.device.clone(),
-            connected_since: self.connected_since,
-        }
-    }
-
-    async fn leave(&self, channel: &str) {
-        self.state.hub.unsubscribe(channel, self.outbox.id());
-        self.outbox.forget_channel(channel);
-        self.state
-            .bus
-            .presence_leave(channel, &self.conn_uuid)
-            .await;
-        self.state
-            .bus
-            .publish(
-                channel,
-                event_frame(channel, &ServerEvent::PresenceLeave(&self.member())),
-            )
-            .await;
     }
 
     /// Runs however the connection ended.

@@ -3,6 +3,7 @@
 //! bounded queue into the socket.
 
 mod calls;
+mod channels;
 mod connection;
 mod dispatch;
 mod writer;

@@ -32,7 +32,7 @@ fn mutation(client: &str, id: u64, at: Hlc, ops: Vec<Op>) -> Mutation {
 }
 
 #[test]
-fn tombstone_beats_stale_write_and_delete_beats_edit() {
+fn a_tombstone_beats_a_stale_write() {
     let mut d = Doc::default();
     d.apply_free(
         &mutation(
@@ -74,7 +74,11 @@ fn tombstone_beats_stale_write_and_delete_beats_edit() {
         d.live_registers().is_empty(),
         "a stale write does not resurrect a deleted key"
     );
+}
 
+#[test]
+fn a_delete_beats_an_edit_and_a_refused_mutation_changes_nothing() {
+    let mut d = Doc::default();
     let append = Op::AppendMessage {
         message_id: "m".into(),
         role: MessageRole::User,
