@@ -3,10 +3,10 @@
 
 use crate::{
     auth::{jwt::KeySet, AuthService},
-    bus::{local::LocalBus, redis::RedisBus, Bus, Inbox},
+    bus::redis_conn::RedisConn,
+    bus::{local::LocalBus, redis::RedisBus, Bus, Inbox, Shared},
     chat::{
-        completion::Completions, live::LiveTurns, quota::Quota, usage::UsageRecorder,
-        ChatService,
+        completion::Completions, live::LiveTurns, quota::Quota, usage::UsageRecorder, ChatService,
     },
     config::Config,
     connections::Connections,
@@ -15,7 +15,6 @@ use crate::{
     llm::models::Models,
     mcp::{manager::McpManager, seal::Sealer},
     ratelimit::RateLimiter,
-    redis_conn::RedisConn,
     state::AppState,
     store,
     sync::service::SyncService,
@@ -59,11 +58,6 @@ struct Transport {
     gaps: tokio::sync::mpsc::Receiver<crate::hub::Gap>,
 }
 
-/// The Redis connection and key prefix shared state is kept under, when Redis is configured.
-fn shared(redis: &Option<Arc<RedisConn>>, config: &Config) -> Option<(Arc<RedisConn>, String)> {
-    redis.clone().map(|r| (r, config.redis.key_prefix.clone()))
-}
-
 impl App {
     pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let config = Arc::new(config);
@@ -75,7 +69,15 @@ impl App {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let transport = transport(&config, &redis, &shutdown, &tracker).await;
-        let state = services(config.clone(), store.clone(), redis, transport, shutdown, tracker)?;
+        let shared = redis.map(|r| Shared::new(r, config.redis.key_prefix.clone()));
+        let state = services(
+            config.clone(),
+            store.clone(),
+            shared,
+            transport,
+            shutdown,
+            tracker,
+        )?;
         let router = http::router(state.clone(), axum::Router::new());
         tracing::info!(
             addr = %listener.local_addr()?,
@@ -202,7 +204,7 @@ async fn transport(
 fn services(
     config: Arc<Config>,
     store: Arc<dyn store::Store>,
-    redis: Option<Arc<RedisConn>>,
+    redis: Option<Shared>,
     t: Transport,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -221,28 +223,44 @@ fn services(
         rl.auth_requests,
         Duration::from_secs(rl.auth_window_secs),
         rl.max_tracked_clients,
-        shared(&redis, &config),
+        redis.clone(),
     ));
-    let auth = Arc::new(AuthService::new(store.clone(), keys, t.bus.clone(), a.clone())?);
-    let sync = SyncService::new(store.clone(), t.bus.clone(), t.hub.clone(), config.sync.clone());
+    let auth = Arc::new(AuthService::new(
+        store.clone(),
+        keys,
+        t.bus.clone(),
+        a.clone(),
+    )?);
+    let sync = SyncService::new(
+        store.clone(),
+        t.bus.clone(),
+        t.hub.clone(),
+        config.sync.clone(),
+    );
     tracker.spawn(sync.clone().heal_gaps(t.gaps, shutdown.clone()));
     let mcp = McpManager::new(
         store.clone(),
         t.bus.clone(),
-        shared(&redis, &config),
+        redis.clone(),
         config.mcp.clone(),
         config.secret_values(),
-        Sealer::load(config.mcp.secrets_key_file.as_deref(), &config.server.data_dir)?,
+        Sealer::load(
+            config.mcp.secrets_key_file.as_deref(),
+            &config.server.data_dir,
+        )?,
     );
     let connections = Arc::new(Connections::new(&config.ws));
     tracker.spawn(mcp.clone().run(connections.clone(), shutdown.clone()));
     mcp.serve_requests(t.inbox.requests, &tracker, shutdown.clone());
     let live = Arc::new(LiveTurns::default());
-    tracker.spawn(live.clone().serve_cancels(t.inbox.cancels, shutdown.clone()));
+    tracker.spawn(
+        live.clone()
+            .serve_cancels(t.inbox.cancels, shutdown.clone()),
+    );
     let chat = Arc::new(ChatService {
         completions: Arc::new(Completions {
             models: Models::from_config(&config.llm)?,
-            quota: Quota::new(&config.llm, shared(&redis, &config)),
+            quota: Quota::new(&config.llm, redis.clone()),
             usage: UsageRecorder::start(store.clone(), shutdown.clone(), &tracker),
         }),
         sync: sync.clone(),

@@ -29,7 +29,6 @@ pub mod llm;
 pub mod mcp;
 pub mod protocol;
 pub mod ratelimit;
-pub mod redis_conn;
 pub mod shutdown;
 pub mod state;
 pub mod store;

@@ -26,17 +26,11 @@ pub struct RateLimiter {
     local: DashMap<String, (u64, u64)>,
     /// The window the table was last swept in.
     swept: AtomicU64,
-    redis: Option<(std::sync::Arc<crate::redis_conn::RedisConn>, String)>,
+    shared: Option<crate::bus::Shared>,
 }
 
 /// The shared budget of clients that found the table full.
 const OVERFLOW: &str = "~overflow";
-
-const INCR_SCRIPT: &str = r"
-local n = redis.call('INCRBY', KEYS[1], ARGV[2])
-if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n
-";
 
 impl RateLimiter {
     pub fn new(
@@ -44,7 +38,7 @@ impl RateLimiter {
         limit: u64,
         window: Duration,
         max_tracked: usize,
-        redis: Option<(std::sync::Arc<crate::redis_conn::RedisConn>, String)>,
+        shared: Option<crate::bus::Shared>,
     ) -> Self {
         Self {
             name,
@@ -53,7 +47,7 @@ impl RateLimiter {
             max_tracked,
             local: DashMap::new(),
             swept: AtomicU64::new(u64::MAX),
-            redis,
+            shared,
         }
     }
 
@@ -102,16 +96,9 @@ impl RateLimiter {
         window_ms: u64,
         cost: u64,
     ) -> Option<u64> {
-        let (conn, prefix) = self.redis.as_ref()?;
-        let key = format!("{prefix}rl:{}:{client}:{index}", self.name);
-        // EVAL with the script body: no script cache to lose when Redis restarts.
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(INCR_SCRIPT)
-            .arg(1)
-            .arg(key)
-            .arg(window_ms)
-            .arg(cost);
-        match conn.run::<u64>(&cmd).await {
+        let shared = self.shared.as_ref()?;
+        let key = format!("rl:{}:{client}:{index}", self.name);
+        match shared.count(&key, cost, window_ms).await {
             Ok(n) => Some(n),
             Err(e) => {
                 tracing::warn!(error = %e, limiter = self.name, "redis rate limit failed; counting locally");

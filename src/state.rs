@@ -14,7 +14,7 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     pub auth_limiter: Arc<RateLimiter>,
     /// Present when Redis is configured; used for readiness and shared rate limits.
-    pub redis: Option<Arc<crate::redis_conn::RedisConn>>,
+    pub redis: Option<crate::bus::Shared>,
     pub metrics: PrometheusHandle,
     pub hub: Arc<Hub>,
     pub bus: Arc<dyn Bus>,

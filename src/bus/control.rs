@@ -17,9 +17,15 @@ pub enum Control {
     /// `chat.cancel` for a turn that runs on some instance.
     CancelTurn(Uuid),
     /// Drop `user_id`'s connections from `channel` (membership revoked).
-    Evict { channel: String, user_id: String },
+    Evict {
+        channel: String,
+        user_id: String,
+    },
     /// Close `user_id`'s sockets opened with API key `key_id` (revoked).
-    CloseKey { user_id: String, key_id: Uuid },
+    CloseKey {
+        user_id: String,
+        key_id: Uuid,
+    },
     /// The answer awaited under `key` from `owner` (see `replies`).
     Reply {
         key: String,

@@ -4,17 +4,22 @@
 //! subscribes only to the channels someone here listens to.
 
 pub mod control;
+pub mod lease;
 pub mod local;
 pub mod redis;
+pub mod redis_conn;
 mod redis_control;
 mod redis_liveness;
 mod redis_subscriber;
 mod redis_turns;
 pub mod replies;
+pub mod shared;
 mod turns;
 
 pub use control::{Control, Inbox, InboxRx, McpCall, Request};
+pub use lease::{Lease, LocalLease, RedisLease};
 pub use replies::{Handed, Waiter};
+pub use shared::{Shared, Unreachable};
 pub use turns::{LiveTurn, TurnView};
 
 use crate::protocol::ErrorCode;

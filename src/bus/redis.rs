@@ -8,12 +8,10 @@
 
 use super::replies::{Handed, Replies, Waiter};
 use super::{turns::LocalTurns, Bus, BusState, Control, Inbox, LiveTurn, TurnView};
-use crate::redis_conn::RedisConn;
+use crate::bus::redis_conn::RedisConn;
 use crate::{hub::Hub, protocol::Member};
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
-use bytes::Bytes;
-use futures::StreamExt;
 use std::{
     collections::HashSet,
     sync::{
@@ -50,6 +48,8 @@ pub(super) struct Inner {
     /// Answers awaited by tasks here (see `replies`).
     pub(super) replies: Arc<Replies>,
     pub(super) conn: Arc<RedisConn>,
+    /// Chat turns' claims on their sessions.
+    pub(super) lease: super::RedisLease,
     pub(super) client: redis::Client,
     pub(super) prefix: String,
     /// `<prefix>ch:` and `<prefix>ctl`, built once: `on_message` runs for every bus message.
@@ -63,7 +63,7 @@ impl RedisBus {
     pub fn start(
         hub: Arc<Hub>,
         inbox: Inbox,
-        pub(super) client: redis::Client,
+        client: redis::Client,
         conn: Arc<RedisConn>,
         prefix: String,
         shutdown: CancellationToken,
@@ -73,6 +73,7 @@ impl RedisBus {
             hub,
             inbox,
             replies: Arc::default(),
+            lease: super::RedisLease::new(super::Shared::new(conn.clone(), prefix.clone())),
             conn,
             client,
             channel_prefix: format!("{prefix}ch:"),
@@ -349,4 +350,3 @@ impl Bus for RedisBus {
         self.inner.publish_control(&msg).await;
     }
 }
-

@@ -7,10 +7,13 @@ use super::BusState;
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use futures::StreamExt;
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 impl Inner {
     fn on_message(&self, msg: &redis::Msg) {

@@ -5,7 +5,7 @@
 
 use super::{
     redis::{Inner, DELTA_FLAG},
-    LiveTurn, TurnView,
+    Lease as _, LiveTurn, TurnView,
 };
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
@@ -67,40 +67,37 @@ async fn write_deltas(inner: Arc<Inner>, t: LiveTurn, mut rx: mpsc::Receiver<Del
 
 /// A claim and its content live this long without the owner refreshing them.
 pub const TURN_TTL_MS: u64 = 30_000;
-
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-return 1
-";
+const TURN_TTL: std::time::Duration = std::time::Duration::from_millis(TURN_TTL_MS);
 
 impl Inner {
     fn turn_key(&self, kind: &str, id: &str) -> String {
         format!("{}turn:{kind}:{id}", self.prefix)
     }
 
+    /// The session's lease: its holder is the running turn (as JSON, so another instance
+    /// reads what it needs to show the turn).
+    fn claim_name(session: &str) -> String {
+        format!("turn:s:{session}")
+    }
+
     /// `None` when Redis could not answer (the caller decides what that means).
     pub(super) async fn turn_claim(&self, t: &LiveTurn) -> Option<bool> {
-        let id = t.turn_id.to_string();
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.turn_key("s", &t.session))
-            .arg(serde_json::to_string(t).ok()?)
-            .arg("NX")
-            .arg("PX")
-            .arg(TURN_TTL_MS);
-        let won: Option<String> = match self.conn.run(&cmd).await {
-            Ok(v) => v,
+        let me = serde_json::to_string(t).ok()?;
+        match self
+            .lease
+            .claim(&Self::claim_name(&t.session), &me, TURN_TTL)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Some(false),
             Err(e) => {
                 tracing::warn!(error = %e, "turn claim not recorded in redis");
                 return None;
             }
-        };
-        if won.is_none() {
-            return Some(false);
         }
         let mut pipe = redis::pipe();
         pipe.cmd("SET")
-            .arg(self.turn_key("t", &id))
+            .arg(self.turn_key("t", &t.turn_id.to_string()))
             .arg(&t.session)
             .arg("PX")
             .arg(TURN_TTL_MS)
@@ -110,10 +107,21 @@ impl Inner {
     }
 
     pub(super) async fn turn_refresh(&self, t: &LiveTurn) {
+        let Ok(me) = serde_json::to_string(t) else {
+            return;
+        };
+        match self
+            .lease
+            .refresh(&Self::claim_name(&t.session), &me, TURN_TTL)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(turn = %t.turn_id, "turn claim lost; its content expires"),
+            Err(e) => return tracing::warn!(error = %e, "turn claim not refreshed"),
+        }
         let id = t.turn_id.to_string();
         let mut pipe = redis::pipe();
         for key in [
-            self.turn_key("s", &t.session),
             self.turn_key("t", &id),
             self.turn_key("c", &id),
             self.turn_key("i", &id),
@@ -121,33 +129,32 @@ impl Inner {
             pipe.cmd("PEXPIRE").arg(key).arg(TURN_TTL_MS).ignore();
         }
         if let Err(e) = self.conn.run_pipe(&pipe).await {
-            tracing::warn!(error = %e, "turn claim not refreshed");
+            tracing::warn!(error = %e, "turn content not refreshed");
         }
     }
 
     pub(super) async fn turn_release(&self, t: &LiveTurn) {
-        let id = t.turn_id.to_string();
         let Ok(me) = serde_json::to_string(t) else {
             return;
         };
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(RELEASE)
-            .arg(4)
-            .arg(self.turn_key("s", &t.session))
-            .arg(self.turn_key("t", &id))
-            .arg(self.turn_key("c", &id))
-            .arg(self.turn_key("i", &id))
-            .arg(me);
-        if let Err(e) = self.conn.run::<i64>(&cmd).await {
+        if let Err(e) = self
+            .lease
+            .release(&Self::claim_name(&t.session), &me, &[])
+            .await
+        {
             tracing::warn!(error = %e, "turn claim not released; it expires on its own");
         }
+        let id = t.turn_id.to_string();
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.turn_key("t", &id))
+            .arg(self.turn_key("c", &id))
+            .arg(self.turn_key("i", &id));
+        let _ = self.conn.run::<i64>(&cmd).await;
     }
 
     pub(super) async fn turn_active(&self, session: &str) -> Option<TurnView> {
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(self.turn_key("s", session));
-        let raw: Option<String> = self.conn.run(&cmd).await.ok()?;
-        let t: LiveTurn = serde_json::from_str(&raw?).ok()?;
+        let raw = self.lease.holder(&Self::claim_name(session)).await.ok()??;
+        let t: LiveTurn = serde_json::from_str(&raw).ok()?;
         let id = t.turn_id.to_string();
         let mut cmd = redis::cmd("MGET");
         cmd.arg(self.turn_key("c", &id))

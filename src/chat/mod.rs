@@ -171,7 +171,12 @@ impl ChatService {
 
     /// The member's right to write, then the request built from the session's conversation
     /// and prepared for its model (quota and routing checked here, before anything is kept).
-    async fn plan(&self, who: &Principal, session: SessionId, a: SendArgs) -> Result<Plan, AppError> {
+    async fn plan(
+        &self,
+        who: &Principal,
+        session: SessionId,
+        a: SendArgs,
+    ) -> Result<Plan, AppError> {
         let role = self.sync.role(session, who.user_id).await?;
         if !role.can_write() {
             return Err(AppError::Forbidden(

@@ -2,7 +2,7 @@
 //! key (or per user for access tokens), shared through Redis when it is configured.
 
 use crate::{config::LlmConfig, domain::Principal, error::AppError, ratelimit::RateLimiter};
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 pub struct Quota {
     requests: RateLimiter,
@@ -18,10 +18,7 @@ pub fn subject(p: &Principal) -> String {
 }
 
 impl Quota {
-    pub fn new(
-        cfg: &LlmConfig,
-        redis: Option<(Arc<crate::redis_conn::RedisConn>, String)>,
-    ) -> Self {
+    pub fn new(cfg: &LlmConfig, redis: Option<crate::bus::Shared>) -> Self {
         let minute = Duration::from_secs(60);
         Self {
             requests: RateLimiter::new(

@@ -7,7 +7,7 @@ use super::{
     ChatService,
 };
 use crate::{
-    domain::Principal, domain::SessionId, error::AppError, bus::Handed, store::ToolRecord,
+    bus::Handed, domain::Principal, domain::SessionId, error::AppError, store::ToolRecord,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};

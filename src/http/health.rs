@@ -56,9 +56,9 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
         Ok(Err(e)) => down("database", e.to_string()),
         Err(_) => down("database", "timed out".into()),
     };
-    let redis = match s.redis.clone() {
+    let redis = match &s.redis {
         None => "not_configured".to_string(),
-        Some(conn) => match conn.run::<String>(&redis::cmd("PING")).await {
+        Some(shared) => match shared.ping().await {
             Ok(_) => "ok".to_string(),
             Err(e) => down("redis", e.to_string()),
         },

@@ -64,7 +64,10 @@ async fn update(
     Path(id): Path<String>,
     Json(b): Json<McpServerInput>,
 ) -> Result<axum::Json<McpServerView>, AppError> {
-    let v = s.mcp.update_server(p.user_id, servers::parse_id(&id)?, b).await?;
+    let v = s
+        .mcp
+        .update_server(p.user_id, servers::parse_id(&id)?, b)
+        .await?;
     Ok(axum::Json(v))
 }
 
@@ -77,6 +80,8 @@ async fn delete(
     AuthUser(p): AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    s.mcp.delete_server(p.user_id, servers::parse_id(&id)?).await?;
+    s.mcp
+        .delete_server(p.user_id, servers::parse_id(&id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

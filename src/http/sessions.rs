@@ -120,7 +120,14 @@ async fn revoke(
     Path((id, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode, AppError> {
     let session = parse_session(&id)?;
-    sessions::revoke(s.store.as_ref(), s.bus.as_ref(), p.user_id, session, &user_id).await?;
+    sessions::revoke(
+        s.store.as_ref(),
+        s.bus.as_ref(),
+        p.user_id,
+        session,
+        &user_id,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

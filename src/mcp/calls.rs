@@ -155,7 +155,10 @@ impl McpManager {
                 let me = me.clone();
                 calls.spawn(async move {
                     let timeout = Duration::from_millis(c.timeout_ms);
-                    let out = match me.call_tool(c.user, &c.server, &c.tool, c.arguments, timeout).await {
+                    let out = match me
+                        .call_tool(c.user, &c.server, &c.tool, c.arguments, timeout)
+                        .await
+                    {
                         Ok(v) => json!({ "ok": v }),
                         Err(e) => e.to_wire(),
                     };

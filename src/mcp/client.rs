@@ -267,10 +267,12 @@ async fn start_stdio(
             }
         });
     }
-    Ok(tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport))
-        .await
-        .map_err(|_| Failure::new("initialize timed out"))?
-        .map_err(|e| e.to_string()))
+    Ok(
+        tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport))
+            .await
+            .map_err(|_| Failure::new("initialize timed out"))?
+            .map_err(|e| e.to_string()),
+    )
 }
 
 /// Streamable HTTP through a client pinned to the addresses checked against SSRF.
@@ -291,12 +293,14 @@ async fn start_http(
         map.insert(name, value);
     }
     let client = pinned_client(url, allow_private).await?;
-    let cfg = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(map);
+    let cfg = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(map);
     let transport = StreamableHttpClientTransport::with_client(client, cfg);
-    Ok(tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport))
-        .await
-        .map_err(|_| Failure::new("initialize timed out"))?
-        .map_err(|e| e.to_string()))
+    Ok(
+        tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport))
+            .await
+            .map_err(|_| Failure::new("initialize timed out"))?
+            .map_err(|e| e.to_string()),
+    )
 }
 
 /// A stdio server's own empty working directory, removed when the connection ends.

@@ -1,5 +1,5 @@
-//! Which instance runs a user's MCP clients, and where their status lives: the Redis lease
-//! (`SET NX`, refreshed by its holder, released when the user has been gone for
+//! Which instance runs a user's MCP clients, and where their status lives: the lease
+//! (`bus::Lease`, refreshed by its holder, released when the user has been gone for
 //! `mcp.idle_grace_secs`), the status kept beside it for connections on other instances, and
 //! the loop that claims, refreshes and releases.
 
@@ -8,64 +8,31 @@ use crate::{
     bus::event_frame,
     domain::UserId,
     protocol::{raw, ServerEvent},
-    redis_conn::RedisConn,
 };
 use std::{sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;
 
-const LEASE_MS: u64 = 30_000;
+const LEASE: Duration = Duration::from_secs(30);
 const TICK: Duration = Duration::from_secs(5);
 
-const REFRESH: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-";
+fn lease_key(user: UserId) -> String {
+    format!("mcp:owner:{user}")
+}
 
-/// Drops the lease and the stored status, if this instance still holds the lease.
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return 1
-end
-return 0
-";
+/// Where the holder keeps the status of `user`'s servers for the other instances.
+pub(super) fn status_key(user: UserId) -> String {
+    format!("mcp:status:{user}")
+}
 
 impl McpManager {
-    pub(super) fn lease_key(&self, user: UserId) -> Option<(Arc<RedisConn>, String)> {
-        self.redis
-            .as_ref()
-            .map(|(c, p)| (c.clone(), format!("{p}mcp:owner:{user}")))
-    }
-
-    pub(super) fn status_key(&self, user: UserId) -> Option<(Arc<RedisConn>, String)> {
-        self.redis
-            .as_ref()
-            .map(|(c, p)| (c.clone(), format!("{p}mcp:status:{user}")))
-    }
-
     /// Takes (or keeps) the user's lease; true when this instance runs the user's clients.
     pub(super) async fn lease(&self, user: UserId) -> bool {
-        let Some((conn, key)) = self.lease_key(user) else {
-            self.owned.insert(user, ());
-            return true;
-        };
         let held = self.owned.contains_key(&user);
+        let (key, me) = (lease_key(user), self.instance.as_str());
         let ok = if held {
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(REFRESH)
-                .arg(1)
-                .arg(&key)
-                .arg(&self.instance)
-                .arg(LEASE_MS);
-            conn.run::<i64>(&cmd).await.map(|n| n == 1)
+            self.lease.refresh(&key, me, LEASE).await
         } else {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(&key)
-                .arg(&self.instance)
-                .arg("NX")
-                .arg("PX")
-                .arg(LEASE_MS);
-            conn.run::<Option<String>>(&cmd).await.map(|r| r.is_some())
+            self.lease.claim(&key, me, LEASE).await
         };
         match ok {
             Ok(true) => {
@@ -92,37 +59,33 @@ impl McpManager {
         self.owned.remove(&user);
         self.last_seen.remove(&user);
         self.stop_user(user).await;
-        if let (Some((conn, lease)), Some((_, status))) =
-            (self.lease_key(user), self.status_key(user))
+        let status = [status_key(user)];
+        if let Err(e) = self
+            .lease
+            .release(&lease_key(user), &self.instance, &status)
+            .await
         {
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(RELEASE)
-                .arg(2)
-                .arg(lease)
-                .arg(status)
-                .arg(&self.instance);
-            if let Err(e) = conn.run::<i64>(&cmd).await {
-                tracing::warn!(error = %e, "MCP lease not released; it expires by itself");
-            }
+            tracing::warn!(error = %e, "MCP lease not released; it expires by itself");
         }
     }
 
     /// The current status of all of `user`'s servers (from Redis when another instance runs
     /// them).
     pub async fn snapshot(&self, user: UserId) -> Vec<Status> {
-        if self.owned.contains_key(&user) || self.redis.is_none() {
-            return self
-                .statuses
-                .get(&user)
-                .map(|m| m.values().cloned().collect())
-                .unwrap_or_default();
-        }
-        let Some((conn, key)) = self.status_key(user) else {
-            return Vec::new();
+        let shared = match &self.shared {
+            Some(s) if !self.owned.contains_key(&user) => s,
+            _ => {
+                return self
+                    .statuses
+                    .get(&user)
+                    .map(|m| m.values().cloned().collect())
+                    .unwrap_or_default()
+            }
         };
-        let mut cmd = redis::cmd("HVALS");
-        cmd.arg(key);
-        let raw: Vec<String> = conn.run(&cmd).await.unwrap_or_default();
+        let raw = shared
+            .hash_values(&status_key(user))
+            .await
+            .unwrap_or_default();
         let mut v: Vec<Status> = raw
             .iter()
             .filter_map(|s| serde_json::from_str(s).ok())
@@ -147,17 +110,10 @@ impl McpManager {
             .entry(user)
             .or_default()
             .insert(status.server_id, status.clone());
-        if let Some((conn, key)) = self.status_key(user) {
-            if let Ok(json) = serde_json::to_string(&status) {
-                let mut pipe = redis::pipe();
-                pipe.cmd("HSET")
-                    .arg(&key)
-                    .arg(status.server_id.to_string())
-                    .arg(json)
-                    .ignore();
-                pipe.cmd("PEXPIRE").arg(&key).arg(LEASE_MS * 4).ignore();
-                let _ = conn.run_pipe(&pipe).await;
-            }
+        if let (Some(shared), Ok(json)) = (&self.shared, serde_json::to_string(&status)) {
+            let ttl = LEASE.as_millis() as u64 * 4;
+            let field = status.server_id.to_string();
+            let _ = shared.hash_put(&status_key(user), &field, &json, ttl).await;
         }
         self.publish(user, &status).await;
     }

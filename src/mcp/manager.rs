@@ -11,12 +11,11 @@
 //! connection of that user); the holder also keeps them in Redis so a new connection anywhere
 //! gets the current status of all the user's servers at once.
 
-use super::{client::Target, status::Status};
+use super::{client::Target, lease::status_key, status::Status};
 use crate::{
-    bus::Bus,
+    bus::{Bus, Lease, LocalLease, RedisLease, Shared},
     config::McpConfig,
     domain::UserId,
-    redis_conn::RedisConn,
     store::{McpServer, Store},
 };
 use dashmap::DashMap;
@@ -46,10 +45,15 @@ impl Drop for Hold {
     }
 }
 
+/// Owned by `AppState`; lives as long as the server. Its loop (`run`) stops every client at
+/// shutdown; a user's clients stop when the user has been gone for `mcp.idle_grace_secs`.
 pub struct McpManager {
     pub(super) store: Arc<dyn Store>,
     pub(super) bus: Arc<dyn Bus>,
-    pub(super) redis: Option<(Arc<RedisConn>, String)>,
+    /// Redis, when other instances may run some users' clients (status is kept there).
+    pub(super) shared: Option<Shared>,
+    /// Which instance runs each user's clients (in Redis when shared).
+    pub(super) lease: Box<dyn Lease>,
     pub(super) cfg: McpConfig,
     /// Every secret of the server's configuration, scrubbed from what users see.
     pub(super) secrets: Vec<String>,
@@ -85,7 +89,7 @@ impl McpManager {
     pub fn new(
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
-        redis: Option<(Arc<RedisConn>, String)>,
+        shared: Option<Shared>,
         cfg: McpConfig,
         secrets: Vec<String>,
         sealer: super::seal::Sealer,
@@ -93,7 +97,11 @@ impl McpManager {
         Arc::new(Self {
             store,
             bus,
-            redis,
+            lease: match &shared {
+                Some(s) => Box::new(RedisLease::new(s.clone())),
+                None => Box::new(LocalLease::default()),
+            },
+            shared,
             cfg,
             secrets,
             sealer,
@@ -170,7 +178,7 @@ impl McpManager {
 
     /// Whether other instances may run some users' clients (Redis configured).
     pub(super) fn shared(&self) -> bool {
-        self.redis.is_some()
+        self.shared.is_some()
     }
 
     /// A socket of `user` connected here: run their servers if no instance does.
@@ -249,10 +257,8 @@ impl McpManager {
                 .map(|s| s.name)
                 .unwrap_or_default();
             self.publish(user, &Status::new(id, &name, "stopped")).await;
-            if let Some((conn, key)) = self.status_key(user) {
-                let mut cmd = redis::cmd("HDEL");
-                cmd.arg(key).arg(id.to_string());
-                let _ = conn.run::<i64>(&cmd).await;
+            if let Some(shared) = &self.shared {
+                let _ = shared.hash_del(&status_key(user), &id.to_string()).await;
             }
         }
     }

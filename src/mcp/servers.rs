@@ -11,8 +11,8 @@ use crate::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
 use std::sync::Arc;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Longest server name; names prefix tool names (`<server>__<tool>`), so they stay short.
@@ -313,7 +313,15 @@ impl super::manager::McpManager {
         id: Uuid,
         input: McpServerInput,
     ) -> Result<McpServerView, AppError> {
-        let v = update(self.store.as_ref(), &self.cfg, &self.sealer, user, id, input).await?;
+        let v = update(
+            self.store.as_ref(),
+            &self.cfg,
+            &self.sealer,
+            user,
+            id,
+            input,
+        )
+        .await?;
         self.reload_user(user).await;
         Ok(v)
     }

@@ -153,7 +153,10 @@ impl Planner<'_> {
             .or_insert(id);
         if id <= prev {
             let key = (client, id);
-            let answer = self.fresh.get(&key).or_else(|| self.loaded.answers.get(&key));
+            let answer = self
+                .fresh
+                .get(&key)
+                .or_else(|| self.loaded.answers.get(&key));
             self.out.results.push(answer_result(m, answer));
             return false;
         }

@@ -56,9 +56,13 @@ pub(super) async fn answer(
         "project" => project(state, who, kind, frame).await,
         "session" if kind == "session.list" => {
             let a: ListArgs = args(frame)?;
-            let (rows, next) =
-                sessions::list(state.store.as_ref(), who.user_id, a.after.as_deref(), a.limit)
-                    .await?;
+            let (rows, next) = sessions::list(
+                state.store.as_ref(),
+                who.user_id,
+                a.after.as_deref(),
+                a.limit,
+            )
+            .await?;
             let data: Vec<Value> = rows
                 .into_iter()
                 .map(|(s, role)| {
@@ -69,11 +73,19 @@ pub(super) async fn answer(
                 .collect();
             Ok(json!({ "data": data, "next_cursor": next }))
         }
-        _ => Err(AppError::validation("type", format!("unknown request {kind}"))),
+        _ => Err(AppError::validation(
+            "type",
+            format!("unknown request {kind}"),
+        )),
     }
 }
 
-async fn chat(state: &AppState, who: &Principal, kind: &str, frame: &str) -> Result<Value, AppError> {
+async fn chat(
+    state: &AppState,
+    who: &Principal,
+    kind: &str,
+    frame: &str,
+) -> Result<Value, AppError> {
     match kind {
         "chat.send" => state.chat.send(who, args(frame)?).await,
         "chat.cancel" => {
@@ -93,11 +105,19 @@ async fn chat(state: &AppState, who: &Principal, kind: &str, frame: &str) -> Res
                 .await?;
             Ok(json!({ "data": data, "next_cursor": next }))
         }
-        _ => Err(AppError::validation("type", format!("unknown request {kind}"))),
+        _ => Err(AppError::validation(
+            "type",
+            format!("unknown request {kind}"),
+        )),
     }
 }
 
-async fn mcp(state: &AppState, who: &Principal, kind: &str, frame: &str) -> Result<Value, AppError> {
+async fn mcp(
+    state: &AppState,
+    who: &Principal,
+    kind: &str,
+    frame: &str,
+) -> Result<Value, AppError> {
     let user = who.user_id;
     if kind == "mcp.list" {
         return Ok(json!({ "data": state.mcp.list_servers(user).await? }));
@@ -118,7 +138,12 @@ async fn mcp(state: &AppState, who: &Principal, kind: &str, frame: &str) -> Resu
             state.mcp.delete_server(user, id()?).await?;
             json!({})
         }
-        _ => return Err(AppError::validation("type", format!("unknown request {kind}"))),
+        _ => {
+            return Err(AppError::validation(
+                "type",
+                format!("unknown request {kind}"),
+            ))
+        }
     })
 }
 
@@ -148,6 +173,11 @@ async fn project(
             projects::delete(store, bus, user, id()?).await?;
             json!({})
         }
-        _ => return Err(AppError::validation("type", format!("unknown request {kind}"))),
+        _ => {
+            return Err(AppError::validation(
+                "type",
+                format!("unknown request {kind}"),
+            ))
+        }
     })
 }

@@ -241,5 +241,4 @@ impl Conn {
             )
             .await;
     }
-
 }

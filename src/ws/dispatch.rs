@@ -6,14 +6,12 @@ use crate::{
     bus::event_frame,
     domain::{Principal, SessionId},
     hub::Outbox,
-    protocol::{raw, Channel, ClientFrame, ErrorCode, Member, Sender, ServerEvent, ServerFrame},
+    protocol::{raw, ClientFrame, ErrorCode, ServerEvent, ServerFrame},
     state::AppState,
-    store::{CatchUp, SnapshotReason},
-    sync::view::SnapshotView,
     time::now_ms,
 };
 use serde_json::json;
-use std::{borrow::Cow, collections::HashSet, sync::Arc};
+use std::{collections::HashSet, sync::Arc};
 use tokio::time::Instant;
 
 /// One authenticated socket's state and its requests' answers. Owned by the connection's

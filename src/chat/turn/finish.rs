@@ -84,7 +84,12 @@ impl Run {
 
     /// The final `stream_end`. Never `chat.done` for an answer that is not saved: on failure
     /// the message is marked failed (one more try; the next turn marks it if this fails too).
-    async fn save_final(&self, next_id: u64, content: String, mut metadata: Value) -> Result<(), ()> {
+    async fn save_final(
+        &self,
+        next_id: u64,
+        content: String,
+        mut metadata: Value,
+    ) -> Result<(), ()> {
         let message_id = self.turn.message_id.clone();
         let last = self.mutation(
             next_id,

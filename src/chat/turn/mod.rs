@@ -166,7 +166,10 @@ impl Run {
                 Some(p) => p,
                 None => {
                     let who = &self.who;
-                    let next = self.chat.completions.prepare(who, "chat", &self.turn.model, req.clone());
+                    let next =
+                        self.chat
+                            .completions
+                            .prepare(who, "chat", &self.turn.model, req.clone());
                     match next.await {
                         Ok(p) => p,
                         Err(e) => return End::failed(e.code(), e),
