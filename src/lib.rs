@@ -1,17 +1,36 @@
 //! switchyard: a WebSocket-first realtime backend for an AI coding assistant.
 //!
-//! Data flows one way:
+//! Data flows one way, down these layers (a module uses what is below it, never above;
+//! `tests/api/layers.rs` checks it):
 //!
 //! ```text
-//!   http/ (REST)  ──┐                      ┌──> store/ (PostgreSQL | SQLite)
-//!                   ├─ parse + authorize ─>│ services (auth, ...)
-//!   ws/ (socket)  ──┘                      └──> bus/ (in-process | Redis) ──> hub/ ──> sockets
+//!   edges     http/ (REST, the upgrade)      ws/ (one actor per socket)
+//!                 │ parse, authorize, call a service, answer
+//!   services  auth/  sync/ (sessions, projects, merge)  chat/ (turns, completions)  mcp/
+//!                 │                                   │
+//!   transport bus/ (fan-out, presence, leases,        store/ (PostgreSQL | SQLite)
+//!             control, Redis) ──> hub/ ──> sockets     llm/ (providers)
+//!   nouns     protocol/ (frames, events, channels, error codes)   domain/ (ids, principal)
 //! ```
 //!
 //! * `config` is read once (defaults -> TOML file -> `SWITCHYARD_*` env) and is immutable after.
 //! * `app` is the only module that sees everything: it wires config, store, bus, keys and
-//!   routers, binds nothing itself (it takes a listener) and runs until a shutdown future fires.
+//!   services (the queues from the bus to the services that take its control messages are
+//!   made there), binds nothing itself (it takes a listener) and runs until a shutdown future
+//!   fires.
 //! * `http` never touches SQL; `store` never knows about HTTP; `domain` imports nothing of ours.
+//! * Only `bus/` speaks Redis (`bus::Shared` and `bus::Lease` for state other modules share).
+//!
+//! A chat delta, from the provider to the socket:
+//!
+//! 1. `llm/openai.rs` (or `anthropic.rs`) decodes the upstream stream into `llm::Chunk`s;
+//! 2. `chat/turn/round.rs` makes each text chunk the next `chat.delta`, encoded once by
+//!    `protocol/events.rs`;
+//! 3. `bus/local.rs` (or `bus/redis.rs` + `bus/redis_turns.rs` for other instances) appends it
+//!    to the live turn and hands it to the hub;
+//! 4. `hub/mod.rs` → `hub/outbox.rs` put the same bytes in each subscriber's bounded queue;
+//! 5. `ws/writer.rs` writes them to the socket.
+
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 

@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// so nobody's entry is thrown out by someone else's flood.
 const MAX_ENTRIES: usize = 100_000;
 
+/// Owned by `AuthService`; lives as long as the server. An entry ends at its token's expiry
+/// (JWT), after `auth.api_key_cache_secs` or when its key is revoked here (API key).
 pub struct TokenCache {
     entries: DashMap<Box<str>, (Principal, u64)>,
     /// The unix second of the last sweep of expired entries.

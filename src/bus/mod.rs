@@ -23,8 +23,7 @@ pub use shared::{Shared, Unreachable};
 pub use turns::{LiveTurn, TurnView};
 
 use crate::protocol::ErrorCode;
-use crate::protocol::{Member, ServerEvent};
-use crate::time::now_ms;
+use crate::protocol::{event_frame, Member, ServerEvent};
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
 
@@ -102,12 +101,6 @@ pub trait Bus: Send + Sync + 'static {
     /// Delivers `msg` to every instance's `Inbox` (for a request, the holder of the service
     /// acts; for a cancel, the instance running the turn).
     async fn send(&self, msg: Control);
-}
-
-/// A server event on `channel`, encoded once (stamped now); every server-originated push is
-/// one of `ServerEvent`'s.
-pub fn event_frame(channel: &str, event: &ServerEvent<'_>) -> Utf8Bytes {
-    Utf8Bytes::from(event.encode(channel, now_ms()))
 }
 
 /// What a socket opened with a revoked API key hears before it closes (4001).

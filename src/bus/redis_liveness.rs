@@ -79,7 +79,7 @@ async fn reap(inner: &Inner, dead: &str, instances_key: &str) {
             .and_then(|v| serde_json::from_value::<Member>(v["member"].clone()).ok());
         if let Some(m) = member {
             let frame =
-                super::event_frame(channel, &crate::protocol::ServerEvent::PresenceLeave(&m));
+                crate::protocol::event_frame(channel, &crate::protocol::ServerEvent::PresenceLeave(&m));
             inner.hub.deliver(channel, &frame);
             inner.publish_remote(channel, 0, &frame).await;
         }

@@ -13,6 +13,8 @@ struct Wait {
     tx: oneshot::Sender<Value>,
 }
 
+/// The answers awaited on this instance. Owned by the bus (its control messages hand answers
+/// in); lives as long as the server. A wait ends when answered or when its `Waiter` drops.
 #[derive(Default)]
 pub struct Replies {
     waits: DashMap<String, Wait>,

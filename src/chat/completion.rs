@@ -19,6 +19,9 @@ use std::{
     time::Instant,
 };
 
+/// Models, quota and usage records: what every completion (REST or a socket turn) goes
+/// through. Built once in `app.rs`, shared by the REST handler and `ChatService`; lives as long
+/// as the server.
 pub struct Completions {
     pub models: Models,
     pub quota: Quota,

@@ -7,6 +7,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// Owned by `ChatService` (and the task serving cancels from the bus); lives as long as the
+/// server.
 #[derive(Default)]
 pub struct LiveTurns {
     running: DashMap<Uuid, CancellationToken>,

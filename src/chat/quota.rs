@@ -4,6 +4,7 @@
 use crate::{config::LlmConfig, domain::Principal, error::AppError, ratelimit::RateLimiter};
 use std::time::Duration;
 
+/// Owned by `Completions`; lives as long as the server (its counts expire with their minute).
 pub struct Quota {
     requests: RateLimiter,
     tokens: RateLimiter,

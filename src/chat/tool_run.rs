@@ -5,7 +5,7 @@ use super::{
     turn::Run,
 };
 use crate::{
-    bus::event_frame,
+    protocol::event_frame,
     bus::Waiter,
     llm::ToolCall,
     protocol::{raw, ServerEvent},

@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 const QUEUE: usize = 65_536;
 const BATCH: usize = 1_000;
 
+/// Writes usage records in batches from a bounded queue, off the request path. Owned by
+/// `Completions`; its writer task drains what is queued and ends at shutdown.
 pub struct UsageRecorder {
     tx: mpsc::Sender<UsageRecord>,
 }

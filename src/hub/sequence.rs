@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 /// Early frames held per channel before the gap is force-healed.
 pub const MAX_PENDING: usize = 1024;
 
+/// One channel's version order on this instance. Owned by the hub, one per channel with local
+/// subscribers; ends when the channel's last local subscriber leaves.
 #[derive(Default)]
 pub struct Sequence {
     /// The next version to release; `None` until the first frame or catch-up sets it.

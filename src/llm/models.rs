@@ -13,6 +13,8 @@ pub struct Route {
     pub provider: Arc<dyn Provider>,
 }
 
+/// The routing table from a model name to its provider, read once from `llm.*` config. Owned
+/// by `Completions`; immutable for the server's life.
 pub struct Models {
     routes: Vec<Route>,
     /// Start time, reported as every model's `created`.

@@ -5,7 +5,7 @@
 
 use super::{manager::McpManager, status::Status};
 use crate::{
-    bus::event_frame,
+    protocol::event_frame,
     domain::UserId,
     protocol::{raw, ServerEvent},
 };

@@ -88,6 +88,12 @@ struct EventFrame<'a> {
     ts: u64,
 }
 
+/// A server event on `channel`, encoded once (stamped now); every server-originated push is
+/// one of `ServerEvent`'s, and this is where it becomes the bytes every subscriber gets.
+pub fn event_frame(channel: &str, event: &ServerEvent<'_>) -> axum::extract::ws::Utf8Bytes {
+    axum::extract::ws::Utf8Bytes::from(event.encode(channel, crate::time::now_ms()))
+}
+
 impl ServerEvent<'_> {
     /// The `event` frame for `channel`, serialized once; the same bytes go to every subscriber.
     pub fn encode(&self, channel: &str, ts: u64) -> String {

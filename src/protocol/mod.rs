@@ -14,6 +14,6 @@ pub mod server_frames;
 pub use channel::Channel;
 pub use close::CloseCode;
 pub use error_code::ErrorCode;
-pub use events::{raw, ListChange, ServerEvent};
+pub use events::{event_frame, raw, ListChange, ServerEvent};
 pub use frames::*;
 pub use server_frames::*;

@@ -3,7 +3,12 @@
 //! subscribers to resync when the log no longer reaches back.
 
 use super::service::{change_frame, SyncService};
-use crate::{bus::event_frame, domain::SessionId, hub::Gap, protocol::ServerEvent, store::CatchUp};
+use crate::{
+    domain::SessionId,
+    hub::Gap,
+    protocol::{event_frame, ServerEvent},
+    store::CatchUp,
+};
 use std::{sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

@@ -3,7 +3,7 @@
 //! sidebar.
 
 use crate::{
-    bus::{event_frame, Bus},
+    {bus::Bus, protocol::event_frame},
     domain::UserId,
     error::AppError,
     protocol::ServerEvent,

@@ -9,7 +9,7 @@ use super::{
     ops::{check_client_id, Incoming, Mutation, Op, Refusal, RefusalCode},
 };
 use crate::{
-    bus::{event_frame, Bus},
+    {bus::Bus, protocol::event_frame},
     config::SyncConfig,
     domain::{MemberRole, SessionId, UserId},
     error::AppError,

@@ -3,7 +3,7 @@
 
 use super::dispatch::Conn;
 use crate::{
-    bus::event_frame,
+    protocol::event_frame,
     domain::SessionId,
     protocol::{Channel, ErrorCode, Member, Sender, ServerEvent, ServerFrame},
     store::{CatchUp, SnapshotReason},

@@ -3,7 +3,7 @@
 
 use super::connection::unix_to_instant;
 use crate::{
-    bus::event_frame,
+    protocol::event_frame,
     domain::{Principal, SessionId},
     hub::Outbox,
     protocol::{raw, ClientFrame, ErrorCode, ServerEvent, ServerFrame},

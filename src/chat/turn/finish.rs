@@ -3,7 +3,7 @@
 
 use super::{End, Outcome, Run};
 use crate::{
-    bus::event_frame,
+    protocol::event_frame,
     chat::ChatService,
     domain::{SessionId, UserId},
     llm::FinishReason,

@@ -3,7 +3,7 @@
 
 use super::{Clock, End, Outcome, Run, Saving};
 use crate::{
-    bus::event_frame,
+    protocol::event_frame,
     chat::completion::{upstream_error, Prepared},
     llm::{Chunk, FinishReason, ToolCall, ToolCalls, Usage},
     protocol::ServerEvent,
