@@ -209,28 +209,7 @@ fn services(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) -> anyhow::Result<AppState> {
-    let a = &config.auth;
-    let keys = Arc::new(KeySet::load(
-        &a.key_files,
-        &config.server.data_dir,
-        &a.issuer,
-        &a.audience,
-        a.leeway_secs,
-    )?);
-    let rl = &config.ratelimit;
-    let auth_limiter = Arc::new(RateLimiter::new(
-        "auth",
-        rl.auth_requests,
-        Duration::from_secs(rl.auth_window_secs),
-        rl.max_tracked_clients,
-        redis.clone(),
-    ));
-    let auth = Arc::new(AuthService::new(
-        store.clone(),
-        keys,
-        t.bus.clone(),
-        a.clone(),
-    )?);
+    let (auth, auth_limiter) = auth_service(&config, &store, &t.bus, &redis)?;
     let sync = SyncService::new(
         store.clone(),
         t.bus.clone(),
@@ -251,18 +230,15 @@ fn services(
     );
     let connections = Arc::new(Connections::new(&config.ws));
     tracker.spawn(mcp.clone().run(connections.clone(), shutdown.clone()));
-    mcp.serve_requests(t.inbox.requests, &tracker, shutdown.clone());
+    let crate::bus::InboxRx {
+        cancels: inbox_cancels,
+        requests,
+    } = t.inbox;
+    mcp.serve_requests(requests, &tracker, shutdown.clone());
     let live = Arc::new(LiveTurns::default());
-    tracker.spawn(
-        live.clone()
-            .serve_cancels(t.inbox.cancels, shutdown.clone()),
-    );
+    tracker.spawn(live.clone().serve_cancels(inbox_cancels, shutdown.clone()));
     let chat = Arc::new(ChatService {
-        completions: Arc::new(Completions {
-            models: Models::from_config(&config.llm)?,
-            quota: Quota::new(&config.llm, redis.clone()),
-            usage: UsageRecorder::start(store.clone(), shutdown.clone(), &tracker),
-        }),
+        completions: completions(&config, &store, &redis, &shutdown, &tracker)?,
         sync: sync.clone(),
         bus: t.bus.clone(),
         live,
@@ -288,4 +264,51 @@ fn services(
         shutdown,
         tracker,
     })
+}
+
+/// Sign-in and tokens, with the per-address limit on its endpoints.
+fn auth_service(
+    config: &Config,
+    store: &Arc<dyn store::Store>,
+    bus: &Arc<dyn Bus>,
+    redis: &Option<Shared>,
+) -> anyhow::Result<(Arc<AuthService>, Arc<RateLimiter>)> {
+    let a = &config.auth;
+    let keys = Arc::new(KeySet::load(
+        &a.key_files,
+        &config.server.data_dir,
+        &a.issuer,
+        &a.audience,
+        a.leeway_secs,
+    )?);
+    let rl = &config.ratelimit;
+    let limiter = Arc::new(RateLimiter::new(
+        "auth",
+        rl.auth_requests,
+        Duration::from_secs(rl.auth_window_secs),
+        rl.max_tracked_clients,
+        redis.clone(),
+    ));
+    let auth = Arc::new(AuthService::new(
+        store.clone(),
+        keys,
+        bus.clone(),
+        a.clone(),
+    )?);
+    Ok((auth, limiter))
+}
+
+/// Models, quota and usage records: what every completion goes through.
+fn completions(
+    config: &Config,
+    store: &Arc<dyn store::Store>,
+    redis: &Option<Shared>,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> anyhow::Result<Arc<Completions>> {
+    Ok(Arc::new(Completions {
+        models: Models::from_config(&config.llm)?,
+        quota: Quota::new(&config.llm, redis.clone()),
+        usage: UsageRecorder::start(store.clone(), shutdown.clone(), tracker),
+    }))
 }

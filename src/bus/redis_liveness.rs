@@ -78,8 +78,10 @@ async fn reap(inner: &Inner, dead: &str, instances_key: &str) {
             .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok())
             .and_then(|v| serde_json::from_value::<Member>(v["member"].clone()).ok());
         if let Some(m) = member {
-            let frame =
-                crate::protocol::event_frame(channel, &crate::protocol::ServerEvent::PresenceLeave(&m));
+            let frame = crate::protocol::event_frame(
+                channel,
+                &crate::protocol::ServerEvent::PresenceLeave(&m),
+            );
             inner.hub.deliver(channel, &frame);
             inner.publish_remote(channel, 0, &frame).await;
         }

@@ -5,9 +5,9 @@ use super::{
     turn::Run,
 };
 use crate::{
-    protocol::event_frame,
     bus::Waiter,
     llm::ToolCall,
+    protocol::event_frame,
     protocol::{raw, ServerEvent},
     store::ToolRecord,
 };

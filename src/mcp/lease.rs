@@ -5,8 +5,8 @@
 
 use super::{manager::McpManager, status::Status};
 use crate::{
-    protocol::event_frame,
     domain::UserId,
+    protocol::event_frame,
     protocol::{raw, ServerEvent},
 };
 use std::{sync::Arc, time::Duration};

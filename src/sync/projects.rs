@@ -3,9 +3,10 @@
 //! sidebar.
 
 use crate::{
-    {bus::Bus, protocol::event_frame},
+    bus::Bus,
     domain::UserId,
     error::AppError,
+    protocol::event_frame,
     protocol::ServerEvent,
     store::{Project, ProjectFields, Store},
 };

@@ -9,11 +9,12 @@ use super::{
     ops::{check_client_id, Incoming, Mutation, Op, Refusal, RefusalCode},
 };
 use crate::{
-    {bus::Bus, protocol::event_frame},
+    bus::Bus,
     config::SyncConfig,
     domain::{MemberRole, SessionId, UserId},
     error::AppError,
     hub::Hub,
+    protocol::event_frame,
     protocol::{raw, ListChange, ServerEvent},
     store::{CatchUp, Change, MutationResult, PushRules, Session, Snapshot, Store},
 };

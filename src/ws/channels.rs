@@ -3,8 +3,8 @@
 
 use super::dispatch::Conn;
 use crate::{
-    protocol::event_frame,
     domain::SessionId,
+    protocol::event_frame,
     protocol::{Channel, ErrorCode, Member, Sender, ServerEvent, ServerFrame},
     store::{CatchUp, SnapshotReason},
     sync::view::SnapshotView,

@@ -3,9 +3,9 @@
 
 use super::connection::unix_to_instant;
 use crate::{
-    protocol::event_frame,
     domain::{Principal, SessionId},
     hub::Outbox,
+    protocol::event_frame,
     protocol::{raw, ClientFrame, ErrorCode, ServerEvent, ServerFrame},
     state::AppState,
     time::now_ms,

@@ -2,9 +2,9 @@
 //! password, API keys that outlive their revocation or mint their successors, credential
 //! swaps in `auth.refresh`, and finding out who has an account.
 
+use crate::helpers::fixtures::{session, user};
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::ws::{session, user};
-use crate::wsclient::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

@@ -1,59 +1,14 @@
 //! Chat turns over the socket: deltas to every subscriber on every instance, joining mid-turn,
 //! cancel from anywhere, upstream failures, and refusals.
 
-use crate::completions::route_upstream;
+use crate::helpers::completions::route_upstream;
+use crate::helpers::fixtures::{session, share, user, Member};
+use crate::helpers::turns::{follow, Follow};
+use crate::helpers::upstream::Upstream;
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::upstream::Upstream;
-use crate::ws::{session, share, user, Member};
-use crate::wsclient::*;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-/// Deltas seen for a turn, then how it ended.
-struct Seen {
-    deltas: Vec<(u64, String)>,
-    end: Value,
-}
-
-impl Seen {
-    fn text(&self) -> String {
-        self.deltas.iter().map(|(_, t)| t.as_str()).collect()
-    }
-    /// Indexes are contiguous from `from`.
-    fn assert_contiguous_from(&self, from: u64) {
-        let idx: Vec<u64> = self.deltas.iter().map(|(i, _)| *i).collect();
-        let want: Vec<u64> = (from..from + idx.len() as u64).collect();
-        assert_eq!(idx, want, "no index missing or doubled");
-    }
-}
-
-/// Reads `turn`'s events on `ch` until `chat.done` or `chat.error`; stops early after `until`
-/// deltas when given.
-async fn follow(c: &mut WsClient, ch: &str, turn: &str, until: Option<usize>) -> Seen {
-    let mut deltas = Vec::new();
-    loop {
-        let v = c.next().await.expect("socket open");
-        if v["type"] != "event" || v["channel"] != ch || v["data"]["turn_id"] != turn {
-            continue;
-        }
-        match v["event"].as_str().unwrap() {
-            "chat.delta" => {
-                deltas.push((
-                    v["data"]["index"].as_u64().unwrap(),
-                    v["data"]["text"].as_str().unwrap().to_owned(),
-                ));
-                if until.is_some_and(|n| deltas.len() >= n) {
-                    return Seen {
-                        deltas,
-                        end: Value::Null,
-                    };
-                }
-            }
-            "chat.done" | "chat.error" => return Seen { deltas, end: v },
-            _ => {}
-        }
-    }
-}
 
 /// The session's assistant message `id`, as a fresh subscriber's snapshot shows it.
 async fn message(app: &TestApp, who: &Member, ch: &str, id: &str) -> Value {
@@ -96,7 +51,7 @@ async fn a_turn_streams_to_subscribers_and_ends_as_a_synced_message() {
         let text = "hello brave  new world";
         let r = send(&mut c, &ch, "echo", text).await;
         let turn = r["turn_id"].as_str().unwrap().to_owned();
-        let seen = follow(&mut c, &ch, &turn, None).await;
+        let seen = follow(&mut c, &ch, &turn, Follow::END).await;
         seen.assert_contiguous_from(1);
         assert_eq!(seen.text(), text);
         let done = &seen.end["data"];
@@ -118,7 +73,7 @@ async fn a_turn_streams_to_subscribers_and_ends_as_a_synced_message() {
         );
         // The next turn sees the conversation: echo repeats the newest user message.
         let r2 = send(&mut c, &ch, "echo", "second").await;
-        let seen = follow(&mut c, &ch, r2["turn_id"].as_str().unwrap(), None).await;
+        let seen = follow(&mut c, &ch, r2["turn_id"].as_str().unwrap(), Follow::END).await;
         assert_eq!(seen.text(), "second");
         // Usage is recorded for socket turns too.
         let mut n = 0;
@@ -155,7 +110,7 @@ async fn watch_join_and_cancel(a: &TestApp, b: &TestApp, up: &Upstream) {
     on_a.subscribe(&ch).await;
     let r = send(&mut on_a, &ch, "oa-slow40", "go").await;
     let turn = r["turn_id"].as_str().unwrap().to_owned();
-    let mut seen_a = follow(&mut on_a, &ch, &turn, Some(8)).await;
+    let mut seen_a = follow(&mut on_a, &ch, &turn, Follow::deltas(8)).await;
 
     let mut on_b = connect_authed(&b.base, &bob.tokens.access).await;
     let joined = on_b.subscribe(&ch).await;
@@ -164,8 +119,8 @@ async fn watch_join_and_cancel(a: &TestApp, b: &TestApp, up: &Upstream) {
     let k = live["index"].as_u64().unwrap();
     assert!(k >= 8, "the join sees the content so far (index {k})");
     let partial = live["content"].as_str().unwrap().to_owned();
-    let seen_b = follow(&mut on_b, &ch, &turn, None).await;
-    let rest = follow(&mut on_a, &ch, &turn, None).await;
+    let seen_b = follow(&mut on_b, &ch, &turn, Follow::END).await;
+    let rest = follow(&mut on_a, &ch, &turn, Follow::END).await;
     seen_a.deltas.extend(rest.deltas);
     seen_a.assert_contiguous_from(1);
     seen_b.assert_contiguous_from(k + 1);
@@ -182,7 +137,7 @@ async fn watch_join_and_cancel(a: &TestApp, b: &TestApp, up: &Upstream) {
     // Next turn: bob cannot start a second one meanwhile, then cancels it from his instance.
     let r = send(&mut on_a, &ch, "oa-slow", "again").await;
     let turn = r["turn_id"].as_str().unwrap().to_owned();
-    follow(&mut on_b, &ch, &turn, Some(1)).await;
+    follow(&mut on_b, &ch, &turn, Follow::deltas(1)).await;
     let busy = on_b
         .request("chat.send", json!({"session_id": ch.strip_prefix("session:").unwrap(), "message": "me too", "model": "echo"}))
         .await;
@@ -191,8 +146,8 @@ async fn watch_join_and_cancel(a: &TestApp, b: &TestApp, up: &Upstream) {
     let aborted = up.seen.abort.notified();
     let r_cancel = on_b.request("chat.cancel", json!({"turn_id": turn})).await;
     assert_eq!(r_cancel["type"], "ok", "{r_cancel}");
-    let end_a = follow(&mut on_a, &ch, &turn, None).await.end;
-    let end_b = follow(&mut on_b, &ch, &turn, None).await.end;
+    let end_a = follow(&mut on_a, &ch, &turn, Follow::END).await.end;
+    let end_b = follow(&mut on_b, &ch, &turn, Follow::END).await.end;
     for end in [&end_a, &end_b] {
         assert_eq!(end["event"], "chat.done");
         assert_eq!(end["data"]["status"], "cancelled");
@@ -206,7 +161,7 @@ async fn watch_join_and_cancel(a: &TestApp, b: &TestApp, up: &Upstream) {
     // And the session is free again.
     let r = send(&mut on_b, &ch, "echo", "free").await;
     assert_eq!(
-        follow(&mut on_b, &ch, r["turn_id"].as_str().unwrap(), None)
+        follow(&mut on_b, &ch, r["turn_id"].as_str().unwrap(), Follow::END)
             .await
             .text(),
         "free"
@@ -254,7 +209,7 @@ async fn an_upstream_failure_ends_the_turn_with_chat_error_and_a_failed_message(
             ("an-error", "Partial", "upstream_error"),
         ] {
             let r = send(&mut c, &ch, model, "hi").await;
-            let seen = follow(&mut c, &ch, r["turn_id"].as_str().unwrap(), None).await;
+            let seen = follow(&mut c, &ch, r["turn_id"].as_str().unwrap(), Follow::END).await;
             assert_eq!(seen.end["event"], "chat.error", "{model}");
             assert_eq!(seen.end["data"]["code"], code);
             assert_eq!(seen.text(), partial);
@@ -335,12 +290,12 @@ async fn content_is_saved_while_streaming_and_a_turn_past_its_limit_fails() {
         let r = send(&mut c, &ch, "oa-slow", "go").await;
         let id = r["message_id"].as_str().unwrap().to_owned();
         let turn = r["turn_id"].as_str().unwrap().to_owned();
-        follow(&mut c, &ch, &turn, Some(8)).await;
+        follow(&mut c, &ch, &turn, Follow::deltas(8)).await;
         // Saved as it grows: a reader sees partial content while it still streams.
         let m = message(&app, &alice, &ch, &id).await;
         assert_eq!(m["streaming"], true);
         assert!(m["content"].as_str().unwrap().starts_with("w0 w1 "), "{m}");
-        let end = follow(&mut c, &ch, &turn, None).await.end;
+        let end = follow(&mut c, &ch, &turn, Follow::END).await.end;
         assert_eq!(end["event"], "chat.error");
         assert_eq!(end["data"]["code"], "turn_timeout");
         let m = message(&app, &alice, &ch, &id).await;
@@ -379,7 +334,7 @@ async fn the_conversation_sent_upstream_is_built_from_the_session() {
             .request("chat.send", json!({"session_id": sid, "message": "new question"}))
             .await;
         assert_eq!(r["result"]["model"], "oa-text", "the session's model: {r}");
-        let seen = follow(&mut c, &ch, r["result"]["turn_id"].as_str().unwrap(), None).await;
+        let seen = follow(&mut c, &ch, r["result"]["turn_id"].as_str().unwrap(), Follow::END).await;
         assert_eq!(seen.text(), "Hello! How can I help — ünïcödé?");
         assert_eq!(
             up.last_body()["messages"],
@@ -410,7 +365,13 @@ async fn a_turn_in_flight_at_shutdown_finishes_and_is_saved() {
         let mut c = connect_authed(&a.base, &alice.tokens.access).await;
         c.subscribe(&ch).await;
         let r = send(&mut c, &ch, "oa-slow40", "go").await;
-        follow(&mut c, &ch, r["turn_id"].as_str().unwrap(), Some(3)).await;
+        follow(
+            &mut c,
+            &ch,
+            r["turn_id"].as_str().unwrap(),
+            Follow::deltas(3),
+        )
+        .await;
         // SIGTERM equivalent: the socket is told to reconnect (1012), the turn runs to its end.
         a.shutdown().await;
         let b = cluster.spawn(|c| routes(c, &up)).await;
@@ -441,9 +402,9 @@ async fn redis_going_away_mid_turn_loses_nothing_for_local_subscribers() {
         c.subscribe(&ch).await;
         let r = send(&mut c, &ch, "oa-slow40", "go").await;
         let turn = r["turn_id"].as_str().unwrap().to_owned();
-        let mut seen = follow(&mut c, &ch, &turn, Some(5)).await;
+        let mut seen = follow(&mut c, &ch, &turn, Follow::deltas(5)).await;
         proxy.cut();
-        let rest = follow(&mut c, &ch, &turn, None).await;
+        let rest = follow(&mut c, &ch, &turn, Follow::END).await;
         seen.deltas.extend(rest.deltas);
         seen.assert_contiguous_from(1);
         assert_eq!(seen.deltas.len(), 40);

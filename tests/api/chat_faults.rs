@@ -2,9 +2,10 @@
 //! (the change log is renamed away mid-turn, on SQLite and PostgreSQL alike), the turn ends in
 //! `chat.error` `save_failed`, and the next turn marks the message failed.
 
+use crate::helpers::fixtures::{session, user};
+use crate::helpers::turns::{follow, Follow};
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::ws::{session, user};
-use crate::wsclient::*;
 use serde_json::{json, Value};
 
 /// Runs one statement on the test's database, beside the server.
@@ -21,19 +22,6 @@ async fn sql(app: &TestApp, statement: &str) {
                 .await
                 .unwrap();
             sqlx::query(statement).execute(&mut c).await.unwrap();
-        }
-    }
-}
-
-async fn turn_end(c: &mut WsClient, ch: &str, turn: &str) -> Value {
-    loop {
-        let v = c.next().await.expect("socket open");
-        if v["type"] == "event"
-            && v["channel"] == ch
-            && v["data"]["turn_id"] == turn
-            && matches!(v["event"].as_str(), Some("chat.done" | "chat.error"))
-        {
-            return v;
         }
     }
 }
@@ -62,7 +50,7 @@ async fn a_turn_whose_final_save_fails_ends_in_chat_error_not_done() {
         let message_id = r["result"]["message_id"].as_str().unwrap().to_owned();
         c.event(&ch, "chat.delta").await;
         sql(&app, "ALTER TABLE change_log RENAME TO change_log_away").await;
-        let end = turn_end(&mut c, &ch, &turn).await;
+        let end = follow(&mut c, &ch, &turn, Follow::END).await.end;
         sql(&app, "ALTER TABLE change_log_away RENAME TO change_log").await;
         assert_eq!(end["event"], "chat.error", "{end}");
         assert_eq!(end["data"]["code"], "save_failed", "{end}");
@@ -76,7 +64,10 @@ async fn a_turn_whose_final_save_fails_ends_in_chat_error_not_done() {
             .await;
         assert_eq!(r["type"], "ok", "{r}");
         let next = r["result"]["turn_id"].as_str().unwrap().to_owned();
-        assert_eq!(turn_end(&mut c, &ch, &next).await["event"], "chat.done");
+        assert_eq!(
+            follow(&mut c, &ch, &next, Follow::END).await.end["event"],
+            "chat.done"
+        );
         let snap: Value = app
             .get_auth(&format!("/v1/sessions/{id}"), &m.tokens.access)
             .await

@@ -1,9 +1,9 @@
 //! `/v1/chat/completions` failures: upstream statuses and timeouts, refused requests, per-key
 //! limits, usage records, API-key revocation across instances.
 
-use crate::completions::*;
+use crate::helpers::completions::*;
+use crate::helpers::upstream::Upstream;
 use crate::helpers::*;
-use crate::upstream::Upstream;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -2,9 +2,9 @@
 //! bodies, forged server events, channel aliases, deeply nested JSON, and what an
 //! unauthenticated caller or a copied file can read.
 
+use crate::helpers::fixtures::{session, share, user};
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::ws::{session, share, user};
-use crate::wsclient::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;

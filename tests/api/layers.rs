@@ -169,3 +169,31 @@ fn no_module_uses_a_layer_above_it() {
     wrong.dedup();
     assert!(wrong.is_empty(), "layering broken:\n{}", wrong.join("\n"));
 }
+
+/// Test files share code only through `helpers/`: no test file reaches into another, so a
+/// test can move or go without breaking its neighbours.
+#[test]
+fn test_files_import_helpers_not_each_other() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/api");
+    let mut wrong = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir()
+            || p.file_name()
+                .is_some_and(|n| n == "main.rs" || n == "layers.rs")
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        for u in uses(&text) {
+            if u != "helpers" {
+                wrong.push(format!("{} uses crate::{u}", p.display()));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "test files importing each other:\n{}",
+        wrong.join("\n")
+    );
+}

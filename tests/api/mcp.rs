@@ -1,8 +1,8 @@
 //! MCP server configuration over REST and the socket: transports, the stdio allowlist, the
 //! SSRF guard, secrets never shown back, and owner-only access.
 
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::wsclient::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

@@ -2,10 +2,10 @@
 //! stderr, one that floods its tool list, clients left running for users who left, and HTTP
 //! URLs that resolve inward on a later connect.
 
+use crate::helpers::mcp::python;
+use crate::helpers::mcp::{me, until};
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::mcp_status::{me, until};
-use crate::sdk::python;
-use crate::wsclient::*;
 use serde_json::{json, Map, Value};
 use std::{path::PathBuf, time::Duration};
 use switchyard::config::Config;

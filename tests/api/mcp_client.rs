@@ -2,8 +2,8 @@
 //! stdio and over Streamable HTTP, and `@modelcontextprotocol/server-everything` (npm, pinned
 //! in tests/mcp/package.json) over stdio.
 
+use crate::helpers::mcp::python;
 use crate::helpers::*;
-use crate::sdk::python;
 use std::{path::PathBuf, time::Duration};
 use switchyard::mcp::client::{connect, Target};
 

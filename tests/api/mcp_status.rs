@@ -3,35 +3,12 @@
 //! stopped when disabled; pushed to every connection of the user, on every instance, and given
 //! whole to a new connection. Only one instance runs a user's stdio server.
 
+use crate::helpers::mcp::python;
+use crate::helpers::mcp::*;
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::sdk::python;
-use crate::wsclient::*;
 use serde_json::{json, Value};
-use std::{path::PathBuf, time::Duration};
-use switchyard::config::Config;
-
-pub fn allow(c: &mut Config, py: &str, marker: &str) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/fastmcp_server.py");
-    c.mcp.stdio_allowlist = vec![format!("fast={py} {} stdio {marker}", script.display())];
-}
-
-/// The next status of `server` on the user channel.
-async fn next_status(c: &mut WsClient, ch: &str) -> Value {
-    let e = c.event(ch, "mcp.status").await;
-    e["data"]["servers"][0].clone()
-}
-
-/// Reads statuses until `state`; returns the states seen on the way and the last status.
-pub async fn until(c: &mut WsClient, ch: &str, state: &str) -> (Vec<String>, Value) {
-    let mut seen = Vec::new();
-    loop {
-        let s = next_status(c, ch).await;
-        seen.push(s["state"].as_str().unwrap().to_owned());
-        if s["state"] == state {
-            return (seen, s);
-        }
-    }
-}
+use std::time::Duration;
 
 fn processes(marker: &str) -> usize {
     let out = std::process::Command::new("pgrep")
@@ -39,30 +16,6 @@ fn processes(marker: &str) -> usize {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
-/// Configures the allowlisted FastMCP server for the caller.
-pub async fn add_fast(app: &TestApp, token: &str) -> reqwest::Response {
-    let r = app
-        .http
-        .post(app.url("/v1/mcp/servers"))
-        .bearer_auth(token)
-        .json(&json!({"name": "fast", "transport": "stdio", "command": "fast"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    r
-}
-
-pub async fn me(app: &TestApp, token: &str) -> String {
-    let v: Value = app
-        .get_auth("/v1/auth/me", token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    format!("user:{}", v["id"].as_str().unwrap())
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! Projects over REST and the socket, owner-only, with sidebar notifications.
 
+use crate::helpers::fixtures::user;
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::ws::user;
-use crate::wsclient::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

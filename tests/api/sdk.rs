@@ -2,51 +2,11 @@
 //! virtualenv: `TEST_PYTHON` when set (`.ci/run` builds one), else one this test
 //! makes once under target/ from tests/sdk/requirements.txt.
 
-use crate::completions::setup;
+use crate::helpers::completions::setup;
+use crate::helpers::mcp::python;
 use crate::helpers::*;
 use serde_json::{json, Value};
 use std::path::PathBuf;
-
-static VENV: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
-
-/// The Python that has the pinned SDK installed.
-pub async fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("TEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    VENV.get_or_init(|| async {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let venv = root.join("target/test-venv");
-        let py = venv.join("bin/python");
-        let reqs = root.join("tests/sdk/requirements.txt");
-        let stamp = venv.join("requirements.txt");
-        let want = std::fs::read(&reqs).expect("requirements");
-        if std::fs::read(&stamp).ok().as_ref() != Some(&want) {
-            let run = |cmd: &mut std::process::Command| {
-                let out = cmd.output().expect("run python");
-                assert!(
-                    out.status.success(),
-                    "{cmd:?}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            };
-            tokio::task::spawn_blocking(move || {
-                run(std::process::Command::new("python3")
-                    .args(["-m", "venv"])
-                    .arg(&venv));
-                run(std::process::Command::new(venv.join("bin/pip"))
-                    .args(["install", "-q", "-r"])
-                    .arg(&reqs));
-                std::fs::write(&stamp, want).expect("stamp");
-            })
-            .await
-            .expect("venv");
-        }
-        py
-    })
-    .await
-    .clone()
-}
 
 #[tokio::test]
 async fn official_openai_python_sdk_works_unchanged() {

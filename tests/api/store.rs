@@ -1,37 +1,13 @@
 //! The store suite: the same checks against SQLite always and PostgreSQL when configured.
 
+use crate::helpers::fixtures::stores;
 use crate::helpers::*;
 use chrono::{Duration as ChronoDuration, Utc};
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 use switchyard::{
     domain::{Email, Role},
-    store::{self, AuditEvent, NewApiKey, NewUser, RotateOutcome, Store, StoreError},
+    store::{AuditEvent, NewApiKey, NewUser, RotateOutcome, StoreError},
 };
-
-pub async fn stores() -> Vec<(tempfile::TempDir, Arc<dyn Store>)> {
-    let mut out = Vec::new();
-    let dir = tempfile::tempdir().unwrap();
-    let s = store::connect(None, dir.path(), 5, Duration::from_secs(5))
-        .await
-        .unwrap();
-    out.push((dir, s));
-    if let Some(base) = pg_url() {
-        let url = fresh_pg_database(&base).await;
-        let dir = tempfile::tempdir().unwrap();
-        out.push((
-            dir,
-            store::connect(
-                Some(&url),
-                std::path::Path::new("."),
-                5,
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap(),
-        ));
-    }
-    out
-}
 
 fn new_user(email: &str) -> NewUser {
     NewUser {

@@ -2,9 +2,9 @@
 //! of concurrent clients on two instances, catch-up with `since`, snapshots, authorization and
 //! bad input.
 
+use crate::helpers::fixtures::{session, share, user};
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::ws::{session, share, user};
-use crate::wsclient::*;
 use serde_json::{json, Value};
 
 fn set_title(client: &str, id: u64, ms: u64, title: &str) -> Value {

@@ -1,8 +1,8 @@
 //! Session listings, revocation of a live member, and session-list notifications.
 
+use crate::helpers::fixtures::{session, share, user};
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::ws::{session, share, user};
-use crate::wsclient::*;
 use serde_json::{json, Value};
 
 fn now_ms() -> u64 {

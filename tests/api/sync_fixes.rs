@@ -3,51 +3,12 @@
 //! could not merge like the server, creation titles outside the synced state, unknown ops that
 //! failed a whole push, clocks from the future, and unbounded sessions.
 
+use crate::helpers::fixtures::*;
+use crate::helpers::fixtures::{session, share, user, Member};
+use crate::helpers::replica::{apply_change, doc_from_snapshot, visible};
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::replica::{apply_change, doc_from_snapshot, visible};
-use crate::ws::{session, share, user, Member};
-use crate::wsclient::*;
 use serde_json::{json, Value};
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-pub fn id_of(ch: &str) -> &str {
-    ch.strip_prefix("session:").unwrap()
-}
-
-pub async fn push(app: &TestApp, who: &Member, ch: &str, mutations: Value) -> (u16, Value) {
-    let r = app
-        .http
-        .post(app.url(&format!("/v1/sessions/{}/mutations", id_of(ch))))
-        .bearer_auth(&who.tokens.access)
-        .json(&json!({ "mutations": mutations }))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
-pub async fn snapshot(app: &TestApp, who: &Member, ch: &str) -> Value {
-    app.get_auth(&format!("/v1/sessions/{}", id_of(ch)), &who.tokens.access)
-        .await
-        .json()
-        .await
-        .unwrap()
-}
-
-pub fn tag(client: &str, id: u64, ms: u64, t: &str) -> Value {
-    json!({"client_id": client, "mutation_id": id, "hlc": format!("{ms}:0"), "ops": [{"op": "add_tag", "tag": t}]})
-}
-
-pub fn append(client: &str, id: u64, ms: u64, msg: &str, content: &str) -> Value {
-    json!({"client_id": client, "mutation_id": id, "hlc": format!("{ms}:0"),
-           "ops": [{"op": "append_message", "message_id": msg, "role": "user", "content": content}]})
-}
 
 /// Every change of the session, from a subscribe with `since: 0`.
 async fn all_changes(app: &TestApp, who: &Member, ch: &str) -> Vec<Value> {

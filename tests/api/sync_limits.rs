@@ -2,9 +2,9 @@
 //! old answers pruned, and the per-session caps refused with a reason while other users' writes
 //! go on.
 
+use crate::helpers::fixtures::{append, now_ms, push, snapshot, tag};
+use crate::helpers::fixtures::{session, share, user};
 use crate::helpers::*;
-use crate::sync_fixes::{append, now_ms, push, snapshot, tag};
-use crate::ws::{session, share, user};
 use serde_json::{json, Value};
 
 #[tokio::test]

@@ -4,9 +4,9 @@
 //! it ends equal to the server; and mutations carrying an op this server does not know are
 //! refused alone while the rest apply. Through the real store, SQLite and PostgreSQL.
 
+use crate::helpers::replica::{apply_change, doc_from_snapshot, visible};
+use crate::helpers::sync_gen::{build, gen_client, reference};
 use crate::helpers::*;
-use crate::replica::{apply_change, doc_from_snapshot, visible};
-use crate::sync_prop::{build, gen_client, reference};
 use proptest::{strategy::Strategy, strategy::ValueTree, test_runner::TestRunner};
 use serde_json::json;
 use std::sync::{
@@ -105,7 +105,7 @@ fn wire(s: &Snapshot) -> serde_json::Value {
 #[tokio::test]
 async fn snapshots_racing_pushes_are_log_prefixes_and_replicas_from_them_converge() {
     within(async {
-        for (_dir, store) in crate::store::stores().await {
+        for (_dir, store) in crate::helpers::fixtures::stores().await {
             let user = store
                 .create_user(&NewUser {
                     email: Email::parse("views@example.com").unwrap(),

@@ -3,134 +3,15 @@
 //! `tool.call` / `tool.result` / `tool.error`, feeds the answer back, and the model's follow-up
 //! text ends the turn; every call is recorded and listed.
 
-use crate::completions::route_upstream;
+use crate::helpers::fixtures::{session, user, Member};
+use crate::helpers::mcp::python;
+use crate::helpers::mcp::{add_fast, allow, until};
+use crate::helpers::tools::*;
+use crate::helpers::turns::{follow, Follow};
+use crate::helpers::upstream::Upstream;
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::mcp_status::{add_fast, allow, until};
-use crate::sdk::python;
-use crate::upstream::Upstream;
-use crate::ws::{session, user, Member};
-use crate::wsclient::*;
-use serde_json::{json, Value};
-use switchyard::config::Config;
-
-const ROUTES: &[&str] = &[
-    "t-add=openai:tool:fast__add:a=2,b=3",
-    "t-sleep=openai:tool:fast__sleep:seconds=30",
-    "t-two=openai:tool:fast__add:a=1,b=1:fast__echo:text=hi",
-    "t-bad=openai:tool:fast__nope:x=1",
-    "t-client=openai:tool:pick_file:prompt=which",
-    "t-loop=openai:toolloop:pick_file",
-];
-
-pub fn routes(c: &mut Config, up: &Upstream) {
-    route_upstream(c, up);
-    c.llm.models.extend(ROUTES.iter().map(|s| s.to_string()));
-}
-
-/// Everything one turn emitted on the session channel, in order, until it ended.
-pub struct Turn {
-    pub tool_events: Vec<Value>,
-    pub text: String,
-    pub end: Value,
-}
-
-impl Turn {
-    pub fn events(&self, name: &str) -> Vec<&Value> {
-        self.tool_events
-            .iter()
-            .filter(|e| e["event"] == name)
-            .map(|e| &e["data"])
-            .collect()
-    }
-}
-
-/// Reads `turn`'s events; `answer` is called for each `tool.call` (to reply as the client).
-pub async fn follow(c: &mut WsClient, ch: &str, turn: &str, answer: Option<Value>) -> Turn {
-    let mut t = Turn {
-        tool_events: Vec::new(),
-        text: String::new(),
-        end: Value::Null,
-    };
-    loop {
-        let v = c.next().await.expect("socket open");
-        if v["type"] != "event" || v["channel"] != ch || v["data"]["turn_id"] != turn {
-            continue;
-        }
-        match v["event"].as_str().unwrap() {
-            "chat.delta" => t.text.push_str(v["data"]["text"].as_str().unwrap()),
-            "chat.done" | "chat.error" => {
-                t.end = v;
-                return t;
-            }
-            e if e.starts_with("tool.") => {
-                if e == "tool.call" && v["data"]["side"] == "client" {
-                    if let Some(a) = &answer {
-                        let mut f = a.clone();
-                        f["turn_id"] = json!(turn);
-                        f["call_id"] = v["data"]["call_id"].clone();
-                        let r = c.request("tool.result", f).await;
-                        assert_eq!(r["type"], "ok", "{r}");
-                    }
-                }
-                t.tool_events.push(v);
-            }
-            _ => {}
-        }
-    }
-}
-
-pub async fn start(c: &mut WsClient, ch: &str, model: &str, extra: Value) -> String {
-    let mut f = json!({"session_id": ch.strip_prefix("session:").unwrap(), "message": "go", "model": model});
-    for (k, v) in extra.as_object().unwrap() {
-        f[k] = v.clone();
-    }
-    let r = c.request("chat.send", f).await;
-    assert_eq!(r["type"], "ok", "{r}");
-    r["result"]["turn_id"].as_str().unwrap().to_owned()
-}
-
-pub async fn records(app: &TestApp, who: &Member, ch: &str) -> Vec<Value> {
-    let id = ch.strip_prefix("session:").unwrap();
-    let r = app
-        .get_auth(&format!("/v1/sessions/{id}/tools"), &who.tokens.access)
-        .await;
-    assert_eq!(r.status(), 200);
-    r.json::<Value>().await.unwrap()["data"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// Sends `tool.result` for `call_id` of `turn` with `result` (checked against the schema).
-pub async fn answer(c: &mut WsClient, turn: &str, call_id: &str, result: &str) -> Value {
-    c.request(
-        "tool.result",
-        json!({"turn_id": turn, "call_id": call_id, "result": result}),
-    )
-    .await
-}
-
-pub fn pick_file() -> Value {
-    json!({"tools": [{"name": "pick_file", "description": "Ask the user for a file",
-        "parameters": {"type": "object", "properties": {"prompt": {"type": "string"}}}}]})
-}
-
-/// A server routed to a fresh test upstream, a user, their session and a subscribed socket.
-pub async fn client_setup(
-    tweak: impl FnOnce(&mut Config),
-) -> (Upstream, TestApp, Member, String, WsClient) {
-    let up = Upstream::start().await;
-    let app = spawn_with(|c| {
-        routes(c, &up);
-        tweak(c);
-    })
-    .await;
-    let alice = user(&app).await;
-    let ch = session(&app, &alice).await;
-    let mut c = connect_authed(&app.base, &alice.tokens.access).await;
-    c.subscribe(&ch).await;
-    (up, app, alice, ch, c)
-}
+use serde_json::json;
 
 /// The user, their session, a socket subscribed to it and to the user channel, FastMCP ready.
 async fn ready_user(app: &TestApp) -> (Member, String, WsClient) {
@@ -156,7 +37,7 @@ async fn a_turn_calls_an_mcp_tool_and_continues_with_its_answer() {
         .await;
         let (alice, ch, mut c) = ready_user(&app).await;
         let turn = start(&mut c, &ch, "t-add", json!({})).await;
-        let t = follow(&mut c, &ch, &turn, None).await;
+        let t = follow(&mut c, &ch, &turn, Follow::END).await;
         assert_eq!(t.end["event"], "chat.done", "{}", t.end);
         assert_eq!(t.end["data"]["status"], "complete");
         let call = t.events("tool.call")[0];
@@ -174,7 +55,7 @@ async fn a_turn_calls_an_mcp_tool_and_continues_with_its_answer() {
             "the real server's answer"
         );
         // The model's text before the call and its follow-up are one message.
-        assert_eq!(t.text, "Checking. The tool said: 5");
+        assert_eq!(t.text(), "Checking. The tool said: 5");
         // The upstream got the tools, then the call and its result.
         let reqs = up.requests();
         let (first, second) = (&reqs[reqs.len() - 2].2, &reqs[reqs.len() - 1].2);
@@ -217,7 +98,7 @@ async fn a_turn_calls_an_mcp_tool_and_continues_with_its_answer() {
         assert_eq!(listed["result"]["data"], json!(recs));
         // The next turn's conversation holds the call, its result, then the text.
         let next = start(&mut c, &ch, "oa-text", json!({})).await;
-        follow(&mut c, &ch, &next, None).await;
+        follow(&mut c, &ch, &next, Follow::END).await;
         let msgs = up.last_body()["messages"].as_array().unwrap().clone();
         let i = msgs
             .iter()
@@ -237,12 +118,12 @@ async fn a_turn_calls_an_mcp_tool_and_continues_with_its_answer() {
         assert_eq!(msgs[i + 2]["content"], "Checking. The tool said: 5");
         // Two calls in one round run together; both answers reach the model in call order.
         let turn = start(&mut c, &ch, "t-two", json!({})).await;
-        let t = follow(&mut c, &ch, &turn, None).await;
+        let t = follow(&mut c, &ch, &turn, Follow::END).await;
         assert_eq!(t.events("tool.result").len(), 2);
-        assert_eq!(t.text, "Checking. The tool said: 2 | hi");
+        assert_eq!(t.text(), "Checking. The tool said: 2 | hi");
         // A name never offered, or a user who is not a member: a clear answer, nothing called.
         let turn = start(&mut c, &ch, "t-bad", json!({})).await;
-        let t = follow(&mut c, &ch, &turn, None).await;
+        let t = follow(&mut c, &ch, &turn, Follow::END).await;
         assert_eq!(t.events("tool.error")[0]["code"], "unknown_tool");
         assert_eq!(t.end["data"]["status"], "complete");
         let mallory = user(&app).await;
@@ -269,7 +150,7 @@ async fn a_hanging_tool_times_out_into_tool_error_and_the_turn_still_ends() {
         .await;
         let (alice, ch, mut c) = ready_user(&app).await;
         let turn = start(&mut c, &ch, "t-sleep", json!({})).await;
-        let t = follow(&mut c, &ch, &turn, None).await;
+        let t = follow(&mut c, &ch, &turn, Follow::END).await;
         let err = t.events("tool.error")[0];
         assert_eq!(err["code"], "tool_timeout");
         assert!(err["duration_ms"].as_u64().unwrap() >= 400);
@@ -277,10 +158,10 @@ async fn a_hanging_tool_times_out_into_tool_error_and_the_turn_still_ends() {
         assert_eq!(t.end["event"], "chat.done");
         assert_eq!(t.end["data"]["status"], "complete");
         assert!(
-            t.text
+            t.text()
                 .starts_with("Checking. The tool said: error (tool_timeout)"),
             "{}",
-            t.text
+            t.text()
         );
         let recs = records(&app, &alice, &ch).await;
         assert_eq!(recs[0]["status"], "timeout");
@@ -318,18 +199,24 @@ async fn tool_calls_cross_instances_to_the_mcp_holder_and_answers_cross_back() {
         on_b.subscribe(&ch).await;
         // The turn runs on B; its MCP call goes to A and the answer comes back.
         let turn = start(&mut on_b, &ch, "t-add", json!({})).await;
-        let t = follow(&mut on_b, &ch, &turn, None).await;
+        let t = follow(&mut on_b, &ch, &turn, Follow::END).await;
         assert_eq!(
             t.events("tool.result")[0]["result"]["content"][0]["text"],
             "5",
             "{:?}",
             t.tool_events
         );
-        assert_eq!(t.text, "Checking. The tool said: 5");
+        assert_eq!(t.text(), "Checking. The tool said: 5");
         // A client tool of a turn on B, answered from the user's connection on A.
         let turn = start(&mut on_b, &ch, "t-client", pick_file()).await;
-        let t = follow(&mut on_a, &ch, &turn, Some(json!({"result": "from-a.rs"}))).await;
-        assert_eq!(t.text, "Checking. The tool said: from-a.rs");
+        let t = follow(
+            &mut on_a,
+            &ch,
+            &turn,
+            Follow::answering(json!({"result": "from-a.rs"})),
+        )
+        .await;
+        assert_eq!(t.text(), "Checking. The tool said: from-a.rs");
         let recs = records(&b, &alice, &ch).await;
         assert_eq!(recs.len(), 2);
     })

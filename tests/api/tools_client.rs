@@ -2,10 +2,11 @@
 //! by the client's `tool.result` (only by its user, once) or timed out; bounded tool rounds and
 //! refused declarations.
 
+use crate::helpers::fixtures::{session, user};
+use crate::helpers::tools::{answer, client_setup, pick_file, records, start};
+use crate::helpers::turns::{follow, Follow};
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::tools::{answer, client_setup, follow, pick_file, records, start};
-use crate::ws::{session, user};
-use crate::wsclient::*;
 use serde_json::json;
 
 #[tokio::test]
@@ -43,9 +44,9 @@ async fn a_client_tool_round_trips_and_only_its_user_answers_once() {
         assert_eq!(r["type"], "ok", "{r}");
         let again = answer(&mut c, &turn, call_id, "other.rs").await;
         assert_eq!(again["code"], "not_found", "answered once");
-        let t = follow(&mut c, &ch, &turn, None).await;
+        let t = follow(&mut c, &ch, &turn, Follow::END).await;
         assert_eq!(t.events("tool.result")[0]["result"], "src/main.rs");
-        assert_eq!(t.text, "Checking. The tool said: src/main.rs");
+        assert_eq!(t.text(), "Checking. The tool said: src/main.rs");
         assert_eq!(
             up.last_body()["messages"]
                 .as_array()
@@ -62,27 +63,39 @@ async fn a_client_tool_round_trips_and_only_its_user_answers_once() {
         assert_eq!(recs[0]["result"], "src/main.rs");
         // An error answer reaches the model as the tool's failure.
         let turn = start(&mut c, &ch, "t-client", pick_file()).await;
-        let t = follow(&mut c, &ch, &turn, Some(json!({"error": "dismissed"}))).await;
+        let t = follow(
+            &mut c,
+            &ch,
+            &turn,
+            Follow::answering(json!({"error": "dismissed"})),
+        )
+        .await;
         assert_eq!(t.events("tool.error")[0]["code"], "tool_failed");
         assert_eq!(
-            t.text,
+            t.text(),
             "Checking. The tool said: error (tool_failed): dismissed"
         );
         // Past chat.max_tool_result_bytes the result is cut, for the model and the record.
         let turn = start(&mut c, &ch, "t-client", pick_file()).await;
-        let t = follow(&mut c, &ch, &turn, Some(json!({"result": "x".repeat(200)}))).await;
+        let t = follow(
+            &mut c,
+            &ch,
+            &turn,
+            Follow::answering(json!({"result": "x".repeat(200)})),
+        )
+        .await;
         let cut = format!("{}…[truncated]", "x".repeat(64));
         assert_eq!(
             t.events("tool.result")[0]["result"],
             json!({"truncated": true, "text": cut})
         );
-        assert_eq!(t.text, format!("Checking. The tool said: {cut}"));
+        assert_eq!(t.text(), format!("Checking. The tool said: {cut}"));
         // Cancelled while waiting for the client: the call and the turn end at once.
         let turn = start(&mut c, &ch, "t-client", pick_file()).await;
         c.event(&ch, "tool.call").await;
         let r = c.request("chat.cancel", json!({"turn_id": turn})).await;
         assert_eq!(r["type"], "ok", "{r}");
-        let t = follow(&mut c, &ch, &turn, None).await;
+        let t = follow(&mut c, &ch, &turn, Follow::END).await;
         assert_eq!(t.events("tool.error")[0]["code"], "cancelled");
         assert_eq!(t.end["data"]["status"], "cancelled");
         let recs = records(&app, &alice, &ch).await;
@@ -101,7 +114,7 @@ async fn a_client_that_never_answers_times_out_and_tool_rounds_are_bounded() {
         })
         .await;
         let turn = start(&mut c, &ch, "t-client", pick_file()).await;
-        let t = follow(&mut c, &ch, &turn, None).await;
+        let t = follow(&mut c, &ch, &turn, Follow::END).await;
         assert_eq!(t.events("tool.error")[0]["code"], "tool_timeout");
         assert_eq!(t.end["data"]["status"], "complete");
         let call_id = t.events("tool.call")[0]["call_id"].as_str().unwrap().to_owned();
@@ -111,9 +124,9 @@ async fn a_client_that_never_answers_times_out_and_tool_rounds_are_bounded() {
         // A model that always wants the tool: two rounds, then it must answer in text.
         let before = up.requests().len();
         let turn = start(&mut c, &ch, "t-loop", pick_file()).await;
-        let t = follow(&mut c, &ch, &turn, Some(json!({"result": "x"}))).await;
+        let t = follow(&mut c, &ch, &turn, Follow::answering(json!({"result": "x"}))).await;
         assert_eq!(t.events("tool.call").len(), 2);
-        assert_eq!(t.text, "Checking. Checking. done after 2 tool results");
+        assert_eq!(t.text(), "Checking. Checking. done after 2 tool results");
         let reqs = up.requests();
         assert_eq!(reqs.len() - before, 3);
         assert_eq!(reqs.last().unwrap().2["tool_choice"], "none");

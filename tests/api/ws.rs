@@ -1,66 +1,14 @@
 //! The multiplexed WebSocket against real servers with a real client.
 
+use crate::helpers::fixtures::*;
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::wsclient::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 use switchyard::{
     auth::jwt::{Claims, KeySet},
     domain::{Role, UserId},
 };
-
-/// A user, their token, and a session they own.
-pub struct Member {
-    pub tokens: Tokens,
-    pub user_id: String,
-    pub email: String,
-}
-
-pub async fn user(app: &TestApp) -> Member {
-    let email = unique_email();
-    let tokens = app.register(&email).await;
-    let me: Value = app
-        .get_auth("/v1/auth/me", &tokens.access)
-        .await
-        .json()
-        .await
-        .unwrap();
-    Member {
-        tokens,
-        user_id: me["id"].as_str().unwrap().to_string(),
-        email,
-    }
-}
-
-/// A fresh untitled session (version 0: a title given at creation is its first change).
-pub async fn session(app: &TestApp, owner: &Member) -> String {
-    let r = app
-        .http
-        .post(app.url("/v1/sessions"))
-        .bearer_auth(&owner.tokens.access)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    format!(
-        "session:{}",
-        r.json::<Value>().await.unwrap()["id"].as_str().unwrap()
-    )
-}
-
-pub async fn share(app: &TestApp, owner: &Member, channel: &str, with: &Member, role: &str) {
-    let id = channel.strip_prefix("session:").unwrap();
-    let r = app
-        .http
-        .post(app.url(&format!("/v1/sessions/{id}/members")))
-        .bearer_auth(&owner.tokens.access)
-        .json(&json!({"email": with.email, "role": role}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-}
 
 #[tokio::test]
 async fn auth_by_header_and_by_first_frame() {

@@ -1,9 +1,9 @@
 //! Several instances: cross-instance delivery and presence through Redis, Redis going away and
 //! coming back, and shutdown by SIGTERM.
 
+use crate::helpers::fixtures::{session, share, user};
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::ws::{session, share, user};
-use crate::wsclient::*;
 use serde_json::json;
 use std::time::Duration;
 

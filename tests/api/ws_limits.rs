@@ -1,8 +1,8 @@
 //! Every WebSocket limit, hit on purpose, with its documented answer.
 
+use crate::helpers::fixtures::{session, user};
+use crate::helpers::ws::*;
 use crate::helpers::*;
-use crate::ws::{session, user};
-use crate::wsclient::*;
 use serde_json::json;
 use std::collections::HashSet;
 use tokio_tungstenite::tungstenite::Message;

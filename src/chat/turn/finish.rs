@@ -3,10 +3,10 @@
 
 use super::{End, Outcome, Run};
 use crate::{
-    protocol::event_frame,
     chat::ChatService,
     domain::{SessionId, UserId},
     llm::FinishReason,
+    protocol::event_frame,
     protocol::{raw, ServerEvent},
     sync::ops::{Mutation, Op},
 };

@@ -3,9 +3,9 @@
 
 use super::{Clock, End, Outcome, Run, Saving};
 use crate::{
-    protocol::event_frame,
     chat::completion::{upstream_error, Prepared},
     llm::{Chunk, FinishReason, ToolCall, ToolCalls, Usage},
+    protocol::event_frame,
     protocol::ServerEvent,
     sync::ops::MAX_CONTENT,
 };

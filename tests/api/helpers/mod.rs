@@ -2,6 +2,16 @@
 
 #![allow(dead_code)]
 
+pub mod completions;
+pub mod fixtures;
+pub mod mcp;
+pub mod replica;
+pub mod sync_gen;
+pub mod tools;
+pub mod turns;
+pub mod upstream;
+pub mod ws;
+
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
