@@ -169,6 +169,14 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
     }
 }
 
+/// A page's `after`, read as the id it names; anything else was not a cursor we gave out.
+pub fn after_cursor<T: std::str::FromStr>(after: Option<&str>) -> Result<Option<T>, AppError> {
+    after
+        .map(str::parse::<T>)
+        .transpose()
+        .map_err(|_| AppError::validation("after", "after must be a cursor from a previous page"))
+}
+
 /// The cursor of the page after `rows`: the last row's, when the page is full (a shorter
 /// page is the last one).
 pub fn next_cursor<T>(rows: &[T], limit: u32, cursor: impl Fn(&T) -> String) -> Option<String> {

@@ -31,7 +31,6 @@ use crate::{
     },
 };
 use completion::Completions;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -51,22 +50,7 @@ pub struct ChatService {
     pub store: Arc<dyn crate::store::Store>,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct SendArgs {
-    pub session_id: String,
-    /// The user's message text.
-    pub message: String,
-    /// The id the user's message gets (so the client can show it at once); generated if absent.
-    pub message_id: Option<String>,
-    /// Overrides the session's model (then `chat.default_model`).
-    pub model: Option<String>,
-    pub max_tokens: Option<u32>,
-    pub temperature: Option<f64>,
-    /// Tools this client runs itself: offered to the model, and calls to them are forwarded
-    /// as `tool.call` for the client to answer with `tool.result`.
-    #[serde(default)]
-    pub tools: Vec<tools::ClientTool>,
-}
+pub use crate::protocol::calls::ChatSend as SendArgs;
 
 /// The client id a turn writes its sync mutations under: `~` keeps it out of clients' reach.
 fn turn_client(turn: uuid::Uuid) -> String {
@@ -148,10 +132,7 @@ impl ChatService {
 
     /// What can be refused without reading anything.
     fn check(&self, a: &SendArgs) -> Result<SessionId, AppError> {
-        let session: SessionId = a
-            .session_id
-            .parse()
-            .map_err(|_| AppError::validation("session_id", "session_id must be a UUID"))?;
+        let session = a.session_id;
         let max = self.config.max_message_bytes;
         if a.message.is_empty() || a.message.len() > max {
             return Err(AppError::validation(
@@ -252,10 +233,7 @@ impl ChatService {
     }
 
     /// Stops a running turn from any connection of a member, on any instance.
-    pub async fn cancel(&self, who: &Principal, turn: &str) -> Result<(), AppError> {
-        let turn: uuid::Uuid = turn
-            .parse()
-            .map_err(|_| AppError::validation("turn_id", "turn_id must be a UUID"))?;
+    pub async fn cancel(&self, who: &Principal, turn: uuid::Uuid) -> Result<(), AppError> {
         let not_running = || AppError::NotFound("no running turn with that id".into());
         let session: SessionId = self
             .bus

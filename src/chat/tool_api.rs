@@ -9,8 +9,7 @@ use super::{
 use crate::{
     bus::Handed, domain::Principal, domain::SessionId, error::AppError, store::ToolRecord,
 };
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Records read per query when rebuilding a conversation.
 const PAGE: u32 = 500;
@@ -18,23 +17,13 @@ const PAGE: u32 = 500;
 /// Longest call id a client may send back (models' ids are far shorter).
 const MAX_CALL_ID: usize = 128;
 
-/// A client's answer to a `tool.call` for one of its tools: `result` (any JSON) or `error`.
-#[derive(Debug, Deserialize)]
-pub struct ToolAnswer {
-    pub turn_id: String,
-    pub call_id: String,
-    pub result: Option<Value>,
-    pub error: Option<String>,
-}
+pub use crate::protocol::calls::ToolResult as ToolAnswer;
 
 impl ChatService {
     /// Hands the answer to the waiting turn, on whichever instance it runs. Only the user who
     /// started the turn answers; each call once.
     pub async fn answer_tool(&self, who: &Principal, a: ToolAnswer) -> Result<(), AppError> {
-        let turn: uuid::Uuid = a
-            .turn_id
-            .parse()
-            .map_err(|_| AppError::validation("turn_id", "turn_id must be a UUID"))?;
+        let turn = a.turn_id;
         if a.call_id.is_empty() || a.call_id.len() > MAX_CALL_ID {
             return Err(AppError::validation(
                 "call_id",
@@ -92,25 +81,15 @@ impl ChatService {
     pub async fn tool_records(
         &self,
         who: &Principal,
-        session: &str,
+        session: SessionId,
         after: Option<String>,
         limit: Option<u32>,
     ) -> Result<(Vec<ToolRecord>, Option<String>), AppError> {
-        let session: SessionId = session
-            .parse()
-            .map_err(|_| AppError::validation("session_id", "session_id must be a UUID"))?;
         let limit = crate::error::page_limit(limit)?;
-        let after = after
-            .map(|a| a.parse::<uuid::Uuid>())
-            .transpose()
-            .map_err(|_| {
-                AppError::validation("after", "after must be a cursor from a previous page")
-            })?;
+        let after = crate::error::after_cursor::<uuid::Uuid>(after.as_deref())?;
         self.sync.role(session, who.user_id).await?;
         let rows = self.store.list_tool_calls(session, after, limit).await?;
-        let next = (rows.len() == limit as usize)
-            .then(|| rows.last().map(|r| r.id.to_string()))
-            .flatten();
+        let next = crate::error::next_cursor(&rows, limit, |r| r.id.to_string());
         Ok((rows, next))
     }
 }

@@ -9,22 +9,13 @@ use crate::{
     llm::{Tool, ToolCall},
     mcp::{calls::ToolError, status::Status},
 };
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 /// OpenAI's limit on function names (`^[a-zA-Z0-9_-]{1,64}$`); Anthropic's is the same.
 const MAX_NAME: usize = 64;
 
-/// A tool the client offers to run itself.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientTool {
-    pub name: String,
-    pub description: Option<String>,
-    /// JSON Schema of the arguments (an object schema); default: no arguments.
-    pub parameters: Option<Value>,
-}
+pub use crate::protocol::calls::ClientTool;
 
 #[derive(Debug, Clone)]
 pub enum Target {

@@ -44,17 +44,9 @@ async fn list_users(
     Query(p): Query<Page>,
 ) -> Result<axum::Json<UserPage>, AppError> {
     let limit = page_limit(p.limit)?;
-    let after = p
-        .after
-        .map(|a| a.parse::<UserId>())
-        .transpose()
-        .map_err(|_| {
-            AppError::validation("after", "after must be a cursor from a previous page")
-        })?;
+    let after = crate::error::after_cursor::<UserId>(p.after.as_deref())?;
     let users = s.store.list_users(after, limit).await?;
-    let next_cursor = (users.len() == limit as usize)
-        .then(|| users.last().map(|u| u.id.to_string()))
-        .flatten();
+    let next_cursor = crate::error::next_cursor(&users, limit, |u| u.id.to_string());
     Ok(axum::Json(UserPage {
         data: users.iter().map(Into::into).collect(),
         next_cursor,

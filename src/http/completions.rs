@@ -57,17 +57,9 @@ async fn usage(
     axum::extract::Query(q): axum::extract::Query<UsagePage>,
 ) -> Result<axum::Json<UsageList>, AppError> {
     let limit = crate::error::page_limit(q.limit)?;
-    let after = q
-        .after
-        .map(|a| a.parse::<uuid::Uuid>())
-        .transpose()
-        .map_err(|_| {
-            AppError::validation("after", "after must be a cursor from a previous page")
-        })?;
+    let after = crate::error::after_cursor::<uuid::Uuid>(q.after.as_deref())?;
     let data = s.store.list_usage(p.user_id, after, limit).await?;
-    let next_cursor = (data.len() == limit as usize)
-        .then(|| data.last().map(|u| u.id.to_string()))
-        .flatten();
+    let next_cursor = crate::error::next_cursor(&data, limit, |u| u.id.to_string());
     Ok(axum::Json(UsageList { data, next_cursor }))
 }
 

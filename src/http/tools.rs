@@ -40,6 +40,9 @@ async fn list_tools(
     Path(id): Path<String>,
     axum::extract::Query(q): axum::extract::Query<ToolPage>,
 ) -> Result<axum::Json<ToolList>, AppError> {
-    let (data, next_cursor) = s.chat.tool_records(&p, &id, q.after, q.limit).await?;
+    let session = id
+        .parse()
+        .map_err(|_| AppError::validation("session_id", "session_id must be a UUID"))?;
+    let (data, next_cursor) = s.chat.tool_records(&p, session, q.after, q.limit).await?;
     Ok(axum::Json(ToolList { data, next_cursor }))
 }

@@ -9,7 +9,7 @@ use crate::{
     store::{McpServer, Store, StoreError},
 };
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -18,24 +18,7 @@ use uuid::Uuid;
 /// Longest server name; names prefix tool names (`<server>__<tool>`), so they stay short.
 pub const MAX_NAME: usize = 48;
 
-/// Fields of a server; all optional so the same shape serves create (where `name` and
-/// `transport` are required) and update (which changes only what is given).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct McpServerInput {
-    /// `[A-Za-z0-9_-]`, unique per user.
-    pub name: Option<String>,
-    /// `http` (Streamable HTTP) or `stdio`.
-    pub transport: Option<String>,
-    /// `http` only: the server's endpoint.
-    pub url: Option<String>,
-    /// `stdio` only: the name of a command the operator allowlisted (`mcp.stdio_allowlist`).
-    pub command: Option<String>,
-    /// `http` only: sent with every request (e.g. `Authorization`); stored, never shown back.
-    #[schema(value_type = Option<Object>)]
-    pub headers: Option<Map<String, Value>>,
-    pub enabled: Option<bool>,
-}
+pub use crate::protocol::calls::McpServerInput;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct McpServerView {

@@ -2,7 +2,7 @@
 //! `type`. Client requests carry an `id` that the one reply (`ok` or `error`) echoes. Unknown
 //! fields are ignored so clients can be newer than the server.
 
-use super::{json_guard, Channel, ErrorCode};
+use super::{json_guard, Call, Channel, ErrorCode};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -27,22 +27,7 @@ pub const RESERVED_EVENT_PREFIXES: [&str; 11] = [
     "user.",
     "server.",
 ];
-/// Requests answered by a handler that reads the frame's own fields.
-pub const CALLS: [&str; 13] = [
-    "chat.send",
-    "chat.cancel",
-    "tool.result",
-    "tool.list",
-    "mcp.list",
-    "mcp.create",
-    "mcp.update",
-    "mcp.delete",
-    "session.list",
-    "project.list",
-    "project.create",
-    "project.update",
-    "project.delete",
-];
+pub use super::calls::CALLS;
 
 /// Request ids are echoed back, so they are bounded too.
 pub const MAX_ID_LEN: usize = 64;
@@ -69,12 +54,10 @@ pub enum ClientFrame {
         session_id: String,
         mutations: Box<RawValue>,
     },
-    /// `session.list` and `project.*`: the whole frame is handed to the handler, which reads
-    /// its own fields.
+    /// A request answered by a service, its arguments read and typed.
     Call {
         id: String,
-        kind: &'static str,
-        frame: Box<RawValue>,
+        call: Call,
     },
     Unsubscribe {
         id: String,
@@ -207,15 +190,6 @@ impl ClientFrame {
             }
             "publish" => publish(read(text, &id, bad)?, id)?,
             "ping" => ClientFrame::Ping { id: need_id(id)? },
-            k if CALLS.contains(&k) => {
-                let kind = CALLS.iter().find(|c| **c == k).copied().unwrap_or_default();
-                let frame = RawValue::from_string(text.to_owned()).map_err(|e| bad(&id, e))?;
-                ClientFrame::Call {
-                    id: need_id(id)?,
-                    kind,
-                    frame,
-                }
-            }
             "session.push" => {
                 let b: PushBody = read(text, &id, bad)?;
                 ClientFrame::SessionPush {
@@ -224,14 +198,43 @@ impl ClientFrame {
                     mutations: b.mutations,
                 }
             }
-            other => {
-                return Err(DecodeError {
-                    id,
-                    code: ErrorCode::UnknownType,
-                    message: format!("unknown frame type {:?}", truncate(other, 40)),
-                })
-            }
+            other => match Call::decode(other, text) {
+                Some(Ok(call)) => ClientFrame::Call {
+                    id: need_id(id)?,
+                    call,
+                },
+                // As the services refuse a bad field: `invalid_request`, like REST's bodies.
+                Some(Err(e)) => {
+                    return Err(DecodeError {
+                        id,
+                        code: ErrorCode::InvalidRequest,
+                        message: format!("invalid {kind} frame: {e}"),
+                    })
+                }
+                None => {
+                    return Err(DecodeError {
+                        id,
+                        code: ErrorCode::UnknownType,
+                        message: format!("unknown frame type {:?}", truncate(other, 40)),
+                    })
+                }
+            },
         })
+    }
+
+    /// The frame type, as clients spell it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientFrame::Auth { .. } => "auth",
+            ClientFrame::AuthRefresh { .. } => "auth.refresh",
+            ClientFrame::Subscribe { .. } => "subscribe",
+            ClientFrame::Unsubscribe { .. } => "unsubscribe",
+            ClientFrame::Publish { .. } => "publish",
+            ClientFrame::Presence { .. } => "presence",
+            ClientFrame::SessionPush { .. } => "session.push",
+            ClientFrame::Call { call, .. } => call.kind(),
+            ClientFrame::Ping { .. } => "ping",
+        }
     }
 
     pub fn id(&self) -> Option<&str> {

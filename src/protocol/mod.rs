@@ -3,6 +3,7 @@
 //! arbitrary client payloads stay `RawValue` so they pass through without being re-parsed.
 //! protocol/README.md is the human version; protocol/schema/ has a JSON Schema per frame.
 
+pub mod calls;
 pub mod channel;
 pub mod close;
 pub mod error_code;
@@ -11,6 +12,7 @@ pub mod frames;
 pub mod json_guard;
 pub mod server_frames;
 
+pub use calls::Call;
 pub use channel::Channel;
 pub use close::CloseCode;
 pub use error_code::ErrorCode;

@@ -103,44 +103,7 @@ pub struct Project {
     pub updated_at: DateTime<Utc>,
 }
 
-/// What a client sets on a project.
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProjectFields {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default = "empty_object")]
-    #[schema(value_type = Object)]
-    pub settings: serde_json::Value,
-}
-
-fn empty_object() -> serde_json::Value {
-    serde_json::json!({})
-}
-
-impl ProjectFields {
-    /// Limits: name 1-100 characters, description up to 2000, settings an object up to 16 KiB.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let name = self.name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(("name", "name must be 1 to 100 characters".into()));
-        }
-        if self.description.chars().count() > 2000 {
-            return Err((
-                "description",
-                "description must be at most 2000 characters".into(),
-            ));
-        }
-        if !self.settings.is_object() || self.settings.to_string().len() > 16 * 1024 {
-            return Err((
-                "settings",
-                "settings must be a JSON object of at most 16 KiB".into(),
-            ));
-        }
-        Ok(())
-    }
-}
+pub use crate::protocol::calls::ProjectFields;
 
 /// One completion's usage (REST request or socket turn).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -8,7 +8,7 @@ use super::service::{channel_of, notify_list_changed};
 use crate::{
     bus::Bus,
     domain::{Email, MemberRole, SessionId, UserId},
-    error::{next_cursor, page_limit, AppError},
+    error::{after_cursor, next_cursor, page_limit, AppError},
     protocol::ListChange,
     store::{Session, Store},
     sync::{merge::Message, ops::MessageRole},
@@ -58,10 +58,7 @@ pub async fn list(
     limit: Option<u32>,
 ) -> Result<Page<(Session, MemberRole)>, AppError> {
     let limit = page_limit(limit)?;
-    let after = after
-        .map(str::parse::<SessionId>)
-        .transpose()
-        .map_err(|_| bad_cursor())?;
+    let after = after_cursor::<SessionId>(after)?;
     let rows = store.list_sessions(user, after, limit).await?;
     let next = next_cursor(&rows, limit, |(s, _)| s.id.to_string());
     Ok((rows, next))

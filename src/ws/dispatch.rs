@@ -192,8 +192,8 @@ impl Conn {
             ClientFrame::Ping { id } => {
                 self.reply_ok(&id, Some(json!({ "server_time": now_ms() })))
             }
-            ClientFrame::Call { id, kind, frame } => {
-                match super::calls::answer(&self.state, &self.principal, kind, frame.get()).await {
+            ClientFrame::Call { id, call } => {
+                match super::calls::answer(&self.state, &self.principal, call).await {
                     Ok(result) => self.reply_ok(&id, Some(result)),
                     Err(e) => self.reply_app_error(&id, &e),
                 }

@@ -1,0 +1,252 @@
+//! The requests a service answers (`chat.*`, `tool.*`, `mcp.*`, `session.list`, `project.*`)
+//! with their arguments, read when the frame is decoded: a handler gets typed ids and fields,
+//! never a string to parse. REST takes the same bodies (`McpServerInput`, `ProjectFields`).
+//! `protocol/schema/client/` describes each; a test decodes every example there into these.
+
+use crate::domain::SessionId;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Why a call's fields were refused, and which field.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {error}")]
+pub struct CallError {
+    /// Where in the frame (`turn_id`, `server.headers`, `.` for the frame itself).
+    pub field: String,
+    pub error: serde_json::Error,
+}
+
+/// A request answered by a service.
+#[derive(Debug)]
+pub enum Call {
+    ChatSend(ChatSend),
+    ChatCancel(ChatCancel),
+    ToolResult(ToolResult),
+    ToolList(ToolList),
+    McpList,
+    McpCreate(McpCreate),
+    McpUpdate(McpUpdate),
+    McpDelete(McpDelete),
+    SessionList(Page),
+    ProjectList,
+    ProjectCreate(ProjectCreate),
+    ProjectUpdate(ProjectUpdate),
+    ProjectDelete(ProjectDelete),
+}
+
+/// The frame types of `Call`, as clients spell them.
+pub const CALLS: [&str; 13] = [
+    "chat.send",
+    "chat.cancel",
+    "tool.result",
+    "tool.list",
+    "mcp.list",
+    "mcp.create",
+    "mcp.update",
+    "mcp.delete",
+    "session.list",
+    "project.list",
+    "project.create",
+    "project.update",
+    "project.delete",
+];
+
+impl Call {
+    /// The frame type this call came as.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Call::ChatSend(_) => "chat.send",
+            Call::ChatCancel(_) => "chat.cancel",
+            Call::ToolResult(_) => "tool.result",
+            Call::ToolList(_) => "tool.list",
+            Call::McpList => "mcp.list",
+            Call::McpCreate(_) => "mcp.create",
+            Call::McpUpdate(_) => "mcp.update",
+            Call::McpDelete(_) => "mcp.delete",
+            Call::SessionList(_) => "session.list",
+            Call::ProjectList => "project.list",
+            Call::ProjectCreate(_) => "project.create",
+            Call::ProjectUpdate(_) => "project.update",
+            Call::ProjectDelete(_) => "project.delete",
+        }
+    }
+
+    /// The call a frame of type `kind` carries, read from the whole frame `text`; `None` for a
+    /// type that is not a call.
+    pub fn decode(kind: &str, text: &str) -> Option<Result<Self, CallError>> {
+        fn read<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, CallError> {
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text)).map_err(
+                |e| CallError {
+                    field: e.path().to_string(),
+                    error: e.into_inner(),
+                },
+            )
+        }
+        Some(match kind {
+            "chat.send" => read(text).map(Call::ChatSend),
+            "chat.cancel" => read(text).map(Call::ChatCancel),
+            "tool.result" => read(text).map(Call::ToolResult),
+            "tool.list" => read(text).map(Call::ToolList),
+            "mcp.list" => Ok(Call::McpList),
+            "mcp.create" => read(text).map(Call::McpCreate),
+            "mcp.update" => read(text).map(Call::McpUpdate),
+            "mcp.delete" => read(text).map(Call::McpDelete),
+            "session.list" => read(text).map(Call::SessionList),
+            "project.list" => Ok(Call::ProjectList),
+            "project.create" => read(text).map(Call::ProjectCreate),
+            "project.update" => read(text).map(Call::ProjectUpdate),
+            "project.delete" => read(text).map(Call::ProjectDelete),
+            _ => return None,
+        })
+    }
+}
+
+/// `session.list`, `tool.list`: the page after a previous page's `next_cursor`.
+#[derive(Debug, Default, Deserialize)]
+pub struct Page {
+    #[serde(default)]
+    pub after: Option<String>,
+    /// 1 to 100; default 50.
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChatSend {
+    pub session_id: SessionId,
+    /// The user's message text.
+    pub message: String,
+    /// The id the user's message gets (so the client can show it at once); generated if absent.
+    pub message_id: Option<String>,
+    /// Overrides the session's model (then `chat.default_model`).
+    pub model: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+    /// Tools this client runs itself: offered to the model, and calls to them are forwarded
+    /// as `tool.call` for the client to answer with `tool.result`.
+    #[serde(default)]
+    pub tools: Vec<ClientTool>,
+}
+
+/// A tool the client offers to run itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTool {
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema of the arguments (an object schema); default: no arguments.
+    pub parameters: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChatCancel {
+    pub turn_id: Uuid,
+}
+
+/// A client's answer to a `tool.call` for one of its tools: `result` (any JSON) or `error`.
+#[derive(Debug, Deserialize)]
+pub struct ToolResult {
+    pub turn_id: Uuid,
+    pub call_id: String,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ToolList {
+    pub session_id: SessionId,
+    #[serde(flatten)]
+    pub page: Page,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct McpCreate {
+    pub server: McpServerInput,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct McpUpdate {
+    pub server_id: Uuid,
+    pub server: McpServerInput,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct McpDelete {
+    pub server_id: Uuid,
+}
+
+/// Fields of a server; all optional so the same shape serves create (where `name` and
+/// `transport` are required) and update (which changes only what is given).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerInput {
+    /// `[A-Za-z0-9_-]`, unique per user.
+    pub name: Option<String>,
+    /// `http` (Streamable HTTP) or `stdio`.
+    pub transport: Option<String>,
+    /// `http` only: the server's endpoint.
+    pub url: Option<String>,
+    /// `stdio` only: the name of a command the operator allowlisted (`mcp.stdio_allowlist`).
+    pub command: Option<String>,
+    /// `http` only: sent with every request (e.g. `Authorization`); stored, never shown back.
+    #[schema(value_type = Option<Object>)]
+    pub headers: Option<Map<String, Value>>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProjectCreate {
+    pub project: ProjectFields,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProjectUpdate {
+    pub project_id: Uuid,
+    pub project: ProjectFields,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProjectDelete {
+    pub project_id: Uuid,
+}
+
+/// What a client sets on a project.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectFields {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+impl ProjectFields {
+    /// Limits: name 1-100 characters, description up to 2000, settings an object up to 16 KiB.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(("name", "name must be 1 to 100 characters".into()));
+        }
+        if self.description.chars().count() > 2000 {
+            return Err((
+                "description",
+                "description must be at most 2000 characters".into(),
+            ));
+        }
+        if !self.settings.is_object() || self.settings.to_string().len() > 16 * 1024 {
+            return Err((
+                "settings",
+                "settings must be a JSON object of at most 16 KiB".into(),
+            ));
+        }
+        Ok(())
+    }
+}
