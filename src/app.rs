@@ -235,7 +235,10 @@ fn services(
         requests,
     } = t.inbox;
     mcp.serve_requests(requests, &tracker, shutdown.clone());
-    let live = Arc::new(LiveTurns::default());
+    let claims: Option<Box<dyn crate::bus::Lease>> = redis
+        .clone()
+        .map(|r| Box::new(crate::bus::RedisLease::new(r)) as Box<dyn crate::bus::Lease>);
+    let live = Arc::new(LiveTurns::new(t.bus.clone(), claims));
     tracker.spawn(live.clone().serve_cancels(inbox_cancels, shutdown.clone()));
     let chat = Arc::new(ChatService {
         completions: completions(&config, &store, &redis, &shutdown, &tracker)?,

@@ -21,14 +21,16 @@
 //! * `http` never touches SQL; `store` never knows about HTTP; `domain` imports nothing of ours.
 //! * Only `bus/` speaks Redis (`bus::Shared` and `bus::Lease` for state other modules share).
 //!
-//! A chat delta, from the provider to the socket:
+//! A chat delta, from the provider to the socket (five steps; seven files, two more when it
+//! crosses to another instance):
 //!
 //! 1. `llm/openai.rs` (or `anthropic.rs`) decodes the upstream stream into `llm::Chunk`s;
-//! 2. `chat/turn/round.rs` makes each text chunk the next `chat.delta`, encoded once by
-//!    `protocol/events.rs`;
-//! 3. `bus/local.rs` (or `bus/redis.rs` + `bus/redis_turns.rs` for other instances) appends it
-//!    to the live turn and hands it to the hub;
-//! 4. `hub/mod.rs` → `hub/outbox.rs` put the same bytes in each subscriber's bounded queue;
+//! 2. `chat/turn/round.rs` makes each text chunk the next `chat.delta`: appended to the live
+//!    turn (`chat/live.rs`, what a subscriber joining mid-turn reads) and encoded once
+//!    (`protocol/events.rs`);
+//! 3. `bus/local.rs` hands it to the hub (`bus/redis.rs` also queues it for `bus/redis_turns.rs`,
+//!    which writes it to Redis for the other instances);
+//! 4. `hub/mod.rs` puts the same bytes in each subscriber's bounded queue (`hub/outbox.rs`);
 //! 5. `ws/writer.rs` writes them to the socket.
 
 #![warn(clippy::unwrap_used)]

@@ -1,7 +1,7 @@
 //! The in-process bus: one instance, no Redis. Presence lives in memory.
 
 use super::replies::{Handed, Replies, Waiter};
-use super::{turns::LocalTurns, Bus, BusState, Control, Inbox, LiveTurn, TurnView};
+use super::{Bus, BusState, Control, Inbox};
 use crate::{hub::Hub, protocol::Member};
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
@@ -14,7 +14,6 @@ pub struct LocalBus {
     inbox: Inbox,
     replies: Arc<Replies>,
     presence: DashMap<String, Vec<Member>>,
-    turns: LocalTurns,
 }
 
 impl LocalBus {
@@ -24,7 +23,6 @@ impl LocalBus {
             inbox,
             replies: Arc::default(),
             presence: DashMap::new(),
-            turns: LocalTurns::default(),
         }
     }
 }
@@ -75,37 +73,27 @@ impl Bus for LocalBus {
         BusState::Local
     }
 
-    async fn turn_claim(&self, turn: &LiveTurn) -> bool {
-        self.turns.claim(turn)
-    }
-
-    async fn turn_refresh(&self, _turn: &LiveTurn) {}
-
-    async fn turn_flush(&self, _turn: &LiveTurn) {}
-
-    async fn turn_release(&self, turn: &LiveTurn) {
-        self.turns.release(turn);
-    }
-
-    async fn turn_active(&self, session: &str) -> Option<TurnView> {
-        self.turns.view(session)
-    }
-
-    async fn turn_session(&self, turn: uuid::Uuid) -> Option<String> {
-        self.turns.session_of(turn)
-    }
-
     async fn publish_delta(
         &self,
         channel: &str,
-        turn: &LiveTurn,
+        turn: uuid::Uuid,
         index: u64,
-        text: &str,
+        _text: &str,
         frame: Utf8Bytes,
     ) {
-        self.turns.append(turn, index, text);
-        self.hub.deliver_delta(channel, turn.turn_id, index, &frame);
+        self.hub.deliver_delta(channel, turn, index, &frame);
     }
+
+    async fn flush_deltas(&self, _turn: uuid::Uuid) {}
+
+    async fn keep_deltas(&self, _turn: uuid::Uuid) {}
+
+    /// One instance: every turn runs here, and chat keeps its content.
+    async fn delta_content(&self, _turn: uuid::Uuid) -> Option<(String, u64)> {
+        None
+    }
+
+    async fn end_deltas(&self, _turn: uuid::Uuid) {}
 
     async fn expect_reply(&self, key: &str, owner: &str, _ttl: std::time::Duration) -> Waiter {
         self.replies.wait(key.to_owned(), owner.to_owned())

@@ -14,13 +14,11 @@ mod redis_subscriber;
 mod redis_turns;
 pub mod replies;
 pub mod shared;
-mod turns;
 
 pub use control::{Control, Inbox, InboxRx, McpCall, Request};
 pub use lease::{Lease, LocalLease, RedisLease};
 pub use replies::{Handed, Waiter};
 pub use shared::{Shared, Unreachable};
-pub use turns::{LiveTurn, TurnView};
 
 use crate::protocol::ErrorCode;
 use crate::protocol::{event_frame, Member, ServerEvent};
@@ -67,30 +65,29 @@ pub trait Bus: Send + Sync + 'static {
     async fn presence(&self, channel: &str) -> Vec<Member>;
     fn state(&self) -> BusState;
 
-    // Chat turns: one active turn per session, its growing content, and its deltas.
+    // A chat turn's deltas: delivered here at once, and written to Redis (content, last index
+    // and the delta's PUBLISH in one transaction) for the other instances.
 
-    /// Claims `turn.session`'s one active turn; false if another turn holds it.
-    async fn turn_claim(&self, turn: &LiveTurn) -> bool;
-    /// Keeps a running turn's claim alive (a crashed owner's claim expires).
-    async fn turn_refresh(&self, turn: &LiveTurn);
-    async fn turn_release(&self, turn: &LiveTurn);
-    /// Returns once every delta of `turn` published so far has reached the other instances'
-    /// path (so events sent after it cannot overtake them).
-    async fn turn_flush(&self, turn: &LiveTurn);
-    /// The active turn of `session`, with its content up to the delta `index`.
-    async fn turn_active(&self, session: &str) -> Option<TurnView>;
-    /// The session of a running turn, from its id (for `chat.cancel`).
-    async fn turn_session(&self, turn: uuid::Uuid) -> Option<String>;
-    /// Appends delta `index` (`text`) to the turn's content and delivers `frame`, as one step:
-    /// whoever reads the content after subscribing receives every delta past it.
+    /// Delivers delta `index` (`text`, encoded as `frame`) of `turn` on `channel`.
     async fn publish_delta(
         &self,
         channel: &str,
-        turn: &LiveTurn,
+        turn: uuid::Uuid,
         index: u64,
         text: &str,
         frame: Utf8Bytes,
     );
+    /// Returns once every delta of `turn` published so far has reached the other instances'
+    /// path (so events sent after it cannot overtake them).
+    async fn flush_deltas(&self, turn: uuid::Uuid);
+    /// Keeps what other instances read of `turn` (its content) alive while it runs.
+    async fn keep_deltas(&self, turn: uuid::Uuid);
+    /// `turn`'s content and last delta index as other instances see it (for a turn that runs
+    /// elsewhere).
+    async fn delta_content(&self, turn: uuid::Uuid) -> Option<(String, u64)>;
+    /// The turn ended: its deltas flushed, then what other instances read of it dropped.
+    async fn end_deltas(&self, turn: uuid::Uuid);
+
     // Answers and requests between instances (client tool results, MCP tool calls).
 
     /// Awaits the answer `key` from `owner` for up to `ttl`: here, and registered where every

@@ -7,7 +7,7 @@
 //! encoded frame exactly as clients receive it.
 
 use super::replies::{Handed, Replies, Waiter};
-use super::{turns::LocalTurns, Bus, BusState, Control, Inbox, LiveTurn, TurnView};
+use super::{Bus, BusState, Control, Inbox};
 use crate::bus::redis_conn::RedisConn;
 use crate::{hub::Hub, protocol::Member};
 use async_trait::async_trait;
@@ -38,7 +38,6 @@ pub(super) const OP_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct RedisBus {
     inner: Arc<Inner>,
     watch_tx: mpsc::Sender<oneshot::Sender<()>>,
-    turns: LocalTurns,
     deltas: super::redis_turns::DeltaWriters,
 }
 
@@ -48,8 +47,6 @@ pub(super) struct Inner {
     /// Answers awaited by tasks here (see `replies`).
     pub(super) replies: Arc<Replies>,
     pub(super) conn: Arc<RedisConn>,
-    /// Chat turns' claims on their sessions.
-    pub(super) lease: super::RedisLease,
     pub(super) client: redis::Client,
     pub(super) prefix: String,
     /// `<prefix>ch:` and `<prefix>ctl`, built once: `on_message` runs for every bus message.
@@ -73,7 +70,6 @@ impl RedisBus {
             hub,
             inbox,
             replies: Arc::default(),
-            lease: super::RedisLease::new(super::Shared::new(conn.clone(), prefix.clone())),
             conn,
             client,
             channel_prefix: format!("{prefix}ch:"),
@@ -92,7 +88,6 @@ impl RedisBus {
         Self {
             inner,
             watch_tx,
-            turns: LocalTurns::default(),
             deltas: Default::default(),
         }
     }
@@ -276,66 +271,38 @@ impl Bus for RedisBus {
         }
     }
 
-    async fn turn_claim(&self, turn: &LiveTurn) -> bool {
-        if !self.turns.claim(turn) {
-            return false;
-        }
-        match self.inner.turn_claim(turn).await {
-            Some(false) => {
-                self.turns.release(turn);
-                false
-            }
-            // Redis unreachable: the local claim stands (this instance can still serve).
-            Some(true) | None => true,
-        }
-    }
-
-    async fn turn_refresh(&self, turn: &LiveTurn) {
-        self.inner.turn_refresh(turn).await;
-    }
-
-    async fn turn_flush(&self, turn: &LiveTurn) {
-        self.deltas.flush(turn.turn_id).await;
-    }
-
-    async fn turn_release(&self, turn: &LiveTurn) {
-        self.deltas.flush(turn.turn_id).await;
-        self.turns.release(turn);
-        self.inner.turn_release(turn).await;
-    }
-
-    async fn turn_active(&self, session: &str) -> Option<TurnView> {
-        match self.turns.view(session) {
-            Some(v) => Some(v),
-            None => self.inner.turn_active(session).await,
-        }
-    }
-
-    async fn turn_session(&self, turn: uuid::Uuid) -> Option<String> {
-        match self.turns.session_of(turn) {
-            Some(s) => Some(s),
-            None => self.inner.turn_session(turn).await,
-        }
-    }
-
     async fn publish_delta(
         &self,
         channel: &str,
-        turn: &LiveTurn,
+        turn: uuid::Uuid,
         index: u64,
         text: &str,
         frame: Utf8Bytes,
     ) {
-        self.turns.append(turn, index, text);
-        self.inner
-            .hub
-            .deliver_delta(channel, turn.turn_id, index, &frame);
+        self.inner.hub.deliver_delta(channel, turn, index, &frame);
         let delta = super::redis_turns::Delta {
             index,
             text: text.to_owned(),
             frame,
         };
-        self.deltas.send(&self.inner, turn, delta);
+        self.deltas.send(&self.inner, turn, channel, delta);
+    }
+
+    async fn flush_deltas(&self, turn: uuid::Uuid) {
+        self.deltas.flush(turn).await;
+    }
+
+    async fn keep_deltas(&self, turn: uuid::Uuid) {
+        self.inner.keep_deltas(turn).await;
+    }
+
+    async fn delta_content(&self, turn: uuid::Uuid) -> Option<(String, u64)> {
+        self.inner.delta_content(turn).await
+    }
+
+    async fn end_deltas(&self, turn: uuid::Uuid) {
+        self.deltas.flush(turn).await;
+        self.inner.drop_deltas(turn).await;
     }
 
     async fn expect_reply(&self, key: &str, owner: &str, ttl: Duration) -> Waiter {

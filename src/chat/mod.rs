@@ -19,7 +19,7 @@ mod turn;
 pub mod usage;
 
 use crate::{
-    bus::{Bus, LiveTurn},
+    bus::Bus,
     config::ChatConfig,
     domain::Principal,
     domain::SessionId,
@@ -31,6 +31,7 @@ use crate::{
     },
 };
 use completion::Completions;
+use live::LiveTurn;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -82,8 +83,9 @@ impl ChatService {
             message_id: format!("msg-{}", uuid::Uuid::now_v7().simple()),
             model: plan.model.clone(),
         };
-        if !self.bus.turn_claim(&turn).await {
-            let running = self.bus.turn_active(&turn.session).await;
+        let cancel = CancellationToken::new();
+        if !self.live.claim(&turn, cancel.clone()).await {
+            let running = self.live.view(&turn.session).await;
             return Err(AppError::TurnActive(format!(
                 "a turn is already running in this session{}; wait for chat.done or send chat.cancel",
                 running.map_or(String::new(), |t| format!(" (turn {})", t.turn_id))
@@ -95,7 +97,7 @@ impl ChatService {
         let version = match self.sync.push_server(who.user_id, session, first).await {
             Ok((MutationResult::Applied { version, .. }, _)) => version,
             other => {
-                self.bus.turn_release(&turn).await;
+                self.live.release(&turn).await;
                 return Err(match other {
                     Ok((MutationResult::Refused { error, .. }, _)) => {
                         AppError::validation("message_id", error)
@@ -105,8 +107,6 @@ impl ChatService {
                 });
             }
         };
-        let cancel = CancellationToken::new();
-        self.live.register(turn_id, cancel.clone());
         let run = turn::Run {
             chat: self.clone(),
             user: who.user_id,
@@ -236,8 +236,8 @@ impl ChatService {
     pub async fn cancel(&self, who: &Principal, turn: uuid::Uuid) -> Result<(), AppError> {
         let not_running = || AppError::NotFound("no running turn with that id".into());
         let session: SessionId = self
-            .bus
-            .turn_session(turn)
+            .live
+            .session_of(turn)
             .await
             .and_then(|s| s.parse().ok())
             .ok_or_else(not_running)?;

@@ -183,7 +183,7 @@ impl Conn {
         session: SessionId,
         body: &mut serde_json::Value,
     ) -> Option<crate::hub::Floor> {
-        let t = self.state.bus.turn_active(&session.to_string()).await?;
+        let t = self.state.chat.live.view(&session.to_string()).await?;
         let floor = (t.turn_id, t.index);
         body["turn"] = json!(t);
         Some(floor)

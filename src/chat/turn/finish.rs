@@ -50,8 +50,7 @@ impl Run {
                 message: "the answer could not be saved".into(),
             },
         };
-        self.chat.bus.turn_release(&self.turn).await;
-        self.chat.live.unregister(self.turn.turn_id);
+        self.chat.live.release(&self.turn).await;
         let (turn_id, message_id) = (self.turn.turn_id, self.turn.message_id.as_str());
         let index = out.index;
         let usage = raw(&out.usage);

@@ -13,7 +13,7 @@ mod round;
 
 use super::{completion::Prepared, tools::Toolbox, ChatService};
 use crate::{
-    bus::LiveTurn,
+    chat::live::LiveTurn,
     domain::Principal,
     domain::{SessionId, UserId},
     llm::{ChatMessage, ChatRequest, FinishReason, Role, ToolCall, ToolChoice, Usage},
@@ -103,7 +103,7 @@ struct Clock {
     refresh: tokio::time::Interval,
 }
 
-/// The claim is refreshed this often (it expires after `TURN_TTL_MS` without it).
+/// The claim is refreshed this often (it expires after `live::TURN_TTL` without it).
 const REFRESH: Duration = Duration::from_secs(5);
 
 impl Run {
@@ -143,7 +143,7 @@ impl Run {
         // The provider stream is gone by now (dropped with its round): the upstream request is
         // closed before anything below waits. The deltas reach other instances before the
         // final message and the closing event can.
-        self.chat.bus.turn_flush(&self.turn).await;
+        self.chat.bus.flush_deltas(self.turn.turn_id).await;
         drop(saving);
         let next_id = saver.await.unwrap_or(2);
         self.finish(end, out, next_id).await;
@@ -192,7 +192,7 @@ impl Run {
             out.rounds += 1;
             saving.now(&out.content);
             // Deltas so far reach every instance before the tool events do.
-            self.chat.bus.turn_flush(&self.turn).await;
+            self.chat.bus.flush_deltas(self.turn.turn_id).await;
             let answers = match self.tool_round(&calls, clock).await {
                 Ok(a) => a,
                 Err(end) => return end,
@@ -239,7 +239,7 @@ impl Run {
                     (&mut running).await;
                     return Err(End::timeout(self.chat.config.max_turn_secs));
                 }
-                _ = clock.refresh.tick() => self.chat.bus.turn_refresh(&self.turn).await,
+                _ = clock.refresh.tick() => self.chat.live.refresh(&self.turn).await,
             }
         }
     }

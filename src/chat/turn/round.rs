@@ -38,7 +38,7 @@ impl Run {
                 _ = self.cancel.cancelled() => return Err(End::Cancelled),
                 _ = &mut clock.deadline => return Err(End::timeout(cfg.max_turn_secs)),
                 _ = clock.refresh.tick() => {
-                    self.chat.bus.turn_refresh(&self.turn).await;
+                    self.chat.live.refresh(&self.turn).await;
                     continue;
                 }
                 n = stream.next() => n,
@@ -102,9 +102,10 @@ impl Run {
                 text: &t,
             },
         );
+        self.chat.live.append(&self.turn, out.index, &t);
         self.chat
             .bus
-            .publish_delta(&self.channel, &self.turn, out.index, &t, frame)
+            .publish_delta(&self.channel, self.turn.turn_id, out.index, &t, frame)
             .await;
         saving.if_due(&out.content);
         true
