@@ -6,12 +6,15 @@ mod helpers;
 
 mod auth;
 mod auth_attacks;
+mod auth_keys;
 mod chat;
 mod chat_faults;
+mod chat_shutdown;
 mod clients;
 mod completions;
 mod completions_errors;
 mod edge_attacks;
+mod edge_metrics;
 mod errors;
 mod health;
 mod layers;

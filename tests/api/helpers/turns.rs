@@ -1,6 +1,10 @@
 //! Following one chat turn on a socket: its deltas, its tool events and how it ended.
 
-use super::ws::WsClient;
+use super::completions::route_upstream;
+use super::fixtures::Member;
+use super::upstream::Upstream;
+use super::ws::{connect_authed, WsClient};
+use super::TestApp;
 use serde_json::{json, Value};
 
 /// Everything one turn emitted on the session channel, in order.
@@ -108,4 +112,35 @@ pub async fn follow(c: &mut WsClient, ch: &str, turn: &str, how: Follow) -> Turn
             _ => {}
         }
     }
+}
+
+/// The session's assistant message `id`, as a fresh subscriber's snapshot shows it.
+pub async fn message(app: &TestApp, who: &Member, ch: &str, id: &str) -> Value {
+    let mut c = connect_authed(&app.base, &who.tokens.access).await;
+    let r = c.subscribe(ch).await;
+    let msgs = r["result"]["snapshot"]["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    c.close().await;
+    msgs.into_iter()
+        .find(|m| m["id"] == id)
+        .expect("message in snapshot")
+}
+
+pub async fn send(c: &mut WsClient, ch: &str, model: &str, text: &str) -> Value {
+    let r = c
+        .request(
+            "chat.send",
+            json!({"session_id": ch.strip_prefix("session:").unwrap(), "message": text, "model": model}),
+        )
+        .await;
+    assert_eq!(r["type"], "ok", "{r}");
+    r["result"].clone()
+}
+
+/// The completion routes, and `oa-slow40`: 40 deltas, 25 ms apart.
+pub fn slow_routes(c: &mut switchyard::config::Config, up: &Upstream) {
+    route_upstream(c, up);
+    c.llm.models.push("oa-slow40=openai:slow:40:25".into());
 }
