@@ -5,7 +5,7 @@
 //! instance's copy first, so a turn running here never depends on Redis) and gets every delta
 //! after what it read.
 
-use crate::bus::{Bus, Lease, LocalLease};
+use crate::bus::{Bus, Lease};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use std::{sync::Arc, time::Duration};
@@ -50,10 +50,9 @@ pub struct LiveTurns {
     bus: Arc<dyn Bus>,
     /// Turns running here, by session (one each).
     here: DashMap<String, Running>,
-    /// Sessions' claims every instance sees, when Redis is configured.
+    /// Sessions' claims every instance sees, when Redis is configured (alone, `here` is the
+    /// whole truth).
     shared: Option<Box<dyn Lease>>,
-    /// Stands in for `shared` when there is none, so the rules are the same.
-    local: LocalLease,
 }
 
 fn session_lease(session: &str) -> String {
@@ -70,12 +69,7 @@ impl LiveTurns {
             bus,
             here: DashMap::new(),
             shared,
-            local: LocalLease::default(),
         }
-    }
-
-    fn lease(&self) -> &dyn Lease {
-        self.shared.as_deref().unwrap_or(&self.local)
     }
 
     /// Claims `turn.session` for `turn`; false when another turn holds it. Redis being away
@@ -92,11 +86,10 @@ impl LiveTurns {
                 });
             }
         }
-        let Ok(me) = serde_json::to_string(turn) else {
+        let (Some(lease), Ok(me)) = (self.shared.as_deref(), serde_json::to_string(turn)) else {
             return true;
         };
-        match self
-            .lease()
+        match lease
             .claim(&session_lease(&turn.session), &me, TURN_TTL)
             .await
         {
@@ -107,8 +100,7 @@ impl LiveTurns {
             Ok(true) => {}
             Err(e) => tracing::warn!(error = %e, "turn claim not recorded in redis"),
         }
-        let _ = self
-            .lease()
+        let _ = lease
             .claim(&turn_lease(turn.turn_id), &turn.session, TURN_TTL)
             .await;
         true
@@ -116,10 +108,10 @@ impl LiveTurns {
 
     /// Keeps a running turn's claim alive, and its content for other instances.
     pub async fn refresh(&self, turn: &LiveTurn) {
-        let Ok(me) = serde_json::to_string(turn) else {
+        self.bus.keep_deltas(turn.turn_id).await;
+        let (Some(lease), Ok(me)) = (self.shared.as_deref(), serde_json::to_string(turn)) else {
             return;
         };
-        let lease = self.lease();
         match lease
             .refresh(&session_lease(&turn.session), &me, TURN_TTL)
             .await
@@ -131,25 +123,24 @@ impl LiveTurns {
         let _ = lease
             .refresh(&turn_lease(turn.turn_id), &turn.session, TURN_TTL)
             .await;
-        self.bus.keep_deltas(turn.turn_id).await;
     }
 
-    /// The turn ended: its deltas are out (`end_deltas` waits for them), then the session is
-    /// free.
+    /// The turn ended: its deltas are out first, then the session is free, then what other
+    /// instances read of its content goes (a reader finds the claim before the content, so it
+    /// never sees a turn without its content).
     pub async fn release(&self, turn: &LiveTurn) {
-        self.bus.end_deltas(turn.turn_id).await;
+        self.bus.flush_deltas(turn.turn_id).await;
         self.here
             .remove_if(&turn.session, |_, r| r.turn.turn_id == turn.turn_id);
-        let Ok(me) = serde_json::to_string(turn) else {
-            return;
-        };
-        let lease = self.lease();
-        if let Err(e) = lease.release(&session_lease(&turn.session), &me, &[]).await {
-            tracing::warn!(error = %e, "turn claim not released; it expires on its own");
+        if let (Some(lease), Ok(me)) = (self.shared.as_deref(), serde_json::to_string(turn)) {
+            if let Err(e) = lease.release(&session_lease(&turn.session), &me, &[]).await {
+                tracing::warn!(error = %e, "turn claim not released; it expires on its own");
+            }
+            let _ = lease
+                .release(&turn_lease(turn.turn_id), &turn.session, &[])
+                .await;
         }
-        let _ = lease
-            .release(&turn_lease(turn.turn_id), &turn.session, &[])
-            .await;
+        self.bus.end_deltas(turn.turn_id).await;
     }
 
     /// Adds delta `index` to this instance's copy of the content. Called before the delta is
@@ -178,7 +169,7 @@ impl LiveTurns {
         let shared = self.shared.as_deref()?;
         let raw = shared.holder(&session_lease(session)).await.ok()??;
         let t: LiveTurn = serde_json::from_str(&raw).ok()?;
-        let (content, index) = self.bus.delta_content(t.turn_id).await.unwrap_or_default();
+        let (content, index) = self.bus.delta_content(t.turn_id).await?;
         Some(TurnView {
             turn_id: t.turn_id,
             message_id: t.message_id,

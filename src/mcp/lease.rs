@@ -27,12 +27,17 @@ pub(super) fn status_key(user: UserId) -> String {
 impl McpManager {
     /// Takes (or keeps) the user's lease; true when this instance runs the user's clients.
     pub(super) async fn lease(&self, user: UserId) -> bool {
+        let Some(lease) = self.lease.as_deref() else {
+            // One instance: it runs everyone's clients, whatever its loop's pace.
+            self.owned.insert(user, ());
+            return true;
+        };
         let held = self.owned.contains_key(&user);
         let (key, me) = (lease_key(user), self.instance.as_str());
         let ok = if held {
-            self.lease.refresh(&key, me, LEASE).await
+            lease.refresh(&key, me, LEASE).await
         } else {
-            self.lease.claim(&key, me, LEASE).await
+            lease.claim(&key, me, LEASE).await
         };
         match ok {
             Ok(true) => {
@@ -59,9 +64,11 @@ impl McpManager {
         self.owned.remove(&user);
         self.last_seen.remove(&user);
         self.stop_user(user).await;
+        let Some(lease) = self.lease.as_deref() else {
+            return;
+        };
         let status = [status_key(user)];
-        if let Err(e) = self
-            .lease
+        if let Err(e) = lease
             .release(&lease_key(user), &self.instance, &status)
             .await
         {

@@ -13,7 +13,7 @@
 
 use super::{client::Target, lease::status_key, status::Status};
 use crate::{
-    bus::{Bus, Lease, LocalLease, RedisLease, Shared},
+    bus::{Bus, Lease, RedisLease, Shared},
     config::McpConfig,
     domain::UserId,
     store::{McpServer, Store},
@@ -52,8 +52,8 @@ pub struct McpManager {
     pub(super) bus: Arc<dyn Bus>,
     /// Redis, when other instances may run some users' clients (status is kept there).
     pub(super) shared: Option<Shared>,
-    /// Which instance runs each user's clients (in Redis when shared).
-    pub(super) lease: Box<dyn Lease>,
+    /// Which instance runs each user's clients, when there are others (Redis).
+    pub(super) lease: Option<Box<dyn Lease>>,
     pub(super) cfg: McpConfig,
     /// Every secret of the server's configuration, scrubbed from what users see.
     pub(super) secrets: Vec<String>,
@@ -97,10 +97,9 @@ impl McpManager {
         Arc::new(Self {
             store,
             bus,
-            lease: match &shared {
-                Some(s) => Box::new(RedisLease::new(s.clone())),
-                None => Box::new(LocalLease::default()),
-            },
+            lease: shared
+                .clone()
+                .map(|s| Box::new(RedisLease::new(s)) as Box<dyn Lease>),
             shared,
             cfg,
             secrets,

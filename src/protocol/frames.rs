@@ -199,17 +199,15 @@ impl ClientFrame {
                 }
             }
             other => match Call::decode(other, text) {
-                Some(Ok(call)) => ClientFrame::Call {
-                    id: need_id(id)?,
-                    call,
-                },
-                // As the services refuse a bad field: `invalid_request`, like REST's bodies.
-                Some(Err(e)) => {
-                    return Err(DecodeError {
-                        id,
+                Some(decoded) => {
+                    let id = need_id(id)?;
+                    // As the services refuse a bad field: `invalid_request`, like REST's bodies.
+                    let call = decoded.map_err(|e| DecodeError {
+                        id: Some(id.clone()),
                         code: ErrorCode::InvalidRequest,
                         message: format!("invalid {kind} frame: {e}"),
-                    })
+                    })?;
+                    ClientFrame::Call { id, call }
                 }
                 None => {
                     return Err(DecodeError {

@@ -85,14 +85,15 @@ struct Saving {
 }
 
 impl Saving {
-    fn now(&mut self, content: &str) {
-        self.last = Instant::now();
+    /// Hands the content over now, the interval's clock untouched (before a tool round).
+    fn push(&self, content: &str) {
         self.tx.send_replace(content.to_owned());
     }
 
     fn if_due(&mut self, content: &str) {
         if self.last.elapsed() >= self.every {
-            self.now(content);
+            self.last = Instant::now();
+            self.push(content);
         }
     }
 }
@@ -190,7 +191,7 @@ impl Run {
                 return End::Complete;
             }
             out.rounds += 1;
-            saving.now(&out.content);
+            saving.push(&out.content);
             // Deltas so far reach every instance before the tool events do.
             self.chat.bus.flush_deltas(self.turn.turn_id).await;
             let answers = match self.tool_round(&calls, clock).await {
