@@ -1,12 +1,11 @@
 //! Leases: one holder of a name at a time across instances, expiring unless the holder
 //! refreshes it, so a crashed holder frees it. Chat turns lease their session (one turn per
-//! session) and the MCP manager leases each user it runs clients for. In Redis when it is
-//! configured (`RedisLease`), in this process otherwise (`LocalLease`).
+//! session) and the MCP manager leases each user it runs clients for. Only instances that share
+//! Redis need one (`RedisLease`); alone, an instance's own state is the whole truth.
 
 use super::shared::{Shared, Unreachable};
 use async_trait::async_trait;
-use dashmap::DashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[async_trait]
 pub trait Lease: Send + Sync + 'static {
@@ -21,58 +20,6 @@ pub trait Lease: Send + Sync + 'static {
         -> Result<bool, Unreachable>;
     /// Who holds `name` now.
     async fn holder(&self, name: &str) -> Result<Option<String>, Unreachable>;
-}
-
-/// Leases of one instance: nobody else competes, but the same rules hold (a second claim
-/// while held is refused; an expired lease is free).
-#[derive(Default)]
-pub struct LocalLease {
-    held: DashMap<String, (String, Instant)>,
-}
-
-#[async_trait]
-impl Lease for LocalLease {
-    async fn claim(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, Unreachable> {
-        let now = Instant::now();
-        let mut e = self
-            .held
-            .entry(name.to_owned())
-            .or_insert_with(|| (holder.to_owned(), now));
-        if e.0 != holder && e.1 > now {
-            return Ok(false);
-        }
-        *e = (holder.to_owned(), now + ttl);
-        Ok(true)
-    }
-
-    async fn refresh(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, Unreachable> {
-        let now = Instant::now();
-        Ok(match self.held.get_mut(name) {
-            Some(mut e) if e.0 == holder && e.1 > now => {
-                e.1 = now + ttl;
-                true
-            }
-            _ => false,
-        })
-    }
-
-    async fn release(
-        &self,
-        name: &str,
-        holder: &str,
-        _with: &[String],
-    ) -> Result<bool, Unreachable> {
-        Ok(self.held.remove_if(name, |_, e| e.0 == holder).is_some())
-    }
-
-    async fn holder(&self, name: &str) -> Result<Option<String>, Unreachable> {
-        let now = Instant::now();
-        Ok(self
-            .held
-            .get(name)
-            .filter(|e| e.1 > now)
-            .map(|e| e.0.clone()))
-    }
 }
 
 const REFRESH: &str = r"

@@ -16,7 +16,7 @@ pub mod replies;
 pub mod shared;
 
 pub use control::{Control, Inbox, InboxRx, McpCall, Request};
-pub use lease::{Lease, LocalLease, RedisLease};
+pub use lease::{Lease, RedisLease};
 pub use replies::{Handed, Waiter};
 pub use shared::{Shared, Unreachable};
 
