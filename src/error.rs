@@ -240,6 +240,15 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::Conflict(m) => AppError::Conflict(m),
             StoreError::NotFound => AppError::NotFound("not found".into()),
+            // Backpressure, not a fault: the pool is exhausted or the database is away for a
+            // moment. The client retries; no error id, no backtrace captured on this path.
+            StoreError::Unavailable(e) => {
+                metrics::counter!("store_unavailable_total").increment(1);
+                tracing::debug!(error = %e, "database unavailable");
+                AppError::Unavailable(
+                    "the database is busy or unreachable; try again shortly".into(),
+                )
+            }
             other => AppError::Internal(other.into()),
         }
     }
@@ -275,6 +284,10 @@ impl IntoResponse for AppError {
             } => {
                 resp.headers_mut()
                     .insert("x-should-retry", HeaderValue::from_static("false"));
+            }
+            AppError::Unavailable(_) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             AppError::AccountLocked { until } => {
                 let secs = (*until - Utc::now()).num_seconds().max(1) as u64;

@@ -28,6 +28,7 @@ mod ratelimit;
 mod schemas;
 mod sdk;
 mod store;
+mod store_faults;
 mod sync;
 mod sync_access;
 mod sync_fixes;
