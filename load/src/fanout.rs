@@ -91,7 +91,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
 
     let mut pubws = connect(&a.url, &key, 251).await?;
     pubws.next().await; // welcome
-                        // Publishing needs a subscription; the publisher's own copies are drained below.
+                        // Publishing needs a subscription. `echo: false`: the publisher does not get its own
+                        // events back, only the replies (drained below).
     pubws
         .send(Message::text(
             json!({"type": "subscribe", "id": "s", "channel": channel}).to_string(),
@@ -107,7 +108,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             tokio::time::sleep(wait).await;
         }
-        let frame = json!({"type": "publish", "id": "p", "channel": channel, "event": "m", "data": {"sent": now_us(), "p": pad}});
+        let frame = json!({"type": "publish", "id": "p", "channel": channel, "event": "m", "echo": false, "data": {"sent": now_us(), "p": pad}});
         sink.send(Message::text(frame.to_string())).await?;
     }
     let publish_secs = start.elapsed().as_secs_f64();

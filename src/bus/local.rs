@@ -33,6 +33,10 @@ impl Bus for LocalBus {
         self.hub.deliver(channel, &frame);
     }
 
+    async fn publish_except(&self, channel: &str, frame: Utf8Bytes, conn: u64) {
+        self.hub.deliver_except(channel, &frame, Some(conn));
+    }
+
     async fn publish_versioned(&self, channel: &str, version: u64, frame: Utf8Bytes) {
         self.hub.deliver_versioned(channel, version, frame);
     }

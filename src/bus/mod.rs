@@ -49,6 +49,9 @@ impl BusState {
 pub trait Bus: Send + Sync + 'static {
     /// Delivers an encoded server frame to every subscriber of `channel` on every instance.
     async fn publish(&self, channel: &str, frame: Utf8Bytes);
+    /// Like `publish`, except to this instance's connection `conn` (a client's own
+    /// `publish` with `echo: false`).
+    async fn publish_except(&self, channel: &str, frame: Utf8Bytes, conn: u64);
     /// Like `publish`, for a session change: every instance releases these in version order
     /// and heals gaps from the change log.
     async fn publish_versioned(&self, channel: &str, version: u64, frame: Utf8Bytes);

@@ -159,6 +159,11 @@ impl Bus for RedisBus {
         self.inner.publish_remote(channel, 0, &frame).await;
     }
 
+    async fn publish_except(&self, channel: &str, frame: Utf8Bytes, conn: u64) {
+        self.inner.hub.deliver_except(channel, &frame, Some(conn));
+        self.inner.publish_remote(channel, 0, &frame).await;
+    }
+
     async fn publish_versioned(&self, channel: &str, version: u64, frame: Utf8Bytes) {
         self.inner
             .hub

@@ -184,10 +184,18 @@ impl Hub {
 
     /// Pushes `frame` into every local subscriber's queue; returns how many took it.
     pub fn deliver(&self, channel: &str, frame: &Utf8Bytes) -> usize {
+        self.deliver_except(channel, frame, None)
+    }
+
+    /// Like `deliver`, leaving out connection `except` (a publisher that asked for no echo).
+    pub fn deliver_except(&self, channel: &str, frame: &Utf8Bytes, except: Option<u64>) -> usize {
         let Some(subs) = self.channels.get(channel).map(|s| s.clone()) else {
             return 0;
         };
-        let n = subs.iter().filter(|s| s.push(frame.clone())).count();
+        let n = subs
+            .iter()
+            .filter(|s| Some(s.id()) != except && s.push(frame.clone()))
+            .count();
         self.delivered.increment(n as u64);
         n
     }

@@ -68,6 +68,8 @@ pub enum ClientFrame {
         channel: Channel,
         event: String,
         data: Box<RawValue>,
+        /// Whether the publisher's own connection gets the `broadcast` too (default true).
+        echo: bool,
     },
     Presence {
         id: String,
@@ -121,6 +123,12 @@ struct PublishBody {
     channel: String,
     event: String,
     data: Box<RawValue>,
+    #[serde(default = "yes")]
+    echo: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ClientFrame {
@@ -304,6 +312,7 @@ fn publish(b: PublishBody, id: Option<String>) -> Result<ClientFrame, DecodeErro
         channel,
         event: b.event,
         data: b.data,
+        echo: b.echo,
     })
 }
 

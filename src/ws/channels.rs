@@ -127,8 +127,16 @@ impl Conn {
         }
     }
 
-    /// A client's ephemeral event, relayed as `broadcast` to the channel's subscribers.
-    pub(super) async fn publish(&self, id: &str, channel: Channel, event: &str, data: &RawValue) {
+    /// A client's ephemeral event, relayed as `broadcast` to the channel's subscribers (the
+    /// publisher's own connection too unless `echo` is false).
+    pub(super) async fn publish(
+        &self,
+        id: &str,
+        channel: Channel,
+        event: &str,
+        data: &RawValue,
+        echo: bool,
+    ) {
         let channel = channel.to_string();
         if !self.channels.contains(&channel) {
             return self.reply_error(
@@ -148,10 +156,13 @@ impl Conn {
             from,
             ts: now_ms(),
         };
-        self.state
-            .bus
-            .publish(&channel, frame.encode().into())
-            .await;
+        let frame = frame.encode().into();
+        let bus = &self.state.bus;
+        if echo {
+            bus.publish(&channel, frame).await;
+        } else {
+            bus.publish_except(&channel, frame, self.outbox.id()).await;
+        }
         self.reply_ok(id, None);
     }
 

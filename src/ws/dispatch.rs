@@ -187,7 +187,8 @@ impl Conn {
                 channel,
                 event,
                 data,
-            } => self.publish(&id, channel, &event, &data).await,
+                echo,
+            } => self.publish(&id, channel, &event, &data, echo).await,
             ClientFrame::Presence { id, channel } => self.presence(&id, channel).await,
             ClientFrame::Ping { id } => {
                 self.reply_ok(&id, Some(json!({ "server_time": now_ms() })))

@@ -253,3 +253,46 @@ async fn members_only_publish_and_presence() {
     })
     .await
 }
+
+#[tokio::test]
+async fn a_publisher_can_leave_itself_out_of_its_broadcast() {
+    within(async {
+        let app = spawn_app().await;
+        let (alice, bob) = (user(&app).await, user(&app).await);
+        let ch = session(&app, &alice).await;
+        share(&app, &alice, &ch, &bob, "editor").await;
+        let mut a = connect_authed(&app.base, &alice.tokens.access).await;
+        let mut b = connect_authed(&app.base, &bob.tokens.access).await;
+        assert_eq!(a.subscribe(&ch).await["type"], "ok");
+        a.event(&ch, "presence.join").await;
+        assert_eq!(b.subscribe(&ch).await["type"], "ok");
+        a.event(&ch, "presence.join").await;
+        let cursor = |line: u64, echo: Value| {
+            json!({"channel": ch, "event": "cursor", "data": {"line": line}, "echo": echo})
+        };
+
+        let r = a.request("publish", cursor(1, json!(false))).await;
+        assert_eq!(r["type"], "ok", "{r}");
+        assert_eq!(b.broadcast(&ch, "cursor").await["data"]["line"], 1);
+        assert!(
+            a.pending_is_empty_after(Duration::from_millis(200)).await,
+            "echo: false leaves the publisher out"
+        );
+
+        let mut echoed = cursor(2, Value::Null);
+        echoed.as_object_mut().unwrap().remove("echo");
+        assert_eq!(a.request("publish", echoed).await["type"], "ok");
+        assert_eq!(a.broadcast(&ch, "cursor").await["data"]["line"], 2, "echo by default");
+        assert_eq!(b.broadcast(&ch, "cursor").await["data"]["line"], 2);
+
+        let r = a.request_unchecked("publish", cursor(3, json!("no"))).await;
+        assert_eq!(r["code"], "bad_request", "{r}");
+        assert_eq!(a.request("publish", cursor(4, json!(true))).await["type"], "ok");
+        assert_eq!(
+            b.broadcast(&ch, "cursor").await["data"]["line"],
+            4,
+            "the refused publish went nowhere"
+        );
+    })
+    .await
+}
