@@ -225,16 +225,7 @@ macro_rules! impl_account_store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(token_hash)
-                .bind(family)
-                .bind(now)
-                .bind(expires_at)
-                .execute(&mut *tx)
-                .await?;
+                Self::insert_token(&mut *tx, token_hash, family, now, expires_at).await?;
                 tx.commit().await?;
                 Ok(family)
             }

@@ -88,21 +88,33 @@ macro_rules! impl_token_sql {
                 now: DateTime<Utc>,
                 expires_at: DateTime<Utc>,
             ) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(new_hash)
-                .bind(family)
-                .bind(now)
-                .bind(expires_at)
-                .execute(&mut *conn)
-                .await?;
+                Self::insert_token(&mut *conn, new_hash, family, now, expires_at).await?;
                 sqlx::query("UPDATE refresh_tokens SET replaced_by = $2 WHERE token_hash = $1")
                     .bind(old_hash)
                     .bind(new_hash)
                     .execute(&mut *conn)
                     .await?;
+                Ok(())
+            }
+
+            /// A new, unused refresh token of `family` (a family's first, or a successor).
+            pub(super) async fn insert_token(
+                conn: &mut $conn,
+                hash: &[u8],
+                family: Uuid,
+                now: DateTime<Utc>,
+                expires_at: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(hash)
+                .bind(family)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *conn)
+                .await?;
                 Ok(())
             }
         }
