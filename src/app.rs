@@ -177,9 +177,9 @@ async fn transport(
         Some(conn) => Arc::new(RedisBus::start(
             hub.clone(),
             inbox_tx,
-            conn.client().clone(),
             conn.clone(),
             config.redis.key_prefix.clone(),
+            config.ws.presence_diff_max,
             shutdown.clone(),
             tracker,
         )),
@@ -229,6 +229,8 @@ fn services(
         )?,
     );
     let connections = Arc::new(Connections::new(&config.ws));
+    let presence = Arc::new(crate::presence::Presence::new(t.bus.clone(), &config.ws));
+    tracker.spawn(presence.clone().run(shutdown.clone()));
     tracker.spawn(mcp.clone().run(connections.clone(), shutdown.clone()));
     let crate::bus::InboxRx {
         cancels: inbox_cancels,
@@ -261,6 +263,7 @@ fn services(
         hub: t.hub,
         bus: t.bus,
         connections,
+        presence,
         sync,
         chat,
         mcp,

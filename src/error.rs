@@ -254,6 +254,18 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// An error shared by every caller of one coalesced read: each gets its own copy.
+impl From<std::sync::Arc<AppError>> for AppError {
+    fn from(e: std::sync::Arc<AppError>) -> Self {
+        std::sync::Arc::try_unwrap(e).unwrap_or_else(|e| match &*e {
+            AppError::Unavailable(m) => AppError::Unavailable(m.clone()),
+            AppError::NotFound(m) => AppError::NotFound(m.clone()),
+            AppError::Forbidden(m) => AppError::Forbidden(m.clone()),
+            other => AppError::Internal(anyhow::anyhow!(other.detail())),
+        })
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -19,6 +19,7 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub bus: Arc<dyn Bus>,
     pub connections: Arc<crate::connections::Connections>,
+    pub presence: Arc<crate::presence::Presence>,
     pub sync: Arc<crate::sync::service::SyncService>,
     pub chat: Arc<crate::chat::ChatService>,
     pub mcp: Arc<crate::mcp::manager::McpManager>,

@@ -7,6 +7,7 @@
 //!   load sync   --url http://127.0.0.1:8080 --sessions 1 --clients 50 --seconds 10
 //!   load completions --url http://127.0.0.1:8080 --concurrency 64 --seconds 10
 //!   load stream --url http://127.0.0.1:8080 --streams 200   (see stream.rs for the server's env)
+//!   load storm  --url http://127.0.0.1:8080 --conns 10000 [--users 10] [--since] [--pid <server pid>]
 //!   load tools  --url http://127.0.0.1:8080 --sessions 10 [--mcp fast --tool add --args '{"a":2,"b":3}']
 
 mod client;
@@ -14,6 +15,7 @@ mod completions;
 mod fanout;
 mod idle;
 mod login;
+mod storm;
 mod stream;
 mod sync;
 mod tools;
@@ -40,6 +42,9 @@ enum Scenario {
     Completions(completions::Args),
     /// Streaming through an OpenAI-compatible upstream: latency added per chunk.
     Stream(stream::Args),
+    /// N sockets connecting and subscribing to one session at once: time to all caught up,
+    /// failures, presence traffic, RSS per subscribed socket.
+    Storm(storm::Args),
     /// Socket turns with one tool round each (client-side or MCP tool): per-call latency.
     Tools(tools::Args),
 }
@@ -53,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Sync(a) => sync::run(a).await,
         Scenario::Completions(a) => completions::run(a).await,
         Scenario::Stream(a) => stream::run(a).await,
+        Scenario::Storm(a) => storm::run(a).await,
         Scenario::Tools(a) => tools::run(a).await,
     }
 }

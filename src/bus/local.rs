@@ -1,19 +1,20 @@
 //! The in-process bus: one instance, no Redis. Presence lives in memory.
 
 use super::replies::{Handed, Replies, Waiter};
-use super::{Bus, BusState, Control, Inbox};
+use super::{Bus, BusState, Control, Inbox, Present};
 use crate::{hub::Hub, protocol::Member};
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 /// Owned by `AppState`; lives as long as the server.
 pub struct LocalBus {
     hub: Arc<Hub>,
     inbox: Inbox,
     replies: Arc<Replies>,
-    presence: DashMap<String, Vec<Member>>,
+    /// channel -> conn id -> member: a leave is O(1) however big the channel.
+    presence: DashMap<String, HashMap<String, Member>>,
 }
 
 impl LocalBus {
@@ -54,23 +55,27 @@ impl Bus for LocalBus {
     }
 
     async fn presence_join(&self, channel: &str, member: &Member) {
-        let mut list = self.presence.entry(channel.to_owned()).or_default();
-        list.retain(|m| m.conn_id != member.conn_id);
-        list.push(member.clone());
+        self.presence
+            .entry(channel.to_owned())
+            .or_default()
+            .insert(member.conn_id.clone(), member.clone());
     }
 
     async fn presence_leave(&self, channel: &str, conn_id: &str) {
         if let Some(mut list) = self.presence.get_mut(channel) {
-            list.retain(|m| m.conn_id != conn_id);
+            list.remove(conn_id);
         }
         self.presence.remove_if(channel, |_, l| l.is_empty());
     }
 
-    async fn presence(&self, channel: &str) -> Vec<Member> {
-        self.presence
-            .get(channel)
-            .map(|l| l.clone())
-            .unwrap_or_default()
+    async fn presence(&self, channel: &str, limit: usize) -> Present {
+        let Some(list) = self.presence.get(channel) else {
+            return Present::default();
+        };
+        Present {
+            members: list.values().take(limit).cloned().collect(),
+            count: list.len(),
+        }
     }
 
     fn state(&self) -> BusState {

@@ -10,6 +10,7 @@ pub mod redis;
 pub mod redis_conn;
 mod redis_control;
 mod redis_liveness;
+mod redis_presence;
 mod redis_subscriber;
 mod redis_turns;
 pub mod replies;
@@ -24,6 +25,13 @@ use crate::protocol::ErrorCode;
 use crate::protocol::{event_frame, Member, ServerEvent};
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
+
+/// Some of a channel's members and their number.
+#[derive(Debug, Default)]
+pub struct Present {
+    pub members: Vec<Member>,
+    pub count: usize,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BusState {
@@ -63,9 +71,13 @@ pub trait Bus: Send + Sync + 'static {
     async fn evict(&self, channel: &str, user_id: &str);
     /// Closes (4001) every socket of `user_id` opened with API key `key`, on every instance.
     async fn close_key(&self, user_id: &str, key: uuid::Uuid);
+    /// Records `member` in the channel's presence (on every instance); announcing it is the
+    /// presence service's job.
     async fn presence_join(&self, channel: &str, member: &Member);
     async fn presence_leave(&self, channel: &str, conn_id: &str);
-    async fn presence(&self, channel: &str) -> Vec<Member>;
+    /// Up to `limit` of the channel's members (none for 0: a count costs no list), and how many
+    /// there are.
+    async fn presence(&self, channel: &str, limit: usize) -> Present;
     fn state(&self) -> BusState;
 
     // A chat turn's deltas: delivered here at once, and written to Redis (content, last index

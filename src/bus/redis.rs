@@ -1,19 +1,18 @@
 //! The Redis bus: PUBLISH to other instances, one SUBSCRIBE connection per instance following
 //! the hub's channel set, and presence in Redis hashes with per-instance liveness so entries of
-//! a dead instance are reaped (with `presence.leave` events) by the survivors.
+//! a dead instance are reaped (with a `presence.diff` of their leaves) by the survivors.
 //!
 //! Wire format of a bus message: 16 bytes origin instance id, 8 bytes publish time (unix
 //! microseconds), 8 bytes session version (0 for unversioned frames), all big endian, then the
 //! encoded frame exactly as clients receive it.
 
 use super::replies::{Handed, Replies, Waiter};
-use super::{Bus, BusState, Control, Inbox};
+use super::{Bus, BusState, Control, Inbox, Present};
 use crate::bus::redis_conn::RedisConn;
 use crate::{hub::Hub, protocol::Member};
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
 use std::{
-    collections::HashSet,
     sync::{
         atomic::{AtomicU8, Ordering},
         Arc,
@@ -53,6 +52,8 @@ pub(super) struct Inner {
     pub(super) channel_prefix: String,
     pub(super) control: String,
     pub(super) instance: Uuid,
+    /// `ws.presence_diff_max`, for the diff that announces a dead instance's leaves.
+    pub(super) presence_diff_max: usize,
     state: AtomicU8,
 }
 
@@ -60,9 +61,9 @@ impl RedisBus {
     pub fn start(
         hub: Arc<Hub>,
         inbox: Inbox,
-        client: redis::Client,
         conn: Arc<RedisConn>,
         prefix: String,
+        presence_diff_max: usize,
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> Self {
@@ -70,12 +71,13 @@ impl RedisBus {
             hub,
             inbox,
             replies: Arc::default(),
+            client: conn.client().clone(),
             conn,
-            client,
             channel_prefix: format!("{prefix}ch:"),
             control: format!("{prefix}ctl"),
             prefix,
             instance: Uuid::new_v4(),
+            presence_diff_max,
             state: AtomicU8::new(0),
         });
         let (watch_tx, watch_rx) = mpsc::channel(1024);
@@ -200,73 +202,15 @@ impl Bus for RedisBus {
     }
 
     async fn presence_join(&self, channel: &str, member: &Member) {
-        let i = &self.inner;
-        let value =
-            serde_json::json!({"member": member, "instance": i.instance.to_string()}).to_string();
-        let mut pipe = redis::pipe();
-        pipe.cmd("HSET")
-            .arg(i.presence_key(channel))
-            .arg(&member.conn_id)
-            .arg(value)
-            .ignore();
-        pipe.cmd("SADD")
-            .arg(i.owned_key(&i.instance.to_string()))
-            .arg(format!("{channel}\t{}", member.conn_id))
-            .ignore();
-        if let Err(e) = i.run_pipe(&pipe).await {
-            tracing::warn!(error = %e, "presence join not recorded in redis");
-        }
+        super::redis_presence::join(&self.inner, channel, member).await;
     }
 
     async fn presence_leave(&self, channel: &str, conn_id: &str) {
-        let i = &self.inner;
-        let mut pipe = redis::pipe();
-        pipe.cmd("HDEL")
-            .arg(i.presence_key(channel))
-            .arg(conn_id)
-            .ignore();
-        pipe.cmd("SREM")
-            .arg(i.owned_key(&i.instance.to_string()))
-            .arg(format!("{channel}\t{conn_id}"))
-            .ignore();
-        if let Err(e) = i.run_pipe(&pipe).await {
-            tracing::warn!(error = %e, "presence leave not recorded in redis");
-        }
+        super::redis_presence::leave(&self.inner, channel, conn_id).await;
     }
 
-    async fn presence(&self, channel: &str) -> Vec<Member> {
-        let i = &self.inner;
-        let mut cmd = redis::cmd("HVALS");
-        cmd.arg(i.presence_key(channel));
-        let raw: Vec<String> = i.run(&cmd).await.unwrap_or_default();
-        let entries: Vec<(Member, String)> = raw
-            .iter()
-            .filter_map(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-            .filter_map(|v| {
-                let inst = v["instance"].as_str()?.to_owned();
-                Some((serde_json::from_value(v["member"].clone()).ok()?, inst))
-            })
-            .collect();
-        // Entries of instances that stopped heartbeating are ghosts awaiting the reaper.
-        let instances: Vec<String> = entries
-            .iter()
-            .map(|(_, i)| i.clone())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let mut alive = HashSet::new();
-        for inst in instances {
-            let mut c = redis::cmd("EXISTS");
-            c.arg(i.alive_key(&inst));
-            if i.run::<i64>(&c).await.unwrap_or(1) == 1 {
-                alive.insert(inst);
-            }
-        }
-        entries
-            .into_iter()
-            .filter(|(_, inst)| alive.contains(inst))
-            .map(|(m, _)| m)
-            .collect()
+    async fn presence(&self, channel: &str, limit: usize) -> Present {
+        super::redis_presence::list(&self.inner, channel, limit).await
     }
 
     fn state(&self) -> BusState {

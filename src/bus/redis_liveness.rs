@@ -2,7 +2,6 @@
 //! the presence entries of an instance whose key expired, telling subscribers it left.
 
 use super::redis::{Inner, ALIVE_MS};
-use crate::protocol::Member;
 use std::{sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;
 
@@ -64,7 +63,9 @@ async fn reap(inner: &Inner, dead: &str, instances_key: &str) {
     let mut smembers = redis::cmd("SMEMBERS");
     smembers.arg(inner.owned_key(dead));
     let entries: Vec<String> = inner.run(&smembers).await.unwrap_or_default();
-    for entry in entries {
+    let mut leaves: std::collections::HashMap<&str, Vec<crate::protocol::Member>> =
+        Default::default();
+    for entry in &entries {
         let Some((channel, conn_id)) = entry.split_once('\t') else {
             continue;
         };
@@ -76,15 +77,31 @@ async fn reap(inner: &Inner, dead: &str, instances_key: &str) {
         let _ = inner.run::<i64>(&hdel).await;
         let member = raw
             .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok())
-            .and_then(|v| serde_json::from_value::<Member>(v["member"].clone()).ok());
+            .and_then(|v| serde_json::from_value(v["member"].clone()).ok());
         if let Some(m) = member {
-            let frame = crate::protocol::event_frame(
-                channel,
-                &crate::protocol::ServerEvent::PresenceLeave(&m),
-            );
-            inner.hub.deliver(channel, &frame);
-            inner.publish_remote(channel, 0, &frame).await;
+            leaves.entry(channel).or_default().push(m);
         }
+    }
+    // One diff per channel for all of the dead instance's leaves, as the presence service
+    // would have sent had the instance left cleanly.
+    for (channel, mut left) in leaves {
+        let mut count = redis::cmd("HLEN");
+        count.arg(inner.presence_key(channel));
+        let diff = crate::protocol::PresenceDiff {
+            joined: 0,
+            left: left.len(),
+            truncated: left.len() > inner.presence_diff_max,
+            count: inner.run(&count).await.unwrap_or(0),
+            leaves: {
+                left.truncate(if left.len() > inner.presence_diff_max { 0 } else { left.len() });
+                left
+            },
+            joins: Vec::new(),
+        };
+        let frame =
+            crate::protocol::event_frame(channel, &crate::protocol::ServerEvent::PresenceDiff(&diff));
+        inner.hub.deliver(channel, &frame);
+        inner.publish_remote(channel, 0, &frame).await;
     }
     let mut pipe = redis::pipe();
     pipe.cmd("DEL").arg(inner.owned_key(dead)).ignore();

@@ -100,6 +100,16 @@ pub struct WsConfig {
     /// Sockets still to authenticate per client address; more are refused with 429.
     /// Default 64 (an IPv6 /64 counts as one address).
     pub max_pending_per_ip: usize,
+    /// Milliseconds over which a channel's joins and leaves are gathered into one
+    /// `presence.diff`, so a join storm costs each member one event per interval, not one per
+    /// join. Default 100.
+    pub presence_interval_ms: u64,
+    /// Joins plus leaves one `presence.diff` lists; past it the diff carries only counts
+    /// (`truncated`). Default 100.
+    pub presence_diff_max: usize,
+    /// Members a `subscribe` reply or a `presence` answer lists (with the full `count`), so a
+    /// 10k-member channel does not cost 10k entries per join. Default 1000.
+    pub presence_list_max: usize,
 }
 
 impl Default for ServerConfig {
@@ -128,6 +138,9 @@ impl Default for WsConfig {
         Self {
             max_frame_bytes: 64 * 1024,
             send_queue: 256,
+            presence_interval_ms: 100,
+            presence_diff_max: 100,
+            presence_list_max: 1000,
             frames_per_sec: 50,
             max_subscriptions: 100,
             max_connections_per_user: 20,

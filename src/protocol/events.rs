@@ -3,7 +3,7 @@
 //! `protocol/schema/server/event.json`. Payloads a service owns (a sync change, tool results,
 //! MCP statuses, usage) arrive already serialized, as `RawValue`s; the rest are built here.
 
-use super::Member;
+use super::PresenceDiff;
 use crate::domain::SessionId;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -22,10 +22,9 @@ pub enum ListChange {
 #[derive(Debug, Serialize)]
 #[serde(tag = "event", content = "data")]
 pub enum ServerEvent<'a> {
-    #[serde(rename = "presence.join")]
-    PresenceJoin(&'a Member),
-    #[serde(rename = "presence.leave")]
-    PresenceLeave(&'a Member),
+    /// Who joined and left the channel in the last `ws.presence_interval_ms`.
+    #[serde(rename = "presence.diff")]
+    PresenceDiff(&'a PresenceDiff),
     /// A committed change (`store::Change`), in version order.
     #[serde(rename = "sync.change")]
     SyncChange(&'a RawValue),

@@ -24,6 +24,23 @@ pub struct Member {
     pub connected_since: u64,
 }
 
+/// A channel's joins and leaves over one interval, from one instance. Applying `joins` then
+/// `leaves` to the list a `subscribe` reply gave keeps it current; a connection that joined and
+/// left within the interval appears in neither.
+#[derive(Debug, Default, Serialize)]
+pub struct PresenceDiff {
+    pub joins: Vec<Member>,
+    pub leaves: Vec<Member>,
+    /// How many joined and left in the interval (more than listed when `truncated`).
+    pub joined: usize,
+    pub left: usize,
+    /// More changed than `ws.presence_diff_max`: the lists are empty, only the counts tell;
+    /// a client that needs the list asks with `presence`.
+    pub truncated: bool,
+    /// Members of the channel now, on every instance.
+    pub count: usize,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Limits {
     pub max_frame_bytes: usize,

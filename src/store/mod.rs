@@ -172,6 +172,13 @@ pub trait SessionStore: Send + Sync + 'static {
         session: SessionId,
         user: UserId,
     ) -> StoreResult<Option<MemberRole>>;
+    /// The roles of those of `users` who are members (one query per few hundred users: the
+    /// batched access check of a subscribe storm).
+    async fn member_roles(
+        &self,
+        session: SessionId,
+        users: &[UserId],
+    ) -> StoreResult<Vec<(UserId, MemberRole)>>;
     /// Adds the member or changes their role.
     async fn set_member(
         &self,

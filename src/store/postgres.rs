@@ -46,7 +46,7 @@ impl PgStore {
     }
 }
 
-impl_session_store!(PgStore);
+impl_session_store!(PgStore, sqlx::Postgres);
 impl_project_store!(PgStore);
 impl_usage_store!(PgStore);
 impl_mcp_store!(PgStore);

@@ -29,7 +29,7 @@ impl From<SessionRow> for Session {
 }
 
 macro_rules! impl_session_store {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::SessionStore for $store {
             async fn create_session(&self, owner: UserId, title: &str) -> StoreResult<Session> {
@@ -98,6 +98,34 @@ macro_rules! impl_session_store {
                     MemberRole::parse(&r).ok_or_else(|| StoreError::Corrupt(format!("member role {r:?}")))
                 })
                 .transpose()
+            }
+
+            async fn member_roles(
+                &self,
+                session: SessionId,
+                users: &[UserId],
+            ) -> StoreResult<Vec<(UserId, MemberRole)>> {
+                let mut roles = Vec::with_capacity(users.len());
+                for chunk in users.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT m.user_id, m.role FROM session_members m JOIN sessions s ON s.id = m.session_id \
+                         WHERE s.deleted_at IS NULL AND m.session_id = ",
+                    );
+                    q.push_bind(session.0);
+                    q.push(" AND m.user_id IN (");
+                    let mut sep = q.separated(", ");
+                    for u in chunk {
+                        sep.push_bind(u.0);
+                    }
+                    q.push(")");
+                    let rows: Vec<(Uuid, String)> = q.build_query_as().fetch_all(&self.pool).await?;
+                    for (u, r) in rows {
+                        let role = MemberRole::parse(&r)
+                            .ok_or_else(|| StoreError::Corrupt(format!("member role {r:?}")))?;
+                        roles.push((UserId(u), role));
+                    }
+                }
+                Ok(roles)
             }
 
             async fn set_member(

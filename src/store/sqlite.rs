@@ -76,7 +76,7 @@ fn private_file(path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-impl_session_store!(SqliteStore);
+impl_session_store!(SqliteStore, sqlx::Sqlite);
 impl_project_store!(SqliteStore);
 impl_usage_store!(SqliteStore);
 impl_mcp_store!(SqliteStore);

@@ -10,6 +10,7 @@ pub mod hlc;
 pub mod merge;
 pub mod ops;
 pub mod projects;
+mod reads;
 pub mod refusal;
 pub mod service;
 pub mod sessions;

@@ -34,6 +34,8 @@ pub struct SyncService {
     pub(super) rules: PushRules,
     /// Turns for whole-session reads (`sync.max_concurrent_snapshots`).
     snapshots: tokio::sync::Semaphore,
+    /// A subscribe's reads, coalesced per session.
+    reads: super::reads::SharedReads,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -79,7 +81,8 @@ impl SyncService {
         hub: Arc<Hub>,
         config: SyncConfig,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            reads: super::reads::SharedReads::new(me),
             queues: dashmap::DashMap::new(),
             store,
             bus,
@@ -102,6 +105,10 @@ impl SyncService {
 
     pub(super) fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    pub(super) fn reads(&self) -> &super::reads::SharedReads {
+        &self.reads
     }
 
     pub(super) fn hub(&self) -> &Hub {

@@ -1,17 +1,34 @@
 //! A connection's channels: subscribe (access checked every time, then catch-up and live
-//! changes joined with no gap), unsubscribe, ephemeral events and presence.
+//! changes joined with no gap), unsubscribe, ephemeral events and presence (announced by the
+//! presence service).
 
 use super::dispatch::Conn;
 use crate::{
     domain::SessionId,
-    protocol::event_frame,
-    protocol::{Channel, ErrorCode, Member, Sender, ServerEvent, ServerFrame},
-    store::{CatchUp, SnapshotReason},
+    protocol::{Channel, ErrorCode, Member, Sender, ServerFrame},
+    store::CatchUp,
     sync::view::SnapshotView,
     time::now_ms,
 };
 use serde_json::{json, value::RawValue};
 use std::borrow::Cow;
+
+/// Why a subscribe is refused.
+enum Refusal {
+    NotMember,
+    Failed(crate::error::AppError),
+}
+
+impl Refusal {
+    fn send(self, conn: &Conn, id: &str) {
+        match self {
+            Refusal::NotMember => {
+                conn.reply_error(Some(id), ErrorCode::Forbidden, "not a member of this session")
+            }
+            Refusal::Failed(e) => conn.reply_app_error(id, &e),
+        }
+    }
+}
 
 /// What a channel a client names is to this connection.
 enum Target {
@@ -33,24 +50,10 @@ impl Conn {
                 )
             }
         };
-        // Access is checked on every subscribe, never cached: membership can be revoked.
-        match self
-            .state
-            .store
-            .member_role(session, self.principal.user_id)
-            .await
-        {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return self.reply_error(
-                    Some(id),
-                    ErrorCode::Forbidden,
-                    "not a member of this session",
-                )
-            }
-            Err(e) => return self.reply_app_error(id, &crate::error::AppError::from(e)),
-        }
         if self.channels.contains(&channel) {
+            if let Err(refusal) = self.check_access(session).await {
+                return refusal.send(self, id);
+            }
             return self.resubscribe(id, &channel, session, since).await;
         }
         let max = self.state.config.ws.max_subscriptions;
@@ -64,11 +67,26 @@ impl Conn {
         self.join(id, channel, session, since).await;
     }
 
+    /// Access is checked on every subscribe, never cached (membership can be revoked), in one
+    /// query with every concurrent check of the session.
+    async fn check_access(&self, session: SessionId) -> Result<(), Refusal> {
+        match self
+            .state
+            .sync
+            .access(session, self.principal.user_id)
+            .await
+        {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(Refusal::NotMember),
+            Err(e) => Err(Refusal::Failed(e)),
+        }
+    }
+
     /// Already live: just answer where the session stands now.
     async fn resubscribe(&self, id: &str, channel: &str, session: SessionId, since: Option<u64>) {
         match self.catch_up_body(channel, session, since).await {
             Ok((_, mut body)) => {
-                body["presence"] = json!(self.state.bus.presence(channel).await);
+                self.add_presence(channel, &mut body).await;
                 let floor = self.live_turn(session, &mut body).await;
                 self.outbox.set_floor(channel, floor);
                 self.reply_ok(id, Some(body));
@@ -78,32 +96,31 @@ impl Conn {
     }
 
     /// Live changes are held from the hub subscription until the catch-up reply is queued, so
-    /// the two meet with no gap and no duplicate; then presence is joined and announced.
+    /// the two meet with no gap and no duplicate; then presence is joined (announced with the
+    /// channel's next `presence.diff`).
     async fn join(&mut self, id: &str, channel: String, session: SessionId, since: Option<u64>) {
         self.outbox.begin_catch_up(&channel);
         self.state.hub.subscribe(&channel, self.outbox.clone());
         self.state.bus.watch(&channel).await;
-        let (version, mut body) = match self.catch_up_body(&channel, session, since).await {
+        // Checked after joining the hub: a revoke that commits after this read evicts the
+        // subscription just made; one that committed before is refused here.
+        let read = match self.check_access(session).await {
+            Ok(()) => self.catch_up_body(&channel, session, since).await.map_err(Refusal::Failed),
+            Err(r) => Err(r),
+        };
+        let (version, mut body) = match read {
             Ok(vb) => vb,
-            Err(e) => {
+            Err(refusal) => {
                 self.state.hub.unsubscribe(&channel, self.outbox.id());
                 self.outbox.forget_channel(&channel);
-                return self.reply_app_error(id, &e);
+                return refusal.send(self, id);
             }
         };
         self.state.hub.caught_up(&channel, version);
         let floor = self.live_turn(session, &mut body).await;
-        let member = self.member();
-        self.state.bus.presence_join(&channel, &member).await;
-        self.state
-            .bus
-            .publish(
-                &channel,
-                event_frame(&channel, &ServerEvent::PresenceJoin(&member)),
-            )
-            .await;
+        self.state.presence.join(&channel, self.member()).await;
         self.channels.insert(channel.clone());
-        body["presence"] = json!(self.state.bus.presence(&channel).await);
+        self.add_presence(&channel, &mut body).await;
         let reply = ServerFrame::Ok {
             id,
             result: Some(body),
@@ -175,8 +192,16 @@ impl Conn {
                 "subscribe to a channel to see who is there",
             );
         }
-        let members = self.state.bus.presence(&channel).await;
-        self.reply_ok(id, Some(json!({ "channel": channel, "members": members })));
+        let p = self.state.presence.list(&channel).await;
+        let body = json!({ "channel": channel, "members": p.members, "count": p.count });
+        self.reply_ok(id, Some(body));
+    }
+
+    /// Who is on the channel (up to `ws.presence_list_max`) and how many, for a subscribe reply.
+    async fn add_presence(&self, channel: &str, body: &mut serde_json::Value) {
+        let p = self.state.presence.list(channel).await;
+        body["presence"] = json!(p.members);
+        body["presence_count"] = json!(p.count);
     }
 
     fn target(&self, channel: Channel) -> Option<Target> {
@@ -207,17 +232,11 @@ impl Conn {
         session: SessionId,
         since: Option<u64>,
     ) -> Result<(u64, serde_json::Value), crate::error::AppError> {
-        let caught = match since {
-            Some(since) => self.state.sync.catch_up(session, since).await?,
-            None => CatchUp::Snapshot(
-                self.state.sync.snapshot(session).await?,
-                SnapshotReason::Requested,
-            ),
-        };
+        let caught = self.state.sync.shared_catch_up(session, since).await?;
         let server_hlc = self.state.sync.server_hlc();
-        Ok(match caught {
+        Ok(match &*caught {
             CatchUp::Changes { version, changes } => (
-                version,
+                *version,
                 json!({ "channel": channel, "version": version, "changes": changes, "server_hlc": server_hlc }),
             ),
             CatchUp::Snapshot(s, reason) => (
@@ -240,16 +259,6 @@ impl Conn {
     pub(super) async fn leave(&self, channel: &str) {
         self.state.hub.unsubscribe(channel, self.outbox.id());
         self.outbox.forget_channel(channel);
-        self.state
-            .bus
-            .presence_leave(channel, &self.conn_uuid)
-            .await;
-        self.state
-            .bus
-            .publish(
-                channel,
-                event_frame(channel, &ServerEvent::PresenceLeave(&self.member())),
-            )
-            .await;
+        self.state.presence.leave(channel, self.member()).await;
     }
 }

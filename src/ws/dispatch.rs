@@ -107,17 +107,7 @@ impl Conn {
     pub async fn process_evictions(&mut self) {
         for channel in self.outbox.take_evicted() {
             if self.channels.remove(&channel) {
-                self.state
-                    .bus
-                    .presence_leave(&channel, &self.conn_uuid)
-                    .await;
-                self.state
-                    .bus
-                    .publish(
-                        &channel,
-                        event_frame(&channel, &ServerEvent::PresenceLeave(&self.member())),
-                    )
-                    .await;
+                self.state.presence.leave(&channel, self.member()).await;
             }
         }
     }

@@ -1,0 +1,147 @@
+//! Presence: who is on a channel. A join or leave is recorded in the bus's presence store at
+//! once (so a `subscribe` reply or a `presence` answer on any instance sees it) and announced
+//! as one `presence.diff` per channel per `ws.presence_interval_ms`: a storm of n joins costs
+//! each member one event per interval instead of n, and a diff past `ws.presence_diff_max`
+//! carries counts only, so a 10k-member channel fills in O(n) frames of bounded size.
+
+use crate::{
+    bus::{Bus, Present},
+    config::WsConfig,
+    protocol::{event_frame, Member, PresenceDiff, ServerEvent},
+};
+use dashmap::DashMap;
+use futures::StreamExt;
+use std::{
+    collections::{hash_map::Entry, HashMap},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Channels whose diffs are sent at once by one flush (each may read a count from Redis).
+const FLUSH_CONCURRENCY: usize = 16;
+
+/// Owned by `AppState`; its flush task runs until shutdown has let every member here leave.
+pub struct Presence {
+    bus: Arc<dyn Bus>,
+    /// channel -> conn id -> what changed since the last flush.
+    pending: DashMap<String, HashMap<String, Change>>,
+    /// Members this instance holds on all channels (shutdown waits for their leaves).
+    held: AtomicUsize,
+    interval: Duration,
+    diff_max: usize,
+    list_max: usize,
+}
+
+/// A connection's state on a channel at the last flush and now: a join and a leave within one
+/// interval cancel out, a leave and a join again are no change.
+struct Change {
+    before: bool,
+    now: bool,
+    member: Member,
+}
+
+impl Presence {
+    pub fn new(bus: Arc<dyn Bus>, cfg: &WsConfig) -> Self {
+        Self {
+            bus,
+            pending: DashMap::new(),
+            held: AtomicUsize::new(0),
+            interval: Duration::from_millis(cfg.presence_interval_ms),
+            diff_max: cfg.presence_diff_max,
+            list_max: cfg.presence_list_max,
+        }
+    }
+
+    pub async fn join(&self, channel: &str, member: Member) {
+        self.bus.presence_join(channel, &member).await;
+        self.held.fetch_add(1, Ordering::Relaxed);
+        self.note(channel, member, true);
+    }
+
+    pub async fn leave(&self, channel: &str, member: Member) {
+        self.bus.presence_leave(channel, &member.conn_id).await;
+        let _ = self
+            .held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| Some(h.saturating_sub(1)));
+        self.note(channel, member, false);
+    }
+
+    /// Up to `ws.presence_list_max` members and the channel's count.
+    pub async fn list(&self, channel: &str) -> Present {
+        self.bus.presence(channel, self.list_max).await
+    }
+
+    fn note(&self, channel: &str, member: Member, joined: bool) {
+        let mut changes = self.pending.entry(channel.to_owned()).or_default();
+        match changes.entry(member.conn_id.clone()) {
+            Entry::Occupied(mut e) => {
+                let c = e.get_mut();
+                c.now = joined;
+                c.member = member;
+            }
+            Entry::Vacant(e) => {
+                e.insert(Change {
+                    before: !joined,
+                    now: joined,
+                    member,
+                });
+            }
+        }
+    }
+
+    /// Sends each channel's diff every interval; after shutdown begins, goes on until the
+    /// members held here have left (connections close one by one), so other instances hear it.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.flush().await,
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        while self.held.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(self.interval).await;
+            self.flush().await;
+        }
+        self.flush().await;
+    }
+
+    async fn flush(&self) {
+        let channels: Vec<String> = self.pending.iter().map(|e| e.key().clone()).collect();
+        futures::stream::iter(channels)
+            .for_each_concurrent(FLUSH_CONCURRENCY, |channel| async move {
+                if let Some((channel, changes)) = self.pending.remove(&channel) {
+                    self.announce(&channel, changes).await;
+                }
+            })
+            .await;
+    }
+
+    async fn announce(&self, channel: &str, changes: HashMap<String, Change>) {
+        let mut diff = PresenceDiff::default();
+        for c in changes.into_values() {
+            match (c.before, c.now) {
+                (false, true) => diff.joins.push(c.member),
+                (true, false) => diff.leaves.push(c.member),
+                _ => {}
+            }
+        }
+        (diff.joined, diff.left) = (diff.joins.len(), diff.leaves.len());
+        if diff.joined + diff.left == 0 {
+            return;
+        }
+        if diff.joined + diff.left > self.diff_max {
+            diff.truncated = true;
+            diff.joins = Vec::new();
+            diff.leaves = Vec::new();
+        }
+        diff.count = self.bus.presence(channel, 0).await.count;
+        let frame = event_frame(channel, &ServerEvent::PresenceDiff(&diff));
+        self.bus.publish(channel, frame).await;
+    }
+}
