@@ -40,6 +40,21 @@ pub struct AuthService {
     hasher: Hasher,
     config: AuthConfig,
     checked: super::cache::TokenCache,
+    /// Concurrent checks of one API key share a read (a reconnect storm of one key's sockets).
+    key_checks: KeyChecks,
+}
+
+type KeyCheck = Result<Option<(crate::store::ApiKey, crate::store::User)>, Arc<AppError>>;
+type KeyChecks = crate::coalesce::Coalesce<Vec<u8>, (), KeyCheck>;
+
+fn key_checks(store: Arc<dyn Store>) -> KeyChecks {
+    crate::coalesce::Coalesce::new(move |hash: Vec<u8>, asks: Vec<()>| {
+        let store = store.clone();
+        Box::pin(async move {
+            let read = store.use_api_key(&hash, API_KEY_TOUCH_EVERY).await;
+            vec![read.map_err(|e| Arc::new(AppError::from(e))); asks.len()]
+        }) as futures::future::BoxFuture<'static, Vec<KeyCheck>>
+    })
 }
 
 impl AuthService {
@@ -55,6 +70,7 @@ impl AuthService {
             config.hash_concurrency,
         )?;
         Ok(Self {
+            key_checks: key_checks(store.clone()),
             store,
             bus,
             keys,
@@ -335,9 +351,10 @@ impl AuthService {
     async fn verify(&self, bearer: &str) -> Result<Principal, AppError> {
         if secrets::looks_like_api_key(bearer) {
             let (key, user) = self
-                .store
-                .use_api_key(&secrets::hash(bearer), API_KEY_TOUCH_EVERY)
-                .await?
+                .key_checks
+                .get(secrets::hash(bearer).to_vec(), ())
+                .await
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("API key check failed")))??
                 .ok_or(AppError::InvalidApiKey)?;
             let p = Principal {
                 user_id: user.id,

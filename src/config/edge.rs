@@ -105,10 +105,10 @@ pub struct WsConfig {
     /// join. Default 100.
     pub presence_interval_ms: u64,
     /// Joins plus leaves one `presence.diff` lists; past it the diff carries only counts
-    /// (`truncated`). Default 100.
+    /// (`truncated`). Default 20.
     pub presence_diff_max: usize,
     /// Members a `subscribe` reply or a `presence` answer lists (with the full `count`), so a
-    /// 10k-member channel does not cost 10k entries per join. Default 1000.
+    /// 10k-member channel does not cost 10k entries per join. Default 100.
     pub presence_list_max: usize,
 }
 
@@ -139,8 +139,8 @@ impl Default for WsConfig {
             max_frame_bytes: 64 * 1024,
             send_queue: 256,
             presence_interval_ms: 100,
-            presence_diff_max: 100,
-            presence_list_max: 1000,
+            presence_diff_max: 20,
+            presence_list_max: 100,
             frames_per_sec: 50,
             max_subscriptions: 100,
             max_connections_per_user: 20,
