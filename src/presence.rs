@@ -66,7 +66,9 @@ impl Presence {
         self.bus.presence_leave(channel, &member.conn_id).await;
         let _ = self
             .held
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| Some(h.saturating_sub(1)));
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+                Some(h.saturating_sub(1))
+            });
         self.note(channel, member, false);
     }
 
@@ -143,5 +145,60 @@ impl Presence {
         diff.count = self.bus.presence(channel, 0).await.count;
         let frame = event_frame(channel, &ServerEvent::PresenceDiff(&diff));
         self.bus.publish(channel, frame).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{bus::local::LocalBus, bus::Inbox, hub::Hub, hub::Outbox};
+
+    fn member(conn: &str) -> Member {
+        Member {
+            user_id: "u".into(),
+            conn_id: conn.into(),
+            device: None,
+            connected_since: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_join_and_leave_within_one_interval_announce_nothing() {
+        let hub = Arc::new(Hub::new(tokio::sync::mpsc::channel(1).0));
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone(), Inbox::new().0));
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        hub.subscribe("c", Arc::new(Outbox::new(1, tx)));
+        let p = Presence::new(bus, &WsConfig::default());
+
+        p.join("c", member("a")).await;
+        p.leave("c", member("a")).await;
+        p.flush().await;
+        assert!(rx.try_recv().is_err(), "nothing changed over the interval");
+
+        p.join("c", member("b")).await;
+        p.leave("c", member("b")).await;
+        p.join("c", member("b")).await;
+        p.join("c", member("c")).await;
+        p.flush().await;
+        let frame: serde_json::Value =
+            serde_json::from_str(rx.try_recv().unwrap().as_str()).unwrap();
+        let mut joined: Vec<&str> = frame["data"]["joins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["conn_id"].as_str().unwrap())
+            .collect();
+        joined.sort_unstable();
+        assert_eq!(joined, ["b", "c"], "{frame}");
+        assert_eq!(frame["data"]["count"], 2);
+        assert!(rx.try_recv().is_err(), "one diff for the interval");
+
+        p.leave("c", member("b")).await;
+        p.join("c", member("b")).await;
+        p.flush().await;
+        assert!(
+            rx.try_recv().is_err(),
+            "a leave and a join again are no change"
+        );
     }
 }

@@ -164,7 +164,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
 }
 
 /// Sends the subscribe and waits for its reply, counting what comes before it.
-async fn subscribe(ws: &mut crate::client::Ws, sub: &Value, start: Instant, tally: &Tally) -> Outcome {
+async fn subscribe(
+    ws: &mut crate::client::Ws,
+    sub: &Value,
+    start: Instant,
+    tally: &Tally,
+) -> Outcome {
     if ws.send(Message::text(sub.to_string())).await.is_err() {
         return Outcome::Closed("send failed".into());
     }
@@ -174,7 +179,9 @@ async fn subscribe(ws: &mut crate::client::Ws, sub: &Value, start: Instant, tall
         };
         let t = match m {
             Message::Text(t) => t,
-            Message::Close(c) => return Outcome::Closed(c.map_or("none".into(), |c| c.code.to_string())),
+            Message::Close(c) => {
+                return Outcome::Closed(c.map_or("none".into(), |c| c.code.to_string()))
+            }
             _ => continue,
         };
         count(tally, t.as_str());
@@ -190,7 +197,11 @@ async fn subscribe(ws: &mut crate::client::Ws, sub: &Value, start: Instant, tall
 }
 
 /// Reads until released; returns the close code if the server closed the socket first.
-async fn hold(ws: &mut crate::client::Ws, tally: &Tally, release: &tokio::sync::Notify) -> Option<String> {
+async fn hold(
+    ws: &mut crate::client::Ws,
+    tally: &Tally,
+    release: &tokio::sync::Notify,
+) -> Option<String> {
     let released = release.notified();
     tokio::pin!(released);
     loop {

@@ -93,13 +93,19 @@ async fn reap(inner: &Inner, dead: &str, instances_key: &str) {
             truncated: left.len() > inner.presence_diff_max,
             count: inner.run(&count).await.unwrap_or(0),
             leaves: {
-                left.truncate(if left.len() > inner.presence_diff_max { 0 } else { left.len() });
+                left.truncate(if left.len() > inner.presence_diff_max {
+                    0
+                } else {
+                    left.len()
+                });
                 left
             },
             joins: Vec::new(),
         };
-        let frame =
-            crate::protocol::event_frame(channel, &crate::protocol::ServerEvent::PresenceDiff(&diff));
+        let frame = crate::protocol::event_frame(
+            channel,
+            &crate::protocol::ServerEvent::PresenceDiff(&diff),
+        );
         inner.hub.deliver(channel, &frame);
         inner.publish_remote(channel, 0, &frame).await;
     }

@@ -22,9 +22,11 @@ enum Refusal {
 impl Refusal {
     fn send(self, conn: &Conn, id: &str) {
         match self {
-            Refusal::NotMember => {
-                conn.reply_error(Some(id), ErrorCode::Forbidden, "not a member of this session")
-            }
+            Refusal::NotMember => conn.reply_error(
+                Some(id),
+                ErrorCode::Forbidden,
+                "not a member of this session",
+            ),
             Refusal::Failed(e) => conn.reply_app_error(id, &e),
         }
     }
@@ -105,7 +107,10 @@ impl Conn {
         // Checked after joining the hub: a revoke that commits after this read evicts the
         // subscription just made; one that committed before is refused here.
         let read = match self.check_access(session).await {
-            Ok(()) => self.catch_up_body(&channel, session, since).await.map_err(Refusal::Failed),
+            Ok(()) => self
+                .catch_up_body(&channel, session, since)
+                .await
+                .map_err(Refusal::Failed),
             Err(r) => Err(r),
         };
         let (version, mut body) = match read {

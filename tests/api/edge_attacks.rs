@@ -141,7 +141,7 @@ async fn a_viewer_cannot_forge_server_events() {
             "chat.delta",
             "session.revoked",
             "mcp.status",
-            "presence.join",
+            "presence.diff",
         ] {
             let r = v
                 .request_unchecked(

@@ -23,6 +23,7 @@ mod mcp_attacks;
 mod mcp_client;
 mod mcp_status;
 mod openapi;
+mod presence;
 mod projects;
 mod ratelimit;
 mod schemas;

@@ -210,12 +210,13 @@ async fn members_only_publish_and_presence() {
         assert_eq!(r["code"], "not_subscribed");
 
         assert_eq!(a.subscribe(&ch).await["type"], "ok");
-        let own = a.event(&ch, "presence.join").await;
+        let own = a.event(&ch, "presence.diff").await;
         assert_eq!(
-            own["data"]["user_id"],
+            own["data"]["joins"][0]["user_id"],
             alice.user_id.as_str(),
-            "a subscriber sees its own join first"
+            "a subscriber sees its own join first: {own}"
         );
+        assert_eq!(own["data"]["count"], 1, "{own}");
         let joined = b.subscribe(&ch).await;
         let present: Vec<&str> = joined["result"]["presence"]
             .as_array()
@@ -227,8 +228,16 @@ async fn members_only_publish_and_presence() {
             present.contains(&alice.user_id.as_str()) && present.contains(&bob.user_id.as_str()),
             "{joined}"
         );
-        let j = a.event(&ch, "presence.join").await;
-        assert_eq!(j["data"]["user_id"], bob.user_id.as_str());
+        let j = a.event(&ch, "presence.diff").await;
+        assert_eq!(
+            j["data"]["joins"][0]["user_id"],
+            bob.user_id.as_str(),
+            "{j}"
+        );
+        assert_eq!(
+            (&j["data"]["leaves"], &j["data"]["count"]),
+            (&json!([]), &json!(2))
+        );
 
         let r = a
             .request(
@@ -246,10 +255,16 @@ async fn members_only_publish_and_presence() {
         );
 
         b.close().await;
-        let left = a.event(&ch, "presence.leave").await;
-        assert_eq!(left["data"]["user_id"], bob.user_id.as_str());
+        let left = a.event(&ch, "presence.diff").await;
+        assert_eq!(
+            left["data"]["leaves"][0]["user_id"],
+            bob.user_id.as_str(),
+            "{left}"
+        );
+        assert_eq!(left["data"]["count"], 1);
         let p = a.request("presence", json!({"channel": ch})).await;
         assert_eq!(p["result"]["members"].as_array().unwrap().len(), 1);
+        assert_eq!(p["result"]["count"], 1);
     })
     .await
 }
@@ -264,9 +279,9 @@ async fn a_publisher_can_leave_itself_out_of_its_broadcast() {
         let mut a = connect_authed(&app.base, &alice.tokens.access).await;
         let mut b = connect_authed(&app.base, &bob.tokens.access).await;
         assert_eq!(a.subscribe(&ch).await["type"], "ok");
-        a.event(&ch, "presence.join").await;
+        a.presence_diff(&ch, "joins", &alice.user_id).await;
         assert_eq!(b.subscribe(&ch).await["type"], "ok");
-        a.event(&ch, "presence.join").await;
+        a.presence_diff(&ch, "joins", &bob.user_id).await;
         let cursor = |line: u64, echo: Value| {
             json!({"channel": ch, "event": "cursor", "data": {"line": line}, "echo": echo})
         };

@@ -29,19 +29,17 @@ async fn publish_on_one_instance_reaches_the_other_with_presence() {
         let mut on_a = connect_authed(&a.base, &alice.tokens.access).await;
         let mut on_b = connect_authed(&b.base, &bob.tokens.access).await;
         assert_eq!(on_a.subscribe(&ch).await["type"], "ok");
-        assert_eq!(
-            on_a.event(&ch, "presence.join").await["data"]["user_id"],
-            alice.user_id.as_str()
-        );
+        on_a.presence_diff(&ch, "joins", &alice.user_id).await;
         let joined = on_b.subscribe(&ch).await;
         assert_eq!(
             joined["result"]["presence"].as_array().unwrap().len(),
             2,
             "presence spans instances: {joined}"
         );
+        let diff = on_a.presence_diff(&ch, "joins", &bob.user_id).await;
         assert_eq!(
-            on_a.event(&ch, "presence.join").await["data"]["user_id"],
-            bob.user_id.as_str()
+            diff["data"]["count"], 2,
+            "the count spans instances: {diff}"
         );
 
         on_a.request(
@@ -65,10 +63,8 @@ async fn publish_on_one_instance_reaches_the_other_with_presence() {
         let p = on_a.request("presence", json!({"channel": ch})).await;
         assert_eq!(p["result"]["members"].as_array().unwrap().len(), 2);
         on_b.close().await;
-        assert_eq!(
-            on_a.event(&ch, "presence.leave").await["data"]["user_id"],
-            bob.user_id.as_str()
-        );
+        let left = on_a.presence_diff(&ch, "leaves", &bob.user_id).await;
+        assert_eq!(left["data"]["count"], 1, "{left}");
     })
     .await
 }
@@ -88,14 +84,19 @@ async fn a_dead_instance_presence_is_reaped() {
         on_a.subscribe(&ch).await;
         let mut on_b = connect_authed(&b.base, &alice.tokens.access).await;
         on_b.subscribe(&ch).await;
-        on_a.event(&ch, "presence.join").await;
+        on_a.presence_diff(&ch, "joins", &alice.user_id).await;
         // Kill b without letting its connections leave: abort the server task.
         b.task.take().unwrap().abort();
         drop(on_b);
-        let left = tokio::time::timeout(Duration::from_secs(30), on_a.event(&ch, "presence.leave"))
+        let left = on_a.presence_diff(&ch, "leaves", &alice.user_id);
+        let left = tokio::time::timeout(Duration::from_secs(30), left)
             .await
             .expect("reaped within 30 s");
-        assert_eq!(left["data"]["user_id"], alice.user_id.as_str());
+        assert_eq!(
+            left["data"]["left"], 1,
+            "one diff for the dead instance's leaves: {left}"
+        );
+        assert_eq!(left["data"]["count"], 1, "only on_a is left: {left}");
         b.shutdown().await;
     })
     .await

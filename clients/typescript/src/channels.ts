@@ -1,7 +1,7 @@
 /**
  * The subscription registry: which channels this client wants, subscribing them again after
  * every reconnect (a session channel with `since` = the last version it applied), presence
- * rebuilt from each subscribe reply and kept by `presence.*` events, and the routing of
+ * rebuilt from each subscribe reply and kept by `presence.diff` events, and the routing of
  * channel events to whoever owns the channel (a synced session, or the app).
  */
 
@@ -55,7 +55,14 @@ export interface ChannelEvents {
   event: ServerEvent;
   /** Another client's (or our own) ephemeral `publish`. */
   broadcast: BroadcastEvent;
-  presence: { members: Member[]; change?: { kind: 'join' | 'leave'; member: Member } };
+  /**
+   * Who is here now. `joined`/`left` are the change that caused it (empty for a full list from a
+   * subscribe reply or a `presence` answer). `count` is the channel's members on every instance:
+   * it can exceed `members.length` in a big channel (the server lists at most
+   * `ws.presence_list_max`). `truncated`: the server counted more changes than it listed; the
+   * SDK asks for the list again when the channel is small enough to be listed whole.
+   */
+  presence: { members: Member[]; count: number; joined: Member[]; left: Member[]; truncated: boolean };
   /** The subscription ended for good (forbidden, revoked, too many subscriptions). */
   ended: SwitchyardError;
 }
@@ -69,8 +76,15 @@ export interface ChannelOwner {
   onEvent(ev: ServerEvent): void;
 }
 
+/** A truncated diff is followed by a fresh `presence` read only up to this many members (the
+ * server's default `ws.presence_list_max`); past it, a list could not be whole anyway. */
+const PRESENCE_REFETCH_MAX = 100;
+
 export class Channel extends EventHub<ChannelEvents> {
   readonly presence = new Map<string, Member>();
+  /** Members on the channel (every instance), as the server last said. */
+  presenceCount = 0;
+  private presenceRefetch: ReturnType<typeof setTimeout> | null = null;
   /** Whether the server has answered a subscribe on the current connection. */
   live = false;
   ended = false;
@@ -109,8 +123,8 @@ export class Channel extends EventHub<ChannelEvents> {
 
   /** Asks the server for the channel's members now (the `presence` request). */
   async refreshPresence(): Promise<Member[]> {
-    const r = await this.registry.requests.request<{ members?: Member[] }>('presence', { channel: this.name });
-    this.setPresence(Array.isArray(r.members) ? r.members : []);
+    const r = await this.registry.requests.request<{ members?: Member[]; count?: number }>('presence', { channel: this.name });
+    this.setPresence(Array.isArray(r.members) ? r.members : [], r.count);
     return [...this.presence.values()];
   }
 
@@ -123,10 +137,35 @@ export class Channel extends EventHub<ChannelEvents> {
     return this.registry.unsubscribe(this);
   }
 
-  setPresence(members: Member[]): void {
+  setPresence(members: Member[], count?: unknown): void {
     this.presence.clear();
     for (const m of members) if (isMember(m)) this.presence.set(m.conn_id, m);
-    this.emit('presence', { members: [...this.presence.values()] });
+    this.presenceCount = typeof count === 'number' ? count : this.presence.size;
+    this.emit('presence', { members: [...this.presence.values()], count: this.presenceCount, joined: [], left: [], truncated: false });
+  }
+
+  /** A `presence.diff`: joins, then leaves, applied to the list. */
+  applyPresenceDiff(data: unknown): void {
+    if (typeof data !== 'object' || data === null) return;
+    const d = data as { joins?: unknown; leaves?: unknown; count?: unknown; truncated?: unknown };
+    const joined = Array.isArray(d.joins) ? d.joins.filter(isMember) : [];
+    const left = Array.isArray(d.leaves) ? d.leaves.filter(isMember) : [];
+    for (const m of joined) this.presence.set(m.conn_id, m);
+    for (const m of left) this.presence.delete(m.conn_id);
+    if (typeof d.count === 'number') this.presenceCount = d.count;
+    const truncated = d.truncated === true;
+    this.emit('presence', { members: [...this.presence.values()], count: this.presenceCount, joined, left, truncated });
+    if (truncated && this.presenceCount <= PRESENCE_REFETCH_MAX) this.refetchPresenceSoon();
+  }
+
+  /** One `presence` read after a burst of truncated diffs, spread out so a crowd joining at
+   * once does not all ask in the same instant. */
+  private refetchPresenceSoon(): void {
+    if (this.presenceRefetch) return;
+    this.presenceRefetch = setTimeout(() => {
+      this.presenceRefetch = null;
+      if (this.live && !this.ended) this.refreshPresence().catch(() => undefined);
+    }, 250 + Math.random() * 500);
   }
 
   settleReady(err: SwitchyardError | null): void {
@@ -210,7 +249,7 @@ export class Channels {
         if (ch.ended) return;
         ch.live = true;
         ch.backoff.reset();
-        if (Array.isArray(result.presence)) ch.setPresence(result.presence);
+        if (Array.isArray(result.presence)) ch.setPresence(result.presence, result.presence_count);
         try {
           ch.owner?.onSubscribed(result);
         } finally {
@@ -273,12 +312,8 @@ export class Channels {
     }
     const ch = this.channels.get(f.channel);
     if (!ch || ch.ended) return;
-    if (ev.event === 'presence.join' || ev.event === 'presence.leave') {
-      const m = ev.data;
-      if (!isMember(m)) return;
-      if (ev.event === 'presence.join') ch.presence.set(m.conn_id, m);
-      else ch.presence.delete(m.conn_id);
-      ch.emit('presence', { members: [...ch.presence.values()], change: { kind: ev.event === 'presence.join' ? 'join' : 'leave', member: m } });
+    if (ev.event === 'presence.diff') {
+      ch.applyPresenceDiff(ev.data);
       return;
     }
     if (ev.event === 'session.revoked') {

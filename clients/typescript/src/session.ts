@@ -42,7 +42,7 @@ export interface SessionEvents {
   applied: AppliedMutation;
   /** A turn started here or was seen running (joined). */
   turn: Turn;
-  presence: { members: Member[] };
+  presence: { members: Member[]; count: number };
   broadcast: BroadcastEvent;
   event: ServerEvent;
   /** The subscription ended for good (access revoked, forbidden). */
@@ -95,7 +95,7 @@ export class SyncedSession extends EventHub<SessionEvents> implements ChannelOwn
         this.emit('applied', a);
       }),
       q.on('refused', (r) => r.sessionId === id && this.emit('refused', r)),
-      channel.on('presence', ({ members }) => this.emit('presence', { members })),
+      channel.on('presence', ({ members, count }) => this.emit('presence', { members, count })),
       channel.on('broadcast', (b) => this.emit('broadcast', b)),
       channel.on('event', (e) => this.emit('event', e)),
       channel.on('ended', (e) => this.emit('ended', e)),

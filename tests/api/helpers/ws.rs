@@ -233,6 +233,21 @@ impl WsClient {
         }
     }
 
+    /// The `presence.diff` on `channel` that lists `user_id` among its `joins` or `leaves`
+    /// (`side`); earlier diffs are consumed. Diffs batch an interval's changes, so one may
+    /// carry others' too.
+    pub async fn presence_diff(&mut self, channel: &str, side: &str, user_id: &str) -> Value {
+        loop {
+            let d = self.event(channel, "presence.diff").await;
+            let listed = d["data"][side]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|m| m["user_id"] == user_id));
+            if listed {
+                return d;
+            }
+        }
+    }
+
     /// The next client event (`broadcast`, relayed from a `publish`) named `event`.
     pub async fn broadcast(&mut self, channel: &str, event: &str) -> Value {
         if let Some(i) = self.pending.iter().position(|v| {
