@@ -12,7 +12,7 @@ use crate::{
 use dashmap::DashMap;
 use futures::StreamExt;
 use std::{
-    collections::{hash_map::Entry, HashMap},
+    collections::HashMap,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
@@ -36,11 +36,11 @@ pub struct Presence {
     list_max: usize,
 }
 
-/// A connection's state on a channel at the last flush and now: a join and a leave within one
-/// interval cancel out, a leave and a join again are no change.
+/// Where a connection ended up over the interval. It is announced by that alone, even when it
+/// joined and left again: a member may have read a list in between (a subscribe reply) and
+/// seen it, and a leave of someone never seen is harmless.
 struct Change {
-    before: bool,
-    now: bool,
+    present: bool,
     member: Member,
 }
 
@@ -78,21 +78,12 @@ impl Presence {
     }
 
     fn note(&self, channel: &str, member: Member, joined: bool) {
+        let change = Change {
+            present: joined,
+            member,
+        };
         let mut changes = self.pending.entry(channel.to_owned()).or_default();
-        match changes.entry(member.conn_id.clone()) {
-            Entry::Occupied(mut e) => {
-                let c = e.get_mut();
-                c.now = joined;
-                c.member = member;
-            }
-            Entry::Vacant(e) => {
-                e.insert(Change {
-                    before: !joined,
-                    now: joined,
-                    member,
-                });
-            }
-        }
+        changes.insert(change.member.conn_id.clone(), change);
     }
 
     /// Sends each channel's diff every interval; after shutdown begins, goes on until the
@@ -127,16 +118,12 @@ impl Presence {
     async fn announce(&self, channel: &str, changes: HashMap<String, Change>) {
         let mut diff = PresenceDiff::default();
         for c in changes.into_values() {
-            match (c.before, c.now) {
-                (false, true) => diff.joins.push(c.member),
-                (true, false) => diff.leaves.push(c.member),
-                _ => {}
+            match c.present {
+                true => diff.joins.push(c.member),
+                false => diff.leaves.push(c.member),
             }
         }
         (diff.joined, diff.left) = (diff.joins.len(), diff.leaves.len());
-        if diff.joined + diff.left == 0 {
-            return;
-        }
         if diff.joined + diff.left > self.diff_max {
             diff.truncated = true;
             diff.joins = Vec::new();
@@ -162,43 +149,50 @@ mod tests {
         }
     }
 
+    fn listed(frame: &serde_json::Value, side: &str) -> Vec<String> {
+        let mut l: Vec<String> = frame["data"][side]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["conn_id"].as_str().unwrap().to_owned())
+            .collect();
+        l.sort_unstable();
+        l
+    }
+
     #[tokio::test]
-    async fn a_join_and_leave_within_one_interval_announce_nothing() {
+    async fn one_diff_per_interval_lists_each_connection_once_by_where_it_ended() {
         let hub = Arc::new(Hub::new(tokio::sync::mpsc::channel(1).0));
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone(), Inbox::new().0));
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
         hub.subscribe("c", Arc::new(Outbox::new(1, tx)));
         let p = Presence::new(bus, &WsConfig::default());
+        let next = |rx: &mut tokio::sync::mpsc::Receiver<_>| -> serde_json::Value {
+            let frame: axum::extract::ws::Utf8Bytes = rx.try_recv().expect("a diff");
+            serde_json::from_str(frame.as_str()).unwrap()
+        };
 
+        p.flush().await;
+        assert!(rx.try_recv().is_err(), "no change, no diff");
+
+        // a: joined and left (someone may have listed it meanwhile: it is announced as left);
+        // b: left and joined again; c: joined.
+        p.join("c", member("b")).await;
+        p.flush().await;
+        next(&mut rx);
         p.join("c", member("a")).await;
         p.leave("c", member("a")).await;
-        p.flush().await;
-        assert!(rx.try_recv().is_err(), "nothing changed over the interval");
-
-        p.join("c", member("b")).await;
         p.leave("c", member("b")).await;
         p.join("c", member("b")).await;
         p.join("c", member("c")).await;
         p.flush().await;
-        let frame: serde_json::Value =
-            serde_json::from_str(rx.try_recv().unwrap().as_str()).unwrap();
-        let mut joined: Vec<&str> = frame["data"]["joins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["conn_id"].as_str().unwrap())
-            .collect();
-        joined.sort_unstable();
-        assert_eq!(joined, ["b", "c"], "{frame}");
-        assert_eq!(frame["data"]["count"], 2);
-        assert!(rx.try_recv().is_err(), "one diff for the interval");
-
-        p.leave("c", member("b")).await;
-        p.join("c", member("b")).await;
-        p.flush().await;
-        assert!(
-            rx.try_recv().is_err(),
-            "a leave and a join again are no change"
+        let d = next(&mut rx);
+        assert_eq!(listed(&d, "joins"), ["b", "c"], "{d}");
+        assert_eq!(listed(&d, "leaves"), ["a"], "{d}");
+        assert_eq!(
+            (&d["data"]["count"], &d["data"]["truncated"]),
+            (&2.into(), &false.into())
         );
+        assert!(rx.try_recv().is_err(), "one diff for the interval");
     }
 }

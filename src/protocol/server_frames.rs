@@ -24,9 +24,9 @@ pub struct Member {
     pub connected_since: u64,
 }
 
-/// A channel's joins and leaves over one interval, from one instance. Applying `joins` then
-/// `leaves` to the list a `subscribe` reply gave keeps it current; a connection that joined and
-/// left within the interval appears in neither.
+/// A channel's joins and leaves over one interval, from one instance. Applying them to the
+/// list a `subscribe` reply gave keeps it current; each connection is listed once, by where it
+/// ended the interval.
 #[derive(Debug, Default, Serialize)]
 pub struct PresenceDiff {
     pub joins: Vec<Member>,
