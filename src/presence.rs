@@ -2,7 +2,8 @@
 //! once (so a `subscribe` reply or a `presence` answer on any instance sees it) and announced
 //! as one `presence.diff` per channel per `ws.presence_interval_ms`: a storm of n joins costs
 //! each member one event per interval instead of n, and a diff past `ws.presence_diff_max`
-//! carries counts only, so a 10k-member channel fills in O(n) frames of bounded size.
+//! carries counts only, and a channel past `ws.presence_busy_members` gets its diffs less
+//! often in proportion, so a 10k-member channel fills in O(n) frames of bounded size.
 
 use crate::{
     bus::{Bus, Present},
@@ -17,7 +18,7 @@ use std::{
         atomic::{AtomicUsize, Ordering},
         Arc,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -31,8 +32,11 @@ pub struct Presence {
     pending: DashMap<String, HashMap<String, Change>>,
     /// Members this instance holds on all channels (shutdown waits for their leaves).
     held: AtomicUsize,
+    /// Big channels whose next diff waits until then (`ws.presence_busy_members`).
+    busy: DashMap<String, Instant>,
     interval: Duration,
     diff_max: usize,
+    busy_members: usize,
     list_max: usize,
 }
 
@@ -50,8 +54,10 @@ impl Presence {
             bus,
             pending: DashMap::new(),
             held: AtomicUsize::new(0),
+            busy: DashMap::new(),
             interval: Duration::from_millis(cfg.presence_interval_ms),
             diff_max: cfg.presence_diff_max,
+            busy_members: cfg.presence_busy_members.max(1),
             list_max: cfg.presence_list_max,
         }
     }
@@ -105,7 +111,13 @@ impl Presence {
     }
 
     async fn flush(&self) {
-        let channels: Vec<String> = self.pending.iter().map(|e| e.key().clone()).collect();
+        let now = Instant::now();
+        let channels: Vec<String> = self
+            .pending
+            .iter()
+            .map(|e| e.key().clone())
+            .filter(|c| self.busy.get(c).is_none_or(|due| *due <= now))
+            .collect();
         futures::stream::iter(channels)
             .for_each_concurrent(FLUSH_CONCURRENCY, |channel| async move {
                 if let Some((channel, changes)) = self.pending.remove(&channel) {
@@ -130,6 +142,14 @@ impl Presence {
             diff.leaves = Vec::new();
         }
         diff.count = self.bus.presence(channel, 0).await.count;
+        if diff.count > self.busy_members {
+            let wait = self
+                .interval
+                .mul_f64(diff.count as f64 / self.busy_members as f64);
+            self.busy.insert(channel.to_owned(), Instant::now() + wait);
+        } else {
+            self.busy.remove(channel);
+        }
         let frame = event_frame(channel, &ServerEvent::PresenceDiff(&diff));
         self.bus.publish(channel, frame).await;
     }

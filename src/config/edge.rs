@@ -107,6 +107,10 @@ pub struct WsConfig {
     /// Joins plus leaves one `presence.diff` lists; past it the diff carries only counts
     /// (`truncated`). Default 20.
     pub presence_diff_max: usize,
+    /// A channel with more members than this gets its diff every `presence_interval_ms x
+    /// members / presence_busy_members` (10k members: once a second), so what a join storm costs
+    /// stays O(n) however long the storm lasts. Default 1000.
+    pub presence_busy_members: usize,
     /// Members a `subscribe` reply or a `presence` answer lists (with the full `count`), so a
     /// 10k-member channel does not cost 10k entries per join. Default 100.
     pub presence_list_max: usize,
@@ -140,6 +144,7 @@ impl Default for WsConfig {
             send_queue: 256,
             presence_interval_ms: 100,
             presence_diff_max: 20,
+            presence_busy_members: 1000,
             presence_list_max: 100,
             frames_per_sec: 50,
             max_subscriptions: 100,

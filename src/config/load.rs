@@ -68,8 +68,8 @@ impl Config {
             return bad("auth.hash_concurrency must be at least 1");
         }
         let ws = &self.ws;
-        if ws.presence_interval_ms == 0 {
-            return bad("ws.presence_interval_ms must be positive");
+        if ws.presence_interval_ms == 0 || ws.presence_busy_members == 0 {
+            return bad("ws.presence_interval_ms and ws.presence_busy_members must be positive");
         }
         if ws.send_queue == 0 || ws.frames_per_sec == 0 || ws.max_connections == 0 {
             return bad("ws.send_queue, ws.frames_per_sec and ws.max_connections must be positive");

@@ -138,3 +138,38 @@ async fn subscribes_at_once_are_each_checked_for_their_own_user_and_a_revoke_hol
     })
     .await
 }
+
+#[tokio::test]
+async fn a_busy_channel_hears_presence_less_often() {
+    within(async {
+        let app = spawn_with(|c| {
+            c.ws.presence_interval_ms = 400;
+            c.ws.presence_busy_members = 1;
+        })
+        .await;
+        let alice = user(&app).await;
+        let ch = session(&app, &alice).await;
+        let mut watcher = connect_authed(&app.base, &alice.tokens.access).await;
+        let mut crowd = Vec::new();
+        for _ in 0..3 {
+            crowd.push(connect_authed(&app.base, &alice.tokens.access).await);
+        }
+        assert_eq!(watcher.subscribe(&ch).await["type"], "ok");
+        watcher.event(&ch, "presence.diff").await;
+        assert_eq!(crowd[0].subscribe(&ch).await["type"], "ok");
+        let d = watcher.event(&ch, "presence.diff").await;
+        assert_eq!(d["data"]["count"], 2, "{d}");
+        // Two members, over ws.presence_busy_members = 1: the next diff waits two intervals,
+        // so joins one interval apart arrive together.
+        assert_eq!(crowd[1].subscribe(&ch).await["type"], "ok");
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert_eq!(crowd[2].subscribe(&ch).await["type"], "ok");
+        let d = watcher.event(&ch, "presence.diff").await;
+        assert_eq!(
+            (&d["data"]["joined"], &d["data"]["count"]),
+            (&json!(2), &json!(4)),
+            "{d}"
+        );
+    })
+    .await
+}
