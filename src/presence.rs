@@ -78,7 +78,7 @@ impl Presence {
         self.note(channel, member, false);
     }
 
-    /// Up to `ws.presence_list_max` members and the channel's count.
+    /// The channel's members if at most `ws.presence_list_max` (else none), and its count.
     pub async fn list(&self, channel: &str) -> Present {
         self.bus.presence(channel, self.list_max).await
     }

@@ -72,8 +72,12 @@ impl Bus for LocalBus {
         let Some(list) = self.presence.get(channel) else {
             return Present::default();
         };
+        let members = match list.len() <= limit {
+            true => list.values().cloned().collect(),
+            false => Vec::new(),
+        };
         Present {
-            members: list.values().take(limit).cloned().collect(),
+            members,
             count: list.len(),
         }
     }

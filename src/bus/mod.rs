@@ -26,7 +26,7 @@ use crate::protocol::{event_frame, Member, ServerEvent};
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
 
-/// Some of a channel's members and their number.
+/// A channel's members (when few enough to list) and their number.
 #[derive(Debug, Default)]
 pub struct Present {
     pub members: Vec<Member>,
@@ -75,8 +75,8 @@ pub trait Bus: Send + Sync + 'static {
     /// presence service's job.
     async fn presence_join(&self, channel: &str, member: &Member);
     async fn presence_leave(&self, channel: &str, conn_id: &str);
-    /// Up to `limit` of the channel's members (none for 0: a count costs no list), and how many
-    /// there are.
+    /// The channel's members when there are at most `limit` (a list is whole or absent; 0: a
+    /// count only), and how many there are.
     async fn presence(&self, channel: &str, limit: usize) -> Present;
     fn state(&self) -> BusState;
 

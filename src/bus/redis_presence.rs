@@ -39,32 +39,25 @@ pub(super) async fn leave(i: &Inner, channel: &str, conn_id: &str) {
     }
 }
 
-/// The count is `HLEN` (O(1)); the list is the whole hash when it fits in `limit`, else
-/// `limit` entries picked by `HRANDFIELD`, so a big channel's read stays bounded.
+/// The count is `HLEN` (O(1)); the list is read only when the whole hash fits in `limit`, so a
+/// big channel's read stays O(1).
 pub(super) async fn list(i: &Inner, channel: &str, limit: usize) -> Present {
     let key = i.presence_key(channel);
     let mut hlen = redis::cmd("HLEN");
     hlen.arg(&key);
     let count: usize = i.run(&hlen).await.unwrap_or(0);
-    if limit == 0 || count == 0 {
+    if count == 0 || count > limit {
         return Present {
             members: Vec::new(),
             count,
         };
     }
-    let raw: Vec<String> = if count <= limit {
-        let mut cmd = redis::cmd("HVALS");
-        cmd.arg(&key);
-        i.run(&cmd).await.unwrap_or_default()
-    } else {
-        let mut cmd = redis::cmd("HRANDFIELD");
-        cmd.arg(&key).arg(limit).arg("WITHVALUES");
-        let pairs: Vec<String> = i.run(&cmd).await.unwrap_or_default();
-        pairs.into_iter().skip(1).step_by(2).collect()
-    };
+    let mut cmd = redis::cmd("HVALS");
+    cmd.arg(&key);
+    let raw: Vec<String> = i.run(&cmd).await.unwrap_or_default();
     let members = alive(i, &raw).await;
     Present {
-        count: if count <= limit { members.len() } else { count },
+        count: members.len(),
         members,
     }
 }

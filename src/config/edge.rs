@@ -111,8 +111,9 @@ pub struct WsConfig {
     /// members / presence_busy_members` (10k members: once a second), so what a join storm costs
     /// stays O(n) however long the storm lasts. Default 1000.
     pub presence_busy_members: usize,
-    /// Members a `subscribe` reply or a `presence` answer lists (with the full `count`), so a
-    /// 10k-member channel does not cost 10k entries per join. Default 100.
+    /// A `subscribe` reply or a `presence` answer lists the channel's members when there are at
+    /// most this many; past it, only their count (a 10k-member channel costs no list per join,
+    /// and no list is ever partial). Default 100.
     pub presence_list_max: usize,
 }
 

@@ -202,7 +202,8 @@ impl Conn {
         self.reply_ok(id, Some(body));
     }
 
-    /// Who is on the channel (up to `ws.presence_list_max`) and how many, for a subscribe reply.
+    /// Who is on the channel (when at most `ws.presence_list_max`) and how many, for a
+    /// subscribe reply.
     async fn add_presence(&self, channel: &str, body: &mut serde_json::Value) {
         let p = self.state.presence.list(channel).await;
         body["presence"] = json!(p.members);

@@ -58,8 +58,8 @@ export interface ChannelEvents {
   /**
    * Who is here now. `joined`/`left` are the change that caused it (empty for a full list from a
    * subscribe reply or a `presence` answer). `count` is the channel's members on every instance:
-   * it can exceed `members.length` in a big channel (the server lists at most
-   * `ws.presence_list_max`). `truncated`: the server counted more changes than it listed; the
+   * it exceeds `members.length` in a big channel (past `ws.presence_list_max` the server sends
+   * only the count). `truncated`: the server counted more changes than it listed; the
    * SDK asks for the list again when the channel is small enough to be listed whole.
    */
   presence: { members: Member[]; count: number; joined: Member[]; left: Member[]; truncated: boolean };

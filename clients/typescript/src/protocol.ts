@@ -138,7 +138,7 @@ export type SnapshotReason = 'requested' | 'compacted' | 'too_far_behind' | 'ahe
 export interface SubscribeResult {
   channel: string;
   presence?: Member[];
-  /** Members on the channel, on every instance (`presence` lists at most `ws.presence_list_max`). */
+  /** Members on the channel, on every instance (`presence` lists them only up to `ws.presence_list_max`). */
   presence_count?: number;
   version?: number;
   changes?: Change[];
