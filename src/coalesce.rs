@@ -16,6 +16,8 @@ use std::{
 use tokio::sync::oneshot;
 
 type Read<K, R, V> = dyn Fn(K, Vec<R>) -> BoxFuture<'static, Vec<V>> + Send + Sync;
+/// The requests gathered for a key's next read, each with where its answer goes.
+type Waiting<R, V> = Vec<(R, oneshot::Sender<V>)>;
 
 /// `K`: what is read (a session); `R`: what each caller asks of it (a user, or nothing);
 /// `V`: one answer per request, in order.
@@ -25,7 +27,7 @@ pub struct Coalesce<K, R, V> {
 
 struct Inner<K, R, V> {
     /// Present while a reader runs for the key; the requests wait for its next read.
-    waiting: Mutex<HashMap<K, Vec<(R, oneshot::Sender<V>)>>>,
+    waiting: Mutex<HashMap<K, Waiting<R, V>>>,
     read: Box<Read<K, R, V>>,
 }
 

@@ -45,7 +45,7 @@ pub(super) async fn run(
     async {
         let principal = match principal {
             Some(p) => Some(p),
-            None => first_frame_auth(&state, &outbox, &mut stream).await,
+            None => Box::pin(first_frame_auth(&state, &outbox, &mut stream)).await,
         };
         let _slot = slot_for(&state, &outbox, admission, principal.is_some());
         if let Some((p, key)) = principal.filter(|_| _slot.is_some()) {
@@ -58,7 +58,7 @@ pub(super) async fn run(
                 CloseCode::TooManyConnections
             };
             outbox.close(code);
-            conn.cleanup().await;
+            Box::pin(conn.cleanup()).await;
             tracing::debug!(code = code.code(), "connection closed");
         }
     }
@@ -191,7 +191,7 @@ async fn first_frame_auth(
 
 async fn serve(conn: &mut Conn, stream: &mut Stream) -> CloseCode {
     let cfg = conn.state.config.ws.clone();
-    conn.join_user_channel().await;
+    Box::pin(conn.join_user_channel()).await;
     let welcome = ServerFrame::Welcome {
         conn_id: &conn.conn_uuid,
         user_id: &conn.user_str,
@@ -206,7 +206,7 @@ async fn serve(conn: &mut Conn, stream: &mut Stream) -> CloseCode {
         },
     };
     conn.outbox.push(welcome.encode().into());
-    conn.mcp_status().await;
+    Box::pin(conn.mcp_status()).await;
 
     let idle = Duration::from_secs(cfg.idle_timeout_secs);
     let mut last_seen = Instant::now();
@@ -221,7 +221,7 @@ async fn serve(conn: &mut Conn, stream: &mut Stream) -> CloseCode {
             biased;
             _ = shutdown.cancelled() => return CloseCode::Restart,
             _ = conn.outbox.closing() => return conn.outbox.closed_with().unwrap_or(CloseCode::Normal),
-            _ = conn.outbox.evicted() => conn.process_evictions().await,
+            _ = conn.outbox.evicted() => Box::pin(conn.process_evictions()).await,
             _ = sleep_until_opt(expiry) => {
                 conn.reply_error(None, ErrorCode::TokenExpired, "access token expired; send auth.refresh before it does");
                 return CloseCode::TokenExpired;
@@ -230,7 +230,7 @@ async fn serve(conn: &mut Conn, stream: &mut Stream) -> CloseCode {
                 if last_seen.elapsed() > idle {
                     return CloseCode::IdleTimeout;
                 }
-                if !conn.api_key_still_valid().await {
+                if !Box::pin(conn.api_key_still_valid()).await {
                     conn.reply_error(None, ErrorCode::InvalidApiKey, "this API key was revoked");
                     return CloseCode::AuthFailed;
                 }
@@ -253,7 +253,10 @@ async fn serve(conn: &mut Conn, stream: &mut Stream) -> CloseCode {
                             conn.reply_error(None, ErrorCode::RateLimited, "too many frames per second");
                             return CloseCode::RateLimited;
                         }
-                        conn.handle(text.as_str()).await;
+                        // Boxed (as every rare or deep await here): inline, the largest
+                        // handler's state is held by every idle connection for its whole
+                        // life (the connection future was 9.0 KB, boxed 3.4 KB).
+                        Box::pin(conn.handle(text.as_str())).await;
                     }
                 }
             }
