@@ -118,6 +118,10 @@ impl Presence {
             .map(|e| e.key().clone())
             .filter(|c| self.busy.get(c).is_none_or(|due| *due <= now))
             .collect();
+        // A busy channel whose members here all left is announced by other instances; its
+        // entry goes once due.
+        self.busy
+            .retain(|c, due| *due > now || self.pending.contains_key(c));
         futures::stream::iter(channels)
             .for_each_concurrent(FLUSH_CONCURRENCY, |channel| async move {
                 if let Some((channel, changes)) = self.pending.remove(&channel) {

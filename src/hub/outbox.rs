@@ -194,25 +194,23 @@ impl Outbox {
     }
 
     /// Queues `reply` (which carries everything up to `version`, and the live turn's content
-    /// up to `floor`), then the held frames after it, then goes live.
+    /// up to `floor`), then the held frames after it, then goes live. False (and nothing
+    /// queued) when the channel was taken away meanwhile (evicted: membership revoked while the
+    /// catch-up was read).
     pub fn end_catch_up(
         &self,
         channel: &str,
         version: u64,
         floor: Option<Floor>,
         reply: Utf8Bytes,
-    ) {
+    ) -> bool {
         let mut gates = self
             .gates
             .lock()
             .expect("gate lock is never held across a panic");
-        let live = Gate::Live {
-            have: version,
-            floor,
-        };
-        let held = match gates.insert(channel.to_owned(), live) {
-            Some(Gate::CatchingUp(h)) => h,
-            _ => Vec::new(),
+        let held = match gates.get_mut(channel) {
+            Some(Gate::CatchingUp(h)) => std::mem::take(h),
+            _ => return false,
         };
         self.push(reply);
         let mut have = version;
@@ -229,6 +227,7 @@ impl Outbox {
             }
         }
         gates.insert(channel.to_owned(), Gate::Live { have, floor });
+        true
     }
 
     pub fn forget_channel(&self, channel: &str) {

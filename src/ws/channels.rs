@@ -54,6 +54,11 @@ impl Conn {
         };
         if self.channels.contains(&channel) {
             if let Err(refusal) = self.check_access(session).await {
+                // No longer a member: the live subscription goes too (its eviction may have
+                // been lost on the way from another instance).
+                if matches!(refusal, Refusal::NotMember) && self.channels.remove(&channel) {
+                    self.leave(&channel).await;
+                }
                 return refusal.send(self, id);
             }
             return self.resubscribe(id, &channel, session, since).await;
@@ -65,6 +70,11 @@ impl Conn {
                 ErrorCode::TooManySubscriptions,
                 &format!("at most {max} subscriptions per connection"),
             );
+        }
+        // A non-member never reaches the hub (nor Redis), so nothing published meanwhile can
+        // reach it; `join` checks again once subscribed, for a revoke racing this one.
+        if let Err(refusal) = self.check_access(session).await {
+            return refusal.send(self, id);
         }
         self.join(id, channel, session, since).await;
     }
@@ -124,15 +134,22 @@ impl Conn {
         self.state.hub.caught_up(&channel, version);
         let floor = self.live_turn(session, &mut body).await;
         self.state.presence.join(&channel, self.member()).await;
-        self.channels.insert(channel.clone());
         self.add_presence(&channel, &mut body).await;
         let reply = ServerFrame::Ok {
             id,
             result: Some(body),
         }
         .encode();
-        self.outbox
-            .end_catch_up(&channel, version, floor, reply.into());
+        if self
+            .outbox
+            .end_catch_up(&channel, version, floor, reply.into())
+        {
+            self.channels.insert(channel);
+        } else {
+            // Evicted while catching up: the revoke won; say so instead of "subscribed".
+            self.state.presence.leave(&channel, self.member()).await;
+            Refusal::NotMember.send(self, id);
+        }
     }
 
     pub(super) async fn unsubscribe(&mut self, id: &str, channel: Channel) {

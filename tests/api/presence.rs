@@ -177,3 +177,38 @@ async fn a_busy_channel_hears_presence_less_often() {
     })
     .await
 }
+
+#[tokio::test]
+async fn a_refused_subscriber_hears_nothing_of_the_channel_meanwhile() {
+    within(async {
+        let app = spawn_app().await;
+        let (owner, stranger) = (user(&app).await, user(&app).await);
+        let ch = session(&app, &owner).await;
+        let mut o = connect_authed(&app.base, &owner.tokens.access).await;
+        let mut e = connect_authed(&app.base, &stranger.tokens.access).await;
+        assert_eq!(o.subscribe(&ch).await["type"], "ok");
+        let publish = async {
+            for line in 0..80 {
+                let r = o
+                    .request(
+                        "publish",
+                        json!({"channel": ch, "event": "cursor", "data": {"line": line}}),
+                    )
+                    .await;
+                assert_eq!(r["type"], "ok", "{r}");
+            }
+        };
+        let knock = async {
+            for _ in 0..40 {
+                assert_eq!(e.subscribe(&ch).await["code"], "forbidden");
+            }
+        };
+        tokio::join!(publish, knock);
+        assert!(
+            e.pending_is_empty_after(std::time::Duration::from_millis(200))
+                .await,
+            "a refused subscribe never joins the channel, not even while it is checked"
+        );
+    })
+    .await
+}
