@@ -73,6 +73,23 @@ where
     }
 }
 
+impl<K, V> Coalesce<K, (), V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + 'static,
+{
+    /// A read that asks nothing per caller: everyone gathered for it gets the same answer.
+    pub fn same_for_all<F>(read: impl Fn(K) -> F + Send + Sync + 'static) -> Self
+    where
+        F: std::future::Future<Output = V> + Send + 'static,
+    {
+        Self::new(move |key, asks: Vec<()>| {
+            let answer = read(key);
+            Box::pin(async move { vec![answer.await; asks.len()] })
+        })
+    }
+}
+
 /// Reads for `key` until nobody waits; then removes the key, so the next caller starts anew.
 async fn reader<K, R, V>(inner: Arc<Inner<K, R, V>>, key: K)
 where

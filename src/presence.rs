@@ -132,20 +132,15 @@ impl Presence {
     }
 
     async fn announce(&self, channel: &str, changes: HashMap<String, Change>) {
-        let mut diff = PresenceDiff::default();
+        let (mut joins, mut leaves) = (Vec::new(), Vec::new());
         for c in changes.into_values() {
             match c.present {
-                true => diff.joins.push(c.member),
-                false => diff.leaves.push(c.member),
+                true => joins.push(c.member),
+                false => leaves.push(c.member),
             }
         }
-        (diff.joined, diff.left) = (diff.joins.len(), diff.leaves.len());
-        if diff.joined + diff.left > self.diff_max {
-            diff.truncated = true;
-            diff.joins = Vec::new();
-            diff.leaves = Vec::new();
-        }
-        diff.count = self.bus.presence(channel, 0).await.count;
+        let count = self.bus.presence(channel, 0).await.count;
+        let diff = PresenceDiff::new(joins, leaves, count, self.diff_max);
         if diff.count > self.busy_members {
             let wait = self
                 .interval

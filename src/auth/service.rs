@@ -48,12 +48,12 @@ type KeyCheck = Result<Option<(crate::store::ApiKey, crate::store::User)>, Arc<A
 type KeyChecks = crate::coalesce::Coalesce<Vec<u8>, (), KeyCheck>;
 
 fn key_checks(store: Arc<dyn Store>) -> KeyChecks {
-    crate::coalesce::Coalesce::new(move |hash: Vec<u8>, asks: Vec<()>| {
+    crate::coalesce::Coalesce::same_for_all(move |hash: Vec<u8>| {
         let store = store.clone();
-        Box::pin(async move {
+        async move {
             let read = store.use_api_key(&hash, API_KEY_TOUCH_EVERY).await;
-            vec![read.map_err(|e| Arc::new(AppError::from(e))); asks.len()]
-        }) as futures::future::BoxFuture<'static, Vec<KeyCheck>>
+            read.map_err(|e| Arc::new(AppError::from(e)))
+        }
     })
 }
 

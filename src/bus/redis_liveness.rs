@@ -84,24 +84,12 @@ async fn reap(inner: &Inner, dead: &str, instances_key: &str) {
     }
     // One diff per channel for all of the dead instance's leaves, as the presence service
     // would have sent had the instance left cleanly.
-    for (channel, mut left) in leaves {
+    for (channel, left) in leaves {
         let mut count = redis::cmd("HLEN");
         count.arg(inner.presence_key(channel));
-        let diff = crate::protocol::PresenceDiff {
-            joined: 0,
-            left: left.len(),
-            truncated: left.len() > inner.presence_diff_max,
-            count: inner.run(&count).await.unwrap_or(0),
-            leaves: {
-                left.truncate(if left.len() > inner.presence_diff_max {
-                    0
-                } else {
-                    left.len()
-                });
-                left
-            },
-            joins: Vec::new(),
-        };
+        let count = inner.run(&count).await.unwrap_or(0);
+        let diff =
+            crate::protocol::PresenceDiff::new(Vec::new(), left, count, inner.presence_diff_max);
         let frame = crate::protocol::event_frame(
             channel,
             &crate::protocol::ServerEvent::PresenceDiff(&diff),

@@ -27,7 +27,7 @@ pub struct Member {
 /// A channel's joins and leaves over one interval, from one instance. Applying them to the
 /// list a `subscribe` reply gave keeps it current; each connection is listed once, by where it
 /// ended the interval.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct PresenceDiff {
     pub joins: Vec<Member>,
     pub leaves: Vec<Member>,
@@ -39,6 +39,27 @@ pub struct PresenceDiff {
     pub truncated: bool,
     /// Members of the channel now, on every instance.
     pub count: usize,
+}
+
+impl PresenceDiff {
+    /// The diff of these joins and leaves, lists emptied (`truncated`) past `max` changes: the
+    /// one place that rule lives (the presence service and the reaper of a dead instance).
+    pub fn new(joins: Vec<Member>, leaves: Vec<Member>, count: usize, max: usize) -> Self {
+        let (joined, left) = (joins.len(), leaves.len());
+        let truncated = joined + left > max;
+        let (joins, leaves) = match truncated {
+            true => (Vec::new(), Vec::new()),
+            false => (joins, leaves),
+        };
+        Self {
+            joins,
+            leaves,
+            joined,
+            left,
+            truncated,
+            count,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]

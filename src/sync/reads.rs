@@ -52,11 +52,11 @@ impl SharedReads {
             }) as BoxFuture<'static, Vec<_>>
         });
         let svc = service.clone();
-        let catch_ups = Coalesce::new(move |(session, since), asks: Vec<()>| {
+        let catch_ups = Coalesce::same_for_all(move |(session, since)| {
             let svc = svc.clone();
-            Box::pin(async move {
+            async move {
                 let Some(svc) = svc.upgrade() else {
-                    return asks.iter().map(|_| gone()).collect();
+                    return gone();
                 };
                 let read = match since {
                     Some(since) => svc.catch_up(session, since).await,
@@ -65,9 +65,8 @@ impl SharedReads {
                         .await
                         .map(|s| CatchUp::Snapshot(s, SnapshotReason::Requested)),
                 };
-                let shared = read.map(Arc::new).map_err(Arc::new);
-                vec![shared; asks.len()]
-            }) as BoxFuture<'static, Vec<_>>
+                read.map(Arc::new).map_err(Arc::new)
+            }
         });
         Self { access, catch_ups }
     }
