@@ -117,7 +117,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let mut all_in = start.elapsed();
     while seen < a.conns {
         let Some(o) = done_rx.recv().await else { break };
-        seen += 1;
+        // A close after subscribing is a second outcome of the same socket.
+        seen += usize::from(!matches!(o, Outcome::Closed(_)));
         match o {
             Outcome::Subscribed(d) => {
                 lat.record(d.as_micros() as u64).ok();
@@ -125,10 +126,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             }
             Outcome::Refused(code) => *refused.entry(code).or_insert(0) += 1,
             Outcome::ConnectFailed => connect_failed += 1,
-            Outcome::Closed(code) => {
-                seen -= 1;
-                *closed.entry(code).or_insert(0) += 1;
-            }
+            Outcome::Closed(code) => *closed.entry(code).or_insert(0) += 1,
         }
     }
     let presence_at_end = tally.presence_frames.load(Relaxed);
@@ -163,7 +161,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sends the subscribe and waits for its reply, counting what comes before it.
+/// Sends the subscribe and waits for its reply, counting what comes before it (a socket that
+/// closes first counts as refused, with its close code).
 async fn subscribe(
     ws: &mut crate::client::Ws,
     sub: &Value,
@@ -171,16 +170,17 @@ async fn subscribe(
     tally: &Tally,
 ) -> Outcome {
     if ws.send(Message::text(sub.to_string())).await.is_err() {
-        return Outcome::Closed("send failed".into());
+        return Outcome::Refused("send failed".into());
     }
     loop {
         let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(60), ws.next()).await else {
-            return Outcome::Closed("no reply".into());
+            return Outcome::Refused("no reply".into());
         };
         let t = match m {
             Message::Text(t) => t,
             Message::Close(c) => {
-                return Outcome::Closed(c.map_or("none".into(), |c| c.code.to_string()))
+                let code = c.map_or("none".into(), |c| c.code.to_string());
+                return Outcome::Refused(format!("closed {code}"));
             }
             _ => continue,
         };

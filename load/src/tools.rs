@@ -148,7 +148,7 @@ async fn turns(mut ws: Ws, ctx: Ctx, deadline: Instant) -> anyhow::Result<Seen> 
     let mut sid = String::new();
     let mut n = 0u64;
     while Instant::now() < deadline {
-        if n % ctx.per_session == 0 {
+        if n.is_multiple_of(ctx.per_session) {
             if !sid.is_empty() {
                 let unsub = json!({"type": "unsubscribe", "id": format!("u{n}"), "channel": format!("session:{sid}")});
                 ws.send(Message::text(unsub.to_string())).await?;
