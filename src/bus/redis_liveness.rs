@@ -74,7 +74,11 @@ async fn reap(inner: &Inner, dead: &str, instances_key: &str) {
         let raw: Option<String> = inner.run(&hget).await.ok().flatten();
         let mut hdel = redis::cmd("HDEL");
         hdel.arg(inner.presence_key(channel)).arg(conn_id);
-        let _ = inner.run::<i64>(&hdel).await;
+        // Two survivors may reap the same instance at once: only the one whose HDEL removed
+        // the entry reports the leave, so members hear it once.
+        if inner.run::<i64>(&hdel).await.unwrap_or(0) == 0 {
+            continue;
+        }
         let member = raw
             .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok())
             .and_then(|v| serde_json::from_value(v["member"].clone()).ok());

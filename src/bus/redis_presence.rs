@@ -56,9 +56,16 @@ pub(super) async fn list(i: &Inner, channel: &str, limit: usize) -> Present {
     cmd.arg(&key);
     let raw: Vec<String> = i.run(&cmd).await.unwrap_or_default();
     let members = alive(i, &raw).await;
+    capped(members, limit)
+}
+
+/// The hash may have grown between `HLEN` and `HVALS` (joins on any instance): the list is
+/// whole or absent, so a read that now exceeds `limit` answers with the count alone.
+fn capped(members: Vec<Member>, limit: usize) -> Present {
+    let count = members.len();
     Present {
-        count: members.len(),
-        members,
+        members: if count <= limit { members } else { Vec::new() },
+        count,
     }
 }
 
@@ -87,4 +94,26 @@ async fn alive(i: &Inner, raw: &[String]) -> Vec<Member> {
         .filter(|(_, inst)| live.contains(inst))
         .map(|(m, _)| m)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(n: usize) -> Member {
+        Member {
+            user_id: "u".into(),
+            conn_id: format!("c{n}"),
+            device: None,
+            connected_since: 0,
+        }
+    }
+
+    #[test]
+    fn a_list_that_grew_past_the_limit_after_the_count_answers_with_the_count_alone() {
+        let grown = capped((0..4).map(member).collect(), 3);
+        assert_eq!((grown.members.len(), grown.count), (0, 4));
+        let fits = capped((0..3).map(member).collect(), 3);
+        assert_eq!((fits.members.len(), fits.count), (3, 3));
+    }
 }
