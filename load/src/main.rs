@@ -5,7 +5,7 @@
 //!   load idle   --url http://127.0.0.1:8080 --conns 5000 --pid <server pid>
 //!   load fanout --url http://127.0.0.1:8080 [--sub-url http://127.0.0.1:8081] --subs 1000 --rate 1000 --seconds 10
 //!   load sync   --url http://127.0.0.1:8080 --sessions 1 --clients 50 --seconds 10
-//!   load completions --url http://127.0.0.1:8080 --concurrency 64 --seconds 10
+//!   load completions --url http://127.0.0.1:8080 --concurrency 64 --seconds 10 [--upstream 127.0.0.1:9102 --model gw] [--stream]
 //!   load stream --url http://127.0.0.1:8080 --streams 200   (see stream.rs for the server's env)
 //!   load storm  --url http://127.0.0.1:8080 --conns 10000 [--users 10] [--since] [--pid <server pid>]
 //!   load tools  --url http://127.0.0.1:8080 --sessions 10 [--mcp fast --tool add --args '{"a":2,"b":3}']
@@ -19,6 +19,7 @@ mod storm;
 mod stream;
 mod sync;
 mod tools;
+mod upstream;
 
 use clap::{Parser, Subcommand};
 
@@ -38,7 +39,7 @@ enum Scenario {
     Fanout(fanout::Args),
     /// Concurrent session.push clients: committed mutations/s and push-to-ack latency.
     Sync(sync::Args),
-    /// Non-streaming chat completions against `echo`: completions/s and latency.
+    /// Chat completions against `echo` or (`--upstream`) a provider: completions/s, latency, added.
     Completions(completions::Args),
     /// Streaming through an OpenAI-compatible upstream: latency added per chunk.
     Stream(stream::Args),

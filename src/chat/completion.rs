@@ -6,7 +6,7 @@ use super::{quota::Quota, usage::UsageRecorder};
 use crate::{
     domain::Principal,
     error::AppError,
-    llm::{models::Models, ChatRequest, Chunk, ChunkStream, LlmError, Usage},
+    llm::{models::Models, ChatRequest, Chunk, ChunkStream, Delivery, LlmError, Usage},
     protocol::ErrorCode,
     store::UsageRecord,
 };
@@ -79,10 +79,11 @@ impl Completions {
         source: &'static str,
         model: &str,
         req: ChatRequest,
+        delivery: Delivery,
     ) -> Result<Metered, AppError> {
         self.prepare(who, source, model, req)
             .await?
-            .open()
+            .open(delivery)
             .await
             .map_err(|e| upstream_error(&e))
     }
@@ -129,13 +130,17 @@ pub struct Prepared {
 
 impl Prepared {
     /// Sends it (retrying before the first byte as configured).
-    pub async fn open(self) -> Result<Metered, LlmError> {
+    pub async fn open(self, delivery: Delivery) -> Result<Metered, LlmError> {
         let Prepared {
             provider,
             req,
             mut meter,
         } = self;
-        match provider.stream(req).await {
+        let opened = match delivery {
+            Delivery::Streamed => provider.stream(req).await,
+            Delivery::Whole => provider.whole(req).await,
+        };
+        match opened {
             Ok(inner) => Ok(Metered { inner, meter }),
             Err(e) => {
                 meter.status = "error";

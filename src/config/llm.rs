@@ -25,6 +25,9 @@ pub struct LlmConfig {
     pub first_byte_timeout_ms: u64,
     /// Longest silence between two upstream chunks. Default 60000.
     pub idle_timeout_ms: u64,
+    /// Longest wait for a whole (non-streaming) answer from an upstream, which sends nothing
+    /// until it has generated all of it (the official OpenAI SDKs wait 600 s). Default 600000.
+    pub answer_timeout_ms: u64,
     /// Extra attempts when an upstream fails before its first byte (connect error, 5xx, 429).
     /// Default 2.
     pub retries: u32,
@@ -37,6 +40,9 @@ pub struct LlmConfig {
     pub tokens_per_minute: u64,
     /// Delay between the `echo` model's chunks, for demos and tests of slow streams. Default 0.
     pub echo_chunk_delay_ms: u64,
+    /// Largest answer assembled whole: a non-streaming completion, and an upstream's body when
+    /// asked for one (past it, 502; streamed answers pass through unbounded). Default 16777216.
+    pub max_answer_bytes: usize,
 }
 
 impl Default for LlmConfig {
@@ -50,11 +56,13 @@ impl Default for LlmConfig {
             connect_timeout_ms: 5_000,
             first_byte_timeout_ms: 60_000,
             idle_timeout_ms: 60_000,
+            answer_timeout_ms: 600_000,
             retries: 2,
             keepalive_ms: 10_000,
             requests_per_minute: 600,
             tokens_per_minute: 1_000_000,
             echo_chunk_delay_ms: 0,
+            max_answer_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -77,9 +85,11 @@ impl fmt::Debug for LlmConfig {
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("first_byte_timeout_ms", &self.first_byte_timeout_ms)
             .field("idle_timeout_ms", &self.idle_timeout_ms)
+            .field("answer_timeout_ms", &self.answer_timeout_ms)
             .field("retries", &self.retries)
             .field("requests_per_minute", &self.requests_per_minute)
             .field("tokens_per_minute", &self.tokens_per_minute)
+            .field("max_answer_bytes", &self.max_answer_bytes)
             .finish_non_exhaustive()
     }
 }

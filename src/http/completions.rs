@@ -10,7 +10,7 @@ use crate::{
     chat::completion::{upstream_error, Metered},
     error::{AppError, ErrorBody},
     http::authn::AuthUser,
-    llm::{Chunk, FinishReason, LlmError, ToolCalls},
+    llm::{Chunk, Delivery, FinishReason, LlmError, ToolCalls},
     state::AppState,
 };
 use axum::{
@@ -98,11 +98,20 @@ async fn create(
     let (streaming, include_usage) = (body.streaming(), body.include_usage());
     let model = body.model.clone();
     let req = body.into_request()?;
-    let mut stream = s.chat.completions.start(&p, "rest", &model, req).await?;
+    let delivery = match streaming {
+        true => Delivery::Streamed,
+        false => Delivery::Whole,
+    };
+    let mut stream = s
+        .chat
+        .completions
+        .start(&p, "rest", &model, req, delivery)
+        .await?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = crate::time::now_ms() / 1000;
     if !streaming {
-        return collect(stream, &id, created, &model).await;
+        let max = s.config.llm.max_answer_bytes;
+        return collect(stream, &id, created, &model, max).await;
     }
     // The first event, before committing to a 200.
     let first = match stream.next().await {
@@ -228,25 +237,21 @@ fn sse(
     }
 }
 
-/// Largest answer a non-streaming request assembles in memory.
-const MAX_COLLECTED: usize = 16 * 1024 * 1024;
-
 /// Runs the stream to its end and answers with one `chat.completion` object.
 async fn collect(
     mut stream: Metered,
     id: &str,
     created: u64,
     model: &str,
+    max: usize,
 ) -> Result<Response, AppError> {
     let mut text = String::new();
     let mut calls = ToolCalls::default();
     let mut finish = FinishReason::Stop;
     while let Some(c) = stream.next().await {
         let c = c.map_err(|e| upstream_error(&e))?;
-        if text.len() + calls.bytes() > MAX_COLLECTED {
-            return Err(upstream_error(&LlmError::Stream(format!(
-                "the answer exceeded {MAX_COLLECTED} bytes; use stream: true"
-            ))));
+        if text.len() + calls.bytes() > max {
+            return Err(upstream_error(&crate::llm::upstream::too_big(max)));
         }
         match c {
             Chunk::Text(t) => text.push_str(&t),

@@ -199,6 +199,22 @@ pub trait Provider: Send + Sync + 'static {
     /// Starts a completion. Returns once the upstream accepted it (retries, if any, happen
     /// before this returns); dropping the stream aborts the upstream request.
     async fn stream(&self, req: ChatRequest) -> Result<ChunkStream, LlmError>;
+
+    /// Starts a completion whose caller wants the answer whole (a non-streaming REST
+    /// request). The chunks are the same; a provider whose upstream can answer whole asks for
+    /// that (one JSON body instead of an SSE parse per word); the others stream.
+    async fn whole(&self, req: ChatRequest) -> Result<ChunkStream, LlmError> {
+        self.stream(req).await
+    }
+}
+
+/// How the caller takes the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Chunk by chunk as they arrive (SSE to a REST client, deltas to a socket).
+    Streamed,
+    /// All at once at the end (`stream: false`).
+    Whole,
 }
 
 /// Rough token count for providers that report none (the echo model): one per word.

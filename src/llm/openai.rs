@@ -1,10 +1,12 @@
 //! Any OpenAI-compatible upstream: `POST {base}/chat/completions` with `stream: true` and
-//! `stream_options.include_usage`, decoded from its `data:` chunks. Handles a usage-only last
-//! chunk (`choices: []` or `null`) and an `{"error":...}` payload after a 200.
+//! `stream_options.include_usage`, decoded from its `data:` chunks, or, for a caller that wants
+//! the answer whole, with `stream: false`, decoded from the one `chat.completion` object.
+//! Handles a usage-only last chunk (`choices: []` or `null`) and an `{"error":...}` payload
+//! after a 200.
 
 use super::{
-    upstream::Upstream, ChatMessage, ChatRequest, Chunk, ChunkStream, FinishReason, LlmError,
-    Provider, Role, ToolChoice, Usage,
+    upstream::Upstream, ChatMessage, ChatRequest, Chunk, ChunkStream, Delivery, FinishReason,
+    LlmError, Provider, Role, ToolChoice, Usage,
 };
 use async_stream::try_stream;
 use async_trait::async_trait;
@@ -15,6 +17,9 @@ use std::sync::Arc;
 /// Tool calls one response may make; a larger index from an upstream is a broken stream (it
 /// would otherwise size our buffers).
 pub const MAX_TOOL_CALLS: u64 = 256;
+
+/// Whole answers up to this size are decoded on the request's task.
+const INLINE_DECODE: usize = 64 * 1024;
 
 pub struct OpenAi {
     base_url: String,
@@ -59,13 +64,15 @@ fn message(m: &ChatMessage) -> Value {
     v
 }
 
-pub fn body(req: &ChatRequest) -> Value {
+pub fn body(req: &ChatRequest, delivery: Delivery) -> Value {
     let mut b = json!({
         "model": req.model,
         "messages": req.messages.iter().map(message).collect::<Vec<_>>(),
-        "stream": true,
-        "stream_options": {"include_usage": true},
     });
+    if delivery == Delivery::Streamed {
+        b["stream"] = json!(true);
+        b["stream_options"] = json!({"include_usage": true});
+    }
     if !req.tools.is_empty() {
         b["tools"] = req
             .tools
@@ -108,75 +115,127 @@ fn finish(s: &str) -> FinishReason {
     }
 }
 
-/// The chunks one `data:` payload carries.
-pub fn decode(data: &str, out: &mut Vec<Chunk>) -> Result<(), LlmError> {
-    let v: Value =
-        serde_json::from_str(data).map_err(|e| LlmError::Stream(format!("bad chunk: {e}")))?;
-    if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
-        return Err(LlmError::Provider {
-            kind: err["type"]
-                .as_str()
-                .or_else(|| err["code"].as_str())
-                .unwrap_or("error")
-                .to_owned(),
-            message: err["message"]
-                .as_str()
-                .unwrap_or("upstream error")
-                .to_owned(),
-        });
-    }
-    if let Some(choice) = v["choices"].as_array().and_then(|c| c.first()) {
-        let delta = &choice["delta"];
-        if let Some(t) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-            out.push(Chunk::Text(t.to_owned()));
-        }
-        for tc in delta["tool_calls"].as_array().into_iter().flatten() {
-            let index = tc["index"].as_u64().unwrap_or(0);
-            if index >= MAX_TOOL_CALLS {
-                return Err(LlmError::Stream(format!(
-                    "tool call index {index} out of range"
-                )));
-            }
-            out.push(Chunk::ToolCall {
-                index: index as u32,
-                id: tc["id"].as_str().map(str::to_owned),
-                name: tc["function"]["name"].as_str().map(str::to_owned),
-                arguments: tc["function"]["arguments"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            });
-        }
-        if let Some(f) = choice["finish_reason"].as_str() {
-            out.push(Chunk::Finish(finish(f)));
-        }
-    }
+/// An `{"error":{...}}` payload that came with a 200.
+fn provider_error(v: &Value) -> Result<(), LlmError> {
+    let Some(err) = v.get("error").filter(|e| !e.is_null()) else {
+        return Ok(());
+    };
+    Err(LlmError::Provider {
+        kind: err["type"]
+            .as_str()
+            .or_else(|| err["code"].as_str())
+            .unwrap_or("error")
+            .to_owned(),
+        message: err["message"]
+            .as_str()
+            .unwrap_or("upstream error")
+            .to_owned(),
+    })
+}
+
+fn usage(v: &Value, out: &mut Vec<Chunk>) {
     if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
         out.push(Chunk::Usage(Usage {
             prompt_tokens: u["prompt_tokens"].as_u64().unwrap_or(0),
             completion_tokens: u["completion_tokens"].as_u64().unwrap_or(0),
         }));
     }
+}
+
+/// One tool call (streamed part or whole) as a chunk; `index` is the call's position.
+fn tool_call(index: u64, tc: &Value) -> Result<Chunk, LlmError> {
+    if index >= MAX_TOOL_CALLS {
+        return Err(LlmError::Stream(format!(
+            "tool call index {index} out of range"
+        )));
+    }
+    Ok(Chunk::ToolCall {
+        index: index as u32,
+        id: tc["id"].as_str().map(str::to_owned),
+        name: tc["function"]["name"].as_str().map(str::to_owned),
+        arguments: tc["function"]["arguments"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    })
+}
+
+/// The chunks a whole `chat.completion` object carries: the same a stream of it would.
+pub fn decode_whole(body: &[u8]) -> Result<Vec<Chunk>, LlmError> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| LlmError::Stream(format!("bad answer: {e}")))?;
+    provider_error(&v)?;
+    let mut out = Vec::new();
+    let choice = v["choices"]
+        .as_array()
+        .and_then(|c| c.first())
+        .ok_or_else(|| LlmError::Stream("the answer has no choices".into()))?;
+    let message = &choice["message"];
+    if let Some(t) = message["content"].as_str().filter(|t| !t.is_empty()) {
+        out.push(Chunk::Text(t.to_owned()));
+    }
+    for (i, tc) in message["tool_calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        out.push(tool_call(i as u64, tc)?);
+    }
+    if let Some(f) = choice["finish_reason"].as_str() {
+        out.push(Chunk::Finish(finish(f)));
+    }
+    usage(&v, &mut out);
+    Ok(out)
+}
+
+/// The chunks one `data:` payload carries.
+pub fn decode(data: &str, out: &mut Vec<Chunk>) -> Result<(), LlmError> {
+    let v: Value =
+        serde_json::from_str(data).map_err(|e| LlmError::Stream(format!("bad chunk: {e}")))?;
+    provider_error(&v)?;
+    if let Some(choice) = v["choices"].as_array().and_then(|c| c.first()) {
+        let delta = &choice["delta"];
+        if let Some(t) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+            out.push(Chunk::Text(t.to_owned()));
+        }
+        for tc in delta["tool_calls"].as_array().into_iter().flatten() {
+            out.push(tool_call(tc["index"].as_u64().unwrap_or(0), tc)?);
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            out.push(Chunk::Finish(finish(f)));
+        }
+    }
+    usage(&v, out);
     Ok(())
+}
+
+impl OpenAi {
+    fn request(
+        &self,
+        url: &str,
+        body: &Value,
+        accept: &'static str,
+        c: &reqwest::Client,
+    ) -> reqwest::RequestBuilder {
+        let r = c.post(url).header("accept", accept).json(body);
+        if self.api_key.is_empty() {
+            r
+        } else {
+            r.bearer_auth(&self.api_key)
+        }
+    }
 }
 
 #[async_trait]
 impl Provider for OpenAi {
     async fn stream(&self, req: ChatRequest) -> Result<ChunkStream, LlmError> {
         let url = format!("{}/chat/completions", self.base_url);
-        let body = body(&req);
+        let body = body(&req, Delivery::Streamed);
         let events = self
             .upstream
             .open("openai", |c| {
-                let r = c
-                    .post(&url)
-                    .header("accept", "text/event-stream")
-                    .json(&body);
-                if self.api_key.is_empty() {
-                    r
-                } else {
-                    r.bearer_auth(&self.api_key)
-                }
+                self.request(&url, &body, "text/event-stream", c)
             })
             .await?;
         Ok(Box::pin(try_stream! {
@@ -201,6 +260,26 @@ impl Provider for OpenAi {
                 Err(LlmError::Stream("stream ended before [DONE]".into()))?;
             }
         }))
+    }
+
+    async fn whole(&self, req: ChatRequest) -> Result<ChunkStream, LlmError> {
+        let url = format!("{}/chat/completions", self.base_url);
+        let body = body(&req, Delivery::Whole);
+        let answer = self
+            .upstream
+            .fetch("openai", |c| {
+                self.request(&url, &body, "application/json", c)
+            })
+            .await?;
+        // A few KiB decode in microseconds; a big answer goes off the runtime's threads.
+        let chunks = if answer.len() <= INLINE_DECODE {
+            decode_whole(&answer)?
+        } else {
+            tokio::task::spawn_blocking(move || decode_whole(&answer))
+                .await
+                .map_err(|_| LlmError::Stream("decoding the answer failed".into()))??
+        };
+        Ok(Box::pin(futures::stream::iter(chunks.into_iter().map(Ok))))
     }
 }
 
@@ -248,5 +327,55 @@ mod tests {
                 message: "overloaded".into()
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod whole_tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_answer_decodes_to_the_chunks_a_stream_of_it_would_carry() {
+        let body = br#"{"id":"x","object":"chat.completion","choices":[{"index":0,
+            "message":{"role":"assistant","content":"Checking.","tool_calls":[
+              {"id":"c0","type":"function","function":{"name":"a","arguments":"{}"}},
+              {"id":"c1","type":"function","function":{"name":"b","arguments":"{\"k\":1}"}}]},
+            "finish_reason":"tool_calls"}],"usage":{"prompt_tokens":3,"completion_tokens":5}}"#;
+        let call = |index, id: &str, name: &str, arguments: &str| Chunk::ToolCall {
+            index,
+            id: Some(id.into()),
+            name: Some(name.into()),
+            arguments: arguments.into(),
+        };
+        assert_eq!(
+            decode_whole(body).unwrap(),
+            vec![
+                Chunk::Text("Checking.".into()),
+                call(0, "c0", "a", "{}"),
+                call(1, "c1", "b", r#"{"k":1}"#),
+                Chunk::Finish(FinishReason::ToolCalls),
+                Chunk::Usage(Usage {
+                    prompt_tokens: 3,
+                    completion_tokens: 5
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_whole_answer_with_an_error_or_no_choices_is_refused() {
+        let e = decode_whole(br#"{"error":{"message":"overloaded","type":"server_error"}}"#);
+        assert!(matches!(e, Err(LlmError::Provider { .. })), "{e:?}");
+        let e = decode_whole(br#"{"id":"x","choices":[]}"#);
+        assert!(matches!(e, Err(LlmError::Stream(_))), "{e:?}");
+        let calls: Vec<String> = (0..=MAX_TOOL_CALLS)
+            .map(|i| format!(r#"{{"id":"c{i}","function":{{"name":"f","arguments":""}}}}"#))
+            .collect();
+        let body = format!(
+            r#"{{"choices":[{{"message":{{"tool_calls":[{}]}}}}]}}"#,
+            calls.join(",")
+        );
+        let e = decode_whole(body.as_bytes());
+        assert!(matches!(e, Err(LlmError::Stream(_))), "{e:?}");
     }
 }

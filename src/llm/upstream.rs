@@ -16,7 +16,9 @@ pub struct Upstream {
     client: reqwest::Client,
     first_byte: Duration,
     idle: Duration,
+    answer: Duration,
     retries: u32,
+    max_answer: usize,
 }
 
 /// Longest upstream error body read for its message.
@@ -34,7 +36,9 @@ impl Upstream {
             client,
             first_byte: Duration::from_millis(cfg.first_byte_timeout_ms),
             idle: Duration::from_millis(cfg.idle_timeout_ms),
+            answer: Duration::from_millis(cfg.answer_timeout_ms),
             retries: cfg.retries,
+            max_answer: cfg.max_answer_bytes,
         }
     }
 
@@ -45,19 +49,66 @@ impl Upstream {
         provider: &'static str,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<impl Stream<Item = Result<Event, LlmError>> + Send + 'static, LlmError> {
-        let mut attempt = 0u32;
+        let (first, body) = self
+            .retrying(provider, self.first_byte, || {
+                first_bytes(build(&self.client))
+            })
+            .await?;
+        Ok(events(first, body, self.idle))
+    }
+
+    /// Sends the request `build` makes (again on each retry) and returns its whole 2xx body,
+    /// at most `llm.max_answer_bytes`: for an upstream asked for a non-streaming answer, which
+    /// may take `llm.answer_timeout_ms` to start. The idle timeout holds between the body's
+    /// parts, as between a stream's chunks.
+    pub async fn fetch(
+        &self,
+        provider: &'static str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Bytes, LlmError> {
+        let (first, mut body) = self
+            .retrying(provider, self.answer, || first_bytes(build(&self.client)))
+            .await?;
+        let max = self.max_answer;
+        if first.len() > max {
+            return Err(too_big(max));
+        }
+        let mut whole = bytes::BytesMut::from(&first[..]);
         loop {
-            let started = tokio::time::timeout(self.first_byte, first_bytes(build(&self.client)))
+            match tokio::time::timeout(self.idle, body.next()).await {
+                Err(_) => return Err(LlmError::Timeout("between chunks")),
+                Ok(None) => return Ok(whole.freeze()),
+                Ok(Some(Err(e))) => return Err(transport(e)),
+                Ok(Some(Ok(b))) if whole.len() + b.len() > max => return Err(too_big(max)),
+                Ok(Some(Ok(b))) => whole.extend_from_slice(&b),
+            }
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the retries are spent; each attempt
+    /// has `timeout`. Retries happen only here, before anything reached a client.
+    async fn retrying<T, F>(
+        &self,
+        provider: &'static str,
+        timeout: Duration,
+        attempt: impl Fn() -> F,
+    ) -> Result<T, LlmError>
+    where
+        F: std::future::Future<Output = Result<T, LlmError>>,
+    {
+        let mut tries = 0u32;
+        loop {
+            let started = tokio::time::timeout(timeout, attempt())
                 .await
                 .unwrap_or(Err(LlmError::Timeout("waiting for the first byte")));
             match started {
-                Ok((first, body)) => return Ok(events(first, body, self.idle)),
-                Err(e) if attempt < self.retries && retriable(&e) => {
-                    attempt += 1;
+                Ok(t) => return Ok(t),
+                Err(e) if tries < self.retries && retriable(&e) => {
+                    tries += 1;
                     metrics::counter!("llm_upstream_retries_total", "provider" => provider)
                         .increment(1);
-                    tracing::info!(provider, attempt, error = %e, "retrying upstream");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt.min(4))).await;
+                    tracing::info!(provider, attempt = tries, error = %e, "retrying upstream");
+                    tokio::time::sleep(Duration::from_millis(100 << tries.min(4))).await;
                 }
                 Err(e) => {
                     metrics::counter!("llm_upstream_failures_total", "provider" => provider)
@@ -67,6 +118,11 @@ impl Upstream {
             }
         }
     }
+}
+
+/// An answer past `llm.max_answer_bytes`, whole from the upstream or assembled for a client.
+pub fn too_big(max: usize) -> LlmError {
+    LlmError::Stream(format!("the answer exceeded {max} bytes; use stream: true"))
 }
 
 type Body = futures::stream::BoxStream<'static, reqwest::Result<Bytes>>;

@@ -85,6 +85,11 @@ async fn openai_upstream_text_streams_through_split_chunks_and_crlf() {
             assert_eq!(cs.last().unwrap()["choices"][0]["finish_reason"], "stop");
             assert_eq!(cs.last().unwrap()["model"], model);
         }
+        let streamed = up.last_body();
+        assert_eq!(
+            (&streamed["stream"], &streamed["stream_options"]),
+            (&json!(true), &json!({"include_usage": true}))
+        );
         let r = complete(&app, &token, ask("oa-text", false)).await;
         let body: Value = r.json().await.unwrap();
         assert_eq!(
@@ -95,12 +100,18 @@ async fn openai_upstream_text_streams_through_split_chunks_and_crlf() {
             body["usage"],
             json!({"prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29})
         );
-        // What went upstream: the upstream model name, our key, a streaming request.
+        // What went upstream: the upstream model name, our key, and (the client not streaming)
+        // a request for the whole answer: one JSON body, no SSE.
         let (path, headers, sent) = up.requests().pop().unwrap();
         assert_eq!(path, "/v1/chat/completions");
         assert!(headers.contains(&("authorization".into(), "Bearer sk-upstream-test".into())));
+        assert!(headers.contains(&("accept".into(), "application/json".into())));
         assert_eq!(sent["model"], "trace:openai_text.sse");
-        assert_eq!(sent["stream"], true);
+        assert_eq!(
+            (sent.get("stream"), sent.get("stream_options")),
+            (None, None),
+            "{sent}"
+        );
         assert_eq!(
             sent["messages"][0],
             json!({"role": "system", "content": "Be brief."})

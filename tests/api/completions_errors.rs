@@ -162,10 +162,12 @@ async fn an_upstream_that_goes_quiet_times_out_mid_stream() {
         let app = spawn_with(|c| {
             route_upstream(c, &up);
             c.llm.idle_timeout_ms = 100;
+            c.llm.answer_timeout_ms = 500;
         })
         .await;
         let token = app.register(&unique_email()).await.access;
-        // Chunks every 300 ms: the second never comes within the 100 ms idle limit.
+        // Chunks every 300 ms: the second never comes within the 100 ms idle limit. Asked
+        // whole, the upstream answers after 900 ms: past llm.answer_timeout_ms.
         let cs = chunks(&sse_data(complete(&app, &token, ask("oa-slow3", true)).await).await);
         assert_eq!(text_of(&cs), "w0 ");
         assert_eq!(cs.last().unwrap()["error"]["code"], "upstream_timeout");
@@ -224,6 +226,42 @@ async fn a_revoked_api_key_stops_at_once_here_and_within_the_cache_time_elsewher
             StatusCode::UNAUTHORIZED,
         )
         .await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_whole_answer_that_is_not_json_or_too_big_is_a_502_and_streaming_is_unbounded() {
+    within(async {
+        let up = Upstream::start().await;
+        let app = spawn_with(|c| {
+            route_upstream(c, &up);
+            c.llm.max_answer_bytes = 300;
+        })
+        .await;
+        let token = app.register(&unique_email()).await.access;
+        // Unreadable before anything was sent to the client: a real status, streamed or not.
+        for stream in [false, true] {
+            let r = complete(&app, &token, ask("oa-garbage", stream)).await;
+            let e = error_of(r, StatusCode::BAD_GATEWAY).await;
+            assert_eq!(e["code"], "upstream_error", "stream {stream}: {e}");
+        }
+        // 100 words of about 4 bytes: past llm.max_answer_bytes whole, fine streamed.
+        let e = error_of(
+            complete(&app, &token, ask("oa-words", false)).await,
+            StatusCode::BAD_GATEWAY,
+        )
+        .await;
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("exceeded 300 bytes"),
+            "{e}"
+        );
+        let streamed = chunks(&sse_data(complete(&app, &token, ask("oa-words", true)).await).await);
+        assert!(text_of(&streamed).starts_with("w0 w1 w2 "), "{streamed:?}");
+        assert!(text_of(&streamed).ends_with("w99 "));
     })
     .await
 }

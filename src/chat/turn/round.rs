@@ -24,7 +24,7 @@ impl Run {
         let cfg = &self.chat.config;
         let mut stream = tokio::select! {
             _ = self.cancel.cancelled() => return Err(End::Cancelled),
-            opened = p.open() => opened.map_err(|e| {
+            opened = p.open(crate::llm::Delivery::Streamed) => opened.map_err(|e| {
                 let e = upstream_error(&e);
                 End::failed(e.code(), e)
             })?,

@@ -1,11 +1,14 @@
 //! A model provider for tests: a real HTTP server on a real socket that speaks OpenAI's
 //! `/v1/chat/completions` and Anthropic's `/v1/messages` streaming formats, replaying recorded
-//! traces (tests/fixtures/upstream/) in small pieces so SSE chunk boundaries fall anywhere.
+//! traces (tests/fixtures/upstream/) in small pieces so SSE chunk boundaries fall anywhere. An
+//! OpenAI request without `"stream": true` gets the same answer as one `chat.completion` object
+//! (assembled from the trace's chunks, as OpenAI would have answered), with a 200 and an
+//! `{"error":...}` body where the trace fails midway.
 //!
 //! The scenario is the upstream model name the server sends (set through `llm.models`):
 //! `trace:<file>`, `trace-crlf:<file>`, `reset` (a chunk, then a TCP reset), `status:<code>`,
 //! `slow:<chunks>:<ms>` (text chunks `w0 `, `w1 `, ... every `ms`), `flaky` (503 once, then
-//! text), `hang` (never answers), and a model using tools: `tool:<name>:<k=v,...>[:<name>:<args>...]`
+//! text), `hang` (never answers), `garbage` (a 200 whose body is not JSON), and a model using tools: `tool:<name>:<k=v,...>[:<name>:<args>...]`
 //! says `Checking. ` and calls those functions (in parallel when several) until the
 //! conversation holds tool results after its last user message, then answers `The tool said: <results>`;
 //! `toolloop:<name>` calls `name` every time unless `tool_choice` is `none`.
@@ -140,19 +143,29 @@ async fn serve(mut sock: TcpStream, seen: Arc<Seen>) {
         .unwrap()
         .push((path.clone(), headers, body.clone()));
     let anthropic = path.ends_with("/messages");
+    let whole = !anthropic && body["stream"] != true;
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     let parts: Vec<&str> = model.split(':').collect();
     match parts.as_slice() {
-        ["trace", file] => replay(&mut sock, fixture(file)).await,
+        ["trace", file] => send(&mut sock, fixture(file), whole).await,
         ["trace-crlf", file] => {
             let text = String::from_utf8(fixture(file)).unwrap();
-            replay(&mut sock, text.replace('\n', "\r\n").into_bytes()).await
+            send(&mut sock, text.replace('\n', "\r\n").into_bytes(), whole).await
         }
         ["status", code] => error_status(&mut sock, code.parse().unwrap(), anthropic).await,
         ["flaky"] if seen.flaky.fetch_add(1, Ordering::SeqCst) == 0 => {
             error_status(&mut sock, 503, anthropic).await
         }
-        ["flaky"] => replay(&mut sock, fixture("openai_text.sse")).await,
+        ["flaky"] => send(&mut sock, fixture("openai_text.sse"), whole).await,
+        ["reset"] if whole => {
+            // A head promising more than arrives, part of the body, then the reset.
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{\"id\":\"chatcmpl-reset\",")
+                .await;
+            let _ = sock.flush().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            reset(sock);
+        }
         ["reset"] => {
             let _ = sock.write_all(SSE_HEAD).await;
             let first = fixture("openai_text.sse");
@@ -168,10 +181,7 @@ async fn serve(mut sock: TcpStream, seen: Arc<Seen>) {
             let _ = sock.write_all(&first[..cut]).await;
             let _ = sock.flush().await;
             tokio::time::sleep(Duration::from_millis(50)).await;
-            // SO_LINGER 0: closing sends RST, not FIN (blocking on drop is not a concern then).
-            let std = sock.into_std().unwrap();
-            let _ = socket2::SockRef::from(&std).set_linger(Some(Duration::ZERO));
-            drop(std);
+            reset(sock);
         }
         ["hang"] => {
             let mut b = [0u8; 1];
@@ -188,11 +198,12 @@ async fn serve(mut sock: TcpStream, seen: Arc<Seen>) {
                 .collect();
             if results.is_empty() {
                 let calls: Vec<(&str, &str)> = calls.chunks(2).map(|c| (c[0], c[1])).collect();
-                tool_calls(&mut sock, &calls).await
+                tool_calls(&mut sock, &calls, whole).await
             } else {
                 text(
                     &mut sock,
                     &format!("The tool said: {}", results.join(" | ")),
+                    whole,
                 )
                 .await
             }
@@ -203,14 +214,115 @@ async fn serve(mut sock: TcpStream, seen: Arc<Seen>) {
                     .iter()
                     .filter(|m| m["role"] == "tool")
                     .count();
-                text(&mut sock, &format!("done after {n} tool results")).await
+                text(&mut sock, &format!("done after {n} tool results"), whole).await
             } else {
-                tool_calls(&mut sock, &[(name, "")]).await
+                tool_calls(&mut sock, &[(name, "")], whole).await
             }
         }
-        ["slow", n, ms] => slow(&mut sock, &seen, n.parse().unwrap(), ms.parse().unwrap()).await,
+        ["garbage"] if whole => {
+            let resp = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 8\r\nconnection: close\r\n\r\n{\"id\": \u{0}";
+            let _ = sock.write_all(resp.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        }
+        ["garbage"] => replay(&mut sock, b"data: {\"id\": \x00\n\n".to_vec()).await,
+        ["slow", n, ms] => {
+            let (n, ms) = (n.parse().unwrap(), ms.parse().unwrap());
+            slow(&mut sock, &seen, n, ms, whole).await
+        }
         _ => error_status(&mut sock, 404, anthropic).await,
     }
+}
+
+/// SO_LINGER 0: closing sends RST, not FIN (blocking on drop is not a concern then).
+fn reset(sock: TcpStream) {
+    let std = sock.into_std().unwrap();
+    let _ = socket2::SockRef::from(&std).set_linger(Some(Duration::ZERO));
+    drop(std);
+}
+
+/// The SSE trace `data` as the client asked for it: streamed, or whole.
+async fn send(sock: &mut TcpStream, data: Vec<u8>, whole: bool) {
+    if whole {
+        send_whole(sock, &data).await
+    } else {
+        replay(sock, data).await
+    }
+}
+
+/// One `chat.completion` object built from an OpenAI stream's chunks, with its length; a stream
+/// that fails midway becomes its `{"error":...}` body.
+async fn send_whole(sock: &mut TcpStream, sse: &[u8]) {
+    let body = assemble(sse).to_string();
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = sock.write_all(resp.as_bytes()).await;
+    let _ = sock.shutdown().await;
+}
+
+fn assemble(sse: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(sse);
+    let (mut content, mut calls, mut finish, mut usage) =
+        (String::new(), Vec::<Value>::new(), Value::Null, Value::Null);
+    for line in text.lines() {
+        let Some(data) = line.trim_end().strip_prefix("data: ") else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            continue; // [DONE]
+        };
+        if v.get("error").is_some() {
+            return serde_json::json!({ "error": v["error"] });
+        }
+        if v["usage"].is_object() {
+            usage = v["usage"].clone();
+        }
+        let Some(choice) = v["choices"].get(0) else {
+            continue;
+        };
+        content += choice["delta"]["content"].as_str().unwrap_or_default();
+        for tc in choice["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let i = tc["index"].as_u64().unwrap_or(0) as usize;
+            if calls.len() <= i {
+                calls.resize(
+                    i + 1,
+                    serde_json::json!({"type": "function", "function": {"arguments": ""}}),
+                );
+            }
+            if let Some(id) = tc.get("id") {
+                calls[i]["id"] = id.clone();
+            }
+            if let Some(n) = tc["function"].get("name") {
+                calls[i]["function"]["name"] = n.clone();
+            }
+            let args = calls[i]["function"]["arguments"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+                + tc["function"]["arguments"].as_str().unwrap_or_default();
+            calls[i]["function"]["arguments"] = Value::String(args);
+        }
+        if !choice["finish_reason"].is_null() {
+            finish = choice["finish_reason"].clone();
+        }
+    }
+    let mut message = serde_json::json!({"role": "assistant", "content": content, "refusal": null});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+        if content.is_empty() {
+            message["content"] = Value::Null;
+        }
+    }
+    serde_json::json!({
+        "id": "chatcmpl-whole", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+        "usage": usage,
+    })
 }
 
 /// Writes `data` a few bytes at a time, so events and even UTF-8 characters split across reads.
@@ -251,20 +363,24 @@ async fn error_status(sock: &mut TcpStream, code: u16, anthropic: bool) {
     let _ = sock.shutdown().await;
 }
 
-async fn slow(sock: &mut TcpStream, seen: &Seen, n: usize, ms: u64) {
+/// `n` words, one every `ms`; asked for a whole answer, it answers once all are "generated".
+async fn slow(sock: &mut TcpStream, seen: &Seen, n: usize, ms: u64, whole: bool) {
     let chunk = |content: &str, finish: &str| {
         format!(
             "data: {{\"id\":\"chatcmpl-slow\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{content},\"finish_reason\":{finish}}}]}}\n\n"
         )
     };
-    if sock.write_all(SSE_HEAD).await.is_err() {
+    if !whole && sock.write_all(SSE_HEAD).await.is_err() {
         return;
     }
+    let mut all = String::new();
     let (mut rd, mut wr) = sock.split();
     let mut probe = [0u8; 1];
     for i in 0..n {
         let piece = chunk(&format!("{{\"content\":\"w{i} \"}}"), "null");
-        if wr.write_all(piece.as_bytes()).await.is_err() {
+        if whole {
+            all += &piece;
+        } else if wr.write_all(piece.as_bytes()).await.is_err() {
             break;
         }
         tokio::select! {
@@ -280,6 +396,9 @@ async fn slow(sock: &mut TcpStream, seen: &Seen, n: usize, ms: u64) {
     }
     let tail = chunk("{}", "\"stop\"")
         + &format!("data: {{\"id\":\"chatcmpl-slow\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{{\"prompt_tokens\":5,\"completion_tokens\":{n}}}}}\n\ndata: [DONE]\n\n");
+    if whole {
+        return send_whole(sock, (all + &tail).as_bytes()).await;
+    }
     let _ = wr.write_all(tail.as_bytes()).await;
     let _ = wr.shutdown().await;
 }
@@ -316,7 +435,7 @@ fn arguments(spec: &str) -> String {
 }
 
 /// Text, then the calls: each call's arguments streamed in two pieces.
-async fn tool_calls(sock: &mut TcpStream, calls: &[(&str, &str)]) {
+async fn tool_calls(sock: &mut TcpStream, calls: &[(&str, &str)], whole: bool) {
     let mut out = openai_chunk(
         serde_json::json!({"role": "assistant", "content": "Checking. "}),
         None,
@@ -336,10 +455,10 @@ async fn tool_calls(sock: &mut TcpStream, calls: &[(&str, &str)]) {
     }
     out += &openai_chunk(serde_json::json!({}), Some("tool_calls"));
     out += USAGE_AND_DONE;
-    replay(sock, out.into_bytes()).await
+    send(sock, out.into_bytes(), whole).await
 }
 
-async fn text(sock: &mut TcpStream, text: &str) {
+async fn text(sock: &mut TcpStream, text: &str, whole: bool) {
     let mut out = openai_chunk(
         serde_json::json!({"role": "assistant", "content": ""}),
         None,
@@ -349,5 +468,5 @@ async fn text(sock: &mut TcpStream, text: &str) {
     }
     out += &openai_chunk(serde_json::json!({}), Some("stop"));
     out += USAGE_AND_DONE;
-    replay(sock, out.into_bytes()).await
+    send(sock, out.into_bytes(), whole).await
 }
