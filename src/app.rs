@@ -315,6 +315,11 @@ fn completions(
     Ok(Arc::new(Completions {
         models: Models::from_config(&config.llm)?,
         quota: Quota::new(&config.llm, redis.clone()),
-        usage: UsageRecorder::start(store.clone(), shutdown.clone(), tracker),
+        usage: UsageRecorder::start(
+            store.clone(),
+            std::time::Duration::from_millis(config.llm.usage_flush_ms),
+            shutdown.clone(),
+            tracker,
+        ),
     }))
 }

@@ -1,5 +1,7 @@
 //! Usage records go through a bounded queue to one writer that inserts them in batches: one
-//! insert per completion would cap the completion rate at the database's commit rate.
+//! insert per completion would cap the completion rate at the database's commit rate. After a
+//! batch's first record the writer waits `llm.usage_flush_ms` for more, so a busy server
+//! commits a few times a second instead of once per handful of requests.
 
 use crate::store::{Store, UsageRecord};
 use std::{sync::Arc, time::Duration};
@@ -20,11 +22,12 @@ impl UsageRecorder {
     /// Starts the writer; it drains what is queued when `shutdown` fires, then stops.
     pub fn start(
         store: Arc<dyn Store>,
+        flush: Duration,
         shutdown: CancellationToken,
         tracker: &tokio_util::task::TaskTracker,
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tracker.spawn(write(store, rx, shutdown));
+        tracker.spawn(write(store, rx, flush, shutdown));
         Self { tx }
     }
 
@@ -42,6 +45,7 @@ impl UsageRecorder {
 async fn write(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<UsageRecord>,
+    flush: Duration,
     shutdown: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
@@ -55,6 +59,9 @@ async fn write(
         };
         if n == 0 && batch.is_empty() {
             return;
+        }
+        if batch.len() < BATCH && !shutdown.is_cancelled() {
+            gather(&mut rx, &mut batch, flush, &shutdown).await;
         }
         // A failed batch is kept and retried: records are only lost if the queue overflows.
         let mut delay = Duration::from_millis(100);
@@ -73,5 +80,24 @@ async fn write(
             }
         }
         batch.clear();
+    }
+}
+
+/// Adds what arrives within `flush` (or until the batch is full, or shutdown) to `batch`.
+async fn gather(
+    rx: &mut mpsc::Receiver<UsageRecord>,
+    batch: &mut Vec<UsageRecord>,
+    flush: Duration,
+    shutdown: &CancellationToken,
+) {
+    let deadline = tokio::time::sleep(flush);
+    tokio::pin!(deadline);
+    while batch.len() < BATCH {
+        let room = BATCH - batch.len();
+        tokio::select! {
+            n = rx.recv_many(batch, room) => if n == 0 { return },
+            _ = &mut deadline => return,
+            _ = shutdown.cancelled() => return,
+        }
     }
 }

@@ -43,6 +43,9 @@ pub struct LlmConfig {
     /// Largest answer assembled whole: a non-streaming completion, and an upstream's body when
     /// asked for one (past it, 502; streamed answers pass through unbounded). Default 16777216.
     pub max_answer_bytes: usize,
+    /// How long the usage writer gathers records after a batch's first before committing
+    /// them (records show in `/v1/usage` that much later). Default 200.
+    pub usage_flush_ms: u64,
 }
 
 impl Default for LlmConfig {
@@ -63,6 +66,7 @@ impl Default for LlmConfig {
             tokens_per_minute: 1_000_000,
             echo_chunk_delay_ms: 0,
             max_answer_bytes: 16 * 1024 * 1024,
+            usage_flush_ms: 200,
         }
     }
 }
@@ -90,6 +94,7 @@ impl fmt::Debug for LlmConfig {
             .field("requests_per_minute", &self.requests_per_minute)
             .field("tokens_per_minute", &self.tokens_per_minute)
             .field("max_answer_bytes", &self.max_answer_bytes)
+            .field("usage_flush_ms", &self.usage_flush_ms)
             .finish_non_exhaustive()
     }
 }

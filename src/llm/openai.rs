@@ -22,15 +22,18 @@ pub const MAX_TOOL_CALLS: u64 = 256;
 const INLINE_DECODE: usize = 64 * 1024;
 
 pub struct OpenAi {
-    base_url: String,
+    /// `{base}/chat/completions`, parsed once (not per request) when it parses; one that does
+    /// not fails each request as unreachable.
+    url: Result<reqwest::Url, String>,
     api_key: String,
     upstream: Arc<Upstream>,
 }
 
 impl OpenAi {
     pub fn new(base_url: &str, api_key: &str, upstream: Arc<Upstream>) -> Self {
+        let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
         Self {
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            url: reqwest::Url::parse(&url).map_err(|_| url),
             api_key: api_key.to_owned(),
             upstream,
         }
@@ -213,12 +216,15 @@ pub fn decode(data: &str, out: &mut Vec<Chunk>) -> Result<(), LlmError> {
 impl OpenAi {
     fn request(
         &self,
-        url: &str,
         body: &Value,
         accept: &'static str,
         c: &reqwest::Client,
     ) -> reqwest::RequestBuilder {
-        let r = c.post(url).header("accept", accept).json(body);
+        let r = match &self.url {
+            Ok(u) => c.post(u.clone()),
+            Err(s) => c.post(s),
+        };
+        let r = r.header("accept", accept).json(body);
         if self.api_key.is_empty() {
             r
         } else {
@@ -230,13 +236,10 @@ impl OpenAi {
 #[async_trait]
 impl Provider for OpenAi {
     async fn stream(&self, req: ChatRequest) -> Result<ChunkStream, LlmError> {
-        let url = format!("{}/chat/completions", self.base_url);
         let body = body(&req, Delivery::Streamed);
         let events = self
             .upstream
-            .open("openai", |c| {
-                self.request(&url, &body, "text/event-stream", c)
-            })
+            .open("openai", |c| self.request(&body, "text/event-stream", c))
             .await?;
         Ok(Box::pin(try_stream! {
             let mut events = std::pin::pin!(events);
@@ -263,13 +266,10 @@ impl Provider for OpenAi {
     }
 
     async fn whole(&self, req: ChatRequest) -> Result<ChunkStream, LlmError> {
-        let url = format!("{}/chat/completions", self.base_url);
         let body = body(&req, Delivery::Whole);
         let answer = self
             .upstream
-            .fetch("openai", |c| {
-                self.request(&url, &body, "application/json", c)
-            })
+            .fetch("openai", |c| self.request(&body, "application/json", c))
             .await?;
         // A few KiB decode in microseconds; a big answer goes off the runtime's threads.
         let chunks = if answer.len() <= INLINE_DECODE {
