@@ -5,13 +5,13 @@
 //! after a 200.
 
 use super::{
-    upstream::Upstream, ChatMessage, ChatRequest, Chunk, ChunkStream, Delivery, FinishReason,
-    LlmError, Provider, Role, ToolChoice, Usage,
+    upstream::Upstream, ChatRequest, Chunk, ChunkStream, Delivery, FinishReason, LlmError,
+    Provider, Usage,
 };
 use async_stream::try_stream;
 use async_trait::async_trait;
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// Tool calls one response may make; a larger index from an upstream is a broken stream (it
@@ -38,75 +38,6 @@ impl OpenAi {
             upstream,
         }
     }
-}
-
-fn role(r: Role) -> &'static str {
-    match r {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-        Role::Tool => "tool",
-    }
-}
-
-fn message(m: &ChatMessage) -> Value {
-    let mut v = json!({ "role": role(m.role), "content": m.content });
-    if !m.tool_calls.is_empty() {
-        v["tool_calls"] = m
-            .tool_calls
-            .iter()
-            .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
-            .collect();
-        if m.content.is_empty() {
-            v["content"] = Value::Null;
-        }
-    }
-    if let Some(id) = &m.tool_call_id {
-        v["tool_call_id"] = json!(id);
-    }
-    v
-}
-
-pub fn body(req: &ChatRequest, delivery: Delivery) -> Value {
-    let mut b = json!({
-        "model": req.model,
-        "messages": req.messages.iter().map(message).collect::<Vec<_>>(),
-    });
-    if delivery == Delivery::Streamed {
-        b["stream"] = json!(true);
-        b["stream_options"] = json!({"include_usage": true});
-    }
-    if !req.tools.is_empty() {
-        b["tools"] = req
-            .tools
-            .iter()
-            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
-            .collect();
-    }
-    if let Some(c) = &req.tool_choice {
-        b["tool_choice"] = match c {
-            ToolChoice::Auto => json!("auto"),
-            ToolChoice::None => json!("none"),
-            ToolChoice::Required => json!("required"),
-            ToolChoice::Function(n) => json!({"type": "function", "function": {"name": n}}),
-        };
-    }
-    if let Some(n) = req.max_tokens {
-        b["max_tokens"] = json!(n);
-    }
-    if !req.stop.is_empty() {
-        b["stop"] = json!(req.stop);
-    }
-    if let Some(t) = req.temperature {
-        b["temperature"] = json!(t);
-    }
-    if let Some(t) = req.top_p {
-        b["top_p"] = json!(t);
-    }
-    if let Some(u) = &req.user {
-        b["user"] = json!(u);
-    }
-    b
 }
 
 fn finish(s: &str) -> FinishReason {
@@ -216,7 +147,7 @@ pub fn decode(data: &str, out: &mut Vec<Chunk>) -> Result<(), LlmError> {
 impl OpenAi {
     fn request(
         &self,
-        body: &Value,
+        body: &bytes::Bytes,
         accept: &'static str,
         c: &reqwest::Client,
     ) -> reqwest::RequestBuilder {
@@ -224,7 +155,10 @@ impl OpenAi {
             Ok(u) => c.post(u.clone()),
             Err(s) => c.post(s),
         };
-        let r = r.header("accept", accept).json(body);
+        let r = r
+            .header("accept", accept)
+            .header("content-type", "application/json")
+            .body(body.clone());
         if self.api_key.is_empty() {
             r
         } else {
@@ -236,7 +170,7 @@ impl OpenAi {
 #[async_trait]
 impl Provider for OpenAi {
     async fn stream(&self, req: ChatRequest) -> Result<ChunkStream, LlmError> {
-        let body = body(&req, Delivery::Streamed);
+        let body = super::openai_request::encode(&req, Delivery::Streamed);
         let events = self
             .upstream
             .open("openai", |c| self.request(&body, "text/event-stream", c))
@@ -266,7 +200,7 @@ impl Provider for OpenAi {
     }
 
     async fn whole(&self, req: ChatRequest) -> Result<ChunkStream, LlmError> {
-        let body = body(&req, Delivery::Whole);
+        let body = super::openai_request::encode(&req, Delivery::Whole);
         let answer = self
             .upstream
             .fetch("openai", |c| self.request(&body, "application/json", c))
