@@ -16,16 +16,23 @@ macro_rules! impl_sync_writes {
                     .filter(|p| !p.server)
                     .map(|p| (p.user, p.mutation.client_id.as_str()))
                     .collect();
-                for (user, client) in clients {
-                    let row: Option<(i64,)> = sqlx::query_as(
-                        "SELECT last_mutation_id FROM sync_clients WHERE user_id = $1 AND client_id = $2",
-                    )
-                    .bind(user.0)
-                    .bind(client)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    if let Some((last,)) = row {
-                        loaded.last.insert((user, client.to_owned()), last as u64);
+                // One statement per chunk of clients, not one per client: a hot session's group
+                // holds many clients.
+                let clients: Vec<(UserId, &str)> = clients.into_iter().collect();
+                for chunk in clients.chunks(ROWS_PER_STATEMENT / 2) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT user_id, client_id, last_mutation_id FROM sync_clients WHERE (user_id, client_id) IN (",
+                    );
+                    let mut sep = q.separated(", ");
+                    for (user, client) in chunk {
+                        sep.push("(").push_bind_unseparated(user.0).push_unseparated(", ");
+                        sep.push_bind_unseparated(*client).push_unseparated(")");
+                    }
+                    q.push(")");
+                    let rows: Vec<(uuid::Uuid, String, i64)> =
+                        q.build_query_as().fetch_all(&mut *conn).await?;
+                    for (user, client, last) in rows {
+                        loaded.last.insert((UserId(user), client), last as u64);
                     }
                 }
                 for ((user, client), id) in crate::sync::batch::retries(batch, &loaded.last) {
@@ -189,29 +196,34 @@ macro_rules! impl_sync_writes {
                 Ok(())
             }
 
-            /// Each client's last id, and the answers below its horizon dropped.
+            /// Each client's last id, and the answers below its horizon dropped: one statement
+            /// per chunk of clients for each.
             async fn write_clients(conn: &mut $conn, plan: &crate::sync::batch::Plan) -> StoreResult<()> {
-                for ((user, client), last) in &plan.clients {
-                    sqlx::query(
-                        "INSERT INTO sync_clients (user_id, client_id, last_mutation_id) VALUES ($1, $2, $3) \
-                         ON CONFLICT (user_id, client_id) DO UPDATE SET last_mutation_id = excluded.last_mutation_id",
-                    )
-                    .bind(user.0)
-                    .bind(client)
-                    .bind(*last as i64)
-                    .execute(&mut *conn)
-                    .await?;
+                let clients: Vec<_> = plan.clients.iter().collect();
+                for chunk in clients.chunks(ROWS_PER_STATEMENT / 3) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO sync_clients (user_id, client_id, last_mutation_id) ",
+                    );
+                    q.push_values(chunk, |mut b, ((user, client), last)| {
+                        b.push_bind(user.0).push_bind(client.as_str()).push_bind(*last as i64);
+                    });
+                    q.push(
+                        " ON CONFLICT (user_id, client_id) DO UPDATE SET last_mutation_id = excluded.last_mutation_id",
+                    );
+                    q.build().execute(&mut *conn).await?;
                 }
                 // A client pushing from id N holds the answers of everything before N.
-                for ((user, client), horizon) in plan.horizons.iter().filter(|(_, h)| *h > 1) {
-                    sqlx::query(
-                        "DELETE FROM mutation_results WHERE user_id = $1 AND client_id = $2 AND mutation_id < $3",
-                    )
-                    .bind(user.0)
-                    .bind(client)
-                    .bind(*horizon as i64)
-                    .execute(&mut *conn)
-                    .await?;
+                let horizons: Vec<_> = plan.horizons.iter().filter(|(_, h)| *h > 1).collect();
+                for chunk in horizons.chunks(ROWS_PER_STATEMENT / 3) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new("DELETE FROM mutation_results WHERE ");
+                    let mut sep = q.separated(" OR ");
+                    for ((user, client), horizon) in chunk {
+                        sep.push("(user_id = ").push_bind_unseparated(user.0);
+                        sep.push_unseparated(" AND client_id = ").push_bind_unseparated(client.as_str());
+                        sep.push_unseparated(" AND mutation_id < ").push_bind_unseparated(*horizon as i64);
+                        sep.push_unseparated(")");
+                    }
+                    q.build().execute(&mut *conn).await?;
                 }
                 Ok(())
             }
