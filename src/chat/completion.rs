@@ -115,6 +115,7 @@ impl Completions {
                 started: Instant::now(),
                 usage: None,
                 words: 0,
+                unanswered: 0,
                 status: "cancelled",
             },
         })
@@ -136,6 +137,11 @@ impl Prepared {
             req,
             mut meter,
         } = self;
+        if delivery == Delivery::Whole {
+            // The whole answer is generated before anything arrives: one abandoned or failed
+            // on the way is charged what the caller allowed, not nothing.
+            meter.unanswered = req.max_tokens.map_or(0, u64::from);
+        }
         let opened = match delivery {
             Delivery::Streamed => provider.stream(req).await,
             Delivery::Whole => provider.whole(req).await,
@@ -160,6 +166,8 @@ struct Meter {
     usage: Option<Usage>,
     /// Words of text seen, the completion count when the provider reports no usage.
     words: u64,
+    /// Completion tokens charged when no text and no usage arrived at all (see `open`).
+    unanswered: u64,
     status: &'static str,
 }
 
@@ -167,7 +175,11 @@ impl Drop for Meter {
     fn drop(&mut self) {
         let usage = self.usage.unwrap_or(Usage {
             prompt_tokens: 0,
-            completion_tokens: self.words,
+            completion_tokens: if self.words == 0 {
+                self.unanswered
+            } else {
+                self.words
+            },
         });
         let latency = self.started.elapsed();
         metrics::histogram!("llm_completion_seconds", "model" => self.model.clone(), "status" => self.status)

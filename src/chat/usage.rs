@@ -6,7 +6,7 @@
 use crate::store::{Store, UsageRecord};
 use std::{sync::Arc, time::Duration};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 /// Records waiting to be written; past this the newest are counted as dropped and logged.
 const QUEUE: usize = 65_536;
@@ -24,10 +24,10 @@ impl UsageRecorder {
         store: Arc<dyn Store>,
         flush: Duration,
         shutdown: CancellationToken,
-        tracker: &tokio_util::task::TaskTracker,
+        tracker: &TaskTracker,
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tracker.spawn(write(store, rx, flush, shutdown));
+        tracker.spawn(write(store, rx, flush, shutdown, tracker.clone()));
         Self { tx }
     }
 
@@ -42,44 +42,65 @@ impl UsageRecorder {
     }
 }
 
+/// How often, once shutdown began, the writer looks whether the rest of the server is done.
+const LINGER: Duration = Duration::from_millis(50);
+
+/// Writes batches until shutdown, then goes on while requests and turns still finishing record
+/// usage: it stops once the HTTP server has drained (the tracker is closed), it is the last
+/// tracked task and nothing is queued.
 async fn write(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<UsageRecord>,
     flush: Duration,
     shutdown: CancellationToken,
+    tracker: TaskTracker,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let n = tokio::select! {
-            n = rx.recv_many(&mut batch, BATCH) => n,
-            _ = shutdown.cancelled() => {
-                rx.close();
-                rx.recv_many(&mut batch, QUEUE).await
-            }
-        };
-        if n == 0 && batch.is_empty() {
-            return;
-        }
-        if batch.len() < BATCH && !shutdown.is_cancelled() {
-            gather(&mut rx, &mut batch, flush, &shutdown).await;
-        }
-        // A failed batch is kept and retried: records are only lost if the queue overflows.
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match store.record_usage(&batch).await {
-                Ok(()) => break,
-                Err(e) if !shutdown.is_cancelled() => {
-                    tracing::warn!(error = %e, n = batch.len(), "usage batch not written; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, n = batch.len(), "usage batch lost at shutdown");
-                    break;
+        if shutdown.is_cancelled() {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => if n == 0 { return },
+                _ = tokio::time::sleep(LINGER) => {
+                    if rx.is_empty() && tracker.is_closed() && tracker.len() <= 1 {
+                        return;
+                    }
                 }
             }
+        } else {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        return;
+                    }
+                    gather(&mut rx, &mut batch, flush, &shutdown).await;
+                }
+                _ = shutdown.cancelled() => {}
+            }
         }
-        batch.clear();
+        if !batch.is_empty() {
+            commit(store.as_ref(), &batch, &shutdown).await;
+            batch.clear();
+        }
+    }
+}
+
+/// A failed batch is kept and retried: records are only lost if the queue overflows, or the
+/// store still fails once shutdown began.
+async fn commit(store: &dyn Store, batch: &[UsageRecord], shutdown: &CancellationToken) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match store.record_usage(batch).await {
+            Ok(()) => return,
+            Err(e) if !shutdown.is_cancelled() => {
+                tracing::warn!(error = %e, n = batch.len(), "usage batch not written; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, n = batch.len(), "usage batch lost at shutdown");
+                return;
+            }
+        }
     }
 }
 

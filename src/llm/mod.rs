@@ -6,6 +6,7 @@ pub mod anthropic;
 pub mod echo;
 pub mod models;
 pub mod openai;
+pub mod openai_answer;
 pub mod openai_request;
 pub mod sse;
 pub mod upstream;

@@ -40,7 +40,27 @@ impl OpenAi {
     }
 }
 
-fn finish(s: &str) -> FinishReason {
+/// A whole answer, or the events of an upstream that streamed although asked not to.
+fn decode_fetched(f: &super::upstream::Fetched) -> Result<Vec<Chunk>, LlmError> {
+    if !f.event_stream {
+        return super::openai_answer::decode_whole(&f.body);
+    }
+    let events = super::sse::Parser::new()
+        .feed(&f.body)
+        .map_err(|e| LlmError::Stream(e.to_string()))?;
+    let mut out = Vec::new();
+    for ev in events {
+        if ev.data == "[DONE]" {
+            return Ok(out);
+        }
+        if !ev.data.is_empty() {
+            decode(&ev.data, &mut out)?;
+        }
+    }
+    Err(LlmError::Stream("stream ended before [DONE]".into()))
+}
+
+pub(super) fn finish(s: &str) -> FinishReason {
     match s {
         "length" => FinishReason::Length,
         "tool_calls" | "function_call" => FinishReason::ToolCalls,
@@ -92,35 +112,6 @@ fn tool_call(index: u64, tc: &Value) -> Result<Chunk, LlmError> {
             .unwrap_or_default()
             .to_owned(),
     })
-}
-
-/// The chunks a whole `chat.completion` object carries: the same a stream of it would.
-pub fn decode_whole(body: &[u8]) -> Result<Vec<Chunk>, LlmError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| LlmError::Stream(format!("bad answer: {e}")))?;
-    provider_error(&v)?;
-    let mut out = Vec::new();
-    let choice = v["choices"]
-        .as_array()
-        .and_then(|c| c.first())
-        .ok_or_else(|| LlmError::Stream("the answer has no choices".into()))?;
-    let message = &choice["message"];
-    if let Some(t) = message["content"].as_str().filter(|t| !t.is_empty()) {
-        out.push(Chunk::Text(t.to_owned()));
-    }
-    for (i, tc) in message["tool_calls"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        out.push(tool_call(i as u64, tc)?);
-    }
-    if let Some(f) = choice["finish_reason"].as_str() {
-        out.push(Chunk::Finish(finish(f)));
-    }
-    usage(&v, &mut out);
-    Ok(out)
 }
 
 /// The chunks one `data:` payload carries.
@@ -206,10 +197,10 @@ impl Provider for OpenAi {
             .fetch("openai", |c| self.request(&body, "application/json", c))
             .await?;
         // A few KiB decode in microseconds; a big answer goes off the runtime's threads.
-        let chunks = if answer.len() <= INLINE_DECODE {
-            decode_whole(&answer)?
+        let chunks = if answer.body.len() <= INLINE_DECODE {
+            decode_fetched(&answer)?
         } else {
-            tokio::task::spawn_blocking(move || decode_whole(&answer))
+            tokio::task::spawn_blocking(move || decode_fetched(&answer))
                 .await
                 .map_err(|_| LlmError::Stream("decoding the answer failed".into()))??
         };
@@ -261,55 +252,5 @@ mod tests {
                 message: "overloaded".into()
             }
         );
-    }
-}
-
-#[cfg(test)]
-mod whole_tests {
-    use super::*;
-
-    #[test]
-    fn a_whole_answer_decodes_to_the_chunks_a_stream_of_it_would_carry() {
-        let body = br#"{"id":"x","object":"chat.completion","choices":[{"index":0,
-            "message":{"role":"assistant","content":"Checking.","tool_calls":[
-              {"id":"c0","type":"function","function":{"name":"a","arguments":"{}"}},
-              {"id":"c1","type":"function","function":{"name":"b","arguments":"{\"k\":1}"}}]},
-            "finish_reason":"tool_calls"}],"usage":{"prompt_tokens":3,"completion_tokens":5}}"#;
-        let call = |index, id: &str, name: &str, arguments: &str| Chunk::ToolCall {
-            index,
-            id: Some(id.into()),
-            name: Some(name.into()),
-            arguments: arguments.into(),
-        };
-        assert_eq!(
-            decode_whole(body).unwrap(),
-            vec![
-                Chunk::Text("Checking.".into()),
-                call(0, "c0", "a", "{}"),
-                call(1, "c1", "b", r#"{"k":1}"#),
-                Chunk::Finish(FinishReason::ToolCalls),
-                Chunk::Usage(Usage {
-                    prompt_tokens: 3,
-                    completion_tokens: 5
-                }),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_whole_answer_with_an_error_or_no_choices_is_refused() {
-        let e = decode_whole(br#"{"error":{"message":"overloaded","type":"server_error"}}"#);
-        assert!(matches!(e, Err(LlmError::Provider { .. })), "{e:?}");
-        let e = decode_whole(br#"{"id":"x","choices":[]}"#);
-        assert!(matches!(e, Err(LlmError::Stream(_))), "{e:?}");
-        let calls: Vec<String> = (0..=MAX_TOOL_CALLS)
-            .map(|i| format!(r#"{{"id":"c{i}","function":{{"name":"f","arguments":""}}}}"#))
-            .collect();
-        let body = format!(
-            r#"{{"choices":[{{"message":{{"tool_calls":[{}]}}}}]}}"#,
-            calls.join(",")
-        );
-        let e = decode_whole(body.as_bytes());
-        assert!(matches!(e, Err(LlmError::Stream(_))), "{e:?}");
     }
 }

@@ -49,8 +49,8 @@ impl Upstream {
         provider: &'static str,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<impl Stream<Item = Result<Event, LlmError>> + Send + 'static, LlmError> {
-        let (first, body) = self
-            .retrying(provider, self.first_byte, || {
+        let (first, body, _) = self
+            .retrying(provider, self.first_byte, retriable, || {
                 first_bytes(build(&self.client))
             })
             .await?;
@@ -65,9 +65,11 @@ impl Upstream {
         &self,
         provider: &'static str,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-    ) -> Result<Bytes, LlmError> {
-        let (first, mut body) = self
-            .retrying(provider, self.answer, || first_bytes(build(&self.client)))
+    ) -> Result<Fetched, LlmError> {
+        let (first, mut body, event_stream) = self
+            .retrying(provider, self.answer, refused_before_work, || {
+                first_bytes(build(&self.client))
+            })
             .await?;
         let max = self.max_answer;
         if first.len() > max {
@@ -77,7 +79,12 @@ impl Upstream {
         loop {
             match tokio::time::timeout(self.idle, body.next()).await {
                 Err(_) => return Err(LlmError::Timeout("between chunks")),
-                Ok(None) => return Ok(whole.freeze()),
+                Ok(None) => {
+                    return Ok(Fetched {
+                        body: whole.freeze(),
+                        event_stream,
+                    })
+                }
                 Ok(Some(Err(e))) => return Err(transport(e)),
                 Ok(Some(Ok(b))) if whole.len() + b.len() > max => return Err(too_big(max)),
                 Ok(Some(Ok(b))) => whole.extend_from_slice(&b),
@@ -91,6 +98,7 @@ impl Upstream {
         &self,
         provider: &'static str,
         timeout: Duration,
+        retry: fn(&LlmError) -> bool,
         attempt: impl Fn() -> F,
     ) -> Result<T, LlmError>
     where
@@ -103,7 +111,7 @@ impl Upstream {
                 .unwrap_or(Err(LlmError::Timeout("waiting for the first byte")));
             match started {
                 Ok(t) => return Ok(t),
-                Err(e) if tries < self.retries && retriable(&e) => {
+                Err(e) if tries < self.retries && retry(&e) => {
                     tries += 1;
                     metrics::counter!("llm_upstream_retries_total", "provider" => provider)
                         .increment(1);
@@ -125,11 +133,25 @@ pub fn too_big(max: usize) -> LlmError {
     LlmError::Stream(format!("the answer exceeded {max} bytes; use stream: true"))
 }
 
+/// A whole upstream answer.
+pub struct Fetched {
+    pub body: Bytes,
+    /// It came as `text/event-stream` although a whole answer was asked for (some compatible
+    /// servers and proxies always stream).
+    pub event_stream: bool,
+}
+
 type Body = futures::stream::BoxStream<'static, reqwest::Result<Bytes>>;
 
-async fn first_bytes(req: reqwest::RequestBuilder) -> Result<(Bytes, Body), LlmError> {
+/// The first bytes of a 2xx body, the rest of it, and whether it is an event stream.
+async fn first_bytes(req: reqwest::RequestBuilder) -> Result<(Bytes, Body, bool), LlmError> {
     let resp = req.send().await.map_err(transport)?;
     let status = resp.status();
+    let event_stream = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
     if !status.is_success() {
         let retry_after_secs = resp
             .headers()
@@ -154,7 +176,7 @@ async fn first_bytes(req: reqwest::RequestBuilder) -> Result<(Bytes, Body), LlmE
     loop {
         match body.next().await {
             Some(Ok(b)) if b.is_empty() => continue,
-            Some(Ok(b)) => return Ok((b, body)),
+            Some(Ok(b)) => return Ok((b, body, event_stream)),
             Some(Err(e)) => return Err(transport(e)),
             None => return Err(LlmError::Stream("empty response body".into())),
         }
@@ -185,6 +207,16 @@ fn transport(e: reqwest::Error) -> LlmError {
         LlmError::Connect("connection failed".into())
     } else {
         LlmError::Stream("connection closed unexpectedly".into())
+    }
+}
+
+/// A whole answer is generated (and billed) before its first byte: one that timed out or broke
+/// may have been generated in full, so only a refusal before any work is tried again.
+fn refused_before_work(e: &LlmError) -> bool {
+    match e {
+        LlmError::Connect(_) | LlmError::Timeout("connecting") => true,
+        LlmError::Status { status, .. } => *status == 429 || *status >= 500,
+        LlmError::Timeout(_) | LlmError::Stream(_) | LlmError::Provider { .. } => false,
     }
 }
 

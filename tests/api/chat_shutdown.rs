@@ -38,6 +38,20 @@ async fn a_turn_in_flight_at_shutdown_finishes_and_is_saved() {
         assert_eq!(m["content"], full.as_str());
         assert_eq!(m["metadata"]["status"], "complete");
         assert_eq!(m["streaming"], false);
+        // Its usage, recorded after shutdown began, was written before the instance stopped.
+        let usage: serde_json::Value = b
+            .get_auth("/v1/usage", &alice.tokens.access)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let records = usage["data"].as_array().unwrap();
+        assert!(
+            records
+                .iter()
+                .any(|u| u["source"] == "chat" && u["status"] == "ok"),
+            "{usage}"
+        );
     })
     .await
 }

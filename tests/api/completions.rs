@@ -121,6 +121,24 @@ async fn openai_upstream_text_streams_through_split_chunks_and_crlf() {
 }
 
 #[tokio::test]
+async fn an_upstream_that_streams_when_asked_for_a_whole_answer_still_answers_whole() {
+    within(async {
+        let (app, up, token) = setup().await;
+        let r = complete(&app, &token, ask("oa-sse", false)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["object"], "chat.completion");
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "Hello! How can I help — ünïcödé?"
+        );
+        assert_eq!(body["usage"]["total_tokens"], 29);
+        assert_eq!(up.last_body().get("stream"), None);
+    })
+    .await
+}
+
+#[tokio::test]
 async fn tool_calls_stream_and_aggregate_from_openai_and_anthropic() {
     within(async {
         let (app, up, token) = setup().await;

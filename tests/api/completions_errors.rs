@@ -265,3 +265,42 @@ async fn a_whole_answer_that_is_not_json_or_too_big_is_a_502_and_streaming_is_un
     })
     .await
 }
+
+#[tokio::test]
+async fn a_whole_answer_abandoned_before_it_came_is_charged_its_max_tokens() {
+    within(async {
+        let up = Upstream::start().await;
+        let app = spawn_with(|c| {
+            route_upstream(c, &up);
+            c.llm.tokens_per_minute = 1000;
+        })
+        .await;
+        let token = app.register(&unique_email()).await.access;
+        // The upstream generates the whole answer before sending a byte: a client that leaves
+        // meanwhile has still spent what it allowed (600 tokens each).
+        for _ in 0..2 {
+            let mut body = ask("oa-hang", false);
+            body["max_tokens"] = json!(600);
+            let _ = tokio::time::timeout(Duration::from_millis(300), complete(&app, &token, body))
+                .await;
+        }
+        let mut refused = None;
+        for _ in 0..40 {
+            let r = complete(&app, &token, ask("echo", false)).await;
+            if r.status() == StatusCode::TOO_MANY_REQUESTS {
+                refused = Some(r.json::<Value>().await.unwrap());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let e = refused.expect("the abandoned answers were charged");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("token limit"),
+            "{e}"
+        );
+    })
+    .await
+}

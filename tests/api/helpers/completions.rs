@@ -23,6 +23,7 @@ pub const ROUTES: &[&str] = &[
     "oa-slow=openai:slow:100:50",
     "oa-slow3=openai:slow:3:300",
     "oa-garbage=openai:garbage",
+    "oa-sse=openai:always-sse:openai_text.sse",
     "oa-words=openai:slow:100:1",
     "an-text=anthropic:trace:anthropic_text.sse",
     "an-tools=anthropic:trace:anthropic_tools.sse",

@@ -8,7 +8,7 @@
 //! The scenario is the upstream model name the server sends (set through `llm.models`):
 //! `trace:<file>`, `trace-crlf:<file>`, `reset` (a chunk, then a TCP reset), `status:<code>`,
 //! `slow:<chunks>:<ms>` (text chunks `w0 `, `w1 `, ... every `ms`), `flaky` (503 once, then
-//! text), `hang` (never answers), `garbage` (a 200 whose body is not JSON), and a model using tools: `tool:<name>:<k=v,...>[:<name>:<args>...]`
+//! text), `hang` (never answers), `garbage` (a 200 whose body is not JSON), `always-sse:<file>` (streams even when asked not to), and a model using tools: `tool:<name>:<k=v,...>[:<name>:<args>...]`
 //! says `Checking. ` and calls those functions (in parallel when several) until the
 //! conversation holds tool results after its last user message, then answers `The tool said: <results>`;
 //! `toolloop:<name>` calls `name` every time unless `tool_choice` is `none`.
@@ -148,6 +148,7 @@ async fn serve(mut sock: TcpStream, seen: Arc<Seen>) {
     let parts: Vec<&str> = model.split(':').collect();
     match parts.as_slice() {
         ["trace", file] => send(&mut sock, fixture(file), whole).await,
+        ["always-sse", file] => replay(&mut sock, fixture(file)).await,
         ["trace-crlf", file] => {
             let text = String::from_utf8(fixture(file)).unwrap();
             send(&mut sock, text.replace('\n', "\r\n").into_bytes(), whole).await
