@@ -96,6 +96,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let end = started + Duration::from_secs(a.seconds);
     let mut tasks = Vec::new();
+    let clients = a.clients;
     for (c, mut ws) in sockets.into_iter().enumerate() {
         let session_id = sessions[c % sessions.len()]
             .trim_start_matches("session:")
@@ -108,7 +109,10 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             let start = Instant::now();
             while Instant::now() < end {
                 if let Some(iv) = interval {
-                    let due = start + iv.mul_f64(id as f64);
+                    // Clients are spread over the interval, not all due at the same instant
+                    // (a burst of every client at once is no client population's shape).
+                    let phase = c as f64 / clients as f64;
+                    let due = start + iv.mul_f64(id as f64 + phase);
                     if let Some(w) = due.checked_duration_since(Instant::now()) {
                         tokio::time::sleep(w).await;
                     }

@@ -163,7 +163,9 @@ impl SyncService {
         let creates = incoming.first().is_some_and(|m| {
             m.refusal.is_none() && m.mutation.ops.first() == Some(&Op::CreateSession)
         });
-        let role = match self.store.member_role(session, user).await? {
+        // Read with every concurrent check of the session in one query: a hot session's
+        // pushes arrive together, and one query each queued them on the pool.
+        let role = match self.access(session, user).await? {
             Some(r) => r,
             None if creates => match self.store.create_session_with_id(session, user, "").await? {
                 Some(_) => {
