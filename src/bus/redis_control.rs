@@ -51,38 +51,36 @@ impl Inner {
             .arg(ttl.as_millis().max(1) as u64);
         if let Err(e) = self.run::<()>(&cmd).await {
             tracing::warn!(error = %e, "awaited answer not registered: only this instance takes it");
+            self.replies.mark_local_only(key);
         }
         waiter
     }
 
+    /// The answer is taken in Redis first, wherever its waiter is: two answers for one wait
+    /// arriving on two instances at once can then never both be delivered (taking it locally
+    /// first acknowledged one that the other instance had taken already).
     pub(super) async fn reply(&self, key: &str, owner: &str, value: Value) -> Handed {
-        match self.replies.hand(key, owner, value.clone()) {
-            Handed::Delivered => {
-                let mut cmd = redis::cmd("DEL");
-                cmd.arg(self.wait_key(key));
-                let _ = self.run::<i64>(&cmd).await;
-                return Handed::Delivered;
-            }
-            Handed::NotYours => return Handed::NotYours,
-            Handed::Unknown => {}
-        }
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(TAKE).arg(1).arg(self.wait_key(key)).arg(owner);
         match self.run::<i64>(&cmd).await {
-            Ok(1) => {
-                self.publish_control(&Control::Reply {
-                    key: key.to_owned(),
-                    owner: owner.to_owned(),
-                    value,
-                })
-                .await;
-                Handed::Delivered
-            }
+            Ok(1) => match self.replies.hand(key, owner, value.clone()) {
+                Handed::Unknown => {
+                    self.publish_control(&Control::Reply {
+                        key: key.to_owned(),
+                        owner: owner.to_owned(),
+                        value,
+                    })
+                    .await;
+                    Handed::Delivered
+                }
+                handed => handed,
+            },
             Ok(-1) => Handed::NotYours,
-            Ok(_) => Handed::Unknown,
+            // Not awaited anywhere, answered already, or a wait here Redis never heard of.
+            Ok(_) => self.replies.hand_local_only(key, owner, value),
             Err(e) => {
-                tracing::warn!(error = %e, "answer not checked: redis unreachable");
-                Handed::Unknown
+                tracing::warn!(error = %e, "answer not checked: redis unreachable; only waits here take it");
+                self.replies.hand(key, owner, value)
             }
         }
     }

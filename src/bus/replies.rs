@@ -11,6 +11,9 @@ struct Wait {
     /// Only this user's answer is taken (someone else's is refused, not delivered).
     owner: String,
     tx: oneshot::Sender<Value>,
+    /// Not registered where other instances check answers (Redis was unreachable): only an
+    /// answer arriving here can take it.
+    local_only: bool,
 }
 
 /// The answers awaited on this instance. Owned by the bus (its control messages hand answers
@@ -56,7 +59,14 @@ impl Drop for Waiter {
 impl Replies {
     pub fn wait(self: &Arc<Self>, key: String, owner: String) -> Waiter {
         let (tx, rx) = oneshot::channel();
-        self.waits.insert(key.clone(), Wait { owner, tx });
+        self.waits.insert(
+            key.clone(),
+            Wait {
+                owner,
+                tx,
+                local_only: false,
+            },
+        );
         Waiter {
             replies: self.clone(),
             key,
@@ -64,13 +74,38 @@ impl Replies {
         }
     }
 
+    /// The wait `key` could not be registered beyond this instance.
+    pub fn mark_local_only(&self, key: &str) {
+        if let Some(mut w) = self.waits.get_mut(key) {
+            w.local_only = true;
+        }
+    }
+
+    /// Hands `value` to the wait `key` only if it is local-only (see `mark_local_only`).
+    pub fn hand_local_only(&self, key: &str, owner: &str, value: Value) -> Handed {
+        self.hand_if(key, owner, value, |w| w.local_only)
+    }
+
     pub fn hand(&self, key: &str, owner: &str, value: Value) -> Handed {
-        match self.waits.remove_if(key, |_, w| w.owner == owner) {
+        self.hand_if(key, owner, value, |_| true)
+    }
+
+    fn hand_if(
+        &self,
+        key: &str,
+        owner: &str,
+        value: Value,
+        take: impl Fn(&Wait) -> bool,
+    ) -> Handed {
+        match self
+            .waits
+            .remove_if(key, |_, w| w.owner == owner && take(w))
+        {
             Some((_, w)) => {
                 let _ = w.tx.send(value);
                 Handed::Delivered
             }
-            None if self.waits.contains_key(key) => Handed::NotYours,
+            None if self.waits.get(key).is_some_and(|w| w.owner != owner) => Handed::NotYours,
             None => Handed::Unknown,
         }
     }
@@ -94,5 +129,19 @@ mod tests {
         let w = r.wait("k2".into(), "alice".into());
         drop(w);
         assert_eq!(r.hand("k2", "alice", json!(1)), Handed::Unknown);
+    }
+
+    #[tokio::test]
+    async fn only_a_wait_marked_local_only_is_taken_by_a_local_only_hand() {
+        let r = Arc::new(Replies::default());
+        let mut w = r.wait("k".into(), "alice".into());
+        assert_eq!(r.hand_local_only("k", "alice", json!(1)), Handed::Unknown);
+        r.mark_local_only("k");
+        assert_eq!(
+            r.hand_local_only("k", "mallory", json!(2)),
+            Handed::NotYours
+        );
+        assert_eq!(r.hand_local_only("k", "alice", json!(3)), Handed::Delivered);
+        assert_eq!(w.answer().await, Some(json!(3)));
     }
 }

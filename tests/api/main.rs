@@ -7,6 +7,7 @@ mod helpers;
 mod auth;
 mod auth_attacks;
 mod auth_keys;
+mod bus_replies;
 mod chat;
 mod chat_faults;
 mod chat_shutdown;
