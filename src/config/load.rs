@@ -101,6 +101,10 @@ impl Config {
                 "mcp.stdio_env entries are name:VAR or name:VAR=value, never SWITCHYARD_* ones",
             );
         }
+        let llm = &self.llm;
+        if llm.answer_timeout_ms == 0 || llm.max_answer_bytes == 0 {
+            return bad("llm.answer_timeout_ms and llm.max_answer_bytes must be positive");
+        }
         if self.ratelimit.auth_window_secs == 0 {
             return bad("ratelimit.auth_window_secs must be positive");
         }
@@ -234,6 +238,20 @@ mod tests {
             Config::load(None, env(&[("SWITCHYARD_AUTH_LOCKOUT_SECS", "soon")])),
             Err(ConfigError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_zero_answer_limit_is_refused_at_start() {
+        for var in [
+            "SWITCHYARD_LLM_ANSWER_TIMEOUT_MS",
+            "SWITCHYARD_LLM_MAX_ANSWER_BYTES",
+        ] {
+            let e = Config::load(None, env(&[(var, "0")]));
+            assert!(
+                matches!(&e, Err(ConfigError::Invalid(m)) if m.contains("llm.")),
+                "{var}: {e:?}"
+            );
+        }
     }
 
     #[test]
