@@ -50,14 +50,26 @@ fn decode_fetched(f: &super::upstream::Fetched) -> Result<Vec<Chunk>, LlmError> 
         .map_err(|e| LlmError::Stream(e.to_string()))?;
     let mut out = Vec::new();
     for ev in events {
-        if ev.data == "[DONE]" {
+        if decode_event(&ev.data, &mut out)? {
             return Ok(out);
         }
-        if !ev.data.is_empty() {
-            decode(&ev.data, &mut out)?;
-        }
     }
-    Err(LlmError::Stream("stream ended before [DONE]".into()))
+    Err(unfinished())
+}
+
+/// One event of an OpenAI stream: its chunks into `out`; true at the closing `[DONE]`.
+fn decode_event(data: &str, out: &mut Vec<Chunk>) -> Result<bool, LlmError> {
+    if data == "[DONE]" {
+        return Ok(true);
+    }
+    if !data.is_empty() {
+        decode(data, out)?;
+    }
+    Ok(false)
+}
+
+fn unfinished() -> LlmError {
+    LlmError::Stream("stream ended before [DONE]".into())
 }
 
 pub(super) fn finish(s: &str) -> FinishReason {
@@ -171,21 +183,16 @@ impl Provider for OpenAi {
             let mut out = Vec::new();
             let mut done = false;
             while let Some(ev) = events.next().await {
-                let ev = ev?;
-                if ev.data == "[DONE]" {
-                    done = true;
-                    break;
-                }
-                if ev.data.is_empty() {
-                    continue;
-                }
-                decode(&ev.data, &mut out)?;
+                done = decode_event(&ev?.data, &mut out)?;
                 for c in out.drain(..) {
                     yield c;
                 }
+                if done {
+                    break;
+                }
             }
             if !done {
-                Err(LlmError::Stream("stream ended before [DONE]".into()))?;
+                Err(unfinished())?;
             }
         }))
     }

@@ -2,7 +2,6 @@
 //! replays recorded OpenAI and Anthropic streams over a real socket.
 
 use crate::helpers::completions::*;
-use crate::helpers::upstream::Upstream;
 use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -262,13 +261,10 @@ async fn a_client_that_disconnects_cancels_the_upstream_request_within_a_second(
 #[tokio::test]
 async fn keepalive_comments_flow_while_the_upstream_is_slow() {
     within(async {
-        let up = Upstream::start().await;
-        let app = spawn_with(|c| {
-            route_upstream(c, &up);
+        let (app, _up, token) = setup_with(|c| {
             c.llm.keepalive_ms = 100;
         })
         .await;
-        let token = app.register(&unique_email()).await.access;
         let r = complete(&app, &token, ask("oa-slow3", true)).await;
         let text = r.text().await.unwrap();
         assert!(text.contains("\n\n: keepalive\n\n"), "{text}");

@@ -2,7 +2,6 @@
 //! limits, usage records, API-key revocation across instances.
 
 use crate::helpers::completions::*;
-use crate::helpers::upstream::Upstream;
 use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -158,14 +157,11 @@ async fn per_key_request_and_token_limits_and_usage_records() {
 #[tokio::test]
 async fn an_upstream_that_goes_quiet_times_out_mid_stream() {
     within(async {
-        let up = Upstream::start().await;
-        let app = spawn_with(|c| {
-            route_upstream(c, &up);
+        let (app, _up, token) = setup_with(|c| {
             c.llm.idle_timeout_ms = 100;
             c.llm.answer_timeout_ms = 500;
         })
         .await;
-        let token = app.register(&unique_email()).await.access;
         // Chunks every 300 ms: the second never comes within the 100 ms idle limit. Asked
         // whole, the upstream answers after 900 ms: past llm.answer_timeout_ms.
         let cs = chunks(&sse_data(complete(&app, &token, ask("oa-slow3", true)).await).await);
@@ -233,13 +229,10 @@ async fn a_revoked_api_key_stops_at_once_here_and_within_the_cache_time_elsewher
 #[tokio::test]
 async fn a_whole_answer_that_is_not_json_or_too_big_is_a_502_and_streaming_is_unbounded() {
     within(async {
-        let up = Upstream::start().await;
-        let app = spawn_with(|c| {
-            route_upstream(c, &up);
+        let (app, _up, token) = setup_with(|c| {
             c.llm.max_answer_bytes = 300;
         })
         .await;
-        let token = app.register(&unique_email()).await.access;
         // Unreadable before anything was sent to the client: a real status, streamed or not.
         for stream in [false, true] {
             let r = complete(&app, &token, ask("oa-garbage", stream)).await;
@@ -269,13 +262,10 @@ async fn a_whole_answer_that_is_not_json_or_too_big_is_a_502_and_streaming_is_un
 #[tokio::test]
 async fn a_whole_answer_abandoned_before_it_came_is_charged_its_max_tokens() {
     within(async {
-        let up = Upstream::start().await;
-        let app = spawn_with(|c| {
-            route_upstream(c, &up);
+        let (app, _up, token) = setup_with(|c| {
             c.llm.tokens_per_minute = 1000;
         })
         .await;
-        let token = app.register(&unique_email()).await.access;
         // The upstream generates the whole answer before sending a byte: a client that leaves
         // meanwhile has still spent what it allowed (600 tokens each).
         for _ in 0..2 {

@@ -42,8 +42,17 @@ pub fn route_upstream(c: &mut Config, up: &Upstream) {
 }
 
 pub async fn setup() -> (TestApp, Upstream, String) {
+    setup_with(|_| {}).await
+}
+
+/// `setup` with more config changed after the routes.
+pub async fn setup_with(tweak: impl FnOnce(&mut Config)) -> (TestApp, Upstream, String) {
     let up = Upstream::start().await;
-    let app = spawn_with(|c| route_upstream(c, &up)).await;
+    let app = spawn_with(|c| {
+        route_upstream(c, &up);
+        tweak(c);
+    })
+    .await;
     let token = app.register(&unique_email()).await.access;
     (app, up, token)
 }
