@@ -5,7 +5,7 @@ use crate::{
     error::{AppError, ErrorBody},
     http::authn::AuthUser,
     state::AppState,
-    store::{Project, ProjectFields},
+    store::{Project, ProjectFields, ProjectPatch},
     sync::projects,
 };
 use axum::{
@@ -66,15 +66,15 @@ async fn read(
     ))
 }
 
-/// Replace a project's name, description and settings.
+/// Change a project: only the fields given change (`settings`, when given, replaces the object).
 #[utoipa::path(patch, path = "/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Project id")), request_body = ProjectFields,
+    params(("id" = String, Path, description = "Project id")), request_body = ProjectPatch,
     responses((status = 200, body = Project), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update(
     State(s): State<AppState>,
     AuthUser(p): AuthUser,
     Path(id): Path<String>,
-    Json(b): Json<ProjectFields>,
+    Json(b): Json<ProjectPatch>,
 ) -> Result<axum::Json<Project>, AppError> {
     let id = projects::parse_id(&id)?;
     Ok(axum::Json(

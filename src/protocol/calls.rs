@@ -204,7 +204,7 @@ pub struct ProjectCreate {
 #[derive(Debug, Deserialize)]
 pub struct ProjectUpdate {
     pub project_id: Uuid,
-    pub project: ProjectFields,
+    pub project: ProjectPatch,
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,22 +231,80 @@ fn empty_object() -> serde_json::Value {
 impl ProjectFields {
     /// Limits: name 1-100 characters, description up to 2000, settings an object up to 16 KiB.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let name = self.name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(("name", "name must be 1 to 100 characters".into()));
+        check_name(&self.name)?;
+        check_description(&self.description)?;
+        check_settings(&self.settings)
+    }
+}
+
+/// A change to a project: only the fields given change (a `PATCH`); `settings`, when given,
+/// replaces the whole object. `null` is refused rather than read as "clear", so a client that
+/// serializes an unset field as `null` cannot wipe it by accident.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectPatch {
+    #[serde(default, deserialize_with = "present")]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<serde_json::Value>,
+}
+
+/// A field that, when present, must not be `null`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+impl ProjectPatch {
+    /// The same limits as [`ProjectFields::validate`], for the fields given.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(name) = &self.name {
+            check_name(name)?;
         }
-        if self.description.chars().count() > 2000 {
-            return Err((
-                "description",
-                "description must be at most 2000 characters".into(),
-            ));
+        if let Some(d) = &self.description {
+            check_description(d)?;
         }
-        if !self.settings.is_object() || self.settings.to_string().len() > 16 * 1024 {
-            return Err((
-                "settings",
-                "settings must be a JSON object of at most 16 KiB".into(),
-            ));
+        if let Some(s) = &self.settings {
+            check_settings(s)?;
         }
         Ok(())
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.description.is_none() && self.settings.is_none()
+    }
+}
+
+fn check_name(name: &str) -> Result<(), (&'static str, String)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(("name", "name must be 1 to 100 characters".into()));
+    }
+    Ok(())
+}
+
+fn check_description(d: &str) -> Result<(), (&'static str, String)> {
+    if d.chars().count() > 2000 {
+        return Err((
+            "description",
+            "description must be at most 2000 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_settings(s: &serde_json::Value) -> Result<(), (&'static str, String)> {
+    if !s.is_object() || s.to_string().len() > 16 * 1024 {
+        return Err((
+            "settings",
+            "settings must be a JSON object of at most 16 KiB".into(),
+        ));
+    }
+    Ok(())
 }

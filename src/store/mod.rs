@@ -115,7 +115,7 @@ pub trait ProjectStore: Send + Sync + 'static {
         &self,
         owner: UserId,
         id: Uuid,
-        p: &ProjectFields,
+        p: &ProjectPatch,
     ) -> StoreResult<Option<Project>>;
     async fn delete_project(&self, owner: UserId, id: Uuid) -> StoreResult<bool>;
 }

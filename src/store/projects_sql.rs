@@ -76,16 +76,18 @@ macro_rules! impl_project_store {
                 rows.into_iter().map(ProjectRow::into_project).collect()
             }
 
-            async fn update_project(&self, owner: UserId, id: Uuid, p: &ProjectFields) -> StoreResult<Option<Project>> {
+            async fn update_project(&self, owner: UserId, id: Uuid, p: &ProjectPatch) -> StoreResult<Option<Project>> {
+                // One statement, so two devices patching different fields at once both keep theirs.
                 let row: Option<ProjectRow> = sqlx::query_as(&format!(
-                    "UPDATE projects SET name = $3, description = $4, settings = $5, updated_at = $6 \
-                     WHERE id = $1 AND owner_id = $2 RETURNING {PROJECT_COLUMNS}"
+                    "UPDATE projects SET name = COALESCE($3, name), \
+                     description = COALESCE($4, description), settings = COALESCE($5, settings), \
+                     updated_at = $6 WHERE id = $1 AND owner_id = $2 RETURNING {PROJECT_COLUMNS}"
                 ))
                 .bind(id)
                 .bind(owner.0)
-                .bind(&p.name)
-                .bind(&p.description)
-                .bind(p.settings.to_string())
+                .bind(p.name.as_deref())
+                .bind(p.description.as_deref())
+                .bind(p.settings.as_ref().map(|s| s.to_string()))
                 .bind(Utc::now())
                 .fetch_optional(&self.pool)
                 .await?;

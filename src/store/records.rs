@@ -103,7 +103,7 @@ pub struct Project {
     pub updated_at: DateTime<Utc>,
 }
 
-pub use crate::protocol::calls::ProjectFields;
+pub use crate::protocol::calls::{ProjectFields, ProjectPatch};
 
 /// One completion's usage (REST request or socket turn).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

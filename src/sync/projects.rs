@@ -8,7 +8,7 @@ use crate::{
     error::AppError,
     protocol::event_frame,
     protocol::ServerEvent,
-    store::{Project, ProjectFields, Store},
+    store::{Project, ProjectFields, ProjectPatch, Store},
 };
 use uuid::Uuid;
 
@@ -21,9 +21,8 @@ async fn notify(bus: &dyn Bus, owner: UserId, project: Uuid, change: &str) {
     bus.publish(&channel, event_frame(&channel, &event)).await;
 }
 
-fn checked(p: &ProjectFields) -> Result<(), AppError> {
-    p.validate()
-        .map_err(|(param, msg)| AppError::validation(param, msg))
+fn checked(r: Result<(), (&'static str, String)>) -> Result<(), AppError> {
+    r.map_err(|(param, msg)| AppError::validation(param, msg))
 }
 
 fn not_found() -> AppError {
@@ -48,20 +47,24 @@ pub async fn create(
     owner: UserId,
     p: &ProjectFields,
 ) -> Result<Project, AppError> {
-    checked(p)?;
+    checked(p.validate())?;
     let project = store.create_project(owner, p).await?;
     notify(bus, owner, project.id, "created").await;
     Ok(project)
 }
 
+/// Changes only the fields given; an empty change returns the project as it is.
 pub async fn update(
     store: &dyn Store,
     bus: &dyn Bus,
     owner: UserId,
     id: Uuid,
-    p: &ProjectFields,
+    p: &ProjectPatch,
 ) -> Result<Project, AppError> {
-    checked(p)?;
+    checked(p.validate())?;
+    if p.is_empty() {
+        return get(store, owner, id).await;
+    }
     let project = store
         .update_project(owner, id, p)
         .await?

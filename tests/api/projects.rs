@@ -111,3 +111,81 @@ async fn project_crud_rest_and_socket() {
     })
     .await
 }
+
+/// A PATCH with one field leaves the others as they were (it used to wipe `description` and
+/// `settings`), on REST and the socket; `null` is refused rather than read as "clear".
+#[tokio::test]
+async fn a_patch_changes_only_the_fields_given() {
+    within(async {
+        let app = spawn_app().await;
+        let me = user(&app).await;
+        let t = &me.tokens.access;
+        let p: Value = app
+            .http
+            .post(app.url("/v1/projects"))
+            .bearer_auth(t)
+            .json(&json!({"name": "A", "description": "keep me", "settings": {"model": "x"}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = p["id"].as_str().unwrap().to_string();
+        let path = format!("/v1/projects/{id}");
+        let patch = |body: Value| {
+            app.http
+                .patch(app.url(&path))
+                .bearer_auth(t)
+                .json(&body)
+                .send()
+        };
+        let r = patch(json!({"name": "B"})).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let got: Value = app.get_auth(&path, t).await.json().await.unwrap();
+        assert_eq!(
+            (&got["name"], &got["description"], &got["settings"]),
+            (&json!("B"), &json!("keep me"), &json!({"model": "x"}))
+        );
+
+        let mut ws = connect_authed(&app.base, t).await;
+        let r = ws
+            .request(
+                "project.update",
+                json!({"project_id": id, "project": {"settings": {"color": "red"}}}),
+            )
+            .await;
+        assert_eq!(
+            (&r["result"]["name"], &r["result"]["description"]),
+            (&json!("B"), &json!("keep me")),
+            "{r}"
+        );
+        assert_eq!(r["result"]["settings"], json!({"color": "red"}));
+
+        for bad in [
+            json!({"description": null}),
+            json!({"name": ""}),
+            json!({"settings": "x"}),
+            json!({"owner_id": me.user_id}),
+        ] {
+            let r = patch(bad.clone()).await.unwrap();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        }
+        // An empty change changes nothing and answers the project.
+        let r: Value = patch(json!({})).await.unwrap().json().await.unwrap();
+        assert_eq!(
+            r["updated_at"],
+            got_after(&app, &path, t).await["updated_at"]
+        );
+        let got = got_after(&app, &path, t).await;
+        assert_eq!(
+            (&got["name"], &got["description"], &got["settings"]),
+            (&json!("B"), &json!("keep me"), &json!({"color": "red"}))
+        );
+    })
+    .await
+}
+
+async fn got_after(app: &TestApp, path: &str, t: &str) -> Value {
+    app.get_auth(path, t).await.json().await.unwrap()
+}
