@@ -55,6 +55,8 @@ pub enum AppError {
     Quota {
         message: String,
         retry_after_secs: Option<u64>,
+        /// The caller's budget, sent as `x-ratelimit-*-{requests,tokens}`.
+        standing: Option<Box<crate::ratelimit::Standing>>,
     },
     /// The model provider failed; `status` is what we answer (429, 400, 502, 504).
     #[error("{message}")]
@@ -311,6 +313,12 @@ impl IntoResponse for AppError {
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
+        }
+        if let AppError::Quota {
+            standing: Some(s), ..
+        } = &self
+        {
+            s.write_headers(resp.headers_mut());
         }
         resp.extensions_mut().insert(body);
         resp

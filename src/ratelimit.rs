@@ -17,6 +17,32 @@ pub struct Decision {
     pub reset_secs: u64,
 }
 
+/// Where a caller stands in the completions budget after a request was admitted or refused:
+/// what OpenAI reports as `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing {
+    pub requests: Decision,
+    pub tokens: Decision,
+}
+
+impl Standing {
+    /// Resets in OpenAI's duration format (`12s`); the official SDKs parse it.
+    pub fn write_headers(&self, h: &mut axum::http::HeaderMap) {
+        use axum::http::HeaderValue;
+        for (kind, d) in [("requests", &self.requests), ("tokens", &self.tokens)] {
+            let name = |what: &str| {
+                axum::http::HeaderName::try_from(format!("x-ratelimit-{what}-{kind}"))
+                    .expect("a valid header name")
+            };
+            h.insert(name("limit"), HeaderValue::from(d.limit));
+            h.insert(name("remaining"), HeaderValue::from(d.remaining));
+            if let Ok(v) = HeaderValue::try_from(format!("{}s", d.reset_secs)) {
+                h.insert(name("reset"), v);
+            }
+        }
+    }
+}
+
 /// One named limit (e.g. `auth`); shared by every request of this instance.
 pub struct RateLimiter {
     name: &'static str,

@@ -3,6 +3,7 @@
 //! however the stream ends (done, failed, or dropped because the client left).
 
 use super::{quota::Quota, usage::UsageRecorder};
+use crate::ratelimit::Standing;
 use crate::{
     domain::Principal,
     error::AppError,
@@ -101,11 +102,12 @@ impl Completions {
             .get(model)
             .ok_or_else(|| AppError::ModelNotFound(model.to_owned()))?;
         let subject = super::quota::subject(who);
-        self.quota.admit(&subject, req.max_tokens).await?;
+        let standing = self.quota.admit(&subject, req.max_tokens).await?;
         req.model.clone_from(&route.upstream_model);
         Ok(Prepared {
             provider: route.provider.clone(),
             req,
+            standing,
             meter: Meter {
                 owner: self.clone(),
                 user: who.clone(),
@@ -126,6 +128,7 @@ impl Completions {
 pub struct Prepared {
     provider: Arc<dyn crate::llm::Provider>,
     req: ChatRequest,
+    standing: Standing,
     meter: Meter,
 }
 
@@ -135,6 +138,7 @@ impl Prepared {
         let Prepared {
             provider,
             req,
+            standing,
             mut meter,
         } = self;
         if delivery == Delivery::Whole {
@@ -147,7 +151,11 @@ impl Prepared {
             Delivery::Whole => provider.whole(req).await,
         };
         match opened {
-            Ok(inner) => Ok(Metered { inner, meter }),
+            Ok(inner) => Ok(Metered {
+                inner,
+                meter,
+                standing,
+            }),
             Err(e) => {
                 meter.status = "error";
                 Err(e)
@@ -211,9 +219,15 @@ impl Drop for Meter {
 pub struct Metered {
     inner: ChunkStream,
     meter: Meter,
+    standing: Standing,
 }
 
 impl Metered {
+    /// The caller's budget as it stood when this request was admitted.
+    pub fn standing(&self) -> &Standing {
+        &self.standing
+    }
+
     /// The usage reported so far (final once the stream ended).
     pub fn usage(&self) -> Option<Usage> {
         self.meter.usage

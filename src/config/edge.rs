@@ -10,7 +10,11 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     /// Where the SQLite database and the generated signing key live. Default `./data`.
     pub data_dir: PathBuf,
-    /// Browser origins allowed by CORS and at the WebSocket upgrade.
+    /// Browser origins allowed by CORS and at the WebSocket upgrade, each `scheme://host[:port]`
+    /// (a trailing `/` is dropped and case folded at load; a path, query or user part is a
+    /// config error, since a browser never sends one and the entry would silently never match).
+    /// `*` allows every origin: safe here because credentials are bearer tokens a page must
+    /// hold, never cookies, so CORS is answered without `Allow-Credentials`.
     /// Default: the iOS/Capacitor shells `capacitor://localhost`, `ionic://localhost`.
     pub cors_origins: Vec<String>,
     /// Largest accepted HTTP request body in bytes. Default 1 MiB.
@@ -115,6 +119,48 @@ pub struct WsConfig {
     /// most this many; past it, only their count (a 10k-member channel costs no list per join,
     /// and no list is ever partial). Default 100.
     pub presence_list_max: usize,
+}
+
+impl ServerConfig {
+    /// `cors_origins` holds `*`.
+    pub fn any_origin(&self) -> bool {
+        self.cors_origins.iter().any(|o| o == "*")
+    }
+
+    /// `origin` (an `Origin` header) is allowed by `cors_origins`.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.any_origin() || self.cors_origins.iter().any(|a| a == origin)
+    }
+}
+
+/// An origin as a browser serializes it (`scheme://host[:port]`, lower case), or why `raw`
+/// cannot be one.
+pub fn normalize_origin(raw: &str) -> Result<String, String> {
+    let o = raw.trim();
+    if o == "*" {
+        return Ok(o.into());
+    }
+    let o = o.strip_suffix('/').unwrap_or(o);
+    let refuse = |why: &str| Err(format!("server.cors_origins entry {raw:?}: {why}"));
+    let Some((scheme, host)) = o.split_once("://") else {
+        return refuse("an origin is scheme://host[:port]");
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok || host.is_empty() {
+        return refuse("an origin is scheme://host[:port]");
+    }
+    if host
+        .chars()
+        .any(|c| matches!(c, '/' | '?' | '#' | '@' | '*') || c.is_whitespace() || c.is_control())
+    {
+        return refuse(
+            "an origin has no path, query, user or wildcard part (a browser never sends one)",
+        );
+    }
+    Ok(o.to_ascii_lowercase())
 }
 
 impl Default for ServerConfig {

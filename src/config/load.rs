@@ -49,9 +49,17 @@ impl Config {
             }
             apply_env(&mut tree, &key, &rest.to_lowercase(), &value)?;
         }
-        let config: Config = tree
+        let mut config: Config = tree
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        config.server.cors_origins = config
+            .server
+            .cors_origins
+            .iter()
+            .filter(|o| !o.trim().is_empty())
+            .map(|o| super::edge::normalize_origin(o))
+            .collect::<Result<_, _>>()
+            .map_err(ConfigError::Invalid)?;
         config.validate()?;
         Ok(config)
     }
@@ -250,6 +258,33 @@ mod tests {
             assert!(
                 matches!(&e, Err(ConfigError::Invalid(m)) if m.contains("llm.")),
                 "{var}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_normalized_or_refused_at_load() {
+        let origins = |v: &str| {
+            Config::load(None, env(&[("SWITCHYARD_SERVER_CORS_ORIGINS", v)]))
+                .map(|c| c.server.cors_origins)
+        };
+        assert_eq!(
+            origins("https://App.Example/, http://127.0.0.1:5173").expect("valid"),
+            vec!["https://app.example", "http://127.0.0.1:5173"]
+        );
+        let any = Config::load(None, env(&[("SWITCHYARD_SERVER_CORS_ORIGINS", "*")])).unwrap();
+        assert!(any.server.any_origin() && any.server.origin_allowed("https://x.example"));
+        for bad in [
+            "https://a.example/app",
+            "a.example",
+            "https://*.example",
+            "https://u@a.example",
+            "https://a.example?x",
+        ] {
+            let e = origins(bad);
+            assert!(
+                matches!(&e, Err(ConfigError::Invalid(m)) if m.contains("cors_origins")),
+                "{bad}: {e:?}"
             );
         }
     }

@@ -1,4 +1,4 @@
-//! `POST /v1/chat/completions` and `GET /v1/models`, OpenAI's wire contract: the official SDKs
+//! `POST /v1/chat/completions` and `GET /v1/models[/{id}]`, OpenAI's wire contract: the official SDKs
 //! work unchanged. Streaming answers are plain `data:` events ending in `data: [DONE]`; the 200
 //! is held until the upstream's first event, so a failure before it is a real status.
 
@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create))
         .routes(routes!(models))
+        .routes(routes!(model))
         .routes(routes!(usage))
 }
 
@@ -70,17 +71,32 @@ async fn models(State(s): State<AppState>, _auth: AuthUser) -> axum::Json<ModelL
     let m = &s.chat.completions.models;
     axum::Json(ModelList {
         object: "list",
-        data: m
-            .all()
-            .iter()
-            .map(|r| ModelObject {
-                id: r.id.clone(),
-                object: "model",
-                created: m.created,
-                owned_by: r.owned_by,
-            })
-            .collect(),
+        data: m.all().iter().map(|r| model_object(m, r)).collect(),
     })
+}
+
+fn model_object(m: &crate::llm::models::Models, r: &crate::llm::models::Route) -> ModelObject {
+    ModelObject {
+        id: r.id.clone(),
+        object: "model",
+        created: m.created,
+        owned_by: r.owned_by,
+    }
+}
+
+/// One model this server routes (the SDKs' `models.retrieve`); an id with a `/` is sent
+/// percent-encoded.
+#[utoipa::path(get, path = "/v1/models/{id}", tag = "completions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Model id, as `GET /v1/models` lists it")),
+    responses((status = 200, body = ModelObject), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn model(
+    State(s): State<AppState>,
+    _auth: AuthUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::Json<ModelObject>, AppError> {
+    let m = &s.chat.completions.models;
+    let r = m.get(&id).ok_or(AppError::ModelNotFound(id))?;
+    Ok(axum::Json(model_object(m, r)))
 }
 
 /// Create a chat completion (OpenAI-compatible; `stream: true` answers with server-sent events).
@@ -121,9 +137,11 @@ async fn create(
     };
     let keepalive = Duration::from_millis(s.config.llm.keepalive_ms.max(1));
     let enc = ChunkEncoder::new(&id, created, &model);
+    let standing = *stream.standing();
     let body = sse(stream, first, enc, include_usage, keepalive);
     let mut resp = Response::new(Body::from_stream(body));
     let h = resp.headers_mut();
+    standing.write_headers(h);
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
@@ -286,5 +304,7 @@ async fn collect(
         "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish.as_str()}],
         "usage": usage,
     });
-    Ok((StatusCode::OK, axum::Json(body)).into_response())
+    let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
+    stream.standing().write_headers(resp.headers_mut());
+    Ok(resp)
 }

@@ -13,6 +13,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(live))
+        .routes(routes!(live_k8s))
         .routes(routes!(ready))
         .routes(routes!(metrics))
 }
@@ -26,6 +27,12 @@ pub struct Live {
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Live)))]
 async fn live() -> axum::Json<Live> {
     axum::Json(Live { status: "ok" })
+}
+
+/// `/health` under the name Kubernetes probes use.
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Live)))]
+async fn live_k8s() -> axum::Json<Live> {
+    live().await
 }
 
 #[derive(Serialize, ToSchema)]

@@ -8,6 +8,7 @@ pub mod authn;
 pub mod completions;
 pub mod extract;
 pub mod health;
+pub mod info;
 pub mod mcp;
 pub mod middleware;
 pub mod openai_wire;
@@ -29,7 +30,7 @@ use middleware::REQUEST_ID;
 use std::time::Duration;
 use tower::ServiceBuilder;
 use tower_http::{
-    cors::{AllowOrigin, CorsLayer},
+    cors::{AllowHeaders, AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
     trace::TraceLayer,
@@ -50,6 +51,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(health::routes())
+        .merge(info::routes(web::present(&state.config.server.web_dir)))
         .merge(sessions::routes())
         .merge(tools::routes())
         .merge(projects::routes())
@@ -69,7 +71,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn router(state: AppState, extra: Router<AppState>) -> Router {
     let (api, doc) = api(&state);
     let doc = std::sync::Arc::new(doc);
-    let cors = cors(&state.config.server.cors_origins);
+    let cors = cors(&state.config.server);
     let body_limit = state.config.server.body_limit_bytes;
     let security = ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -124,18 +126,39 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
         .with_state(state)
 }
 
-fn cors(origins: &[String]) -> CorsLayer {
-    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+/// Never with credentials (auth is a bearer token, not a cookie), so `*` is allowed. The
+/// request headers a preflight asks for are mirrored: the official SDKs send their own
+/// (`x-stainless-*`, `openai-beta`), and a fixed list would break each new one.
+fn cors(server: &crate::config::ServerConfig) -> CorsLayer {
+    let origins = if server.any_origin() {
+        AllowOrigin::any()
+    } else {
+        let list: Vec<HeaderValue> = (server.cors_origins.iter())
+            .filter_map(|o| o.parse().ok())
+            .collect();
+        AllowOrigin::list(list)
+    };
+    let exposed = [
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+    ]
+    .map(HeaderName::from_static);
     CorsLayer::new()
-        .allow_origin(AllowOrigin::list(list))
+        .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
-        .expose_headers([
-            REQUEST_ID,
-            header::RETRY_AFTER,
-            HeaderName::from_static("x-ratelimit-limit"),
-            HeaderName::from_static("x-ratelimit-remaining"),
-            HeaderName::from_static("x-ratelimit-reset"),
-        ])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers(
+            [REQUEST_ID, header::RETRY_AFTER]
+                .into_iter()
+                .chain(exposed)
+                .collect::<Vec<_>>(),
+        )
         .max_age(Duration::from_secs(600))
 }

@@ -23,9 +23,14 @@ fn not_found() -> Service {
     }))
 }
 
+/// `dir` holds a built web client.
+pub fn present(dir: &Path) -> bool {
+    !dir.as_os_str().is_empty() && dir.join("index.html").is_file()
+}
+
 /// The fallback of the router: the web client's files when `dir` holds them, else 404s.
 pub fn service(dir: &Path) -> Service {
-    if dir.as_os_str().is_empty() || !dir.join("index.html").is_file() {
+    if !present(dir) {
         if !dir.as_os_str().is_empty() {
             tracing::info!(dir = %dir.display(), "no web client there; / answers 404");
         }

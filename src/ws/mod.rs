@@ -67,9 +67,9 @@ async fn upgrade(
     mut parts: Parts,
 ) -> Result<Response, AppError> {
     if let Some(origin) = parts.headers.get(header::ORIGIN) {
-        let allowed = origin.to_str().is_ok_and(|o| {
-            s.config.server.cors_origins.iter().any(|a| a == o) || same_origin(o, &parts)
-        });
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|o| s.config.server.origin_allowed(o) || same_origin(o, &parts));
         if !allowed {
             metrics::counter!("ws_refused_total", "reason" => "origin").increment(1);
             return Err(AppError::Forbidden("origin not allowed".into()));

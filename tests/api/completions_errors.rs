@@ -105,13 +105,27 @@ async fn per_key_request_and_token_limits_and_usage_records() {
         assert_eq!(r.headers()["x-should-retry"], "false");
         let e = error_of(r, StatusCode::TOO_MANY_REQUESTS).await;
         assert_eq!(e["code"], "insufficient_quota");
-        for _ in 0..2 {
+        // Each answer says where the key stands, as OpenAI names it.
+        let header = |r: &reqwest::Response, name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        for (i, stream) in [false, true].into_iter().enumerate() {
+            let r = complete(&app, &token, ask("echo", stream)).await;
+            assert_eq!(r.status(), StatusCode::OK);
+            assert_eq!(header(&r, "x-ratelimit-limit-requests"), "2");
             assert_eq!(
-                complete(&app, &token, ask("echo", false)).await.status(),
-                StatusCode::OK
+                header(&r, "x-ratelimit-remaining-requests"),
+                (1 - i).to_string()
             );
+            assert_eq!(header(&r, "x-ratelimit-limit-tokens"), "50");
+            assert!(header(&r, "x-ratelimit-reset-requests").ends_with('s'));
+            r.bytes().await.unwrap();
         }
         let r = complete(&app, &token, ask("echo", false)).await;
+        assert_eq!(header(&r, "x-ratelimit-remaining-requests"), "0");
         let retry: u64 = r.headers()["retry-after"]
             .to_str()
             .unwrap()

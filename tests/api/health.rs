@@ -123,3 +123,55 @@ async fn ready_is_503_when_redis_is_unreachable() {
     })
     .await
 }
+
+/// `/health/live` is `/health` under Kubernetes' name; `/v1` says what this is and where to go,
+/// and so does `/` when no web client is served there (it is the web client's page otherwise).
+#[tokio::test]
+async fn live_alias_and_service_info() {
+    within(async {
+        let app = spawn_app().await;
+        let get = |path: &'static str| app.http.get(app.url(path)).send();
+        let live: Value = get("/health/live").await.unwrap().json().await.unwrap();
+        assert_eq!(live["status"], "ok");
+        let r = app
+            .http
+            .get(app.url("/v1"))
+            .header("host", "example.test:8443")
+            .send()
+            .await
+            .unwrap();
+        let info: Value = r.json().await.unwrap();
+        assert_eq!(info["name"], "switchyard");
+        assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(info["websocket_url"], "ws://example.test:8443/v1/ws");
+        assert_eq!(info["openapi"], "/openapi.json");
+        let page = get("/").await.unwrap();
+        assert!(page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+
+        let bare = spawn_with(|c| c.server.web_dir = Default::default()).await;
+        let root: Value = bare
+            .http
+            .get(bare.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(root["websocket"], "/v1/ws");
+        // A Host that is not an authority is not echoed.
+        let r = bare
+            .http
+            .get(bare.url("/v1"))
+            .header("host", "a b<script>")
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        assert!(v["websocket_url"].is_null(), "{v}");
+    })
+    .await
+}

@@ -14,6 +14,7 @@ mod chat_shutdown;
 mod clients;
 mod completions;
 mod completions_errors;
+mod cors;
 mod edge_attacks;
 mod edge_metrics;
 mod errors;

@@ -35,7 +35,7 @@ async fn official_openai_python_sdk_works_unchanged() {
         let log = String::from_utf8_lossy(&out.stderr);
         println!("{log}");
         assert!(out.status.success(), "SDK tests failed:\n{log}");
-        assert!(log.contains("Ran 7 tests"), "{log}");
+        assert!(log.contains("Ran 8 tests"), "{log}");
     })
     .await
 }

@@ -37,6 +37,13 @@ class Completions(unittest.TestCase):
         self.assertIn("echo", ids)
         self.assertIn("oa-text", ids)
 
+    def test_models_retrieve(self):
+        m = client().models.retrieve("echo")
+        self.assertEqual((m.id, m.object), ("echo", "model"))
+        with self.assertRaises(openai.NotFoundError) as e:
+            client().models.retrieve("no-such-model")
+        self.assertEqual(e.exception.code, "model_not_found")
+
     def test_non_streaming_echo(self):
         r = client().chat.completions.create(
             model="echo", messages=[{"role": "user", "content": "hello there sdk"}]
