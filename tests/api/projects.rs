@@ -142,7 +142,7 @@ async fn a_patch_changes_only_the_fields_given() {
         };
         let r = patch(json!({"name": "B"})).await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        let got: Value = app.get_auth(&path, t).await.json().await.unwrap();
+        let got = app.get_json(&path, t).await;
         assert_eq!(
             (&got["name"], &got["description"], &got["settings"]),
             (&json!("B"), &json!("keep me"), &json!({"model": "x"}))
@@ -173,19 +173,12 @@ async fn a_patch_changes_only_the_fields_given() {
         }
         // An empty change changes nothing and answers the project.
         let r: Value = patch(json!({})).await.unwrap().json().await.unwrap();
-        assert_eq!(
-            r["updated_at"],
-            got_after(&app, &path, t).await["updated_at"]
-        );
-        let got = got_after(&app, &path, t).await;
+        assert_eq!(r["updated_at"], app.get_json(&path, t).await["updated_at"]);
+        let got = app.get_json(&path, t).await;
         assert_eq!(
             (&got["name"], &got["description"], &got["settings"]),
             (&json!("B"), &json!("keep me"), &json!({"color": "red"}))
         );
     })
     .await
-}
-
-async fn got_after(app: &TestApp, path: &str, t: &str) -> Value {
-    app.get_auth(path, t).await.json().await.unwrap()
 }

@@ -212,6 +212,15 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `get_auth`'s JSON body.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        self.get_auth(path, token)
+            .await
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     /// Registers `email` with the test password; returns the token pair.
     pub async fn register(&self, email: &str) -> Tokens {
         let r = self
