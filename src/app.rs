@@ -78,6 +78,11 @@ impl App {
             shutdown,
             tracker,
         )?;
+        state
+            .auth
+            .load_refused()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading revoked sign-ins: {e}"))?;
         let router = http::router(state.clone(), axum::Router::new());
         tracing::info!(
             addr = %listener.local_addr()?,
@@ -209,7 +214,7 @@ fn services(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) -> anyhow::Result<AppState> {
-    let (auth, auth_limiter) = auth_service(&config, &store, &t.bus, &redis)?;
+    let (auth, auth_limiter) = auth_service(&config, &store, &t.bus, &t.inbox.refused, &redis)?;
     let sync = SyncService::new(
         store.clone(),
         t.bus.clone(),
@@ -235,6 +240,7 @@ fn services(
     let crate::bus::InboxRx {
         cancels: inbox_cancels,
         requests,
+        ..
     } = t.inbox;
     mcp.serve_requests(requests, &tracker, shutdown.clone());
     let claims: Option<Box<dyn crate::bus::Lease>> = redis
@@ -277,6 +283,7 @@ fn auth_service(
     config: &Config,
     store: &Arc<dyn store::Store>,
     bus: &Arc<dyn Bus>,
+    refused: &Arc<crate::auth::refused::Refused>,
     redis: &Option<Shared>,
 ) -> anyhow::Result<(Arc<AuthService>, Arc<RateLimiter>)> {
     let a = &config.auth;
@@ -299,6 +306,7 @@ fn auth_service(
         store.clone(),
         keys,
         bus.clone(),
+        refused.clone(),
         a.clone(),
     )?);
     Ok((auth, limiter))

@@ -36,6 +36,15 @@ pub enum AppError {
     Forbidden(String),
     #[error("account locked after too many failed logins; try again after {until}")]
     AccountLocked { until: DateTime<Utc> },
+    /// An admin disabled the account; said only to whoever proved the password.
+    #[error("this account is disabled")]
+    AccountDisabled,
+    /// The kill switch is on.
+    #[error("switchyard is in maintenance: {reason}")]
+    Maintenance {
+        reason: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -114,6 +123,8 @@ impl AppError {
             }
             Forbidden(_) => StatusCode::FORBIDDEN,
             AccountLocked { .. } => StatusCode::LOCKED,
+            AccountDisabled => StatusCode::FORBIDDEN,
+            Maintenance { .. } => StatusCode::SERVICE_UNAVAILABLE,
             NotFound(_) => StatusCode::NOT_FOUND,
             Conflict(_) | TurnActive(_) => StatusCode::CONFLICT,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -140,6 +151,8 @@ impl AppError {
             InvalidApiKey => ErrorCode::InvalidApiKey,
             Forbidden(_) => ErrorCode::Forbidden,
             AccountLocked { .. } => ErrorCode::AccountLocked,
+            AccountDisabled => ErrorCode::AccountDisabled,
+            Maintenance { .. } => ErrorCode::Maintenance,
             NotFound(_) => ErrorCode::NotFound,
             Conflict(_) => ErrorCode::Conflict,
             TurnActive(_) => ErrorCode::TurnActive,
@@ -281,6 +294,9 @@ impl IntoResponse for AppError {
         let mut resp = (status, axum::Json(body.clone())).into_response();
         match &self {
             AppError::RateLimited { retry_after_secs }
+            | AppError::Maintenance {
+                retry_after_secs, ..
+            }
             | AppError::Quota {
                 retry_after_secs: Some(retry_after_secs),
                 ..

@@ -91,12 +91,18 @@ async fn main() -> anyhow::Result<()> {
             )?);
             // No sockets to tell about revocations here: an in-process bus with nobody on it.
             let hub = switchyard::hub::Hub::new(tokio::sync::mpsc::channel(1).0);
-            let (inbox, _) = switchyard::bus::Inbox::new();
+            let (inbox, rx) = switchyard::bus::Inbox::new();
             let bus = std::sync::Arc::new(switchyard::bus::local::LocalBus::new(
                 std::sync::Arc::new(hub),
                 inbox,
             ));
-            let auth = switchyard::auth::AuthService::new(store, keys, bus, config.auth.clone())?;
+            let auth = switchyard::auth::AuthService::new(
+                store,
+                keys,
+                bus,
+                rx.refused,
+                config.auth.clone(),
+            )?;
             let role = if admin { Role::Admin } else { Role::User };
             let user = auth
                 .create_user(&email, &password, role)

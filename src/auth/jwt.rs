@@ -46,6 +46,10 @@ pub struct Claims {
     pub exp: i64,
     pub iat: i64,
     pub role: Role,
+    /// The sign-in (refresh family) this token came from, so revoking one sign-in refuses its
+    /// access tokens at once. Absent from tokens issued before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<uuid::Uuid>,
 }
 
 struct Key {
@@ -157,7 +161,13 @@ impl KeySet {
             .expect("Ed25519 signing of serializable claims cannot fail")
     }
 
-    pub fn issue(&self, user: UserId, role: Role, ttl_secs: u64) -> (String, i64) {
+    pub fn issue(
+        &self,
+        user: UserId,
+        role: Role,
+        sid: Option<uuid::Uuid>,
+        ttl_secs: u64,
+    ) -> (String, i64) {
         let now = chrono::Utc::now().timestamp();
         let exp = now + ttl_secs as i64;
         let claims = Claims {
@@ -167,6 +177,7 @@ impl KeySet {
             exp,
             iat: now,
             role,
+            sid,
         };
         (self.sign(&claims), exp)
     }
@@ -277,7 +288,7 @@ mod tests {
     fn roundtrip_and_rotation() {
         let (old, new) = (generate_der().expect("k"), generate_der().expect("k"));
         let before = set(std::slice::from_ref(&old));
-        let (token, _) = before.issue(UserId::new(), Role::User, 60);
+        let (token, _) = before.issue(UserId::new(), Role::User, None, 60);
         // After rotation the new key signs but tokens from the old one still verify.
         let after = set(&[new, old]);
         assert!(after.verify(&token).is_ok());
@@ -299,6 +310,7 @@ mod tests {
             exp: now - 10,
             iat: now - 100,
             role: Role::User,
+            sid: None,
         };
         assert_eq!(s.verify(&s.sign(&c)).err(), Some(TokenError::Expired));
         c.exp = now + 100;

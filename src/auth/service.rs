@@ -14,7 +14,12 @@ use serde::Serialize;
 use std::{sync::Arc, time::Duration};
 use utoipa::ToSchema;
 
+mod account;
 mod keys;
+mod profile;
+
+pub use account::{AccountChange, TokenInfo};
+pub use profile::{Profile, ProfileEdit};
 
 /// How often a busy API key's `last_used_at` is written.
 const API_KEY_TOUCH_EVERY: Duration = Duration::from_secs(60);
@@ -42,6 +47,8 @@ pub struct AuthService {
     checked: super::cache::TokenCache,
     /// Concurrent checks of one API key share a read (a reconnect storm of one key's sockets).
     key_checks: KeyChecks,
+    /// Sign-ins and accounts refused before their tokens expire (shared with the bus's inbox).
+    refused: Arc<super::refused::Refused>,
 }
 
 type KeyCheck = Result<Option<(crate::store::ApiKey, crate::store::User)>, Arc<AppError>>;
@@ -62,6 +69,7 @@ impl AuthService {
         store: Arc<dyn Store>,
         keys: Arc<KeySet>,
         bus: Arc<dyn crate::bus::Bus>,
+        refused: Arc<super::refused::Refused>,
         config: AuthConfig,
     ) -> anyhow::Result<Self> {
         let hasher = Hasher::new(
@@ -77,7 +85,47 @@ impl AuthService {
             hasher,
             config,
             checked: super::cache::TokenCache::new(),
+            refused,
         })
+    }
+
+    /// Loads what was refused lately (a restart must not forget a logout or a disabled
+    /// account while their access tokens live).
+    pub async fn load_refused(&self) -> Result<(), AppError> {
+        let ttl = self.config.access_ttl_secs + self.config.leeway_secs;
+        let since = Utc::now() - ChronoDuration::seconds(ttl as i64);
+        let r = self.store.refused_since(since).await?;
+        let until = self.refused_until();
+        let families: Vec<uuid::Uuid> = r.families.iter().map(|(f, _)| *f).collect();
+        self.refused.revoke_families(&families, until);
+        for u in r.disabled {
+            self.refused.set_user_refused(u, true);
+        }
+        Ok(())
+    }
+
+    /// Until when a sign-in revoked now may still have a live access token.
+    fn refused_until(&self) -> i64 {
+        let ttl = self.config.access_ttl_secs + self.config.leeway_secs;
+        Utc::now().timestamp().saturating_add(ttl as i64)
+    }
+
+    /// Refuses `families` (or, with `account`, every credential of `user`) here at once and,
+    /// through the bus, on every instance, closing the matching sockets.
+    async fn refuse(&self, user: UserId, families: Vec<uuid::Uuid>, account: Option<bool>) {
+        let until = self.refused_until();
+        self.refused.revoke_families(&families, until);
+        if let Some(a) = account {
+            self.refused.set_user_refused(user, a);
+        }
+        self.bus
+            .send(crate::bus::Control::Refuse {
+                user_id: user,
+                families,
+                until,
+                account,
+            })
+            .await;
     }
 
     pub fn keys(&self) -> &KeySet {
@@ -238,6 +286,16 @@ impl AuthService {
                 return Err(AppError::AccountLocked { until });
             }
             if self.store.clear_login_failures(user.id, seen).await? {
+                if user.disabled_at.is_some() {
+                    self.audit(
+                        Some(user.id),
+                        "login_refused_disabled",
+                        ip,
+                        serde_json::json!({}),
+                    )
+                    .await;
+                    return Err(AppError::AccountDisabled);
+                }
                 self.audit(Some(user.id), "login", ip, serde_json::json!({}))
                     .await;
                 return self.start_session(user).await;
@@ -257,14 +315,23 @@ impl AuthService {
     async fn start_session(&self, user: &User) -> Result<TokenPair, AppError> {
         let refresh = secrets::new_refresh_token();
         let expires = Utc::now() + ChronoDuration::seconds(self.config.refresh_ttl_secs as i64);
-        self.store
+        let family = self
+            .store
             .create_refresh_family(user.id, &secrets::hash(&refresh), expires)
             .await?;
-        Ok(self.pair(user.id, user.role, refresh))
+        Ok(self.pair(user.id, user.role, family, refresh))
     }
 
-    fn pair(&self, user: UserId, role: Role, refresh_token: String) -> TokenPair {
-        let (access_token, _) = self.keys.issue(user, role, self.config.access_ttl_secs);
+    fn pair(
+        &self,
+        user: UserId,
+        role: Role,
+        family: uuid::Uuid,
+        refresh_token: String,
+    ) -> TokenPair {
+        let (access_token, _) =
+            self.keys
+                .issue(user, role, Some(family), self.config.access_ttl_secs);
         TokenPair {
             access_token,
             token_type: "Bearer",
@@ -286,18 +353,22 @@ impl AuthService {
             .await?;
         let refused = |m: &str| AppError::InvalidToken(m.to_string());
         match outcome {
-            RotateOutcome::Rotated { user_id, .. } => {
+            RotateOutcome::Rotated { user_id, family_id } => {
                 // The role may have changed since login; read it fresh.
                 let user = self
                     .store
                     .user_by_id(user_id)
                     .await?
                     .ok_or_else(|| refused("account no longer exists"))?;
+                if user.disabled_at.is_some() {
+                    return Err(AppError::AccountDisabled);
+                }
                 self.audit(Some(user_id), "refresh", ip, serde_json::json!({}))
                     .await;
-                Ok(self.pair(user_id, user.role, new))
+                Ok(self.pair(user_id, user.role, family_id, new))
             }
-            RotateOutcome::Reused { user_id } => {
+            RotateOutcome::Reused { user_id, family_id } => {
+                self.refuse(user_id, vec![family_id], None).await;
                 self.audit(
                     Some(user_id),
                     "refresh_reuse_detected",
@@ -317,10 +388,14 @@ impl AuthService {
     }
 
     pub async fn logout(&self, token: &str, ip: Option<&str>) -> Result<(), AppError> {
-        let user = self
+        let revoked = self
             .store
             .revoke_refresh_family(&secrets::hash(token), "logout")
             .await?;
+        if let Some((user, family)) = revoked {
+            self.refuse(user, vec![family], None).await;
+        }
+        let user = revoked.map(|(u, _)| u);
         self.audit(
             user,
             "logout",
@@ -333,17 +408,28 @@ impl AuthService {
 
     /// A bearer token is either an API key (`sk-sy-...`) or an access JWT.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AppError> {
-        if let Some(p) = self.checked.get(bearer) {
-            return Ok(p);
+        let p = match self.checked.get(bearer) {
+            Some(p) => p,
+            None => self.verify(bearer).await?,
+        };
+        if self.refused.refuses(&p) {
+            return Err(match p.api_key {
+                Some(_) => AppError::InvalidApiKey,
+                None => AppError::InvalidToken("access token has been revoked".into()),
+            });
         }
-        self.verify(bearer).await
+        Ok(p)
     }
 
     /// For a socket, which may live for hours: an API key is checked against the store, not
     /// the cache, so a key revoked on another instance a moment ago cannot open one.
     pub async fn authenticate_socket(&self, bearer: &str) -> Result<Principal, AppError> {
         if secrets::looks_like_api_key(bearer) {
-            return self.verify(bearer).await;
+            let p = self.verify(bearer).await?;
+            if self.refused.refuses(&p) {
+                return Err(AppError::InvalidApiKey);
+            }
+            return Ok(p);
         }
         self.authenticate(bearer).await
     }
@@ -356,11 +442,15 @@ impl AuthService {
                 .await
                 .ok_or_else(|| AppError::internal(anyhow::anyhow!("API key check failed")))??
                 .ok_or(AppError::InvalidApiKey)?;
+            if user.disabled_at.is_some() {
+                return Err(AppError::InvalidApiKey);
+            }
             let p = Principal {
                 user_id: user.id,
                 role: user.role,
                 api_key: Some(key.id),
                 expires_at: None,
+                session: None,
             };
             if self.config.api_key_cache_secs > 0 {
                 let until = super::cache::TokenCache::ttl_from_now(self.config.api_key_cache_secs);
@@ -375,6 +465,7 @@ impl AuthService {
                     role: c.role,
                     api_key: None,
                     expires_at: Some(c.exp),
+                    session: c.sid,
                 };
                 let until = (c.exp.max(0) as u64).saturating_add(self.config.leeway_secs);
                 self.checked.put(bearer, &p, until);

@@ -4,10 +4,12 @@
 //! wire form `{"<kind>": ...}`).
 
 use super::replies::Replies;
+use crate::auth::refused::Refused;
 use crate::domain::UserId;
 use crate::hub::Hub;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -25,6 +27,15 @@ pub enum Control {
     CloseKey {
         user_id: String,
         key_id: Uuid,
+    },
+    /// Credentials refused from now on: the sign-ins `families` (their access tokens until
+    /// `until`, unix seconds) or, when `account` is `Some(true)`, every credential of `user_id`
+    /// (disabled or deleted; `Some(false)`: enabled again). Matching sockets close (4001).
+    Refuse {
+        user_id: UserId,
+        families: Vec<Uuid>,
+        until: i64,
+        account: Option<bool>,
     },
     /// The answer awaited under `key` from `owner` (see `replies`).
     Reply {
@@ -63,12 +74,15 @@ pub struct Inbox {
     pub cancels: mpsc::Sender<Uuid>,
     /// The MCP manager serves the calls for users whose clients run here.
     pub requests: mpsc::Sender<Request>,
+    /// What authentication refuses (shared with the auth service).
+    pub refused: Arc<Refused>,
 }
 
 /// The receiving ends of an `Inbox`.
 pub struct InboxRx {
     pub cancels: mpsc::Receiver<Uuid>,
     pub requests: mpsc::Receiver<Request>,
+    pub refused: Arc<Refused>,
 }
 
 /// Cancels and requests waiting for their service; past this they are dropped (a cancel is
@@ -79,11 +93,17 @@ impl Inbox {
     pub fn new() -> (Self, InboxRx) {
         let (cancels, cancels_rx) = mpsc::channel(QUEUE);
         let (requests, requests_rx) = mpsc::channel(QUEUE);
+        let refused = Arc::new(Refused::new());
         (
-            Self { cancels, requests },
+            Self {
+                cancels,
+                requests,
+                refused: refused.clone(),
+            },
             InboxRx {
                 cancels: cancels_rx,
                 requests: requests_rx,
+                refused,
             },
         )
     }
@@ -100,6 +120,15 @@ impl Inbox {
                 hub.close_key(&user_id, key_id, &super::key_revoked_frame());
                 false
             }
+            Control::Refuse {
+                user_id,
+                families,
+                until,
+                account,
+            } => {
+                refuse(&self.refused, hub, user_id, &families, until, account);
+                false
+            }
             Control::Reply { key, owner, value } => {
                 replies.hand(&key, &owner, value);
                 false
@@ -110,4 +139,32 @@ impl Inbox {
             metrics::counter!("bus_requests_dropped_total").increment(1);
         }
     }
+}
+
+/// Applies a `Refuse` here: remembered for authentication, and the matching sockets closed.
+pub fn refuse(
+    refused: &Refused,
+    hub: &Hub,
+    user: UserId,
+    families: &[Uuid],
+    until: i64,
+    account: Option<bool>,
+) {
+    refused.revoke_families(families, until);
+    if let Some(a) = account {
+        refused.set_user_refused(user, a);
+    }
+    let user = user.to_string();
+    match account {
+        Some(true) => hub.close_user(
+            &user,
+            None,
+            &super::refused_frame("this account is disabled"),
+        ),
+        _ if !families.is_empty() => {
+            let frame = super::refused_frame("this sign-in was revoked; sign in again");
+            hub.close_user(&user, Some(families), &frame)
+        }
+        _ => 0,
+    };
 }

@@ -16,7 +16,7 @@ mod redis_turns;
 pub mod replies;
 pub mod shared;
 
-pub use control::{Control, Inbox, InboxRx, McpCall, Request};
+pub use control::{refuse, Control, Inbox, InboxRx, McpCall, Request};
 pub use lease::{Lease, RedisLease};
 pub use replies::{Handed, Waiter};
 pub use shared::{Shared, Unreachable};
@@ -122,6 +122,18 @@ pub fn key_revoked_frame() -> Utf8Bytes {
             id: None,
             code: ErrorCode::InvalidApiKey,
             message: "this API key was revoked",
+        }
+        .encode(),
+    )
+}
+
+/// What a socket whose credential was refused hears before it closes (4001).
+pub fn refused_frame(message: &'static str) -> Utf8Bytes {
+    Utf8Bytes::from(
+        crate::protocol::ServerFrame::Error {
+            id: None,
+            code: ErrorCode::InvalidToken,
+            message,
         }
         .encode(),
     )

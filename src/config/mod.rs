@@ -132,6 +132,8 @@ pub struct AuthConfig {
     /// Seconds a checked API key is remembered (0: look it up on every request). A revoked
     /// key stops at once on the instance that revoked it, within this on the others. Default 5.
     pub api_key_cache_secs: u64,
+    /// Largest `preferences` object a profile holds, in bytes of JSON. Default 16384.
+    pub max_preferences_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -198,6 +200,7 @@ impl Default for AuthConfig {
                 .max(1),
             leeway_secs: 30,
             api_key_cache_secs: 5,
+            max_preferences_bytes: 16 * 1024,
         }
     }
 }

@@ -11,4 +11,6 @@ pub struct Principal {
     pub api_key: Option<ApiKeyId>,
     /// Access-token expiry (unix seconds); `None` for API keys, which do not expire.
     pub expires_at: Option<i64>,
+    /// The sign-in (refresh family) an access token came from; `None` for API keys.
+    pub session: Option<uuid::Uuid>,
 }

@@ -1,15 +1,17 @@
 //! `/v1/admin/*`: operator views, admin role only.
 
 use super::auth::UserView;
+use super::extract::{ClientIp, Json};
 use crate::error::page_limit;
 use crate::{
-    domain::UserId,
+    auth::service::AccountChange,
+    domain::{Role, UserId},
     error::{AppError, ErrorBody},
     http::authn::RequireAdmin,
     state::AppState,
     store::AuditEntry,
 };
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -17,7 +19,102 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_users))
+        .routes(routes!(update_user))
+        .routes(routes!(reset_password))
         .routes(routes!(list_audit))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    /// `user`, `analyst` (reads `/v1/analytics`), `developer` (reads `/v1/debug`) or `admin`.
+    #[serde(default, deserialize_with = "crate::protocol::calls::present")]
+    role: Option<Role>,
+    /// `true` refuses every credential of the account at once, on every instance, and closes
+    /// its sockets; `false` lets it sign in again.
+    #[serde(default, deserialize_with = "crate::protocol::calls::present")]
+    disabled: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserUpdated {
+    user: UserView,
+    /// When the change takes effect.
+    note: &'static str,
+}
+
+fn user_id(raw: &str) -> Result<UserId, AppError> {
+    raw.parse()
+        .map_err(|_| AppError::validation("id", "id must be a UUID"))
+}
+
+/// Set an account's role, or disable / enable it. A role applies to the user's next access
+/// token (at the next refresh, within `auth.access_ttl_secs`); disabling applies at once.
+#[utoipa::path(patch, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")), request_body = UserUpdate,
+    responses((status = 200, body = UserUpdated),
+              (status = 400, description = "Unknown role, or an admin changing their own account", body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+async fn update_user(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    RequireAdmin(admin): RequireAdmin,
+    Path(id): Path<String>,
+    Json(u): Json<UserUpdate>,
+) -> Result<axum::Json<UserUpdated>, AppError> {
+    let id = user_id(&id)?;
+    let change = AccountChange {
+        role: u.role,
+        disabled: u.disabled,
+    };
+    let user = s
+        .auth
+        .update_account(&admin, id, change, Some(&ip.to_string()))
+        .await?;
+    Ok(axum::Json(UserUpdated {
+        user: (&user).into(),
+        note: "a role change applies to the user's next access token (their next refresh); \
+               disabling applies at once",
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    /// Subject to the password policy.
+    new_password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PasswordWasReset {
+    /// The user's sign-ins revoked (all of them; their sockets closed).
+    revoked_sign_ins: usize,
+}
+
+/// Set a user's password (there is no e-mail here: tell them the new one yourself). Every
+/// sign-in of the account is revoked; audited with the admin's id.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/password", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")), request_body = PasswordReset,
+    responses((status = 200, body = PasswordWasReset),
+              (status = 400, description = "The password fails the policy", body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+async fn reset_password(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    RequireAdmin(admin): RequireAdmin,
+    Path(id): Path<String>,
+    Json(r): Json<PasswordReset>,
+) -> Result<axum::Json<PasswordWasReset>, AppError> {
+    let id = user_id(&id)?;
+    let n = s
+        .auth
+        .reset_password(&admin, id, &r.new_password, Some(&ip.to_string()))
+        .await?;
+    Ok(axum::Json(PasswordWasReset {
+        revoked_sign_ins: n,
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]

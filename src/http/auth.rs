@@ -54,6 +54,8 @@ pub struct UserView {
     pub id: crate::domain::UserId,
     pub email: String,
     pub role: crate::domain::Role,
+    /// An admin disabled the account.
+    pub disabled: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -63,6 +65,7 @@ impl From<&User> for UserView {
             id: u.id,
             email: u.email.clone(),
             role: u.role,
+            disabled: u.disabled_at.is_some(),
             created_at: u.created_at,
         }
     }

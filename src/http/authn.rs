@@ -14,6 +14,10 @@ use axum::{
 
 pub struct AuthUser(pub Principal);
 pub struct RequireAdmin(pub Principal);
+/// `analyst` or `admin`: usage analytics.
+pub struct RequireAnalyst(pub Principal);
+/// `developer` or `admin`: the instance's debug state.
+pub struct RequireDeveloper(pub Principal);
 /// A caller signed in with an access token (an interactive session), not an API key: managing
 /// API keys needs one, so a leaked key cannot mint its own successors.
 pub struct Interactive(pub Principal);
@@ -39,17 +43,49 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// The caller, if their role passes `allowed`; else 403 naming the roles that would.
+async fn with_role(
+    parts: &mut Parts,
+    state: &AppState,
+    allowed: fn(Role) -> bool,
+    roles: &str,
+) -> Result<Principal, AppError> {
+    let AuthUser(p) = AuthUser::from_request_parts(parts, state).await?;
+    if !allowed(p.role) {
+        return Err(AppError::Forbidden(format!(
+            "this route requires the {roles} role"
+        )));
+    }
+    Ok(p)
+}
+
 impl FromRequestParts<AppState> for RequireAdmin {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let AuthUser(p) = AuthUser::from_request_parts(parts, state).await?;
-        if p.role != Role::Admin {
-            return Err(AppError::Forbidden(
-                "this route requires the admin role".into(),
-            ));
-        }
-        Ok(RequireAdmin(p))
+        with_role(parts, state, Role::is_admin, "admin")
+            .await
+            .map(RequireAdmin)
+    }
+}
+
+impl FromRequestParts<AppState> for RequireAnalyst {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        with_role(parts, state, Role::reads_analytics, "analyst or admin")
+            .await
+            .map(RequireAnalyst)
+    }
+}
+
+impl FromRequestParts<AppState> for RequireDeveloper {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        with_role(parts, state, Role::reads_debug, "developer or admin")
+            .await
+            .map(RequireDeveloper)
     }
 }
 

@@ -2,6 +2,7 @@
 //! `#[utoipa::path]`; routes are only ever added through `utoipa_axum::routes!`, so the served
 //! API and `/openapi.json` are one and the same list.
 
+pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod authn;
@@ -40,10 +41,9 @@ use utoipa_axum::router::OpenApiRouter;
 
 /// All documented routes, and the OpenAPI document describing exactly them.
 pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let limited = auth::rate_limited_routes().layer(from_fn_with_state(
-        state.clone(),
-        middleware::auth_rate_limit,
-    ));
+    let limited = (auth::rate_limited_routes().merge(account::rate_limited_routes())).layer(
+        from_fn_with_state(state.clone(), middleware::auth_rate_limit),
+    );
     // Every route but the streaming ones answers within the request deadline (408 after).
     let deadline = Duration::from_secs(state.config.server.request_timeout_secs);
     let timed = OpenApiRouter::new()

@@ -140,6 +140,29 @@ impl Hub {
         n
     }
 
+    /// Closes `user`'s connections: those signed in through one of `sessions`, or all of them
+    /// (API keys included) when `None`; each hears `frame` first.
+    pub fn close_user(
+        &self,
+        user: &str,
+        sessions: Option<&[uuid::Uuid]>,
+        frame: &Utf8Bytes,
+    ) -> usize {
+        let Some(subs) = self.subscribers(&format!("user:{user}")) else {
+            return 0;
+        };
+        let mut n = 0;
+        for s in subs.iter().filter(|s| match sessions {
+            None => true,
+            Some(list) => s.session().is_some_and(|id| list.contains(&id)),
+        }) {
+            s.push(frame.clone());
+            s.close(crate::protocol::CloseCode::AuthFailed);
+            n += 1;
+        }
+        n
+    }
+
     /// A subscriber caught up on `channel` to `version`; versions up to it need no release.
     pub fn caught_up(&self, channel: &str, version: u64) {
         self.sequences

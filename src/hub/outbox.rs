@@ -23,6 +23,8 @@ pub struct Outbox {
     user: OnceLock<String>,
     /// The API key the connection authenticated with, if any (closed when it is revoked).
     api_key: OnceLock<uuid::Uuid>,
+    /// The sign-in (refresh family) its access token came from (closed when it is revoked).
+    session: OnceLock<uuid::Uuid>,
     /// Channels the server removed this connection from (membership revoked), for the
     /// connection actor to forget.
     evicted: Mutex<Vec<String>>,
@@ -53,16 +55,24 @@ impl Outbox {
             gates: Mutex::new(HashMap::new()),
             user: OnceLock::new(),
             api_key: OnceLock::new(),
+            session: OnceLock::new(),
             evicted: Mutex::new(Vec::new()),
             eviction: tokio::sync::Notify::new(),
         }
     }
 
-    pub fn set_user(&self, user: String, api_key: Option<uuid::Uuid>) {
+    pub fn set_user(&self, user: String, api_key: Option<uuid::Uuid>, session: Option<uuid::Uuid>) {
         let _ = self.user.set(user);
         if let Some(k) = api_key {
             let _ = self.api_key.set(k);
         }
+        if let Some(s) = session {
+            let _ = self.session.set(s);
+        }
+    }
+
+    pub fn session(&self) -> Option<uuid::Uuid> {
+        self.session.get().copied()
     }
 
     pub fn api_key(&self) -> Option<uuid::Uuid> {

@@ -253,7 +253,7 @@ pub struct ProjectPatch {
 }
 
 /// A field that, when present, must not be `null`.
-fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: serde::Deserialize<'de>,

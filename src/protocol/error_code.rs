@@ -35,6 +35,10 @@ pub enum ErrorCode {
     InvalidApiKey,
     Forbidden,
     AccountLocked,
+    /// An admin disabled the account.
+    AccountDisabled,
+    /// The kill switch is on (`Retry-After` says when to try again).
+    Maintenance,
     NotFound,
     Conflict,
     TurnActive,
@@ -78,6 +82,8 @@ impl ErrorCode {
             InvalidApiKey => "invalid_api_key",
             Forbidden => "forbidden",
             AccountLocked => "account_locked",
+            AccountDisabled => "account_disabled",
+            Maintenance => "maintenance",
             NotFound => "not_found",
             Conflict => "conflict",
             TurnActive => "turn_active",

@@ -2,6 +2,8 @@
 //! URL scheme. Both run the same SQL (`$n` placeholders work on both); timestamps are compared
 //! in Rust, not SQL, because SQLite stores them as text.
 
+mod admin;
+mod admin_sql;
 mod mcp_sql;
 mod projects_sql;
 mod records;
@@ -18,6 +20,7 @@ mod usage_sql;
 pub mod postgres;
 pub mod sqlite;
 
+pub use admin::{AdminStore, Maintenance, ProfileChange, Refused};
 pub use records::*;
 pub use sync_records::*;
 
@@ -62,11 +65,25 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the server stores; one implementation per backend.
 pub trait Store:
-    AccountStore + SessionStore + SyncStore + ProjectStore + UsageStore + McpStore + ToolStore
+    AccountStore
+    + AdminStore
+    + SessionStore
+    + SyncStore
+    + ProjectStore
+    + UsageStore
+    + McpStore
+    + ToolStore
 {
 }
 impl<
-        T: AccountStore + SessionStore + SyncStore + ProjectStore + UsageStore + McpStore + ToolStore,
+        T: AccountStore
+            + AdminStore
+            + SessionStore
+            + SyncStore
+            + ProjectStore
+            + UsageStore
+            + McpStore
+            + ToolStore,
     > Store for T
 {
 }
@@ -244,12 +261,13 @@ pub trait AccountStore: Send + Sync + 'static {
         new_expires_at: DateTime<Utc>,
         grace: Duration,
     ) -> StoreResult<RotateOutcome>;
-    /// Revokes the family `token_hash` belongs to; returns its user if the token was known.
+    /// Revokes the family `token_hash` belongs to; returns its user and id if the token was
+    /// known and the family live.
     async fn revoke_refresh_family(
         &self,
         token_hash: &[u8],
         reason: &str,
-    ) -> StoreResult<Option<UserId>>;
+    ) -> StoreResult<Option<(UserId, Uuid)>>;
 
     async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKey>;
     async fn list_api_keys(&self, user: UserId) -> StoreResult<Vec<ApiKey>>;

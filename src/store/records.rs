@@ -15,6 +15,12 @@ pub struct User {
     pub locked_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Set by an admin: every credential of the account is refused while it is.
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub display_name: Option<String>,
+    pub username: Option<String>,
+    /// The client's own settings (a JSON object), stored as given.
+    pub preferences: serde_json::Value,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +57,7 @@ pub enum RotateOutcome {
     /// The token was already used: its family is now revoked.
     Reused {
         user_id: UserId,
+        family_id: Uuid,
     },
     Revoked,
     Expired,

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub(super) const USER_COLUMNS: &str =
-    "id, email, password_hash, role, failed_logins, locked_until, created_at, updated_at";
+    "id, email, password_hash, COALESCE(NULLIF(access, ''), role) AS role, failed_logins, \
+     locked_until, created_at, updated_at, disabled_at, display_name, username, preferences";
 pub(super) const KEY_COLUMNS: &str = "id, user_id, name, prefix, created_at, last_used_at";
 
 #[derive(sqlx::FromRow)]
@@ -21,6 +22,10 @@ pub(super) struct UserRow {
     locked_until: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    disabled_at: Option<DateTime<Utc>>,
+    display_name: Option<String>,
+    username: Option<String>,
+    preferences: String,
 }
 
 impl TryFrom<UserRow> for User {
@@ -36,6 +41,11 @@ impl TryFrom<UserRow> for User {
             locked_until: r.locked_until,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            disabled_at: r.disabled_at,
+            display_name: r.display_name,
+            username: r.username,
+            preferences: serde_json::from_str(&r.preferences)
+                .map_err(|e| StoreError::Corrupt(format!("preferences: {e}")))?,
         })
     }
 }
@@ -113,12 +123,13 @@ macro_rules! impl_account_store {
             async fn create_user(&self, u: &NewUser) -> StoreResult<User> {
                 let now = Utc::now();
                 let row: UserRow = sqlx::query_as(&format!(
-                    "INSERT INTO users (id, email, password_hash, role, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $5) RETURNING {USER_COLUMNS}"
+                    "INSERT INTO users (id, email, password_hash, role, access, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {USER_COLUMNS}"
                 ))
                 .bind(UserId::new().0)
                 .bind(u.email.as_str())
                 .bind(&u.password_hash)
+                .bind(u.role.legacy())
                 .bind(u.role.as_str())
                 .bind(now)
                 .fetch_one(&self.pool)
@@ -244,18 +255,18 @@ macro_rules! impl_account_store {
                 &self,
                 token_hash: &[u8],
                 reason: &str,
-            ) -> StoreResult<Option<UserId>> {
-                let row: Option<(Uuid,)> = sqlx::query_as(
+            ) -> StoreResult<Option<(UserId, Uuid)>> {
+                let row: Option<(Uuid, Uuid)> = sqlx::query_as(
                     "UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3 \
                      WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) \
-                       AND revoked_at IS NULL RETURNING user_id",
+                       AND revoked_at IS NULL RETURNING user_id, id",
                 )
                 .bind(token_hash)
                 .bind(Utc::now())
                 .bind(reason)
                 .fetch_optional(&self.pool)
                 .await?;
-                Ok(row.map(|(u,)| UserId(u)))
+                Ok(row.map(|(u, f)| (UserId(u), f)))
             }
 
             async fn create_api_key(&self, k: &NewApiKey) -> StoreResult<ApiKey> {

@@ -2,6 +2,7 @@
 //! WAL mode so readers never wait for the writer; a busy timeout so writers queue instead of
 //! failing; `synchronous=FULL` so an acknowledged write survives a power cut, not just a crash.
 
+use super::admin_sql::impl_admin_store;
 use super::mcp_sql::{impl_mcp_store, McpRow, MCP_COLUMNS};
 use super::projects_sql::{impl_project_store, ProjectRow, PROJECT_COLUMNS};
 use super::sessions_sql::{impl_session_store, SessionRow};
@@ -84,4 +85,5 @@ impl_tool_store!(SqliteStore);
 impl_sync_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 impl_sync_writes!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 impl_token_sql!(SqliteStore, sqlx::SqliteConnection);
+impl_admin_store!(SqliteStore, "substr(created_at, 1, 10)");
 impl_account_store!(SqliteStore, "sqlite");

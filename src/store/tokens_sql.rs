@@ -58,7 +58,10 @@ macro_rules! impl_token_sql {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                    RotateOutcome::Reused { user_id }
+                    RotateOutcome::Reused {
+                        user_id,
+                        family_id: row.family_id,
+                    }
                 } else if row.expires_at <= now {
                     RotateOutcome::Expired
                 } else {

@@ -113,8 +113,11 @@ impl Conn {
     }
 
     pub async fn join_user_channel(&mut self) {
-        self.outbox
-            .set_user(self.user_str.clone(), self.principal.api_key.map(|k| k.0));
+        self.outbox.set_user(
+            self.user_str.clone(),
+            self.principal.api_key.map(|k| k.0),
+            self.principal.session,
+        );
         self.state
             .hub
             .subscribe(&self.user_channel, self.outbox.clone());

@@ -320,6 +320,7 @@ async fn bad_access_tokens_are_refused() {
             exp,
             iat: now - 10,
             role: Role::Admin,
+            sid: None,
         };
 
         let good = own.sign(&claims("switchyard", now + 300));

@@ -2,7 +2,7 @@
 //! password, API keys that outlive their revocation or mint their successors, credential
 //! swaps in `auth.refresh`, and finding out who has an account.
 
-use crate::helpers::fixtures::{session, user};
+use crate::helpers::fixtures::{api_key, session, user};
 use crate::helpers::ws::*;
 use crate::helpers::*;
 use reqwest::StatusCode;
@@ -105,23 +105,6 @@ async fn the_right_password_racing_failures_cannot_unlock_the_account() {
         );
     })
     .await
-}
-
-async fn api_key(app: &TestApp, token: &str) -> (String, String) {
-    let r = app
-        .http
-        .post(app.url("/v1/api-keys"))
-        .bearer_auth(token)
-        .json(&json!({"name": "ci"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let v: Value = r.json().await.unwrap();
-    (
-        v["id"].as_str().unwrap().to_owned(),
-        v["secret"].as_str().unwrap().to_owned(),
-    )
 }
 
 #[tokio::test]

@@ -122,6 +122,7 @@ async fn expired_token_closes_and_refresh_keeps_the_socket() {
             exp: chrono::Utc::now().timestamp() + 600,
             iat: chrono::Utc::now().timestamp(),
             role: Role::User,
+            sid: None,
         });
         let fresh = Tokens::from(
             &app.login(&m.email, PASSWORD)

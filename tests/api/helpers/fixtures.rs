@@ -123,3 +123,21 @@ pub async fn stores() -> Vec<(tempfile::TempDir, Arc<dyn Store>)> {
     }
     out
 }
+
+/// A new API key of the caller: its id and secret.
+pub async fn api_key(app: &TestApp, token: &str) -> (String, String) {
+    let r = app
+        .http
+        .post(app.url("/v1/api-keys"))
+        .bearer_auth(token)
+        .json(&json!({"name": "ci"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    (
+        v["id"].as_str().unwrap().to_owned(),
+        v["secret"].as_str().unwrap().to_owned(),
+    )
+}

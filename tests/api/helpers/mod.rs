@@ -212,6 +212,21 @@ impl TestApp {
             .expect("request")
     }
 
+    /// Any request with a bearer token and, when given, a JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut r = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        r.send().await.expect("request")
+    }
+
     /// `get_auth`'s JSON body.
     pub async fn get_json(&self, path: &str, token: &str) -> Value {
         self.get_auth(path, token)
