@@ -283,7 +283,7 @@ fn auth_service(
     config: &Config,
     store: &Arc<dyn store::Store>,
     bus: &Arc<dyn Bus>,
-    refused: &Arc<crate::auth::refused::Refused>,
+    refused: &Arc<crate::domain::Refused>,
     redis: &Option<Shared>,
 ) -> anyhow::Result<(Arc<AuthService>, Arc<RateLimiter>)> {
     let a = &config.auth;

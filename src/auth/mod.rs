@@ -8,7 +8,6 @@
 pub mod cache;
 pub mod jwt;
 pub mod password;
-pub mod refused;
 pub mod secrets;
 pub mod service;
 

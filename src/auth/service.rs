@@ -48,7 +48,7 @@ pub struct AuthService {
     /// Concurrent checks of one API key share a read (a reconnect storm of one key's sockets).
     key_checks: KeyChecks,
     /// Sign-ins and accounts refused before their tokens expire (shared with the bus's inbox).
-    refused: Arc<super::refused::Refused>,
+    refused: Arc<crate::domain::Refused>,
 }
 
 type KeyCheck = Result<Option<(crate::store::ApiKey, crate::store::User)>, Arc<AppError>>;
@@ -69,7 +69,7 @@ impl AuthService {
         store: Arc<dyn Store>,
         keys: Arc<KeySet>,
         bus: Arc<dyn crate::bus::Bus>,
-        refused: Arc<super::refused::Refused>,
+        refused: Arc<crate::domain::Refused>,
         config: AuthConfig,
     ) -> anyhow::Result<Self> {
         let hasher = Hasher::new(

@@ -4,7 +4,7 @@
 //! wire form `{"<kind>": ...}`).
 
 use super::replies::Replies;
-use crate::auth::refused::Refused;
+use crate::domain::Refused;
 use crate::domain::UserId;
 use crate::hub::Hub;
 use serde::{Deserialize, Serialize};

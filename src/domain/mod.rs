@@ -4,10 +4,12 @@ mod addr;
 mod email;
 mod ids;
 mod principal;
+mod refused;
 mod role;
 
 pub use addr::client_bucket;
 pub use email::{Email, EmailError};
 pub use ids::{ApiKeyId, SessionId, UserId};
 pub use principal::Principal;
+pub use refused::Refused;
 pub use role::{MemberRole, Role};

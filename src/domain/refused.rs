@@ -3,7 +3,7 @@
 //! account. Checked on every request from memory (two map lookups); each instance learns of a
 //! revocation through the bus and, at start, from the store.
 
-use crate::domain::{Principal, UserId};
+use super::{Principal, UserId};
 use dashmap::{DashMap, DashSet};
 use uuid::Uuid;
 
