@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod authn;
 pub mod completions;
+pub mod docs;
 pub mod extract;
 pub mod health;
 pub mod info;
@@ -99,6 +100,7 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
             HeaderValue::from_static("no-store"),
         ));
     api.merge(extra)
+        .merge(docs::routes())
         .route(
             "/openapi.json",
             axum::routing::get(move || {

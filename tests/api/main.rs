@@ -16,6 +16,7 @@ mod clients;
 mod completions;
 mod completions_errors;
 mod cors;
+mod docs;
 mod edge_attacks;
 mod edge_metrics;
 mod errors;
