@@ -83,6 +83,8 @@ impl App {
             .load_refused()
             .await
             .map_err(|e| anyhow::anyhow!("reading revoked sign-ins: {e}"))?;
+        (state.kill_switch.load().await)
+            .map_err(|e| anyhow::anyhow!("reading the kill switch: {e}"))?;
         let router = http::router(state.clone(), axum::Router::new());
         tracing::info!(
             addr = %listener.local_addr()?,
@@ -259,7 +261,9 @@ fn services(
         mcp_config: config.mcp.clone(),
         store: store.clone(),
     });
+    let kill_switch = kill_switch(&config, &store, &t.hub, &shutdown, &tracker);
     Ok(AppState {
+        kill_switch,
         config,
         store,
         auth,
@@ -276,6 +280,24 @@ fn services(
         shutdown,
         tracker,
     })
+}
+
+/// The kill switch, following the stored state from now on.
+fn kill_switch(
+    config: &Config,
+    store: &Arc<dyn store::Store>,
+    hub: &Arc<Hub>,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Arc<crate::maintenance::KillSwitch> {
+    let k = Arc::new(crate::maintenance::KillSwitch::new(
+        store.clone(),
+        hub.clone(),
+        Duration::from_millis(config.server.maintenance_poll_ms),
+        Duration::from_secs(config.server.maintenance_grace_secs),
+    ));
+    tracker.spawn(k.clone().run(shutdown.clone()));
+    k
 }
 
 /// Sign-in and tokens, with the per-address limit on its endpoints.

@@ -48,6 +48,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod llm;
+pub mod maintenance;
 pub mod mcp;
 pub mod presence;
 pub mod protocol;

@@ -33,14 +33,42 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Put every instance into maintenance (503 with a reason and Retry-After; sockets told,
+    /// then closed with 1012), or take it out. Stored: applies on every instance within
+    /// `server.maintenance_poll_ms` and survives restarts.
+    KillSwitch {
+        #[command(subcommand)]
+        command: KillSwitchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KillSwitchCommand {
+    /// Turn maintenance on.
+    Enable {
+        /// Shown to every client (1 to 500 characters).
+        #[arg(long)]
+        reason: String,
+        /// What Retry-After says, in seconds (1 to 86400).
+        #[arg(long, default_value_t = 60)]
+        retry_after: u64,
+    },
+    /// Turn maintenance off.
+    Disable,
+    /// Print whether maintenance is on, and why.
+    Status,
 }
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Create an account. The password comes from SWITCHYARD_USER_PASSWORD or standard input.
+    /// Create an account. The password comes from SWITCHYARD_USER_PASSWORD, else it is asked
+    /// for (not echoed) or read from standard input. Password policy: 10 to 128 characters
+    /// (`auth.password_min_len`), not containing the e-mail's name, not a common password.
     Create {
+        /// The account's e-mail address (its sign-in name).
         #[arg(long)]
         email: String,
+        /// Make it an admin (can list users, read the audit log, use the kill switch).
         #[arg(long)]
         admin: bool,
     },
@@ -50,8 +78,9 @@ enum UserCommand {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref(), std::env::vars())?;
-    telemetry::init_tracing(&config.log);
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    telemetry::init_tracing(&config.log, !matches!(command, Command::Serve));
+    match command {
         Command::Serve => {
             let listener = tokio::net::TcpListener::bind(config.server.bind).await?;
             app::App::build(config, listener)
@@ -74,8 +103,10 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let password = match std::env::var("SWITCHYARD_USER_PASSWORD") {
                 Ok(p) => p,
+                Err(_) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                    rpassword::prompt_password("password (not echoed): ")?
+                }
                 Err(_) => {
-                    eprintln!("password (read from standard input):");
                     let mut line = String::new();
                     std::io::stdin().read_line(&mut line)?;
                     line.trim_end_matches(['\r', '\n']).to_string()
@@ -111,5 +142,45 @@ async fn main() -> anyhow::Result<()> {
             println!("created {} ({}, {})", user.email, user.id, role.as_str());
             Ok(())
         }
+        Command::KillSwitch { command } => kill_switch(&config, command).await,
     }
+}
+
+async fn kill_switch(config: &Config, command: KillSwitchCommand) -> anyhow::Result<()> {
+    let store = app::open_store(config).await?;
+    // No sockets here: the instances follow the stored state.
+    let hub = switchyard::hub::Hub::new(tokio::sync::mpsc::channel(1).0);
+    let k = switchyard::maintenance::KillSwitch::new(
+        store.clone(),
+        std::sync::Arc::new(hub),
+        std::time::Duration::from_millis(config.server.maintenance_poll_ms),
+        std::time::Duration::ZERO,
+    );
+    let fail = |e: switchyard::error::AppError| anyhow::anyhow!("{e}");
+    match command {
+        KillSwitchCommand::Enable {
+            reason,
+            retry_after,
+        } => {
+            k.enable("cli".into(), &reason, retry_after, None)
+                .await
+                .map_err(fail)?;
+            println!(
+                "maintenance on (every instance within {} ms): {reason}",
+                config.server.maintenance_poll_ms
+            );
+        }
+        KillSwitchCommand::Disable => {
+            k.disable("cli", None).await.map_err(fail)?;
+            println!("maintenance off");
+        }
+        KillSwitchCommand::Status => match store.maintenance().await? {
+            Some(m) => println!(
+                "maintenance on since {} by {}: {} (Retry-After {} s)",
+                m.enabled_at, m.enabled_by, m.reason, m.retry_after_secs
+            ),
+            None => println!("maintenance off"),
+        },
+    }
+    Ok(())
 }

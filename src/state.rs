@@ -23,6 +23,7 @@ pub struct AppState {
     pub sync: Arc<crate::sync::service::SyncService>,
     pub chat: Arc<crate::chat::ChatService>,
     pub mcp: Arc<crate::mcp::manager::McpManager>,
+    pub kill_switch: Arc<crate::maintenance::KillSwitch>,
     /// Cancelled when the instance begins to shut down; every long-lived loop watches it.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Tracks connections and background tasks so shutdown can wait for them.

@@ -6,19 +6,35 @@ use std::sync::OnceLock;
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 /// Installs the global subscriber; a second call (tests) is a no-op.
-pub fn init_tracing(log: &LogConfig) {
+/// Logs go to stdout for the server, to stderr for a one-shot command (whose stdout is its
+/// answer, read by scripts); colour only when that stream is a terminal.
+pub fn init_tracing(log: &LogConfig, to_stderr: bool) {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
     let registry = tracing_subscriber::registry().with(filter);
+    let ansi = match to_stderr {
+        true => std::io::stderr().is_terminal(),
+        false => std::io::stdout().is_terminal(),
+    };
+    let writer = move || -> Box<dyn std::io::Write> {
+        match to_stderr {
+            true => Box::new(std::io::stderr()),
+            false => Box::new(std::io::stdout()),
+        }
+    };
     let _ = match log.format {
         LogFormat::Json => registry
             .with(
                 fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(true),
+                    .with_current_span(true)
+                    .with_writer(writer),
             )
             .try_init(),
-        LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
+        LogFormat::Pretty => registry
+            .with(fmt::layer().compact().with_ansi(ansi).with_writer(writer))
+            .try_init(),
     };
 }
 

@@ -53,6 +53,12 @@ pub struct ServerConfig {
     /// The built web client (`clients/web/dist`), served at `/`; empty serves none. Relative
     /// paths are from the working directory. Default `clients/web/dist`.
     pub web_dir: PathBuf,
+    /// How often each instance reads the kill switch from the database: the most it takes
+    /// for one switched on elsewhere (or by the CLI) to apply here. Default 500.
+    pub maintenance_poll_ms: u64,
+    /// Seconds an open socket has, after `server.maintenance`, before it closes with 1012.
+    /// Default 5.
+    pub maintenance_grace_secs: u64,
 }
 
 /// A configuration secret: read like any string, never printed by `Debug`.
@@ -180,6 +186,8 @@ impl Default for ServerConfig {
             metrics_token: Secret::default(),
             metrics_bind: None,
             web_dir: PathBuf::from("clients/web/dist"),
+            maintenance_poll_ms: 500,
+            maintenance_grace_secs: 5,
         }
     }
 }

@@ -116,6 +116,9 @@ impl Config {
         if self.ratelimit.auth_window_secs == 0 {
             return bad("ratelimit.auth_window_secs must be positive");
         }
+        if self.server.maintenance_poll_ms == 0 {
+            return bad("server.maintenance_poll_ms must be positive");
+        }
         if let Some(url) = &self.database.url {
             if !(url.starts_with("postgres://")
                 || url.starts_with("postgresql://")

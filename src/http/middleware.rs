@@ -99,6 +99,36 @@ pub async fn http_metrics(req: Request, next: Next) -> Response {
 }
 
 /// Per-IP limit on the auth routes; every response says where the caller stands.
+/// While the kill switch is on, 503 with the reason and `Retry-After`, except what operators
+/// and probes need: health, metrics, the admin routes, and signing in (to reach them), JWKS
+/// and the docs.
+pub async fn maintenance_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(m) = state.kill_switch.current() else {
+        return next.run(req).await;
+    };
+    let path = req.uri().path();
+    let exempt = path.starts_with("/health")
+        || path == "/metrics"
+        || path.starts_with("/v1/admin/")
+        || matches!(
+            path,
+            "/v1/auth/login" | "/v1/auth/refresh" | "/v1/auth/logout"
+        )
+        || path == "/.well-known/jwks.json"
+        || path == "/openapi.json"
+        || path == "/docs"
+        || path.starts_with("/docs/");
+    if exempt {
+        return next.run(req).await;
+    }
+    metrics::counter!("maintenance_refused_total").increment(1);
+    AppError::Maintenance {
+        reason: m.reason.clone(),
+        retry_after_secs: m.retry_after_secs,
+    }
+    .into_response()
+}
+
 pub async fn auth_rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let ip = client_ip(&parts, state.config.server.trusted_proxies);

@@ -11,6 +11,7 @@ pub mod docs;
 pub mod extract;
 pub mod health;
 pub mod info;
+pub mod maintenance;
 pub mod mcp;
 pub mod middleware;
 pub mod openai_wire;
@@ -51,6 +52,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(limited)
         .merge(auth::routes())
         .merge(admin::routes())
+        .merge(maintenance::routes())
         .merge(health::routes())
         .merge(info::routes(web::present(&state.config.server.web_dir)))
         .merge(sessions::routes())
@@ -121,6 +123,10 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
                 }))
                 .layer(cors)
                 .layer(from_fn_with_state(state.clone(), middleware::error_body))
+                .layer(from_fn_with_state(
+                    state.clone(),
+                    middleware::maintenance_gate,
+                ))
                 .layer(security)
                 .layer(from_fn(middleware::http_metrics))
                 .layer(DefaultBodyLimit::max(body_limit)),

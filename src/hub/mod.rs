@@ -163,6 +163,22 @@ impl Hub {
         n
     }
 
+    /// Every connection here, each once, with its `user:` channel (every authenticated
+    /// connection is on exactly one).
+    pub fn every_connection(&self) -> Vec<(Arc<str>, Arc<Outbox>)> {
+        let mut out = Vec::new();
+        for entry in self
+            .channels
+            .iter()
+            .filter(|e| e.key().starts_with("user:"))
+        {
+            for o in entry.value().by_id.values() {
+                out.push((entry.key().clone(), o.clone()));
+            }
+        }
+        out
+    }
+
     /// A subscriber caught up on `channel` to `version`; versions up to it need no release.
     pub fn caught_up(&self, channel: &str, version: u64) {
         self.sequences

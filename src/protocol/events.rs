@@ -31,6 +31,14 @@ pub enum ServerEvent<'a> {
     /// Subscribe again with `since` (a gap the change log could not heal).
     #[serde(rename = "sync.resync")]
     SyncResync { version: u64 },
+    /// The kill switch is on: this socket closes with 1012 in `closing_in_ms`; reconnecting
+    /// is refused (503) until it is off, `retry_after_secs` is when to try.
+    #[serde(rename = "server.maintenance")]
+    ServerMaintenance {
+        reason: &'a str,
+        retry_after_secs: u64,
+        closing_in_ms: u64,
+    },
     /// This connection lost the channel (membership revoked).
     #[serde(rename = "session.revoked")]
     SessionRevoked { channel: &'a str },

@@ -22,6 +22,7 @@ mod edge_metrics;
 mod errors;
 mod health;
 mod layers;
+mod maintenance;
 mod mcp;
 mod mcp_attacks;
 mod mcp_client;

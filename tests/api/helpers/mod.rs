@@ -153,7 +153,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 impl TestApp {
     pub async fn start(config: Config, dir: Option<tempfile::TempDir>) -> Self {
         if std::env::var_os("RUST_LOG").is_some() {
-            switchyard::telemetry::init_tracing(&config.log);
+            switchyard::telemetry::init_tracing(&config.log, false);
         }
         let listener = TcpListener::bind(config.server.bind).await.expect("bind");
         let app = App::build(config.clone(), listener)
