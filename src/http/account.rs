@@ -39,7 +39,7 @@ pub struct SignInsRevoked {
 
 /// Change the password. Every other sign-in of the account is revoked (its refresh token and
 /// access tokens stop working, its sockets close with 4001); this one stays. API keys stay.
-#[utoipa::path(post, path = "/v1/auth/change-password", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/auth/change-password", operation_id = "changePassword", tag = "auth", security(("bearer" = [])),
     request_body = PasswordChange,
     responses((status = 200, body = SignInsRevoked),
               (status = 400, description = "Current password wrong, or the new one fails the policy", body = ErrorBody),
@@ -77,7 +77,7 @@ pub struct TokenQuery {
 /// Whether a token is live, and whose: for services that are handed a switchyard token
 /// (verifying access tokens offline with `/.well-known/jwks.json` works too, but does not
 /// see revocations). An inactive token gets only `{"active": false}`.
-#[utoipa::path(post, path = "/v1/auth/verify-token", tag = "auth", request_body = TokenQuery,
+#[utoipa::path(post, path = "/v1/auth/verify-token", operation_id = "verifyToken", tag = "auth", request_body = TokenQuery,
     responses((status = 200, body = TokenInfo),
               (status = 429, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
@@ -89,7 +89,7 @@ async fn verify_token(
 }
 
 /// The caller's profile.
-#[utoipa::path(get, path = "/v1/user/profile", tag = "user", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/user/profile", operation_id = "getProfile", tag = "user", security(("bearer" = [])),
     responses((status = 200, body = Profile), (status = 401, body = ErrorBody)))]
 async fn get_profile(
     State(s): State<AppState>,
@@ -99,7 +99,7 @@ async fn get_profile(
 }
 
 /// Change fields of the caller's profile; the ones not given keep their value.
-#[utoipa::path(patch, path = "/v1/user/profile", tag = "user", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/v1/user/profile", operation_id = "updateProfile", tag = "user", security(("bearer" = [])),
     request_body = ProfileEdit,
     responses((status = 200, body = Profile),
               (status = 400, description = "A field fails its rule, or email without the right password", body = ErrorBody),
@@ -127,7 +127,7 @@ pub struct DeleteAccount {
 /// servers (stopped), sign-ins, sync state. Kept: messages they wrote in others' sessions,
 /// usage as per-day totals with no user, audit entries with the user cleared. Their sockets
 /// close on every instance; collaborators of deleted sessions get `session.revoked`.
-#[utoipa::path(delete, path = "/v1/user/profile", tag = "user", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/user/profile", operation_id = "deleteProfile", tag = "user", security(("bearer" = [])),
     request_body = DeleteAccount,
     responses((status = 204, description = "Deleted"),
               (status = 400, description = "Wrong password", body = ErrorBody),

@@ -50,7 +50,7 @@ fn user_id(raw: &str) -> Result<UserId, AppError> {
 
 /// Set an account's role, or disable / enable it. A role applies to the user's next access
 /// token (at the next refresh, within `auth.access_ttl_secs`); disabling applies at once.
-#[utoipa::path(patch, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/v1/admin/users/{id}", operation_id = "updateUser", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")), request_body = UserUpdate,
     responses((status = 200, body = UserUpdated),
               (status = 400, description = "Unknown role, or an admin changing their own account", body = ErrorBody),
@@ -94,7 +94,7 @@ pub struct PasswordWasReset {
 
 /// Set a user's password (there is no e-mail here: tell them the new one yourself). Every
 /// sign-in of the account is revoked; audited with the admin's id.
-#[utoipa::path(post, path = "/v1/admin/users/{id}/password", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/admin/users/{id}/password", operation_id = "resetUserPassword", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")), request_body = PasswordReset,
     responses((status = 200, body = PasswordWasReset),
               (status = 400, description = "The password fails the policy", body = ErrorBody),
@@ -133,7 +133,7 @@ pub struct UserPage {
 }
 
 /// Every account, oldest first.
-#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", security(("bearer" = [])), params(Page),
+#[utoipa::path(get, path = "/v1/admin/users", operation_id = "listUsers", tag = "admin", security(("bearer" = [])), params(Page),
     responses((status = 200, body = UserPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list_users(
     State(s): State<AppState>,
@@ -164,7 +164,7 @@ pub struct AuditPage {
 }
 
 /// The audit log, newest first.
-#[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", security(("bearer" = [])), params(AuditQuery),
+#[utoipa::path(get, path = "/v1/admin/audit", operation_id = "listAuditEvents", tag = "admin", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = AuditPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list_audit(
     State(s): State<AppState>,

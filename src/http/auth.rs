@@ -78,7 +78,7 @@ pub struct RegisterResponse {
 }
 
 /// Create an account and sign in.
-#[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = Credentials,
+#[utoipa::path(post, path = "/v1/auth/register", operation_id = "register", tag = "auth", request_body = Credentials,
     responses((status = 201, body = RegisterResponse),
               (status = 400, description = "Invalid email or password policy", body = ErrorBody),
               (status = 409, description = "Email taken", body = ErrorBody),
@@ -102,7 +102,7 @@ async fn register(
 }
 
 /// Exchange email and password for an access and a refresh token.
-#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = Credentials,
+#[utoipa::path(post, path = "/v1/auth/login", operation_id = "login", tag = "auth", request_body = Credentials,
     responses((status = 200, body = TokenPair),
               (status = 401, description = "Wrong email or password", body = ErrorBody),
               (status = 423, description = "Account locked; Retry-After says for how long", body = ErrorBody),
@@ -120,7 +120,7 @@ async fn login(
 }
 
 /// Rotate a refresh token: the old one stops working; reusing it revokes the whole session.
-#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/v1/auth/refresh", operation_id = "refreshToken", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenPair),
               (status = 401, description = "Unknown, expired, revoked or reused token", body = ErrorBody),
               (status = 429, description = "Rate limited", body = ErrorBody)))]
@@ -137,7 +137,7 @@ async fn refresh(
 }
 
 /// Revoke the session (refresh-token family) this token belongs to. Idempotent.
-#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/v1/auth/logout", operation_id = "logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204, description = "Signed out"),
               (status = 429, description = "Rate limited", body = ErrorBody)))]
 async fn logout(
@@ -152,7 +152,7 @@ async fn logout(
 }
 
 /// The signed-in account.
-#[utoipa::path(get, path = "/v1/auth/me", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/auth/me", operation_id = "getCurrentUser", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = 401, body = ErrorBody)))]
 async fn me(
     State(s): State<AppState>,
@@ -167,7 +167,7 @@ async fn me(
 }
 
 /// Public keys that verify access tokens (RFC 7517).
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+#[utoipa::path(get, path = "/.well-known/jwks.json", operation_id = "getJwks", tag = "auth",
     responses((status = 200, description = "JWK set", body = Object)))]
 async fn jwks(State(s): State<AppState>) -> impl IntoResponse {
     (
@@ -219,7 +219,7 @@ pub struct NewApiKeyRequest {
 }
 
 /// The caller's live API keys (never the secrets).
-#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/api-keys", operation_id = "listApiKeys", tag = "api-keys", security(("bearer" = [])),
     responses((status = 200, body = ApiKeyList), (status = 401, body = ErrorBody)))]
 async fn list_keys(
     State(s): State<AppState>,
@@ -232,7 +232,7 @@ async fn list_keys(
 }
 
 /// Create an API key for REST-only clients; the secret is in this response only.
-#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/api-keys", operation_id = "createApiKey", tag = "api-keys", security(("bearer" = [])),
     request_body = NewApiKeyRequest,
     responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "Called with an API key", body = ErrorBody)))]
 async fn create_key(
@@ -255,7 +255,7 @@ async fn create_key(
 }
 
 /// Revoke one of the caller's API keys; it stops working at once.
-#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", operation_id = "revokeApiKey", tag = "api-keys", security(("bearer" = [])),
     params(("id" = String, Path, description = "API key id")),
     responses((status = 204, description = "Revoked"), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn revoke_key(

@@ -50,7 +50,7 @@ pub struct UsageList {
 
 /// The caller's completion usage (REST requests and socket turns), newest first. Records are
 /// written in batches, so one may appear a moment after its request ended.
-#[utoipa::path(get, path = "/v1/usage", tag = "completions", security(("bearer" = [])), params(UsagePage),
+#[utoipa::path(get, path = "/v1/usage", operation_id = "listUsage", tag = "completions", security(("bearer" = [])), params(UsagePage),
     responses((status = 200, body = UsageList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn usage(
     State(s): State<AppState>,
@@ -65,7 +65,7 @@ async fn usage(
 }
 
 /// The models this server routes, in OpenAI's list format (`echo` is built in).
-#[utoipa::path(get, path = "/v1/models", tag = "completions", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/models", operation_id = "listModels", tag = "completions", security(("bearer" = [])),
     responses((status = 200, body = ModelList), (status = 401, body = ErrorBody)))]
 async fn models(State(s): State<AppState>, _auth: AuthUser) -> axum::Json<ModelList> {
     let m = &s.chat.completions.models;
@@ -86,7 +86,7 @@ fn model_object(m: &crate::llm::models::Models, r: &crate::llm::models::Route) -
 
 /// One model this server routes (the SDKs' `models.retrieve`); an id with a `/` is sent
 /// percent-encoded.
-#[utoipa::path(get, path = "/v1/models/{id}", tag = "completions", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/models/{id}", operation_id = "retrieveModel", tag = "completions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Model id, as `GET /v1/models` lists it")),
     responses((status = 200, body = ModelObject), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn model(
@@ -100,7 +100,7 @@ async fn model(
 }
 
 /// Create a chat completion (OpenAI-compatible; `stream: true` answers with server-sent events).
-#[utoipa::path(post, path = "/v1/chat/completions", tag = "completions", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/chat/completions", operation_id = "createChatCompletion", tag = "completions", security(("bearer" = [])),
     request_body = CompletionRequest,
     responses(
         (status = 200, description = "A `chat.completion` object, or with `stream: true` a `text/event-stream` of `chat.completion.chunk` objects ending in `data: [DONE]`"),

@@ -24,13 +24,13 @@ pub struct Live {
 }
 
 /// The process is up. Touches nothing else, so it stays fast under any load.
-#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Live)))]
+#[utoipa::path(get, path = "/health", operation_id = "getHealth", tag = "health", responses((status = 200, body = Live)))]
 async fn live() -> axum::Json<Live> {
     axum::Json(Live { status: "ok" })
 }
 
 /// `/health` under the name Kubernetes probes use.
-#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Live)))]
+#[utoipa::path(get, path = "/health/live", operation_id = "getLiveness", tag = "health", responses((status = 200, body = Live)))]
 async fn live_k8s() -> axum::Json<Live> {
     live().await
 }
@@ -49,7 +49,7 @@ pub struct Ready {
 
 /// Ready to serve: the database answers, and Redis when it is configured. 503 otherwise, so a
 /// load balancer takes this instance out of rotation.
-#[utoipa::path(get, path = "/health/ready", tag = "health",
+#[utoipa::path(get, path = "/health/ready", operation_id = "getReadiness", tag = "health",
     responses((status = 200, body = Ready), (status = 503, body = Ready)))]
 async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     // Why a dependency is down goes to the log; the unauthenticated answer only says that it
@@ -103,7 +103,7 @@ pub struct KeepBody;
 
 /// Prometheus text exposition, for `Authorization: Bearer <server.metrics_token>` (or on
 /// `server.metrics_bind`, without one).
-#[utoipa::path(get, path = "/metrics", tag = "health", security(("bearer" = [])),
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "health", security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
               (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 async fn metrics(
@@ -144,7 +144,7 @@ pub fn render(s: &AppState) -> impl IntoResponse {
 
 /// Prometheus text exposition on `server.metrics_bind`, with no token: bind it to an address
 /// only the scraper reaches.
-#[utoipa::path(get, path = "/metrics", tag = "health",
+#[utoipa::path(get, path = "/metrics", operation_id = "getListenerMetrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn open_metrics(State(s): State<AppState>) -> impl IntoResponse {
     render(&s)

@@ -52,13 +52,13 @@ fn info(parts: &Parts) -> axum::Json<ServiceInfo> {
 }
 
 /// The server's name, version and links (docs, OpenAPI, the socket).
-#[utoipa::path(get, path = "/v1", tag = "health", responses((status = 200, body = ServiceInfo)))]
+#[utoipa::path(get, path = "/v1", operation_id = "getServiceInfo", tag = "health", responses((status = 200, body = ServiceInfo)))]
 async fn v1(parts: Parts) -> axum::Json<ServiceInfo> {
     info(&parts)
 }
 
 /// The same as `/v1`; served only when no web client is (it is the page there otherwise).
-#[utoipa::path(get, path = "/", tag = "health", responses((status = 200, body = ServiceInfo)))]
+#[utoipa::path(get, path = "/", operation_id = "getRootServiceInfo", tag = "health", responses((status = 200, body = ServiceInfo)))]
 async fn root(parts: Parts) -> axum::Json<ServiceInfo> {
     info(&parts)
 }

@@ -28,7 +28,7 @@ pub struct McpServerList {
 }
 
 /// The caller's MCP servers (header values are never returned).
-#[utoipa::path(get, path = "/v1/mcp/servers", tag = "mcp", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/mcp/servers", operation_id = "listMcpServers", tag = "mcp", security(("bearer" = [])),
     responses((status = 200, body = McpServerList), (status = 401, body = ErrorBody)))]
 async fn list(
     State(s): State<AppState>,
@@ -41,7 +41,7 @@ async fn list(
 
 /// Add an MCP server: `{"name","transport":"http","url","headers"?}` or
 /// `{"name","transport":"stdio","command":<allowlisted name>}`.
-#[utoipa::path(post, path = "/v1/mcp/servers", tag = "mcp", security(("bearer" = [])), request_body = McpServerInput,
+#[utoipa::path(post, path = "/v1/mcp/servers", operation_id = "createMcpServer", tag = "mcp", security(("bearer" = [])), request_body = McpServerInput,
     responses((status = 201, body = McpServerView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 async fn create(
@@ -54,7 +54,7 @@ async fn create(
 }
 
 /// Change an MCP server (only the fields given).
-#[utoipa::path(patch, path = "/v1/mcp/servers/{id}", tag = "mcp", security(("bearer" = [])), request_body = McpServerInput,
+#[utoipa::path(patch, path = "/v1/mcp/servers/{id}", operation_id = "updateMcpServer", tag = "mcp", security(("bearer" = [])), request_body = McpServerInput,
     params(("id" = String, Path, description = "MCP server id")),
     responses((status = 200, body = McpServerView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -72,7 +72,7 @@ async fn update(
 }
 
 /// Remove an MCP server.
-#[utoipa::path(delete, path = "/v1/mcp/servers/{id}", tag = "mcp", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/mcp/servers/{id}", operation_id = "deleteMcpServer", tag = "mcp", security(("bearer" = [])),
     params(("id" = String, Path, description = "MCP server id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn delete(

@@ -29,7 +29,7 @@ pub struct ProjectList {
 }
 
 /// The caller's projects.
-#[utoipa::path(get, path = "/v1/projects", tag = "projects", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/projects", operation_id = "listProjects", tag = "projects", security(("bearer" = [])),
     responses((status = 200, body = ProjectList), (status = 401, body = ErrorBody)))]
 async fn list(
     State(s): State<AppState>,
@@ -41,7 +41,7 @@ async fn list(
 }
 
 /// Create a project.
-#[utoipa::path(post, path = "/v1/projects", tag = "projects", security(("bearer" = [])), request_body = ProjectFields,
+#[utoipa::path(post, path = "/v1/projects", operation_id = "createProject", tag = "projects", security(("bearer" = [])), request_body = ProjectFields,
     responses((status = 201, body = Project), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn create(
     State(s): State<AppState>,
@@ -53,7 +53,7 @@ async fn create(
 }
 
 /// One project.
-#[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/projects/{id}", operation_id = "getProject", tag = "projects", security(("bearer" = [])),
     params(("id" = String, Path, description = "Project id")),
     responses((status = 200, body = Project), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn read(
@@ -67,7 +67,7 @@ async fn read(
 }
 
 /// Change a project: only the fields given change (`settings`, when given, replaces the object).
-#[utoipa::path(patch, path = "/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/v1/projects/{id}", operation_id = "updateProject", tag = "projects", security(("bearer" = [])),
     params(("id" = String, Path, description = "Project id")), request_body = ProjectPatch,
     responses((status = 200, body = Project), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update(
@@ -83,7 +83,7 @@ async fn update(
 }
 
 /// Delete a project (its sessions keep existing).
-#[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/projects/{id}", operation_id = "deleteProject", tag = "projects", security(("bearer" = [])),
     params(("id" = String, Path, description = "Project id")),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn delete(

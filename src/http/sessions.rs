@@ -38,7 +38,7 @@ pub struct NewSession {
 }
 
 /// Start a session; the caller owns it.
-#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", security(("bearer" = [])), request_body = NewSession,
+#[utoipa::path(post, path = "/v1/sessions", operation_id = "createSession", tag = "sessions", security(("bearer" = [])), request_body = NewSession,
     responses((status = 201, body = Session), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn create_session(
     State(s): State<AppState>,
@@ -68,7 +68,7 @@ pub struct MemberList {
 }
 
 /// Who may see this session.
-#[utoipa::path(get, path = "/v1/sessions/{id}/members", tag = "sessions", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/sessions/{id}/members", operation_id = "listSessionMembers", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id")),
     responses((status = 200, body = MemberList), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn list_members(
@@ -95,7 +95,7 @@ pub struct Share {
 /// Share the session with an account by e-mail (owner only). The answer is the same whether or
 /// not the address has an account (nothing happens for one that has none); the member list
 /// shows who has access.
-#[utoipa::path(post, path = "/v1/sessions/{id}/members", tag = "sessions", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/sessions/{id}/members", operation_id = "shareSession", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id")), request_body = Share,
     responses((status = 204, description = "Shared"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn share(
@@ -111,7 +111,7 @@ async fn share(
 }
 
 /// Remove a member (owner only).
-#[utoipa::path(delete, path = "/v1/sessions/{id}/members/{user_id}", tag = "sessions", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/sessions/{id}/members/{user_id}", operation_id = "removeSessionMember", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id"), ("user_id" = String, Path, description = "Member to remove")),
     responses((status = 204, description = "Removed"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn revoke(
@@ -132,7 +132,7 @@ async fn revoke(
 }
 
 /// The session's synced state: fields, context, tags and transcript, at its current version.
-#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/sessions/{id}", operation_id = "getSession", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id")),
     responses((status = 200, body = crate::sync::view::SnapshotView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn get_session(
@@ -158,7 +158,7 @@ pub struct PushBody {
 }
 
 /// Push mutations through the same write path as the socket's `session.push`.
-#[utoipa::path(post, path = "/v1/sessions/{id}/mutations", tag = "sessions", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/sessions/{id}/mutations", operation_id = "pushSessionMutations", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id")), request_body = PushBody,
     responses((status = 200, body = crate::sync::service::PushReply), (status = 400, body = ErrorBody),
               (status = 403, description = "Viewer", body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -196,7 +196,7 @@ pub struct SessionList {
 }
 
 /// The caller's sessions (owned and shared), oldest first.
-#[utoipa::path(get, path = "/v1/sessions", tag = "sessions", security(("bearer" = [])), params(SessionPage),
+#[utoipa::path(get, path = "/v1/sessions", operation_id = "listSessions", tag = "sessions", security(("bearer" = [])), params(SessionPage),
     responses((status = 200, body = SessionList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn list_sessions(
     State(s): State<AppState>,
@@ -231,7 +231,7 @@ pub struct MessageList {
 }
 
 /// The transcript in order (deleted messages left out).
-#[utoipa::path(get, path = "/v1/sessions/{id}/messages", tag = "sessions", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/sessions/{id}/messages", operation_id = "listSessionMessages", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id"), MessagePage),
     responses((status = 200, body = MessageList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn list_messages(

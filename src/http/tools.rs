@@ -31,7 +31,7 @@ pub struct ToolList {
 /// Every tool call made by the session's turns (MCP and client-side tools), oldest first: name,
 /// arguments, result or error, status (`ok`, `error`, `timeout`, `cancelled`) and duration.
 /// Any member may read them.
-#[utoipa::path(get, path = "/v1/sessions/{id}/tools", tag = "sessions", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/sessions/{id}/tools", operation_id = "listSessionTools", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id"), ToolPage),
     responses((status = 200, body = ToolList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn list_tools(

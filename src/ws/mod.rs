@@ -55,7 +55,7 @@ pub struct WsQuery {
 
 /// Open the multiplexed WebSocket. Authenticate with `Authorization: Bearer` here, or with an
 /// `auth` frame first (browsers). See protocol/README.md for frames and close codes.
-#[utoipa::path(get, path = "/v1/ws", tag = "realtime", params(WsQuery),
+#[utoipa::path(get, path = "/v1/ws", operation_id = "connectWebSocket", tag = "realtime", params(WsQuery),
     responses((status = 101, description = "Switching protocols"),
               (status = 400, description = "Not a WebSocket upgrade", body = ErrorBody),
               (status = 401, description = "Bad bearer token", body = ErrorBody),
