@@ -85,6 +85,12 @@ impl App {
             .map_err(|e| anyhow::anyhow!("reading revoked sign-ins: {e}"))?;
         (state.kill_switch.load().await)
             .map_err(|e| anyhow::anyhow!("reading the kill switch: {e}"))?;
+        if let Some(shared) = state.redis.clone() {
+            let (s, stop) = (state.clone(), state.shutdown.clone());
+            state
+                .tracker
+                .spawn(http::ops::publish_snapshots(s, shared, stop));
+        }
         let router = http::router(state.clone(), axum::Router::new());
         tracing::info!(
             addr = %listener.local_addr()?,
@@ -263,6 +269,8 @@ fn services(
     });
     let kill_switch = kill_switch(&config, &store, &t.hub, &shutdown, &tracker);
     Ok(AppState {
+        instance: t.bus.instance().unwrap_or_else(uuid::Uuid::new_v4),
+        started_at: chrono::Utc::now(),
         kill_switch,
         config,
         store,

@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// This instance's id (the bus's, when there is one), for `/v1/debug`.
+    pub instance: uuid::Uuid,
+    pub started_at: chrono::DateTime<chrono::Utc>,
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub auth: Arc<AuthService>,

@@ -40,3 +40,7 @@ CREATE TABLE usage_archive (
 
 -- Analytics read usage by time range.
 CREATE INDEX usage_records_created_idx ON usage_records (created_at);
+CREATE INDEX usage_records_model_idx ON usage_records (model, created_at);
+CREATE INDEX sessions_created_idx ON sessions (created_at);
+CREATE INDEX messages_created_idx ON messages (created_at);
+CREATE INDEX tool_calls_created_idx ON tool_calls (created_at);

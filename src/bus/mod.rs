@@ -79,6 +79,10 @@ pub trait Bus: Send + Sync + 'static {
     /// count only), and how many there are.
     async fn presence(&self, channel: &str, limit: usize) -> Present;
     fn state(&self) -> BusState;
+    /// This instance's id on the bus (what other instances know it by); `None` in-process.
+    fn instance(&self) -> Option<uuid::Uuid> {
+        None
+    }
 
     // A chat turn's deltas: delivered here at once, and written to Redis (content, last index
     // and the delta's PUBLISH in one transaction) for the other instances.

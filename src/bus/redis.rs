@@ -213,6 +213,10 @@ impl Bus for RedisBus {
         super::redis_presence::list(&self.inner, channel, limit).await
     }
 
+    fn instance(&self) -> Option<Uuid> {
+        Some(self.inner.instance)
+    }
+
     fn state(&self) -> BusState {
         match self.inner.state.load(Ordering::Relaxed) {
             1 => BusState::Connected,

@@ -72,6 +72,11 @@ impl LiveTurns {
         }
     }
 
+    /// Turns running on this instance.
+    pub fn running_here(&self) -> usize {
+        self.here.len()
+    }
+
     /// Claims `turn.session` for `turn`; false when another turn holds it. Redis being away
     /// does not stop a turn here (this instance's claim stands).
     pub async fn claim(&self, turn: &LiveTurn, cancel: CancellationToken) -> bool {

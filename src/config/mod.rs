@@ -227,6 +227,34 @@ impl Default for LogConfig {
 impl Config {
     /// Every secret value this configuration holds (provider keys, connection passwords,
     /// the bootstrap password), so text leaving the process can be scrubbed of them.
+    /// The whole configuration as JSON with every secret replaced by `[redacted]`: fields
+    /// named as secrets, and any text holding a secret value (a password inside a URL).
+    pub fn redacted(&self) -> serde_json::Value {
+        fn walk(v: &mut serde_json::Value, secrets: &[String], name: &str) {
+            match v {
+                serde_json::Value::String(s) => {
+                    let named = name.ends_with("api_key") || name.ends_with("_token");
+                    if named && !s.is_empty() {
+                        *s = "[redacted]".into();
+                    }
+                    for secret in secrets {
+                        if s.contains(secret.as_str()) {
+                            *s = s.replace(secret.as_str(), "[redacted]");
+                        }
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, secrets, name)),
+                serde_json::Value::Object(o) => {
+                    o.iter_mut().for_each(|(k, x)| walk(x, secrets, k));
+                }
+                _ => {}
+            }
+        }
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        walk(&mut v, &self.secret_values(), "");
+        v
+    }
+
     pub fn secret_values(&self) -> Vec<String> {
         let password = |u: &Option<String>| {
             u.as_deref()

@@ -16,6 +16,7 @@ pub mod mcp;
 pub mod middleware;
 pub mod openai_wire;
 pub mod openapi;
+pub mod ops;
 pub mod projects;
 pub mod serve;
 pub mod sessions;
@@ -53,6 +54,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(maintenance::routes())
+        .merge(ops::routes())
         .merge(health::routes())
         .merge(info::routes(web::present(&state.config.server.web_dir)))
         .merge(sessions::routes())

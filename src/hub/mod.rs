@@ -163,6 +163,11 @@ impl Hub {
         n
     }
 
+    /// Channels with a subscriber here.
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
     /// Every connection here, each once, with its `user:` channel (every authenticated
     /// connection is on exactly one).
     pub fn every_connection(&self) -> Vec<(Arc<str>, Arc<Outbox>)> {

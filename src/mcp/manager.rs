@@ -114,6 +114,11 @@ impl McpManager {
         })
     }
 
+    /// MCP clients running on this instance.
+    pub fn running_here(&self) -> usize {
+        self.running.len()
+    }
+
     pub fn sealer(&self) -> &super::seal::Sealer {
         &self.sealer
     }

@@ -59,6 +59,9 @@ pub trait AdminStore: Send + Sync + 'static {
     async fn delete_user(&self, id: UserId) -> StoreResult<bool>;
     async fn refused_since(&self, since: DateTime<Utc>) -> StoreResult<Refused>;
 
+    /// The connection pool: open connections and how many of them are idle.
+    fn pool_stats(&self) -> (u32, usize);
+
     async fn maintenance(&self) -> StoreResult<Option<Maintenance>>;
     /// `None` turns the kill switch off.
     async fn set_maintenance(&self, m: Option<&Maintenance>) -> StoreResult<()>;

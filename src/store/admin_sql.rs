@@ -143,6 +143,10 @@ macro_rules! impl_admin_store {
                 })
             }
 
+            fn pool_stats(&self) -> (u32, usize) {
+                (self.pool.size(), self.pool.num_idle())
+            }
+
             async fn maintenance(&self) -> StoreResult<Option<Maintenance>> {
                 let row: Option<(String, i64, DateTime<Utc>, String)> = sqlx::query_as(
                     "SELECT reason, retry_after_secs, enabled_at, enabled_by \

@@ -4,6 +4,8 @@
 
 mod admin;
 mod admin_sql;
+pub mod analytics;
+mod analytics_sql;
 mod mcp_sql;
 mod projects_sql;
 mod records;
@@ -21,6 +23,7 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use admin::{AdminStore, Maintenance, ProfileChange, Refused};
+pub use analytics::{Analytics, AnalyticsStore};
 pub use records::*;
 pub use sync_records::*;
 
@@ -67,6 +70,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store:
     AccountStore
     + AdminStore
+    + AnalyticsStore
     + SessionStore
     + SyncStore
     + ProjectStore
@@ -78,6 +82,7 @@ pub trait Store:
 impl<
         T: AccountStore
             + AdminStore
+            + AnalyticsStore
             + SessionStore
             + SyncStore
             + ProjectStore

@@ -1,6 +1,7 @@
 //! PostgreSQL store: the production backend.
 
 use super::admin_sql::impl_admin_store;
+use super::analytics_sql::impl_analytics_store;
 use super::mcp_sql::{impl_mcp_store, McpRow, MCP_COLUMNS};
 use super::projects_sql::{impl_project_store, ProjectRow, PROJECT_COLUMNS};
 use super::sessions_sql::{impl_session_store, SessionRow};
@@ -55,6 +56,7 @@ impl_tool_store!(PgStore);
 impl_sync_store!(PgStore, sqlx::PgConnection, sqlx::Postgres);
 impl_sync_writes!(PgStore, sqlx::PgConnection, sqlx::Postgres);
 impl_token_sql!(PgStore, sqlx::PgConnection);
+impl_analytics_store!(PgStore, super::analytics_sql::POSTGRES);
 impl_admin_store!(
     PgStore,
     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"

@@ -3,6 +3,7 @@
 //! failing; `synchronous=FULL` so an acknowledged write survives a power cut, not just a crash.
 
 use super::admin_sql::impl_admin_store;
+use super::analytics_sql::impl_analytics_store;
 use super::mcp_sql::{impl_mcp_store, McpRow, MCP_COLUMNS};
 use super::projects_sql::{impl_project_store, ProjectRow, PROJECT_COLUMNS};
 use super::sessions_sql::{impl_session_store, SessionRow};
@@ -85,5 +86,6 @@ impl_tool_store!(SqliteStore);
 impl_sync_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 impl_sync_writes!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 impl_token_sql!(SqliteStore, sqlx::SqliteConnection);
+impl_analytics_store!(SqliteStore, super::analytics_sql::SQLITE);
 impl_admin_store!(SqliteStore, "substr(created_at, 1, 10)");
 impl_account_store!(SqliteStore, "sqlite");

@@ -28,6 +28,7 @@ mod mcp_attacks;
 mod mcp_client;
 mod mcp_status;
 mod openapi;
+mod ops;
 mod presence;
 mod projects;
 mod ratelimit;
