@@ -92,12 +92,22 @@ impl App {
                 .spawn(http::ops::publish_snapshots(s, shared, stop));
         }
         let router = http::router(state.clone(), axum::Router::new());
+        let addr = listener.local_addr()?;
         tracing::info!(
-            addr = %listener.local_addr()?,
+            %addr,
             store = store.backend(),
             redis = config.redis.url.is_some(),
+            url = %format!("http://{addr}"),
+            docs = %format!("http://{addr}/docs"),
+            websocket = %format!("ws://{addr}/v1/ws"),
             "switchyard ready"
         );
+        if store.list_users(None, 1).await?.is_empty() {
+            tracing::info!(
+                "no account exists yet: make the first admin with `switchyard user create \
+                 --email you@example.com --admin`, or register one with POST /v1/auth/register"
+            );
+        }
         let metrics_listener = match config.server.metrics_bind {
             Some(addr) => Some(TcpListener::bind(addr).await?),
             None => None,

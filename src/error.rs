@@ -87,6 +87,17 @@ impl AppError {
         }
     }
 
+    /// A model name as the caller sent it, clipped to 100 characters with control characters
+    /// replaced: it is echoed back, and a megabyte of it need not be.
+    pub fn model_not_found(raw: &str) -> Self {
+        let shown: String = raw
+            .chars()
+            .take(100)
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect();
+        Self::ModelNotFound(shown)
+    }
+
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         Self::Internal(e.into())
     }

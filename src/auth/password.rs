@@ -150,7 +150,20 @@ const COMMON: &[&str] = &[
 ];
 
 /// Checks the policy; the message says exactly what to change.
+/// The policy in one sentence, for every refusal (README says the same).
+pub fn policy(min_len: usize) -> String {
+    format!(
+        "a password is {min_len} to 128 characters, does not contain the e-mail's name, is not a \
+         common password and is not one character repeated"
+    )
+}
+
+/// Checks `password` against the policy; the refusal names the rule broken, then the policy.
 pub fn check_policy(password: &str, email_local: &str, min_len: usize) -> Result<(), String> {
+    check_rules(password, email_local, min_len).map_err(|m| format!("{m} ({})", policy(min_len)))
+}
+
+fn check_rules(password: &str, email_local: &str, min_len: usize) -> Result<(), String> {
     let len = password.chars().count();
     if len < min_len {
         return Err(format!("password must be at least {min_len} characters"));
@@ -180,19 +193,22 @@ mod tests {
 
     #[test]
     fn policy_messages() {
-        assert!(check_policy("short", "bob", 10)
+        assert!(check_rules("short", "bob", 10)
             .unwrap_err()
             .contains("at least 10"));
-        assert!(check_policy("bobbybobbybob1", "bobbybobby", 10)
+        assert!(check_rules("bobbybobbybob1", "bobbybobby", 10)
             .unwrap_err()
             .contains("email"));
-        assert!(check_policy("Password1234", "x", 10)
+        assert!(check_rules("Password1234", "x", 10)
             .unwrap_err()
             .contains("common"));
-        assert!(check_policy("aaaaaaaaaaaa", "x", 10)
+        assert!(check_rules("aaaaaaaaaaaa", "x", 10)
             .unwrap_err()
             .contains("repeated"));
-        assert!(check_policy("tidy-lantern-91", "bob", 10).is_ok());
+        assert!(check_rules("tidy-lantern-91", "bob", 10).is_ok());
+        let told = check_policy("short", "bob", 12).unwrap_err();
+        assert!(told.starts_with("password must be at least 12"), "{told}");
+        assert!(told.ends_with(&format!("({})", policy(12))), "{told}");
     }
 
     #[tokio::test]

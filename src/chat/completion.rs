@@ -100,7 +100,7 @@ impl Completions {
         let route = self
             .models
             .get(model)
-            .ok_or_else(|| AppError::ModelNotFound(model.to_owned()))?;
+            .ok_or_else(|| AppError::model_not_found(model))?;
         let subject = super::quota::subject(who);
         let standing = self.quota.admit(&subject, req.max_tokens).await?;
         req.model.clone_from(&route.upstream_model);

@@ -95,7 +95,7 @@ async fn model(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<axum::Json<ModelObject>, AppError> {
     let m = &s.chat.completions.models;
-    let r = m.get(&id).ok_or(AppError::ModelNotFound(id))?;
+    let r = m.get(&id).ok_or_else(|| AppError::model_not_found(&id))?;
     Ok(axum::Json(model_object(m, r)))
 }
 

@@ -308,3 +308,41 @@ async fn a_whole_answer_abandoned_before_it_came_is_charged_its_max_tokens() {
     })
     .await
 }
+
+#[tokio::test]
+async fn an_unknown_model_id_is_echoed_clipped_and_clean() {
+    within(async {
+        let app = spawn_app().await;
+        let m = crate::helpers::fixtures::user(&app).await;
+        let long = "m".repeat(5000);
+        for (path, shown) in [
+            (format!("/v1/models/{long}"), "m".repeat(100)),
+            (
+                "/v1/models/a%00b%1B[31m".to_string(),
+                "a\u{fffd}b\u{fffd}[31m".to_string(),
+            ),
+            ("/v1/models/no%2Fsuch".to_string(), "no/such".to_string()),
+        ] {
+            let e = error_of(
+                app.get_auth(&path, &m.tokens.access).await,
+                StatusCode::NOT_FOUND,
+            )
+            .await;
+            assert_eq!(e["code"], "model_not_found");
+            let msg = e["message"].as_str().unwrap();
+            assert!(msg.contains(&format!("`{shown}`")), "{path}: {msg}");
+            assert!(msg.len() < 200, "{msg}");
+        }
+        let r = app
+            .http
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(&m.tokens.access)
+            .json(&json!({"model": long, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        let e = error_of(r, StatusCode::NOT_FOUND).await;
+        assert!(e["message"].as_str().unwrap().len() < 200, "{e}");
+    })
+    .await
+}

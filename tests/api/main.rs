@@ -12,6 +12,7 @@ mod bus_replies;
 mod chat;
 mod chat_faults;
 mod chat_shutdown;
+mod cli;
 mod clients;
 mod completions;
 mod completions_errors;
