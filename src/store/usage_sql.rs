@@ -43,9 +43,12 @@ macro_rules! impl_usage_store {
                 if records.is_empty() {
                     return Ok(());
                 }
+                // A record whose account was deleted meanwhile (a stream that ended after it) is
+                // dropped here: one orphan must not fail, and so block, the whole batch. VALUES
+                // columns are `column1..` on both backends.
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO usage_records (id, user_id, api_key_id, source, model, prompt_tokens, \
-                     completion_tokens, latency_ms, status, created_at) ",
+                     completion_tokens, latency_ms, status, created_at) SELECT * FROM (",
                 );
                 q.push_values(records, |mut b, r| {
                     b.push_bind(r.id)
@@ -59,6 +62,7 @@ macro_rules! impl_usage_store {
                         .push_bind(r.status.clone())
                         .push_bind(r.created_at);
                 });
+                q.push(") AS v WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = v.column2)");
                 q.build().execute(&self.pool).await?;
                 Ok(())
             }

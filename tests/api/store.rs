@@ -179,3 +179,36 @@ async fn api_keys_and_audit() {
     })
     .await
 }
+
+#[tokio::test]
+async fn a_usage_batch_with_a_deleted_accounts_record_keeps_the_others() {
+    within(async {
+        for (_d, s) in stores().await {
+            let (alive, gone) = (
+                s.create_user(&new_user("alive@b.co")).await.unwrap(),
+                s.create_user(&new_user("gone@b.co")).await.unwrap(),
+            );
+            assert!(s.delete_user(gone.id).await.unwrap());
+            let record = |user| switchyard::store::UsageRecord {
+                id: uuid::Uuid::now_v7(),
+                user_id: user,
+                api_key_id: None,
+                source: "rest".into(),
+                model: "echo".into(),
+                prompt_tokens: 3,
+                completion_tokens: 2,
+                latency_ms: 1,
+                status: "ok".into(),
+                created_at: Utc::now(),
+            };
+            let batch = [record(gone.id), record(alive.id), record(gone.id)];
+            s.record_usage(&batch)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", s.backend()));
+            let kept = s.list_usage(alive.id, None, 10).await.unwrap();
+            assert_eq!(kept.len(), 1, "{}", s.backend());
+            assert_eq!(kept[0].id, batch[1].id);
+        }
+    })
+    .await
+}
