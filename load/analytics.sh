@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # How long GET /v1/analytics takes on PostgreSQL with 10M usage rows (issue #16).
 #   load/analytics.sh [ROWS]      (default 10000000; needs psql, curl and a release build)
+#   SKIP_FILL=1 load/analytics.sh (time again against the database already filled)
 # Makes a fresh database sy_analytics, fills usage_records with ROWS rows spread over 90 days
 # (10 models, 200 users, 50 API keys, 2% errors), then times the route for 1, 30 and 90 days.
 set -euo pipefail
@@ -9,11 +10,12 @@ PG=${PG:-postgres://postgres@127.0.0.1:5432}
 DB=sy_analytics
 BIN=${BIN:-target/release/switchyard}
 PORT=${PORT:-18990}
-psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 export SWITCHYARD_DATABASE_URL="$PG/$DB" SWITCHYARD_SERVER_DATA_DIR=$(mktemp -d)
 export SWITCHYARD_SERVER_BIND=127.0.0.1:$PORT SWITCHYARD_USER_PASSWORD=analytics-bench-77
-"$BIN" migrate >/dev/null
-"$BIN" user create --email admin@example.com --admin >/dev/null
+if [ -z "${SKIP_FILL:-}" ]; then
+psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+"$BIN" migrate >/dev/null 2>&1
+"$BIN" user create --email admin@example.com --admin >/dev/null 2>&1
 psql "$PG/$DB" -q <<SQL
 INSERT INTO users (id, email, password_hash, role, created_at, updated_at)
   SELECT gen_random_uuid(), 'u' || g || '@example.com', 'x', 'user', now(), now()
@@ -35,8 +37,9 @@ INSERT INTO usage_records (id, user_id, api_key_id, source, model, prompt_tokens
   FROM generate_series(1, $ROWS) g
   JOIN u ON u.n = g % 200
   JOIN k ON k.n = g % 50;
-ANALYZE usage_records;
+VACUUM ANALYZE usage_records;
 SQL
+fi
 "$BIN" serve >/dev/null 2>&1 &
 SERVER=$!
 trap 'kill $SERVER' EXIT

@@ -83,6 +83,7 @@ impl App {
             .load_refused()
             .await
             .map_err(|e| anyhow::anyhow!("reading revoked sign-ins: {e}"))?;
+        (state.tracker).spawn(state.auth.clone().follow_refused(state.shutdown.clone()));
         (state.kill_switch.load().await)
             .map_err(|e| anyhow::anyhow!("reading the kill switch: {e}"))?;
         if let Some(shared) = state.redis.clone() {

@@ -9,11 +9,19 @@ ALTER TABLE users ADD COLUMN disabled_at TEXT;
 ALTER TABLE users ADD COLUMN display_name TEXT;
 ALTER TABLE users ADD COLUMN username TEXT;
 ALTER TABLE users ADD COLUMN preferences TEXT NOT NULL DEFAULT '{}';
+-- A role change refuses access tokens claiming the old role, on every instance (restarted too).
+ALTER TABLE users ADD COLUMN role_changed_at TEXT;
 CREATE UNIQUE INDEX users_username_key ON users (username);
 CREATE INDEX users_disabled_idx ON users (disabled_at) WHERE disabled_at IS NOT NULL;
 
 -- Families revoked lately are loaded at start so their access tokens are refused at once.
 CREATE INDEX refresh_families_revoked_idx ON refresh_families (revoked_at) WHERE revoked_at IS NOT NULL;
+
+-- Deleted accounts, kept long enough for their access tokens to be refused until they expire.
+CREATE TABLE deleted_users (
+    id         BLOB PRIMARY KEY,
+    deleted_at TEXT NOT NULL
+);
 
 -- At most one row: present while the server is in maintenance.
 CREATE TABLE maintenance (

@@ -36,6 +36,9 @@ pub enum Control {
         families: Vec<Uuid>,
         until: i64,
         account: Option<bool>,
+        /// The account's role changed to this: access tokens claiming another are refused.
+        #[serde(default)]
+        role: Option<crate::domain::Role>,
     },
     /// The answer awaited under `key` from `owner` (see `replies`).
     Reply {
@@ -125,7 +128,11 @@ impl Inbox {
                 families,
                 until,
                 account,
+                role,
             } => {
+                if let Some(r) = role {
+                    self.refused.set_role(user_id, r);
+                }
                 refuse(&self.refused, hub, user_id, &families, until, account);
                 false
             }

@@ -228,30 +228,11 @@ impl Config {
     /// Every secret value this configuration holds (provider keys, connection passwords,
     /// the bootstrap password), so text leaving the process can be scrubbed of them.
     /// The whole configuration as JSON with every secret replaced by `[redacted]`: fields
-    /// named as secrets, and any text holding a secret value (a password inside a URL).
+    /// named as secrets, values of `mcp.stdio_env`, arguments in `mcp.stdio_allowlist`, the
+    /// password and query of any URL, and any text holding a known secret value.
     pub fn redacted(&self) -> serde_json::Value {
-        fn walk(v: &mut serde_json::Value, secrets: &[String], name: &str) {
-            match v {
-                serde_json::Value::String(s) => {
-                    let named = name.ends_with("api_key") || name.ends_with("_token");
-                    if named && !s.is_empty() {
-                        *s = "[redacted]".into();
-                    }
-                    for secret in secrets {
-                        if s.contains(secret.as_str()) {
-                            *s = s.replace(secret.as_str(), "[redacted]");
-                        }
-                    }
-                }
-                serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, secrets, name)),
-                serde_json::Value::Object(o) => {
-                    o.iter_mut().for_each(|(k, x)| walk(x, secrets, k));
-                }
-                _ => {}
-            }
-        }
         let mut v = serde_json::to_value(self).unwrap_or_default();
-        walk(&mut v, &self.secret_values(), "");
+        redact(&mut v, &self.secret_values(), "");
         v
     }
 
@@ -326,3 +307,51 @@ pub use edge::{Secret, ServerConfig, WsConfig};
 pub use llm::{ChatConfig, LlmConfig, McpConfig};
 
 pub use load::ConfigError;
+
+const REDACTED: &str = "[redacted]";
+
+fn redact(v: &mut serde_json::Value, secrets: &[String], name: &str) {
+    match v {
+        serde_json::Value::String(s) => *s = redact_text(s, secrets, name),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| redact(x, secrets, name)),
+        serde_json::Value::Object(o) => o.iter_mut().for_each(|(k, x)| redact(x, secrets, k)),
+        _ => {}
+    }
+}
+
+fn redact_text(s: &str, secrets: &[String], name: &str) -> String {
+    if s.is_empty() {
+        return String::new();
+    }
+    if name.ends_with("api_key") || name.ends_with("_token") || name.ends_with("password") {
+        return REDACTED.into();
+    }
+    let mut out = match name {
+        "stdio_env" => match s.split_once('=') {
+            Some((var, _)) => format!("{var}={REDACTED}"),
+            None => s.to_owned(),
+        },
+        "stdio_allowlist" => match s.split_once(char::is_whitespace) {
+            Some((program, _)) => format!("{program} {REDACTED}"),
+            None => s.to_owned(),
+        },
+        _ => s.to_owned(),
+    };
+    if out.contains("://") {
+        if let Ok(mut url) = url::Url::parse(&out) {
+            if url.password().is_some() {
+                let _ = url.set_password(Some(REDACTED));
+            }
+            if url.query().is_some() {
+                url.set_query(Some(REDACTED));
+            }
+            out = url.to_string();
+        }
+    }
+    for secret in secrets {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), REDACTED);
+        }
+    }
+    out
+}

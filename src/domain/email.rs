@@ -7,7 +7,7 @@ use std::fmt;
 use unicode_normalization::UnicodeNormalization;
 
 /// Unicode's format characters (General_Category Cf): invisible, so never part of an address.
-fn is_format(c: char) -> bool {
+pub fn is_format(c: char) -> bool {
     matches!(c as u32,
         0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2
         | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F

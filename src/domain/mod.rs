@@ -8,7 +8,7 @@ mod refused;
 mod role;
 
 pub use addr::client_bucket;
-pub use email::{Email, EmailError};
+pub use email::{is_format, Email, EmailError};
 pub use ids::{ApiKeyId, SessionId, UserId};
 pub use principal::Principal;
 pub use refused::Refused;

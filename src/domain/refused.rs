@@ -1,9 +1,10 @@
 //! Credentials refused before they expire: access tokens of a revoked sign-in (logout, a
-//! password change, a replayed refresh token) and every credential of a disabled or deleted
-//! account. Checked on every request from memory (two map lookups); each instance learns of a
-//! revocation through the bus and, at start, from the store.
+//! password change, a replayed refresh token), access tokens that claim a role the account no
+//! longer has (so a demoted admin stops being one at once), and every credential of a disabled
+//! or deleted account. Checked on every request from memory (three map lookups); each instance
+//! learns of a revocation through the bus, and from the store at start and every few seconds.
 
-use super::{Principal, UserId};
+use super::{Principal, Role, UserId};
 use dashmap::{DashMap, DashSet};
 use uuid::Uuid;
 
@@ -15,6 +16,9 @@ pub struct Refused {
     /// Revoked refresh families, until (unix seconds) the last access token they issued expires.
     families: DashMap<Uuid, i64>,
     users: DashSet<UserId>,
+    /// The role of accounts whose role changed lately: an access token claiming another is
+    /// refused (its refresh gets one with this role).
+    roles: DashMap<UserId, Role>,
 }
 
 impl Refused {
@@ -40,8 +44,21 @@ impl Refused {
         }
     }
 
+    pub fn set_role(&self, user: UserId, role: Role) {
+        self.roles.insert(user, role);
+    }
+
+    /// The accounts refused as a whole, for a reload to reconcile with the store.
+    pub fn refused_users(&self) -> Vec<UserId> {
+        self.users.iter().map(|u| *u).collect()
+    }
+
     pub fn refuses(&self, p: &Principal) -> bool {
-        self.users.contains(&p.user_id) || p.session.is_some_and(|s| self.families.contains_key(&s))
+        let stale_role =
+            p.api_key.is_none() && (self.roles.get(&p.user_id)).is_some_and(|r| *r != p.role);
+        stale_role
+            || self.users.contains(&p.user_id)
+            || p.session.is_some_and(|s| self.families.contains_key(&s))
     }
 }
 
@@ -52,7 +69,7 @@ mod tests {
     fn principal(session: Option<Uuid>) -> Principal {
         Principal {
             user_id: UserId::new(),
-            role: crate::domain::Role::User,
+            role: Role::User,
             api_key: None,
             expires_at: None,
             session,
@@ -72,6 +89,10 @@ mod tests {
         r.set_user_refused(other.user_id, true);
         assert!(r.refuses(&other));
         r.set_user_refused(other.user_id, false);
+        assert!(!r.refuses(&other));
+        r.set_role(other.user_id, Role::Admin);
+        assert!(r.refuses(&other), "a token claiming the old role");
+        r.set_role(other.user_id, Role::User);
         assert!(!r.refuses(&other));
     }
 }

@@ -49,7 +49,8 @@ fn user_id(raw: &str) -> Result<UserId, AppError> {
 }
 
 /// Set an account's role, or disable / enable it. A role applies to the user's next access
-/// token (at the next refresh, within `auth.access_ttl_secs`); disabling applies at once.
+/// token: tokens that claim the old role are refused at once on every instance, so clients
+/// refresh and get the new one. Disabling applies at once.
 #[utoipa::path(patch, path = "/v1/admin/users/{id}", operation_id = "updateUser", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")), request_body = UserUpdate,
     responses((status = 200, body = UserUpdated),
@@ -74,8 +75,9 @@ async fn update_user(
         .await?;
     Ok(axum::Json(UserUpdated {
         user: (&user).into(),
-        note: "a role change applies to the user's next access token (their next refresh); \
-               disabling applies at once",
+        note: "a role change applies to the user's next access token: tokens with the old role \
+               are refused from now on, and their next refresh carries the new one; disabling \
+               applies at once",
     }))
 }
 

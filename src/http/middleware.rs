@@ -99,9 +99,9 @@ pub async fn http_metrics(req: Request, next: Next) -> Response {
 }
 
 /// Per-IP limit on the auth routes; every response says where the caller stands.
-/// While the kill switch is on, 503 with the reason and `Retry-After`, except what operators
-/// and probes need: health, metrics, the admin routes, and signing in (to reach them), JWKS
-/// and the docs.
+/// While the kill switch is on, 503 with the reason and `Retry-After`, except what operators,
+/// probes and other services need: health, metrics, the admin and debug routes, signing in (to
+/// reach them), token verification, JWKS and the docs.
 pub async fn maintenance_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(m) = state.kill_switch.current() else {
         return next.run(req).await;

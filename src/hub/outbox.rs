@@ -23,8 +23,9 @@ pub struct Outbox {
     user: OnceLock<String>,
     /// The API key the connection authenticated with, if any (closed when it is revoked).
     api_key: OnceLock<uuid::Uuid>,
-    /// The sign-in (refresh family) its access token came from (closed when it is revoked).
-    session: OnceLock<uuid::Uuid>,
+    /// The sign-in (refresh family) its access token came from (closed when it is revoked);
+    /// `auth.refresh` may move it to another sign-in of the same user.
+    session: Mutex<Option<uuid::Uuid>>,
     /// Channels the server removed this connection from (membership revoked), for the
     /// connection actor to forget.
     evicted: Mutex<Vec<String>>,
@@ -55,7 +56,7 @@ impl Outbox {
             gates: Mutex::new(HashMap::new()),
             user: OnceLock::new(),
             api_key: OnceLock::new(),
-            session: OnceLock::new(),
+            session: Mutex::new(None),
             evicted: Mutex::new(Vec::new()),
             eviction: tokio::sync::Notify::new(),
         }
@@ -66,13 +67,21 @@ impl Outbox {
         if let Some(k) = api_key {
             let _ = self.api_key.set(k);
         }
-        if let Some(s) = session {
-            let _ = self.session.set(s);
-        }
+        self.set_session(session);
+    }
+
+    pub fn set_session(&self, session: Option<uuid::Uuid>) {
+        *self
+            .session
+            .lock()
+            .expect("lock is never held across a panic") = session;
     }
 
     pub fn session(&self) -> Option<uuid::Uuid> {
-        self.session.get().copied()
+        *self
+            .session
+            .lock()
+            .expect("lock is never held across a panic")
     }
 
     pub fn api_key(&self) -> Option<uuid::Uuid> {

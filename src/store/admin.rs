@@ -21,7 +21,10 @@ pub struct ProfileChange {
 pub struct Refused {
     /// Refresh families revoked since the time asked for, with their user.
     pub families: Vec<(Uuid, UserId)>,
+    /// Disabled accounts, and accounts deleted since the time asked for.
     pub disabled: Vec<UserId>,
+    /// Accounts whose role changed since the time asked for, with the role they have now.
+    pub roles: Vec<(UserId, Role)>,
 }
 
 /// The kill switch while it is on.

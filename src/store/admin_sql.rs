@@ -62,6 +62,7 @@ macro_rules! impl_admin_store {
             ) -> StoreResult<Option<User>> {
                 let row: Option<UserRow> = sqlx::query_as(&format!(
                     "UPDATE users SET access = COALESCE($2, access), role = COALESCE($3, role), \
+                       role_changed_at = CASE WHEN $2 IS NULL THEN role_changed_at ELSE $5 END, \
                        disabled_at = CASE WHEN $4 IS NULL THEN disabled_at \
                                           WHEN $4 THEN COALESCE(disabled_at, $5) ELSE NULL END, \
                        updated_at = $5 \
@@ -121,6 +122,13 @@ macro_rules! impl_admin_store {
                     .bind(id.0)
                     .execute(&mut *tx)
                     .await?;
+                // Its access tokens outlive the row: every instance, restarted ones too, must
+                // keep refusing them until they expire.
+                sqlx::query("INSERT INTO deleted_users (id, deleted_at) VALUES ($1, $2)")
+                    .bind(id.0)
+                    .bind(Utc::now())
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 Ok(r.rows_affected() == 1)
             }
@@ -133,13 +141,27 @@ macro_rules! impl_admin_store {
                 .bind(since)
                 .fetch_all(&self.pool)
                 .await?;
-                let disabled: Vec<(Uuid,)> =
-                    sqlx::query_as("SELECT id FROM users WHERE disabled_at IS NOT NULL")
-                        .fetch_all(&self.pool)
-                        .await?;
+                let disabled: Vec<(Uuid,)> = sqlx::query_as(
+                    "SELECT id FROM users WHERE disabled_at IS NOT NULL \
+                     UNION ALL SELECT id FROM deleted_users WHERE deleted_at > $1",
+                )
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?;
+                let roles: Vec<(Uuid, String)> = sqlx::query_as(
+                    "SELECT id, COALESCE(NULLIF(access, ''), role) FROM users \
+                     WHERE role_changed_at IS NOT NULL AND role_changed_at > $1",
+                )
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?;
                 Ok(Refused {
                     families: families.into_iter().map(|(f, u)| (f, UserId(u))).collect(),
                     disabled: disabled.into_iter().map(|(u,)| UserId(u)).collect(),
+                    roles: roles
+                        .into_iter()
+                        .filter_map(|(u, r)| Some((UserId(u), $crate::domain::Role::parse(&r)?)))
+                        .collect(),
                 })
             }
 

@@ -9,8 +9,20 @@ pub(super) struct AnalyticsSql {
     pub totals: &'static str,
     /// Per model: model, then the first six columns of `totals`.
     pub by_model: &'static str,
-    /// A `usage_records` row's UTC day as `YYYY-MM-DD`.
-    pub day: &'static str,
+    /// A `usage_records` row's UTC day (cheap to group by), and that day (`d`) as
+    /// `YYYY-MM-DD` (worked out once per group).
+    pub day: (&'static str, &'static str),
+}
+
+/// The first day not in a range ending (exclusive) at `to`: `to`'s own day when `to` is
+/// midnight, else the day after. Archived usage is per day, so a partial day counts whole.
+pub(super) fn day_after(to: chrono::DateTime<chrono::Utc>) -> String {
+    let day = to.date_naive();
+    let next = match to.time() == chrono::NaiveTime::MIN {
+        true => day,
+        false => day.succ_opt().unwrap_or(day),
+    };
+    next.format("%Y-%m-%d").to_string()
 }
 
 pub(super) const RANGE: &str = "created_at >= $1 AND created_at < $2";
@@ -50,68 +62,71 @@ macro_rules! impl_analytics_store {
                 use super::analytics_sql::{ModelRow, TotalsRow, RANGE};
                 use $crate::store::analytics::*;
                 let sql: &super::analytics_sql::AnalyticsSql = &$sql;
-                let t: TotalsRow = sqlx::query_as(sql.totals)
-                    .bind(from)
-                    .bind(to)
-                    .fetch_one(&self.pool)
-                    .await?;
-                let by_model: Vec<ModelRow> = sqlx::query_as(sql.by_model)
-                    .bind(from)
-                    .bind(to)
-                    .fetch_all(&self.pool)
-                    .await?;
-                let by_day: Vec<DayUsage> = sqlx::query_as(&format!(
-                    "SELECT {day} AS day, COUNT(*) AS requests, \
+                let day_sql = format!(
+                    "SELECT {text} AS day, requests, prompt_tokens, completion_tokens, errors \
+                     FROM (SELECT {key} AS d, COUNT(*) AS requests, \
                        CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens, \
                        CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens, \
                        CAST(COALESCE(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors \
-                     FROM usage_records WHERE {RANGE} GROUP BY 1 ORDER BY 1",
-                    day = sql.day
-                ))
-                .bind(from)
-                .bind(to)
-                .fetch_all(&self.pool)
-                .await?;
-                let keys: Vec<(Option<Uuid>, i64, i64, i64)> = sqlx::query_as(&format!(
+                     FROM usage_records WHERE {RANGE} GROUP BY 1) AS days ORDER BY 1",
+                    key = sql.day.0,
+                    text = sql.day.1,
+                );
+                let key_sql = format!(
                     "SELECT api_key_id, COUNT(*) AS requests, \
                        CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT), \
                        CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) \
                      FROM usage_records WHERE {RANGE} GROUP BY api_key_id \
                      ORDER BY requests DESC LIMIT 100"
-                ))
-                .bind(from)
-                .bind(to)
-                .fetch_all(&self.pool)
-                .await?;
+                );
                 let count = |table: &str| format!("SELECT COUNT(*) FROM {table} WHERE {RANGE}");
-                let (sessions_created,): (i64,) = sqlx::query_as(&count("sessions"))
-                    .bind(from)
-                    .bind(to)
-                    .fetch_one(&self.pool)
-                    .await?;
-                let (messages,): (i64,) = sqlx::query_as(&count("messages"))
-                    .bind(from)
-                    .bind(to)
-                    .fetch_one(&self.pool)
-                    .await?;
-                let tools: Vec<(String, i64)> = sqlx::query_as(&format!(
+                let (sessions_sql, messages_sql) = (count("sessions"), count("messages"));
+                let tools_sql = format!(
                     "SELECT status, COUNT(*) FROM tool_calls WHERE {RANGE} \
                      GROUP BY status ORDER BY status"
-                ))
-                .bind(from)
-                .bind(to)
-                .fetch_all(&self.pool)
-                .await?;
-                let deleted: DeletedUsage = sqlx::query_as(
-                    "SELECT CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests, \
-                       CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens, \
-                       CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens \
-                     FROM usage_archive WHERE day >= $1 AND day <= $2",
-                )
-                .bind(from.format("%Y-%m-%d").to_string())
-                .bind(to.format("%Y-%m-%d").to_string())
-                .fetch_one(&self.pool)
-                .await?;
+                );
+                let upper = super::analytics_sql::day_after(to);
+                // Each statement scans the range on its own connection, at the same time.
+                let (t, by_model, by_day, keys, (sessions_created,), (messages,), tools, deleted) =
+                    tokio::try_join!(
+                        sqlx::query_as::<_, TotalsRow>(sql.totals)
+                            .bind(from)
+                            .bind(to)
+                            .fetch_one(&self.pool),
+                        sqlx::query_as::<_, ModelRow>(sql.by_model)
+                            .bind(from)
+                            .bind(to)
+                            .fetch_all(&self.pool),
+                        sqlx::query_as::<_, DayUsage>(&day_sql)
+                            .bind(from)
+                            .bind(to)
+                            .fetch_all(&self.pool),
+                        sqlx::query_as::<_, (Option<Uuid>, i64, i64, i64)>(&key_sql)
+                            .bind(from)
+                            .bind(to)
+                            .fetch_all(&self.pool),
+                        sqlx::query_as::<_, (i64,)>(&sessions_sql)
+                            .bind(from)
+                            .bind(to)
+                            .fetch_one(&self.pool),
+                        sqlx::query_as::<_, (i64,)>(&messages_sql)
+                            .bind(from)
+                            .bind(to)
+                            .fetch_one(&self.pool),
+                        sqlx::query_as::<_, (String, i64)>(&tools_sql)
+                            .bind(from)
+                            .bind(to)
+                            .fetch_all(&self.pool),
+                        sqlx::query_as::<_, DeletedUsage>(
+                            "SELECT CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests, \
+                               CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens, \
+                               CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens \
+                             FROM usage_archive WHERE day >= $1 AND day < $2",
+                        )
+                        .bind(from.format("%Y-%m-%d").to_string())
+                        .bind(upper)
+                        .fetch_one(&self.pool),
+                    )?;
                 Ok(Analytics {
                     from,
                     to,
@@ -194,7 +209,10 @@ pub(super) const POSTGRES: AnalyticsSql = AnalyticsSql {
          FROM usage_records WHERE created_at >= $1 AND created_at < $2 \
          GROUP BY model ORDER BY model"
     ),
-    day: "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    day: (
+        "CAST(created_at AT TIME ZONE 'UTC' AS DATE)",
+        "to_char(d, 'YYYY-MM-DD')",
+    ),
 };
 
 /// SQLite has no percentile aggregate: nearest rank from each row's rank over its group
@@ -222,5 +240,5 @@ pub(super) const SQLITE: AnalyticsSql = AnalyticsSql {
                FROM usage_records WHERE created_at >= $1 AND created_at < $2) \
          GROUP BY model ORDER BY model"
     ),
-    day: "substr(created_at, 1, 10)",
+    day: ("substr(created_at, 1, 10)", "d"),
 };

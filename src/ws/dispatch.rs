@@ -113,6 +113,18 @@ impl Conn {
     }
 
     pub async fn join_user_channel(&mut self) {
+        if let Some(m) = self.state.kill_switch.current() {
+            // Authenticated after the switch went on: told and closed like the others.
+            self.outbox.push(crate::protocol::event_frame(
+                &self.user_channel,
+                &crate::protocol::ServerEvent::ServerMaintenance {
+                    reason: &m.reason,
+                    retry_after_secs: m.retry_after_secs,
+                    closing_in_ms: 0,
+                },
+            ));
+            self.outbox.close(crate::protocol::CloseCode::Restart);
+        }
         self.outbox.set_user(
             self.user_str.clone(),
             self.principal.api_key.map(|k| k.0),
@@ -240,6 +252,7 @@ impl Conn {
                 "auth.refresh takes an access token, not an API key",
             ),
             Ok(p) if p.user_id == self.principal.user_id => {
+                self.outbox.set_session(p.session);
                 self.principal = p;
                 self.reply_ok(id, Some(json!({ "expires_at": self.principal.expires_at })));
             }

@@ -154,6 +154,29 @@ async fn logout_stops_that_sign_ins_access_token_at_once() {
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(me_status(&app, &other.access).await, StatusCode::OK);
+        // A socket follows its sign-in through auth.refresh: moved to `third`, it closes when
+        // `third` is revoked.
+        let third = second_sign_in(&app, &m).await;
+        let mut socket = connect_authed(&app.base, &other.access).await;
+        let r = socket
+            .request("auth.refresh", json!({"token": third.access}))
+            .await;
+        assert_eq!(r["type"], "ok", "{r}");
+        let r = app
+            .post("/v1/auth/logout", &json!({"refresh_token": other.refresh}))
+            .await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            socket.request("ping", json!({})).await["type"],
+            "ok",
+            "not other's any more"
+        );
+        let r = app
+            .post("/v1/auth/logout", &json!({"refresh_token": third.refresh}))
+            .await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let (how, _) = socket.closed().await;
+        assert_eq!(code_of(&how), 4001, "{how:?}");
     })
     .await
 }
@@ -247,18 +270,54 @@ async fn an_admin_resets_a_password_and_sets_a_role_that_the_next_token_carries(
             body["note"].as_str().unwrap().contains("next access token"),
             "{body}"
         );
-        // The token in hand keeps its role; the next one has the new one.
-        let before = verify(&app, &fresh.access).await;
-        assert_eq!(
-            (before["active"].clone(), before["role"].clone()),
-            (json!(true), json!("user"))
-        );
-        assert_eq!(before["token_type"], "access_token");
+        // The token in hand claims the old role and is refused; the next one has the new one.
+        assert_eq!(verify(&app, &fresh.access).await, json!({"active": false}));
         let next = app
             .post("/v1/auth/refresh", &json!({"refresh_token": fresh.refresh}))
             .await;
         let next = Tokens::from(&next.json::<Value>().await.unwrap());
-        assert_eq!(verify(&app, &next.access).await["role"], "analyst");
+        let after = verify(&app, &next.access).await;
+        assert_eq!(
+            (after["role"].clone(), after["token_type"].clone()),
+            (json!("analyst"), json!("access_token"))
+        );
+
+        // A demoted admin stops being one at once, not when their token expires.
+        let other_admin = user(&app).await;
+        let promoted = format!("/v1/admin/users/{}", other_admin.user_id);
+        let r = app
+            .call(
+                Method::PATCH,
+                &promoted,
+                &admin,
+                Some(&json!({"role": "admin"})),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = app
+            .post(
+                "/v1/auth/refresh",
+                &json!({"refresh_token": other_admin.tokens.refresh}),
+            )
+            .await;
+        let other_tokens = Tokens::from(&r.json::<Value>().await.unwrap());
+        assert_eq!(
+            app.get_auth("/v1/admin/users", &other_tokens.access)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        let r = app
+            .call(
+                Method::PATCH,
+                &promoted,
+                &admin,
+                Some(&json!({"role": "user"})),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = app.get_auth("/v1/admin/users", &other_tokens.access).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         let listed = app.get_json("/v1/admin/users?limit=100", &admin).await;
         let row = listed["data"]
             .as_array()
@@ -542,6 +601,59 @@ async fn deleting_an_account_removes_what_it_owns_and_tells_collaborators() {
             )
             .await;
         assert_eq!(again.status(), StatusCode::CREATED);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_instance_started_later_refuses_what_was_revoked_before() {
+    within(async {
+        let cluster = Cluster::new().await;
+        let a = cluster.spawn(|_| {}).await;
+        let admin = a.admin_token().await;
+        let (gone, disabled, demoted, out) = (
+            user(&a).await,
+            user(&a).await,
+            user(&a).await,
+            user(&a).await,
+        );
+        let r = a
+            .call(
+                Method::DELETE,
+                "/v1/user/profile",
+                &gone.tokens.access,
+                Some(&json!({"password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        for (m, change) in [
+            (&disabled, json!({"disabled": true})),
+            (&demoted, json!({"role": "analyst"})),
+        ] {
+            let path = format!("/v1/admin/users/{}", m.user_id);
+            assert_eq!(
+                a.call(Method::PATCH, &path, &admin, Some(&change))
+                    .await
+                    .status(),
+                StatusCode::OK
+            );
+        }
+        let r = a
+            .post(
+                "/v1/auth/logout",
+                &json!({"refresh_token": out.tokens.refresh}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let later = cluster.spawn(|_| {}).await;
+        for m in [&gone, &disabled, &demoted, &out] {
+            assert_eq!(
+                me_status(&later, &m.tokens.access).await,
+                StatusCode::UNAUTHORIZED,
+                "{}",
+                m.email
+            );
+        }
     })
     .await
 }

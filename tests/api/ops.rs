@@ -156,6 +156,9 @@ async fn debug_shows_this_instance_to_developers_with_secrets_redacted() {
         let tweak = |c: &mut switchyard::config::Config| {
             c.llm.openai_api_key = "sk-live-do-not-show-1234".into();
             c.server.metrics_token = switchyard::config::Secret("metrics-do-not-show".into());
+            c.mcp.stdio_env = vec!["gh:GITHUB_TOKEN=ghp-do-not-show".into()];
+            c.llm.anthropic_base_url =
+                "https://me:pw-do-not-show@llm.example.com/v1?key=qk-do-not-show".into();
         };
         let a = cluster.spawn(tweak).await;
         let b = if cluster.redis_url.is_some() {
@@ -175,7 +178,13 @@ async fn debug_shows_this_instance_to_developers_with_secrets_redacted() {
         let r = a.get_auth("/v1/debug", &dev).await;
         assert_eq!(r.status(), StatusCode::OK);
         let text = r.text().await.unwrap();
-        for secret in ["sk-live-do-not-show-1234", "metrics-do-not-show"] {
+        for secret in [
+            "sk-live-do-not-show-1234",
+            "metrics-do-not-show",
+            "ghp-do-not-show",
+            "pw-do-not-show",
+            "qk-do-not-show",
+        ] {
             assert!(!text.contains(secret), "a secret leaked: {text}");
         }
         let v: Value = serde_json::from_str(&text).unwrap();
@@ -185,6 +194,10 @@ async fn debug_shows_this_instance_to_developers_with_secrets_redacted() {
         assert!(me["channels"].as_u64().unwrap() >= 1);
         assert_eq!(me["config"]["llm"]["openai_api_key"], "[redacted]");
         assert_eq!(me["config"]["server"]["metrics_token"], "[redacted]");
+        assert_eq!(
+            me["config"]["mcp"]["stdio_env"],
+            json!(["gh:GITHUB_TOKEN=[redacted]"])
+        );
         assert_eq!(
             me["config"]["server"]["max_json_depth"], 32,
             "the rest is shown as set"

@@ -56,6 +56,12 @@ impl AuthService {
             .await
             .map_err(AppError::internal)?;
         if ok {
+            // Failures that finished while this was hashed may have locked the account.
+            let fresh = (self.store.user_by_id(user.id).await?)
+                .ok_or_else(|| AppError::InvalidToken("account no longer exists".into()))?;
+            if let Some(until) = fresh.locked_until.filter(|t| *t > Utc::now()) {
+                return Err(AppError::AccountLocked { until });
+            }
             return Ok(());
         }
         match self.wrong_password(user, ip, now).await? {
@@ -158,7 +164,9 @@ impl AuthService {
     }
 
     /// Changes an account's role or disables it. Disabling refuses every credential of it at
-    /// once on every instance and closes its sockets; a role applies to the next access token.
+    /// once on every instance and closes its sockets. A new role is carried by the next access
+    /// token, and tokens claiming the old one are refused at once (the client refreshes), so a
+    /// demoted admin is not one for the rest of their token's life.
     pub async fn update_account(
         &self,
         admin: &Principal,
@@ -177,8 +185,9 @@ impl AuthService {
             .update_account(id, change.role, change.disabled)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no user {id}")))?;
-        if let Some(d) = change.disabled {
-            self.refuse(id, Vec::new(), Some(d)).await;
+        if change.disabled.is_some() || change.role.is_some() {
+            let role = change.role.map(|_| user.role);
+            self.refuse_as(id, Vec::new(), change.disabled, role).await;
         }
         self.audit(
             Some(id),

@@ -64,10 +64,11 @@ pub struct ProfileEdit {
 fn check_display_name(n: &str) -> Result<String, AppError> {
     let n = n.trim();
     let len = n.chars().count();
-    if len == 0 || len > 100 || n.chars().any(char::is_control) {
+    let hidden = |c: char| c.is_control() || crate::domain::is_format(c);
+    if len == 0 || len > 100 || n.chars().any(hidden) {
         return Err(AppError::validation(
             "display_name",
-            "display_name must be 1 to 100 characters with no control characters",
+            "display_name must be 1 to 100 characters with no control or invisible characters",
         ));
     }
     Ok(n.to_owned())
