@@ -212,3 +212,80 @@ async fn a_usage_batch_with_a_deleted_accounts_record_keeps_the_others() {
     })
     .await
 }
+
+#[tokio::test]
+async fn analytics_adds_whole_hours_from_the_rollup_to_the_raw_ends_of_its_range() {
+    within(async {
+        for (_d, s) in stores().await {
+            let u = s.create_user(&new_user("stats@b.co")).await.unwrap();
+            let base = Utc::now()
+                .date_naive()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc()
+                - ChronoDuration::days(2);
+            let at = |mins: i64, latency: u64, model: &str| switchyard::store::UsageRecord {
+                id: uuid::Uuid::now_v7(),
+                user_id: u.id,
+                api_key_id: None,
+                source: "rest".into(),
+                model: model.into(),
+                prompt_tokens: 10,
+                completion_tokens: 1,
+                latency_ms: latency,
+                status: if latency > 1000 {
+                    "error".into()
+                } else {
+                    "ok".into()
+                },
+                created_at: base + ChronoDuration::minutes(mins),
+            };
+            // 00:10, 00:50, 01:30, 02:00, 02:59, 03:20 (two batches: the rollup adds up).
+            let batch1 = [at(10, 3, "a"), at(50, 3, "a"), at(90, 40, "b")];
+            let batch2 = [at(120, 40, "a"), at(179, 4000, "a"), at(200, 3, "b")];
+            s.record_usage(&batch1).await.unwrap();
+            s.record_usage(&batch2).await.unwrap();
+            let range = |from: i64, to: i64| {
+                (
+                    base + ChronoDuration::minutes(from),
+                    base + ChronoDuration::minutes(to),
+                )
+            };
+            for ((from, to), want) in [
+                (range(0, 240), 6),   // whole hours only
+                (range(30, 240), 5),  // starts inside the first hour
+                (range(30, 190), 4),  // and ends inside the last
+                (range(100, 110), 0), // inside one hour, nothing there
+                (range(85, 95), 1),   // inside one hour
+                (range(120, 180), 2), // exactly one whole hour
+            ] {
+                let a = s.analytics(from, to).await.unwrap();
+                assert_eq!(a.usage.requests, want, "{}: {from}..{to}", s.backend());
+                assert_eq!(a.usage.prompt_tokens, 10 * want);
+                let by_model: i64 = a.by_model.iter().map(|m| m.totals.requests).sum();
+                let by_day: i64 = a.by_day.iter().map(|d| d.requests).sum();
+                assert_eq!((by_model, by_day), (want, want), "{}", s.backend());
+            }
+            let all = s.analytics(range(0, 240).0, range(0, 240).1).await.unwrap();
+            assert_eq!(all.usage.errors, 1);
+            assert_eq!(all.usage.latency_ms_p50, Some(5), "3 ms is in [2, 5)");
+            assert_eq!(all.usage.latency_ms_p95, Some(5000), "4 s is in [2 s, 5 s)");
+            assert_eq!(all.by_api_key.len(), 1);
+            assert_eq!(
+                (all.by_api_key[0].api_key_id, all.by_api_key[0].requests),
+                (None, 6)
+            );
+            assert_eq!(all.active_users, 1);
+            assert_eq!(
+                all.by_model
+                    .iter()
+                    .map(|m| (m.model.as_str(), m.totals.requests))
+                    .collect::<Vec<_>>(),
+                vec![("a", 4), ("b", 2)]
+            );
+            assert_eq!(all.by_day.len(), 1);
+            assert_eq!(all.by_day[0].day, base.format("%Y-%m-%d").to_string());
+        }
+    })
+    .await
+}
