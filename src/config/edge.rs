@@ -59,6 +59,9 @@ pub struct ServerConfig {
     /// Seconds an open socket has, after `server.maintenance`, before it closes with 1012.
     /// Default 5.
     pub maintenance_grace_secs: u64,
+    /// Responses smaller than this many bytes are sent uncompressed (compressing them costs
+    /// more than it saves). Default 1024.
+    pub compress_min_bytes: u16,
 }
 
 /// A configuration secret: read like any string, never printed by `Debug`.
@@ -188,6 +191,7 @@ impl Default for ServerConfig {
             web_dir: PathBuf::from("clients/web/dist"),
             maintenance_poll_ms: 500,
             maintenance_grace_secs: 5,
+            compress_min_bytes: 1024,
         }
     }
 }

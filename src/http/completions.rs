@@ -109,6 +109,7 @@ async fn model(
 async fn create(
     State(s): State<AppState>,
     AuthUser(p): AuthUser,
+    headers: axum::http::HeaderMap,
     Json(body): Json<CompletionRequest, true>,
 ) -> Result<Response, AppError> {
     let (streaming, include_usage) = (body.streaming(), body.include_usage());
@@ -138,9 +139,16 @@ async fn create(
     let keepalive = Duration::from_millis(s.config.llm.keepalive_ms.max(1));
     let enc = ChunkEncoder::new(&id, created, &model);
     let standing = *stream.standing();
-    let body = sse(stream, first, enc, include_usage, keepalive);
-    let mut resp = Response::new(Body::from_stream(body));
+    let body = Box::pin(sse(stream, first, enc, include_usage, keepalive));
+    let gzip = super::compress::accepts_gzip(&headers);
+    let mut resp = match gzip {
+        true => Response::new(Body::from_stream(super::compress::gzip_events(body))),
+        false => Response::new(Body::from_stream(body)),
+    };
     let h = resp.headers_mut();
+    if gzip {
+        super::compress::mark_gzip(h);
+    }
     standing.write_headers(h);
     h.insert(
         header::CONTENT_TYPE,

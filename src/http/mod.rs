@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod authn;
 pub mod completions;
+pub mod compress;
 pub mod docs;
 pub mod extract;
 pub mod health;
@@ -131,6 +132,8 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
                 ))
                 .layer(security)
                 .layer(from_fn(middleware::http_metrics))
+                .layer(compress::responses(state.config.server.compress_min_bytes))
+                .layer(compress::requests())
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
         .with_state(state)

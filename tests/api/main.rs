@@ -16,6 +16,7 @@ mod cli;
 mod clients;
 mod completions;
 mod completions_errors;
+mod compression;
 mod cors;
 mod docs;
 mod edge_attacks;
