@@ -63,7 +63,8 @@ enum KillSwitchCommand {
 enum UserCommand {
     /// Create an account. The password comes from SWITCHYARD_USER_PASSWORD, else it is asked
     /// for (not echoed) or read from standard input. Password policy: 10 to 128 characters
-    /// (`auth.password_min_len`), not containing the e-mail's name, not a common password.
+    /// (`auth.password_min_len`), not containing the e-mail's name, not a common password, not
+    /// one character repeated.
     Create {
         /// The account's e-mail address (its sign-in name).
         #[arg(long)]

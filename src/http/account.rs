@@ -13,13 +13,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-/// Password checks count toward the account lock, and verify-token answers anyone: both sit
-/// behind the per-IP auth limit.
+/// What checks a password (counted toward the account lock) or answers anyone (verify-token)
+/// sits behind the per-IP auth limit; reading one's profile does not.
 pub fn rate_limited_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(change_password))
         .routes(routes!(verify_token))
-        .routes(routes!(get_profile, edit_profile, delete_profile))
+        .routes(routes!(edit_profile, delete_profile))
+}
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_profile))
 }
 
 #[derive(Deserialize, ToSchema)]

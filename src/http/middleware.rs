@@ -98,7 +98,6 @@ pub async fn http_metrics(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Per-IP limit on the auth routes; every response says where the caller stands.
 /// While the kill switch is on, 503 with the reason and `Retry-After`, except what operators,
 /// probes and other services need: health, metrics, the admin and debug routes, signing in (to
 /// reach them), token verification, JWKS and the docs.
@@ -110,9 +109,10 @@ pub async fn maintenance_gate(State(state): State<AppState>, req: Request, next:
     let exempt = path.starts_with("/health")
         || path == "/metrics"
         || path.starts_with("/v1/admin/")
+        || path == "/v1/debug"
         || matches!(
             path,
-            "/v1/auth/login" | "/v1/auth/refresh" | "/v1/auth/logout"
+            "/v1/auth/login" | "/v1/auth/refresh" | "/v1/auth/logout" | "/v1/auth/verify-token"
         )
         || path == "/.well-known/jwks.json"
         || path == "/openapi.json"
@@ -129,6 +129,7 @@ pub async fn maintenance_gate(State(state): State<AppState>, req: Request, next:
     .into_response()
 }
 
+/// Per-IP limit on the auth routes; every response says where the caller stands.
 pub async fn auth_rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let ip = client_ip(&parts, state.config.server.trusted_proxies);

@@ -53,6 +53,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let timed = OpenApiRouter::new()
         .merge(limited)
         .merge(auth::routes())
+        .merge(account::routes())
         .merge(admin::routes())
         .merge(maintenance::routes())
         .merge(ops::routes())
@@ -165,7 +166,13 @@ fn cors(server: &crate::config::ServerConfig) -> CorsLayer {
     .map(HeaderName::from_static);
     CorsLayer::new()
         .allow_origin(origins)
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers(
             [REQUEST_ID, header::RETRY_AFTER]

@@ -32,7 +32,7 @@ pub fn present(dir: &Path) -> bool {
 pub fn service(dir: &Path) -> Service {
     if !present(dir) {
         if !dir.as_os_str().is_empty() {
-            tracing::info!(dir = %dir.display(), "no web client there; / answers 404");
+            tracing::info!(dir = %dir.display(), "no web client there; / answers the service info");
         }
         return not_found();
     }

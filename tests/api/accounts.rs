@@ -657,3 +657,44 @@ async fn an_instance_started_later_refuses_what_was_revoked_before() {
     })
     .await
 }
+
+#[tokio::test]
+async fn reading_the_profile_is_not_held_to_the_password_routes_limit() {
+    within(async {
+        let app = spawn_with(|c| c.ratelimit.auth_requests = 3).await;
+        let m = user(&app).await; // register: 1 of 3
+        for _ in 0..6 {
+            assert_eq!(
+                app.get_auth("/v1/user/profile", &m.tokens.access)
+                    .await
+                    .status(),
+                StatusCode::OK
+            );
+        }
+        let patch = |n: &str| json!({"display_name": n});
+        for n in ["a", "b"] {
+            let r = app
+                .call(
+                    Method::PATCH,
+                    "/v1/user/profile",
+                    &m.tokens.access,
+                    Some(&patch(n)),
+                )
+                .await;
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+        let r = app
+            .call(
+                Method::PATCH,
+                "/v1/user/profile",
+                &m.tokens.access,
+                Some(&patch("c")),
+            )
+            .await;
+        assert_eq!(
+            error_of(r, StatusCode::TOO_MANY_REQUESTS).await["code"],
+            "rate_limit_exceeded"
+        );
+    })
+    .await
+}

@@ -135,6 +135,18 @@ async fn the_kill_switch_refuses_all_but_operators_and_closes_sockets() {
         );
         assert_eq!(app.login(&m.email, PASSWORD).await.status(), StatusCode::OK);
         assert_eq!(app.get_json(PATH, &admin).await["enabled"], true);
+        assert_eq!(
+            app.get_auth("/v1/debug", &admin).await.status(),
+            StatusCode::OK
+        );
+        let v = app
+            .post("/v1/auth/verify-token", &json!({"token": m.tokens.access}))
+            .await;
+        assert_eq!(
+            v.json::<Value>().await.unwrap()["active"],
+            true,
+            "services still verify tokens"
+        );
 
         let off = app.call(Method::DELETE, PATH, &admin, None).await;
         assert_eq!(off.status(), StatusCode::NO_CONTENT);
