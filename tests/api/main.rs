@@ -5,6 +5,7 @@
 mod helpers;
 
 mod accounts;
+mod accounts_admin;
 mod auth;
 mod auth_attacks;
 mod auth_keys;
@@ -32,6 +33,7 @@ mod mcp_status;
 mod openapi;
 mod ops;
 mod presence;
+mod profile;
 mod projects;
 mod ratelimit;
 mod schemas;
