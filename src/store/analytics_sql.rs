@@ -129,6 +129,23 @@ pub(super) fn split(from: DateTime<Utc>, to: DateTime<Utc>) -> Split {
     }
 }
 
+/// `q` (a statement over `with_u`) with the range's six parameters bound.
+pub(super) fn on_u<'q, DB: sqlx::Database>(
+    q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    cut: &'q Split,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    q.bind(cut.head.0)
+        .bind(cut.head.1)
+        .bind(cut.tail.0)
+        .bind(cut.tail.1)
+        .bind(cut.hours.0.as_str())
+        .bind(cut.hours.1.as_str())
+}
+
 /// Sums of one group, as every view's statement returns them.
 #[derive(Default)]
 pub(super) struct Sums {
@@ -193,7 +210,7 @@ macro_rules! impl_analytics_store {
                 from: DateTime<Utc>,
                 to: DateTime<Utc>,
             ) -> StoreResult<$crate::store::Analytics> {
-                use super::analytics_sql::{split, sums, with_u, Sums, RANGE};
+                use super::analytics_sql::{on_u, split, sums, with_u, Sums, RANGE};
                 use sqlx::Row;
                 use $crate::store::analytics::*;
                 let sql: &super::analytics_sql::AnalyticsSql = &$sql;
@@ -219,37 +236,13 @@ macro_rules! impl_analytics_store {
                 let upper = super::analytics_sql::day_after(to);
                 let (t, models, days, keys, (sessions_created,), (messages,), tools, deleted) =
                     tokio::try_join!(
-                        sqlx::query(&totals_sql)
-                            .bind(cut.head.0)
-                            .bind(cut.head.1)
-                            .bind(cut.tail.0)
-                            .bind(cut.tail.1)
-                            .bind(&cut.hours.0)
-                            .bind(&cut.hours.1)
+                        on_u(sqlx::query(&totals_sql), &cut)
                             .fetch_one(&self.pool),
-                        sqlx::query(&model_sql)
-                            .bind(cut.head.0)
-                            .bind(cut.head.1)
-                            .bind(cut.tail.0)
-                            .bind(cut.tail.1)
-                            .bind(&cut.hours.0)
-                            .bind(&cut.hours.1)
+                        on_u(sqlx::query(&model_sql), &cut)
                             .fetch_all(&self.pool),
-                        sqlx::query(&day_sql)
-                            .bind(cut.head.0)
-                            .bind(cut.head.1)
-                            .bind(cut.tail.0)
-                            .bind(cut.tail.1)
-                            .bind(&cut.hours.0)
-                            .bind(&cut.hours.1)
+                        on_u(sqlx::query(&day_sql), &cut)
                             .fetch_all(&self.pool),
-                        sqlx::query(&key_sql)
-                            .bind(cut.head.0)
-                            .bind(cut.head.1)
-                            .bind(cut.tail.0)
-                            .bind(cut.tail.1)
-                            .bind(&cut.hours.0)
-                            .bind(&cut.hours.1)
+                        on_u(sqlx::query(&key_sql), &cut)
                             .fetch_all(&self.pool),
                         sqlx::query_as::<_, (i64,)>(&sessions_sql)
                             .bind(from)
