@@ -150,18 +150,18 @@ impl KillSwitch {
         });
     }
 
-    /// Reads the stored state at start and then every `poll`, until shutdown.
+    /// Reads the stored state every `poll` until shutdown (`load` read it at start).
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.poll) => {}
+            }
             match self.store.maintenance().await {
                 Ok(m) => {
                     self.apply(m);
                 }
                 Err(e) => tracing::warn!(error = %e, "kill switch not read"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(self.poll) => {}
             }
         }
     }

@@ -126,18 +126,9 @@ impl Hub {
     }
 
     /// Closes every connection of `user` that authenticated with API key `key` (revoked),
-    /// telling each with `frame` first. Every connection is on its `user:` channel.
+    /// telling each with `frame` first.
     pub fn close_key(&self, user: &str, key: uuid::Uuid, frame: &Utf8Bytes) -> usize {
-        let Some(subs) = self.subscribers(&format!("user:{user}")) else {
-            return 0;
-        };
-        let mut n = 0;
-        for s in subs.iter().filter(|s| s.api_key() == Some(key)) {
-            s.push(frame.clone());
-            s.close(crate::protocol::CloseCode::AuthFailed);
-            n += 1;
-        }
-        n
+        self.close_where(user, frame, |s| s.api_key() == Some(key))
     }
 
     /// Closes `user`'s connections: those signed in through one of `sessions`, or all of them
@@ -148,14 +139,20 @@ impl Hub {
         sessions: Option<&[uuid::Uuid]>,
         frame: &Utf8Bytes,
     ) -> usize {
+        self.close_where(user, frame, |s| match sessions {
+            None => true,
+            Some(list) => s.session().is_some_and(|id| list.contains(&id)),
+        })
+    }
+
+    /// Closes (4001) the connections of `user` that `which` picks, each told `frame` first.
+    /// Every connection is on its `user:` channel.
+    fn close_where(&self, user: &str, frame: &Utf8Bytes, which: impl Fn(&Outbox) -> bool) -> usize {
         let Some(subs) = self.subscribers(&format!("user:{user}")) else {
             return 0;
         };
         let mut n = 0;
-        for s in subs.iter().filter(|s| match sessions {
-            None => true,
-            Some(list) => s.session().is_some_and(|id| list.contains(&id)),
-        }) {
+        for s in subs.iter().filter(|s| which(s)) {
             s.push(frame.clone());
             s.close(crate::protocol::CloseCode::AuthFailed);
             n += 1;
