@@ -19,6 +19,17 @@ async fn an_admin_resets_a_password_and_sets_a_role_that_the_next_token_carries(
             .call(Method::POST, &reset, &m.tokens.access, Some(&body))
             .await;
         error_of(by_user, StatusCode::FORBIDDEN).await;
+        // Nor may a user make themselves an admin.
+        let own = format!("/v1/admin/users/{}", m.user_id);
+        let r = app
+            .call(
+                Method::PATCH,
+                &own,
+                &m.tokens.access,
+                Some(&json!({"role": "admin"})),
+            )
+            .await;
+        error_of(r, StatusCode::FORBIDDEN).await;
         let weak = app
             .call(
                 Method::POST,

@@ -41,6 +41,10 @@ async fn a_profile_changes_only_what_is_given_within_its_limits() {
             let e = error_of(r, StatusCode::BAD_REQUEST).await;
             assert_eq!(e["param"], param, "{bad}: {e}");
         }
+        let deep = format!("{{\"preferences\": {}1{}}}", "[".repeat(200), "]".repeat(200));
+        let r = app.http.patch(app.url(path)).bearer_auth(t)
+            .header("content-type", "application/json").body(deep).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "200 levels deep");
         for bad in [json!({"username": null}), json!({"role": "admin"}), json!({"display_name": "nul\u{0}"})] {
             let r = app.call(Method::PATCH, path, t, Some(&bad)).await;
             assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
