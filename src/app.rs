@@ -267,7 +267,15 @@ fn services(
         .map(|r| Box::new(crate::bus::RedisLease::new(r)) as Box<dyn crate::bus::Lease>);
     let live = Arc::new(LiveTurns::new(t.bus.clone(), claims));
     tracker.spawn(live.clone().serve_cancels(inbox_cancels, shutdown.clone()));
+    let files = Arc::new(crate::files::FileService::new(
+        config.files.clone(),
+        &config.server.data_dir,
+        store.clone(),
+        t.bus.clone(),
+    )?);
+    tracker.spawn(files.clone().run_collector(shutdown.clone()));
     let chat = Arc::new(ChatService {
+        files: files.clone(),
         completions: completions(&config, &store, &redis, &shutdown, &tracker)?,
         sync: sync.clone(),
         bus: t.bus.clone(),
@@ -295,6 +303,7 @@ fn services(
         presence,
         sync,
         chat,
+        files,
         mcp,
         shutdown,
         tracker,

@@ -52,6 +52,12 @@ pub enum AppError {
     /// A chat turn is already running in the session.
     #[error("{0}")]
     TurnActive(String),
+    /// Storing the file would cross a session's or a user's quota.
+    #[error("{0}")]
+    FileLimit(String),
+    /// The `Range` asked for is not in the file (`size` goes in `Content-Range`).
+    #[error("the requested range is not within the file's {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
@@ -137,7 +143,8 @@ impl AppError {
             AccountDisabled => StatusCode::FORBIDDEN,
             Maintenance { .. } => StatusCode::SERVICE_UNAVAILABLE,
             NotFound(_) => StatusCode::NOT_FOUND,
-            Conflict(_) | TurnActive(_) => StatusCode::CONFLICT,
+            Conflict(_) | TurnActive(_) | FileLimit(_) => StatusCode::CONFLICT,
+            RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ModelNotFound(_) => StatusCode::NOT_FOUND,
@@ -167,6 +174,8 @@ impl AppError {
             NotFound(_) => ErrorCode::NotFound,
             Conflict(_) => ErrorCode::Conflict,
             TurnActive(_) => ErrorCode::TurnActive,
+            FileLimit(_) => ErrorCode::FileLimitExceeded,
+            RangeNotSatisfiable { .. } => ErrorCode::RangeNotSatisfiable,
             RateLimited { .. } => ErrorCode::RateLimitExceeded,
             Unavailable(_) => ErrorCode::ServiceUnavailable,
             ModelNotFound(_) => ErrorCode::ModelNotFound,
@@ -329,6 +338,11 @@ impl IntoResponse for AppError {
             AppError::Unavailable(_) => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            AppError::RangeNotSatisfiable { size } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
             }
             AppError::AccountLocked { until } => {
                 let secs = (*until - Utc::now()).num_seconds().max(1) as u64;

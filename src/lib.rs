@@ -45,6 +45,7 @@ pub mod config;
 pub mod connections;
 pub mod domain;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod hub;
 pub mod llm;

@@ -25,6 +25,7 @@ pub struct AppState {
     pub presence: Arc<crate::presence::Presence>,
     pub sync: Arc<crate::sync::service::SyncService>,
     pub chat: Arc<crate::chat::ChatService>,
+    pub files: Arc<crate::files::FileService>,
     pub mcp: Arc<crate::mcp::manager::McpManager>,
     pub kill_switch: Arc<crate::maintenance::KillSwitch>,
     /// Cancelled when the instance begins to shut down; every long-lived loop watches it.

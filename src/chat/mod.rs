@@ -49,6 +49,7 @@ pub struct ChatService {
     pub mcp: Arc<crate::mcp::manager::McpManager>,
     pub mcp_config: crate::config::McpConfig,
     pub store: Arc<dyn crate::store::Store>,
+    pub files: Arc<crate::files::FileService>,
 }
 
 pub use crate::protocol::calls::ChatSend as SendArgs;

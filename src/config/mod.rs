@@ -21,6 +21,7 @@ pub struct Config {
     pub llm: LlmConfig,
     pub chat: ChatConfig,
     pub mcp: McpConfig,
+    pub files: FilesConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -300,10 +301,12 @@ impl fmt::Debug for RedisConfig {
 }
 
 mod edge;
+mod files;
 mod llm;
 mod load;
 
 pub use edge::{Secret, ServerConfig, WsConfig};
+pub use files::{FileBackend, FilesConfig};
 pub use llm::{ChatConfig, LlmConfig, McpConfig};
 
 pub use load::ConfigError;

@@ -10,6 +10,7 @@ pub mod completions;
 pub mod compress;
 pub mod docs;
 pub mod extract;
+pub mod files;
 pub mod health;
 pub mod info;
 pub mod maintenance;
@@ -70,6 +71,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(timed)
         .merge(completions::routes())
+        .merge(files::routes(state))
         .merge(crate::ws::routes())
         .split_for_parts()
 }

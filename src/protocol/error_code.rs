@@ -42,6 +42,10 @@ pub enum ErrorCode {
     NotFound,
     Conflict,
     TurnActive,
+    /// A session's or a user's file quota (`files.max_*`) would be crossed.
+    FileLimitExceeded,
+    /// A download's `Range` lies outside the file.
+    RangeNotSatisfiable,
     /// A per-key budget (REST limiter, completions quota).
     RateLimitExceeded,
     InsufficientQuota,
@@ -87,6 +91,8 @@ impl ErrorCode {
             NotFound => "not_found",
             Conflict => "conflict",
             TurnActive => "turn_active",
+            FileLimitExceeded => "file_limit_exceeded",
+            RangeNotSatisfiable => "range_not_satisfiable",
             RateLimitExceeded => "rate_limit_exceeded",
             InsufficientQuota => "insufficient_quota",
             ServiceUnavailable => "service_unavailable",

@@ -49,6 +49,14 @@ pub enum ServerEvent<'a> {
     },
     #[serde(rename = "project.changed")]
     ProjectChanged { project_id: Uuid, change: &'a str },
+    /// A file was attached to the session (`store::FileRecord`).
+    #[serde(rename = "file.added")]
+    FileAdded(&'a crate::store::FileRecord),
+    #[serde(rename = "file.removed")]
+    FileRemoved {
+        session_id: SessionId,
+        file_id: Uuid,
+    },
     #[serde(rename = "chat.delta")]
     ChatDelta {
         turn_id: Uuid,

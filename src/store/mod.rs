@@ -6,6 +6,8 @@ mod admin;
 mod admin_sql;
 pub mod analytics;
 mod analytics_sql;
+mod files;
+mod files_sql;
 mod mcp_sql;
 mod projects_sql;
 mod records;
@@ -24,6 +26,7 @@ pub mod sqlite;
 
 pub use admin::{AdminStore, Maintenance, ProfileChange, Refused};
 pub use analytics::{Analytics, AnalyticsStore};
+pub use files::{AddRefused, BlobChunks, Elsewhere, FileQuota, FileRecord, FileStore};
 pub use records::*;
 pub use sync_records::*;
 
@@ -77,6 +80,7 @@ pub trait Store:
     + UsageStore
     + McpStore
     + ToolStore
+    + FileStore
 {
 }
 impl<
@@ -88,7 +92,8 @@ impl<
             + ProjectStore
             + UsageStore
             + McpStore
-            + ToolStore,
+            + ToolStore
+            + FileStore,
     > Store for T
 {
 }
