@@ -89,7 +89,7 @@ mod tests {
     use super::*;
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
-    const ELF: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0";
+    const ELF: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0>\0\x01\0\0\0\x40\x10\x40\0\0\0\0\0\x40\0\0\0\0\0\0\0\xe8\x19\0\0\0\0\0\0\0\0\0\0\x40\08\0\x0d\0\x40\0\x1f\0\x1e\0";
 
     #[test]
     fn an_elf_is_neither_an_image_nor_text() {

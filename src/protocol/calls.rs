@@ -25,6 +25,7 @@ pub enum Call {
     ChatCancel(ChatCancel),
     ToolResult(ToolResult),
     ToolList(ToolList),
+    FileList(ToolList),
     McpList,
     McpCreate(McpCreate),
     McpUpdate(McpUpdate),
@@ -37,11 +38,12 @@ pub enum Call {
 }
 
 /// The frame types of `Call`, as clients spell them.
-pub const CALLS: [&str; 13] = [
+pub const CALLS: [&str; 14] = [
     "chat.send",
     "chat.cancel",
     "tool.result",
     "tool.list",
+    "file.list",
     "mcp.list",
     "mcp.create",
     "mcp.update",
@@ -61,6 +63,7 @@ impl Call {
             Call::ChatCancel(_) => "chat.cancel",
             Call::ToolResult(_) => "tool.result",
             Call::ToolList(_) => "tool.list",
+            Call::FileList(_) => "file.list",
             Call::McpList => "mcp.list",
             Call::McpCreate(_) => "mcp.create",
             Call::McpUpdate(_) => "mcp.update",
@@ -89,6 +92,7 @@ impl Call {
             "chat.cancel" => read(text).map(Call::ChatCancel),
             "tool.result" => read(text).map(Call::ToolResult),
             "tool.list" => read(text).map(Call::ToolList),
+            "file.list" => read(text).map(Call::FileList),
             "mcp.list" => Ok(Call::McpList),
             "mcp.create" => read(text).map(Call::McpCreate),
             "mcp.update" => read(text).map(Call::McpUpdate),
@@ -155,6 +159,7 @@ pub struct ToolResult {
 }
 
 #[derive(Debug, Deserialize)]
+/// `tool.list`, `file.list`: a page of one session's records.
 pub struct ToolList {
     pub session_id: SessionId,
     #[serde(flatten)]

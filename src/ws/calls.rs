@@ -1,6 +1,6 @@
 //! Socket requests answered by a service: `chat.send`, `chat.cancel`, `tool.result` (a client
 //! tool's answer), and those mirroring REST: `session.list`, `project.*`, `mcp.*` (MCP server
-//! configuration), `tool.list` (a session's tool records). Arguments arrive decoded and typed
+//! configuration), `tool.list` (a session's tool records), `file.list` (its files). Arguments arrive decoded and typed
 //! (`protocol::calls`); each goes to the service REST calls.
 
 use crate::{
@@ -32,6 +32,12 @@ pub(super) async fn answer(
             let (data, next) = state
                 .chat
                 .tool_records(who, a.session_id, a.page.after, a.page.limit)
+                .await?;
+            json!({ "data": data, "next_cursor": next })
+        }
+        Call::FileList(a) => {
+            let (data, next) = (state.files)
+                .list(user, a.session_id, a.page.after.as_deref(), a.page.limit)
                 .await?;
             json!({ "data": data, "next_cursor": next })
         }

@@ -23,6 +23,7 @@ mod docs;
 mod edge_attacks;
 mod edge_metrics;
 mod errors;
+mod files;
 mod health;
 mod layers;
 mod maintenance;

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod completions;
+pub mod files;
 pub mod fixtures;
 pub mod mcp;
 pub mod proxy;

@@ -1,0 +1,578 @@
+//! Files in sessions over HTTP and the socket: who may upload, read and delete; downloads with
+//! ranges and ETags; what a file may be; and the events members see.
+
+use crate::helpers::files::*;
+use crate::helpers::fixtures::{id_of, session, share, user};
+use crate::helpers::ws::*;
+use crate::helpers::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn members_attach_list_download_and_delete_files() {
+    within(async {
+        let app = spawn_app().await;
+        let (owner, editor, viewer, stranger) = (
+            user(&app).await,
+            user(&app).await,
+            user(&app).await,
+            user(&app).await,
+        );
+        let ch = session(&app, &owner).await;
+        share(&app, &owner, &ch, &editor, "editor").await;
+        share(&app, &owner, &ch, &viewer, "viewer").await;
+        let mut watcher = connect_authed(&app.base, &viewer.tokens.access).await;
+        assert_eq!(watcher.subscribe(&ch).await["type"], "ok");
+
+        let text = "fn main() {\n    println!(\"héllo\");\n}\n".repeat(200);
+        let f = uploaded(
+            upload_raw(
+                &app,
+                &editor.tokens.access,
+                &ch,
+                "src/main.rs",
+                text.as_bytes(),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(f["filename"], "main.rs", "path parts are dropped");
+        assert_eq!(f["content_type"], "text/plain");
+        assert_eq!(f["size"], text.len());
+        assert_eq!(f["uploader_id"], editor.user_id.as_str());
+        let added = watcher.event(&ch, "file.added").await;
+        assert_eq!(
+            added["data"], f,
+            "members see the record as it was answered"
+        );
+
+        let img =
+            uploaded(upload_form(&app, &owner.tokens.access, &ch, "shot.PNG", PNG).await).await;
+        assert_eq!(
+            (img["filename"].as_str(), img["content_type"].as_str()),
+            (Some("shot.PNG"), Some("image/png"))
+        );
+
+        // Viewers read but cannot upload; strangers learn nothing.
+        let r = upload_raw(&app, &viewer.tokens.access, &ch, "v.txt", b"hi").await;
+        error_of(r, StatusCode::FORBIDDEN).await;
+        let r = upload_raw(&app, &stranger.tokens.access, &ch, "s.txt", b"hi").await;
+        error_of(r, StatusCode::NOT_FOUND).await;
+        let list = app.get_json(&files_path(&ch), &viewer.tokens.access).await;
+        let names: Vec<&str> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["filename"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["main.rs", "shot.PNG"]);
+        let r = app
+            .get_auth(&files_path(&ch), &stranger.tokens.access)
+            .await;
+        error_of(r, StatusCode::NOT_FOUND).await;
+        let page = app
+            .get_json(
+                &format!("{}?limit=1", files_path(&ch)),
+                &owner.tokens.access,
+            )
+            .await;
+        let next = page["next_cursor"].as_str().expect("a second page");
+        let page2 = app
+            .get_json(
+                &format!("{}?limit=1&after={next}", files_path(&ch)),
+                &owner.tokens.access,
+            )
+            .await;
+        assert_eq!(page2["data"][0]["id"], img["id"]);
+
+        // The socket lists the same.
+        let r = watcher
+            .request("file.list", json!({"session_id": id_of(&ch)}))
+            .await;
+        assert_eq!(r["result"]["data"], list["data"]);
+
+        // Download: whole, a range, the ETag.
+        let path = format!("{}/{}", files_path(&ch), f["id"].as_str().unwrap());
+        let r = app.get_auth(&path, &viewer.tokens.access).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let h = r.headers().clone();
+        assert_eq!(h["content-type"], "text/plain; charset=utf-8");
+        assert_eq!(
+            h["content-disposition"],
+            "attachment; filename=\"main.rs\"; filename*=UTF-8''main.rs"
+        );
+        assert_eq!(h["accept-ranges"], "bytes");
+        let tag = h["etag"].to_str().unwrap().to_owned();
+        assert_eq!(tag, format!("\"{}\"", f["sha256"].as_str().unwrap()));
+        assert_eq!(r.bytes().await.unwrap(), text.as_bytes());
+        let part = app
+            .http
+            .get(app.url(&path))
+            .bearer_auth(&viewer.tokens.access)
+            .header("range", "bytes=10-29")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(
+            part.headers()["content-range"].to_str().unwrap(),
+            format!("bytes 10-29/{}", text.len())
+        );
+        assert_eq!(part.bytes().await.unwrap(), &text.as_bytes()[10..30]);
+        let tail = app
+            .http
+            .get(app.url(&path))
+            .bearer_auth(&viewer.tokens.access)
+            .header("range", "bytes=-7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            tail.bytes().await.unwrap(),
+            &text.as_bytes()[text.len() - 7..]
+        );
+        let past = app
+            .http
+            .get(app.url(&path))
+            .bearer_auth(&viewer.tokens.access)
+            .header("range", format!("bytes={}-", text.len()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            past.headers()["content-range"].to_str().unwrap(),
+            format!("bytes */{}", text.len())
+        );
+        error_of(past, StatusCode::RANGE_NOT_SATISFIABLE).await;
+        let stale = app
+            .http
+            .get(app.url(&path))
+            .bearer_auth(&viewer.tokens.access)
+            .header("range", "bytes=0-0")
+            .header("if-range", "\"other\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            stale.status(),
+            StatusCode::OK,
+            "a changed If-Range gets the whole file"
+        );
+        let same = app
+            .http
+            .get(app.url(&path))
+            .bearer_auth(&viewer.tokens.access)
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(same.status(), StatusCode::NOT_MODIFIED);
+        let img_path = format!("{}/{}", files_path(&ch), img["id"].as_str().unwrap());
+        assert_eq!(
+            app.get_auth(&img_path, &editor.tokens.access)
+                .await
+                .bytes()
+                .await
+                .unwrap(),
+            PNG
+        );
+        error_of(
+            app.get_auth(&path, &stranger.tokens.access).await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        let unknown = format!("{}/{}", files_path(&ch), uuid::Uuid::now_v7());
+        error_of(
+            app.get_auth(&unknown, &owner.tokens.access).await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        error_of(
+            app.get_auth(&format!("{}/nope", files_path(&ch)), &owner.tokens.access)
+                .await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+
+        // Delete: not the viewer, not an editor for the owner's file; the uploader and the owner.
+        error_of(
+            app.call(Method::DELETE, &path, &viewer.tokens.access, None)
+                .await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        error_of(
+            app.call(Method::DELETE, &img_path, &editor.tokens.access, None)
+                .await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        assert_eq!(
+            app.call(Method::DELETE, &path, &editor.tokens.access, None)
+                .await
+                .status(),
+            StatusCode::NO_CONTENT
+        );
+        let removed = watcher.event(&ch, "file.removed").await;
+        assert_eq!(
+            removed["data"],
+            json!({"session_id": id_of(&ch), "file_id": f["id"]})
+        );
+        assert_eq!(
+            app.call(Method::DELETE, &img_path, &owner.tokens.access, None)
+                .await
+                .status(),
+            StatusCode::NO_CONTENT
+        );
+        error_of(
+            app.call(Method::DELETE, &img_path, &owner.tokens.access, None)
+                .await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        error_of(
+            app.get_auth(&path, &owner.tokens.access).await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        let list = app.get_json(&files_path(&ch), &owner.tokens.access).await;
+        assert_eq!(list["data"], json!([]));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_file_must_be_what_its_name_says_and_named_safely() {
+    within(async {
+        let app = spawn_app().await;
+        let me = user(&app).await;
+        let ch = session(&app, &me).await;
+        let t = &me.tokens.access;
+        let refused = |r, want: &'static str| async move {
+            let e = error_of(r, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+            let m = e["message"].as_str().unwrap().to_owned();
+            assert!(m.contains(want), "{m}");
+        };
+        refused(
+            upload_raw(&app, t, &ch, "cat.png", ELF).await,
+            "this one is application/x-executable",
+        )
+        .await;
+        refused(
+            upload_form(&app, t, &ch, "notes.txt", ELF).await,
+            "must be UTF-8 text",
+        )
+        .await;
+        refused(
+            upload_raw(&app, t, &ch, "notes.txt", &[0x66, 0x6f, 0xff, 0xfe]).await,
+            "must be UTF-8 text",
+        )
+        .await;
+        refused(
+            upload_raw(&app, t, &ch, "zip.txt", b"PK\x03\x04\x14\0\0\0\x08\0").await,
+            "application/zip",
+        )
+        .await;
+        refused(
+            upload_raw(&app, t, &ch, "tool.exe", b"MZ").await,
+            "files of type .exe are not accepted",
+        )
+        .await;
+        refused(
+            upload_raw(&app, t, &ch, "README", b"hi").await,
+            "files of type . are not accepted",
+        )
+        .await;
+        refused(
+            upload_raw(&app, t, &ch, "shot.png", b"hello").await,
+            "must be image/png",
+        )
+        .await;
+        // Lookalike tricks are taken out of the name that is stored and echoed.
+        let f =
+            uploaded(upload_raw(&app, t, &ch, "..\\..\\evil\u{202E}gnp.txt", b"ok").await).await;
+        assert_eq!(f["filename"], "evilgnp.txt");
+        let f = uploaded(upload_raw(&app, t, &ch, "ｆｕｌｌ／ｗｉｄｔｈ.txt", b"ok").await).await;
+        assert_eq!(
+            f["filename"], "width.txt",
+            "compatibility forms are folded, the slash included"
+        );
+        let e = error_of(
+            upload_raw(&app, t, &ch, "/\u{200B}/", b"ok").await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(e["param"], "filename");
+        let e = error_of(
+            upload_raw(&app, t, &ch, &format!("{}.txt", "a".repeat(300)), b"ok").await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(e["param"], "filename");
+        let r = app
+            .http
+            .post(app.url(&files_path(&ch)))
+            .bearer_auth(t)
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            error_of(r, StatusCode::BAD_REQUEST).await["param"],
+            "filename"
+        );
+        let r = upload_raw(&app, t, "session:not-a-uuid", "a.txt", b"x").await;
+        error_of(r, StatusCode::BAD_REQUEST).await;
+        let r = app
+            .http
+            .post(app.url(&files_path(&ch)))
+            .query(&[("filename", "a.txt")])
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        error_of(r, StatusCode::UNAUTHORIZED).await;
+        // Nothing refused was kept.
+        let list = app.get_json(&files_path(&ch), t).await;
+        assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_file_limit_is_enforced() {
+    within(async {
+        let app = spawn_with(|c| {
+            c.files.max_file_bytes = 1000;
+            c.files.max_session_bytes = 2500;
+            c.files.max_user_bytes = 3500;
+            c.files.max_files_per_session = 4;
+        })
+        .await;
+        let me = user(&app).await;
+        let (a, b) = (session(&app, &me).await, session(&app, &me).await);
+        let t = &me.tokens.access;
+        let kb = |n: usize| "x".repeat(n);
+        let e = error_of(
+            upload_raw(&app, t, &a, "big.txt", kb(1001).as_bytes()).await,
+            StatusCode::PAYLOAD_TOO_LARGE,
+        )
+        .await;
+        assert_eq!(e["code"], "payload_too_large");
+        // Streamed with no length: refused once the count passes the limit.
+        let body = reqwest::Body::wrap_stream(futures::stream::iter(
+            (0..20).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from("x".repeat(100)))),
+        ));
+        let r = app
+            .http
+            .post(app.url(&files_path(&a)))
+            .query(&[("filename", "s.txt")])
+            .bearer_auth(t)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        error_of(r, StatusCode::PAYLOAD_TOO_LARGE).await;
+        let e = error_of(
+            upload_form(&app, t, &a, "big.txt", kb(1001).as_bytes()).await,
+            StatusCode::PAYLOAD_TOO_LARGE,
+        )
+        .await;
+        assert_eq!(e["code"], "payload_too_large");
+
+        uploaded(upload_raw(&app, t, &a, "1.txt", kb(1000).as_bytes()).await).await;
+        uploaded(upload_raw(&app, t, &a, "2.txt", kb(1000).as_bytes()).await).await;
+        let e = error_of(
+            upload_raw(&app, t, &a, "3.txt", kb(501).as_bytes()).await,
+            StatusCode::CONFLICT,
+        )
+        .await;
+        assert_eq!(e["code"], "file_limit_exceeded");
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("files.max_session_bytes"),
+            "{e}"
+        );
+        uploaded(upload_raw(&app, t, &a, "3.txt", kb(10).as_bytes()).await).await;
+        uploaded(upload_raw(&app, t, &a, "4.txt", kb(10).as_bytes()).await).await;
+        let e = error_of(
+            upload_raw(&app, t, &a, "5.txt", b"y").await,
+            StatusCode::CONFLICT,
+        )
+        .await;
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("files.max_files_per_session"),
+            "{e}"
+        );
+        uploaded(upload_raw(&app, t, &b, "6.txt", kb(1000).as_bytes()).await).await;
+        let e = error_of(
+            upload_raw(&app, t, &b, "7.txt", kb(600).as_bytes()).await,
+            StatusCode::CONFLICT,
+        )
+        .await;
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("files.max_user_bytes"),
+            "{e}"
+        );
+
+        // Two uploads at once cannot both squeeze into what is left for one.
+        let other = user(&app).await;
+        let c = session(&app, &other).await;
+        let big = kb(1000);
+        let (x, y, z) = tokio::join!(
+            upload_raw(&app, &other.tokens.access, &c, "x.txt", big.as_bytes()),
+            upload_raw(&app, &other.tokens.access, &c, "y.txt", big.as_bytes()),
+            upload_raw(&app, &other.tokens.access, &c, "z.txt", big.as_bytes()),
+        );
+        let ok = [x.status(), y.status(), z.status()]
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count();
+        assert_eq!(ok, 2, "2500 bytes hold two 1000-byte files, never three");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_cut_upload_leaves_nothing_behind() {
+    within(async {
+        use tokio::io::AsyncWriteExt;
+        let app = spawn_app().await;
+        let me = user(&app).await;
+        let ch = session(&app, &me).await;
+        let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let head = format!(
+            "POST {}?filename=cut.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: 500000\r\n\r\n",
+            files_path(&ch),
+            me.tokens.access
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&vec![b'a'; 200_000]).await.unwrap();
+        s.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        drop(s);
+        let spool = app.config.server.data_dir.join("files").join("spool");
+        let mut empty = false;
+        for _ in 0..50 {
+            empty = std::fs::read_dir(&spool).unwrap().count() == 0;
+            if empty {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(empty, "the spooled part was removed");
+        let list = app.get_json(&files_path(&ch), &me.tokens.access).await;
+        assert_eq!(list["data"], json!([]));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_directory_backend_stores_once_and_collects_what_nothing_uses() {
+    within(async {
+        let app = spawn_with(|c| {
+            c.files.backend = switchyard::config::FileBackend::Directory;
+            c.files.orphan_grace_secs = 0;
+        })
+        .await;
+        let (me, other) = (user(&app).await, user(&app).await);
+        let (a, b) = (session(&app, &me).await, session(&app, &me).await);
+        let t = &me.tokens.access;
+        let body = "same bytes\n".repeat(50_000); // 550 KB: several pieces
+        let f1 = uploaded(upload_raw(&app, t, &a, "one.txt", body.as_bytes()).await).await;
+        let f2 = uploaded(upload_raw(&app, t, &b, "two.txt", body.as_bytes()).await).await;
+        assert_eq!(f1["sha256"], f2["sha256"]);
+        let blobs = app.config.server.data_dir.join("files").join("blobs");
+        let count = || walk(&blobs);
+        assert_eq!(count(), 1, "the same bytes are stored once");
+        let path = format!("{}/{}", files_path(&b), f2["id"].as_str().unwrap());
+        let part = app.http.get(app.url(&path)).bearer_auth(t).header("range", "bytes=262140-262149").send().await.unwrap();
+        assert_eq!(part.bytes().await.unwrap(), &body.as_bytes()[262_140..262_150], "a range across pieces");
+        assert_eq!(app.get_auth(&path, t).await.bytes().await.unwrap(), body.as_bytes());
+
+        // One file gone: the blob stays for the other.
+        let p1 = format!("{}/{}", files_path(&a), f1["id"].as_str().unwrap());
+        assert_eq!(app.call(Method::DELETE, &p1, t, None).await.status(), StatusCode::NO_CONTENT);
+        assert_eq!(app.state.files.collect().await.unwrap(), 0);
+        assert_eq!(count(), 1);
+        // The session deleted: its files go, then the blob.
+        let del = json!([{"client_id": "c", "mutation_id": 1, "hlc": format!("{}:0", crate::helpers::fixtures::now_ms()), "ops": [{"op": "delete_session"}]}]);
+        let (status, _) = crate::helpers::fixtures::push(&app, &me, &b, del).await;
+        assert_eq!(status, 200);
+        assert_eq!(app.state.files.collect().await.unwrap(), 1);
+        assert_eq!(count(), 0);
+        // An account deleted takes its uploads with it.
+        let c = session(&app, &other).await;
+        let f = uploaded(upload_raw(&app, &other.tokens.access, &c, "mine.txt", b"mine").await).await;
+        let r = app.call(Method::DELETE, "/v1/user/profile", &other.tokens.access, Some(&json!({"password": PASSWORD}))).await;
+        assert!(r.status().is_success(), "{}", r.status());
+        assert!(app.state.store.file(c.strip_prefix("session:").unwrap().parse().unwrap(), f["id"].as_str().unwrap().parse().unwrap()).await.unwrap().is_none());
+        assert_eq!(app.state.files.collect().await.unwrap(), 1);
+        assert_eq!(count(), 0);
+    })
+    .await;
+}
+
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_database_backend_collects_a_blob_only_once_nothing_refers_to_it() {
+    within(async {
+        let app = spawn_with(|c| c.files.orphan_grace_secs = 0).await;
+        let me = user(&app).await;
+        let ch = session(&app, &me).await;
+        let t = &me.tokens.access;
+        let body = "x".repeat(600_000);
+        let f1 = uploaded(upload_raw(&app, t, &ch, "a.txt", body.as_bytes()).await).await;
+        let f2 = uploaded(upload_raw(&app, t, &ch, "b.txt", body.as_bytes()).await).await;
+        let p = |f: &Value| format!("{}/{}", files_path(&ch), f["id"].as_str().unwrap());
+        assert_eq!(
+            app.call(Method::DELETE, &p(&f1), t, None).await.status(),
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            app.state.files.collect().await.unwrap(),
+            0,
+            "b.txt still uses the blob"
+        );
+        assert_eq!(
+            app.get_auth(&p(&f2), t).await.bytes().await.unwrap().len(),
+            600_000
+        );
+        assert_eq!(
+            app.call(Method::DELETE, &p(&f2), t, None).await.status(),
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(app.state.files.collect().await.unwrap(), 1);
+        // The same bytes again are stored anew and read whole.
+        let f3 = uploaded(upload_raw(&app, t, &ch, "c.txt", body.as_bytes()).await).await;
+        assert_eq!(
+            app.get_auth(&p(&f3), t).await.bytes().await.unwrap(),
+            body.as_bytes()
+        );
+    })
+    .await;
+}
