@@ -1,8 +1,9 @@
 //! What a turn sends upstream, built from the session: its system prompt, then its transcript
 //! (deleted, still-streaming and failed messages left out), then the new user message. An
 //! earlier turn's tool calls come back as they happened, from its tool records: the calls, their
-//! results, then the turn's text.
+//! results, then the turn's text. A message's attached files come with it (`attachments`).
 
+use super::attachments::{self, Attached};
 use crate::{
     llm::{ChatMessage, ChatRequest, Role, ToolCall},
     sync::{merge::Doc, ops::MessageRole},
@@ -35,7 +36,13 @@ fn replayed_calls(metadata: &serde_json::Value, past: &PastResults) -> Vec<(Tool
         .collect()
 }
 
-pub fn request(doc: &Doc, user_text: &str, past: &PastResults) -> ChatRequest {
+pub fn request(
+    doc: &Doc,
+    user_text: &str,
+    past: &PastResults,
+    attached: &Attached,
+    new_files: &[uuid::Uuid],
+) -> ChatRequest {
     let mut messages = Vec::new();
     let system = doc
         .registers
@@ -56,6 +63,7 @@ pub fn request(doc: &Doc, user_text: &str, past: &PastResults) -> ChatRequest {
                 messages.push(ChatMessage {
                     role: Role::Assistant,
                     content: String::new(),
+                    parts: Vec::new(),
                     tool_calls: calls.iter().map(|(c, _)| c.clone()).collect(),
                     tool_call_id: None,
                 });
@@ -63,13 +71,15 @@ pub fn request(doc: &Doc, user_text: &str, past: &PastResults) -> ChatRequest {
                     messages.push(ChatMessage {
                         role: Role::Tool,
                         content: text,
+                        parts: Vec::new(),
                         tool_calls: Vec::new(),
                         tool_call_id: Some(c.id),
                     });
                 }
             }
         }
-        if m.content.is_empty() {
+        let files = attachments::ids_of(&m.metadata);
+        if m.content.is_empty() && files.is_empty() {
             continue;
         }
         let role = match m.role {
@@ -79,12 +89,24 @@ pub fn request(doc: &Doc, user_text: &str, past: &PastResults) -> ChatRequest {
             // Tool results need the call they answer; without one they read as user context.
             MessageRole::Tool => Role::User,
         };
-        messages.push(ChatMessage::text(role, m.content.clone()));
+        if files.is_empty() || role == Role::Assistant {
+            messages.push(ChatMessage::text(role, m.content.clone()));
+        } else {
+            messages.push(with_files(role, &m.content, &files, attached));
+        }
     }
-    messages.push(ChatMessage::text(Role::User, user_text));
+    messages.push(with_files(Role::User, user_text, new_files, attached));
     ChatRequest {
         messages,
         ..ChatRequest::default()
+    }
+}
+
+fn with_files(role: Role, text: &str, files: &[uuid::Uuid], attached: &Attached) -> ChatMessage {
+    let (content, parts) = attached.render(text, files);
+    ChatMessage {
+        parts,
+        ..ChatMessage::text(role, content)
     }
 }
 

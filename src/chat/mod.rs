@@ -8,6 +8,7 @@
 //! One turn per session at a time (claimed through the bus, so across instances); a second
 //! `chat.send` meanwhile is refused with `turn_active`.
 
+mod attachments;
 pub mod completion;
 mod conversation;
 pub mod live;
@@ -62,6 +63,8 @@ fn turn_client(turn: uuid::Uuid) -> String {
 /// What `chat.send` sends upstream, worked out before the turn claims the session.
 struct Plan {
     model: String,
+    /// The user message's metadata: the files it attaches.
+    attachments: Value,
     /// The conversation as sent upstream (before routing); tool rounds extend it.
     request: crate::llm::ChatRequest,
     prepared: completion::Prepared,
@@ -176,7 +179,11 @@ impl ChatService {
         } else {
             conversation::PastResults::new()
         };
-        let mut req = conversation::request(&snapshot.doc, &a.message, &past);
+        let new_files = self.attachments(session, &a.files).await?;
+        let ids: Vec<uuid::Uuid> = new_files.iter().map(|f| f.id).collect();
+        let order = attachments::in_order(&snapshot.doc, &ids);
+        let attached = attachments::load(&self.files, session, &order).await?;
+        let mut req = conversation::request(&snapshot.doc, &a.message, &past, &attached, &ids);
         req.max_tokens = a.max_tokens;
         req.temperature = a.temperature;
         req.user = Some(who.user_id.to_string());
@@ -190,11 +197,34 @@ impl ChatService {
         let prepared = self.completions.prepare(who, "chat", &model, req).await?;
         Ok(Plan {
             model,
+            attachments: attachments::metadata_of(&new_files),
             request,
             prepared,
             toolbox,
             orphans: conversation::orphaned_streams(&snapshot.doc),
         })
+    }
+
+    /// The files `chat.send` attaches, each one of this session's (or 404 naming it).
+    async fn attachments(
+        &self,
+        session: SessionId,
+        ids: &[uuid::Uuid],
+    ) -> Result<Vec<crate::store::FileRecord>, AppError> {
+        let max = self.files.config().max_attachments_per_message;
+        if ids.len() > max {
+            return Err(AppError::validation(
+                "files",
+                format!("a message attaches at most {max} files"),
+            ));
+        }
+        let found = self.files.attached(session, ids).await?;
+        match ids.iter().find(|id| !found.iter().any(|f| f.id == **id)) {
+            Some(missing) => Err(AppError::NotFound(format!(
+                "no file {missing} in this session"
+            ))),
+            None => Ok(found),
+        }
     }
 
     /// Orphaned streams closed, the user's message, and the turn's streaming message.
@@ -219,7 +249,7 @@ impl ChatService {
             message_id: user_message_id.to_owned(),
             role: MessageRole::User,
             content: message,
-            metadata: Value::Null,
+            metadata: plan.attachments.clone(),
         });
         ops.push(Op::StreamStart {
             message_id: turn.message_id.clone(),

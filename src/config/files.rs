@@ -40,6 +40,8 @@ pub struct FilesConfig {
     /// Bytes of attached text files a turn sends to the model, across its messages (newest
     /// first); the rest is cut and the prompt says so. Default 65536.
     pub turn_text_budget_bytes: usize,
+    /// Files one `chat.send` attaches. Default 10.
+    pub max_attachments_per_message: usize,
     /// Images a turn sends to the model (newest first). Default 4.
     pub turn_max_images: usize,
     /// Seconds a blob no file refers to is kept before it is collected (an upload of the same
@@ -70,6 +72,7 @@ impl Default for FilesConfig {
             .to_vec(),
             turn_text_budget_bytes: 64 << 10,
             turn_max_images: 4,
+            max_attachments_per_message: 10,
             orphan_grace_secs: 600,
             gc_interval_secs: 300,
         }

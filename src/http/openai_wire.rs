@@ -3,7 +3,7 @@
 
 use crate::{
     error::AppError,
-    llm::{ChatMessage, ChatRequest, Role, Tool, ToolCall, ToolChoice, Usage},
+    llm::{ChatMessage, ChatRequest, Image, Part, Role, Tool, ToolCall, ToolChoice, Usage},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -91,28 +91,79 @@ fn bad(param: impl Into<String>, msg: impl Into<String>) -> AppError {
     AppError::validation(param, msg)
 }
 
-/// Text of a message's `content`: a string, or an array of `{"type":"text","text":...}` parts.
-fn content_text(v: &Option<Value>, param: &str) -> Result<String, AppError> {
+/// Most image parts in one request (OpenAI's own limit is in this range).
+pub const MAX_IMAGES: usize = 50;
+
+/// A message's `content`: a string, or an array of parts (`text`, and `image_url` in user
+/// messages). Returns its text and, when it holds an image, every part in order, so image
+/// parts reach the upstream as they came.
+fn content_parts(
+    v: &Option<Value>,
+    param: &str,
+    role: Role,
+) -> Result<(String, Vec<Part>), AppError> {
     match v {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Array(parts)) => {
-            let mut out = String::new();
-            for (j, p) in parts.iter().enumerate() {
-                match (p["type"].as_str(), p["text"].as_str()) {
-                    (Some("text"), Some(t)) => out.push_str(t),
-                    _ => {
-                        return Err(bad(
-                            format!("{param}[{j}]"),
-                            "only text content parts are supported",
-                        ))
+        None | Some(Value::Null) => Ok((String::new(), Vec::new())),
+        Some(Value::String(s)) => Ok((s.clone(), Vec::new())),
+        Some(Value::Array(items)) => {
+            let (mut text, mut parts, mut images) = (String::new(), Vec::new(), 0);
+            for (j, p) in items.iter().enumerate() {
+                let at = format!("{param}[{j}]");
+                match p["type"].as_str() {
+                    Some("text") => {
+                        let t = p["text"]
+                            .as_str()
+                            .ok_or_else(|| bad(&at, "a text part needs text"))?;
+                        text.push_str(t);
+                        parts.push(Part::Text(t.to_owned()));
                     }
+                    Some("image_url") if role == Role::User => {
+                        images += 1;
+                        if images > MAX_IMAGES {
+                            return Err(bad(
+                                &at,
+                                format!("at most {MAX_IMAGES} images per request"),
+                            ));
+                        }
+                        parts.push(Part::Image(image_part(&p["image_url"], &at)?));
+                    }
+                    Some("image_url") => return Err(bad(&at, "only user messages carry images")),
+                    _ => return Err(bad(&at, "content parts are text or image_url")),
                 }
             }
-            Ok(out)
+            if images == 0 {
+                parts.clear();
+            }
+            Ok((text, parts))
         }
         Some(_) => Err(bad(param, "content must be a string or an array of parts")),
     }
+}
+
+fn image_part(v: &Value, at: &str) -> Result<Image, AppError> {
+    let url = v["url"].as_str().filter(|u| {
+        u.starts_with("data:image/") || u.starts_with("https://") || u.starts_with("http://")
+    });
+    let url = url.ok_or_else(|| {
+        bad(
+            format!("{at}.image_url.url"),
+            "image_url.url must be an http(s) or data:image/ URL",
+        )
+    })?;
+    let detail = match &v["detail"] {
+        Value::Null => None,
+        Value::String(d) if matches!(d.as_str(), "auto" | "low" | "high") => Some(d.clone()),
+        _ => {
+            return Err(bad(
+                format!("{at}.image_url.detail"),
+                "detail must be auto, low or high",
+            ))
+        }
+    };
+    Ok(Image {
+        url: url.to_owned(),
+        detail,
+    })
 }
 
 impl CompletionRequest {
@@ -218,7 +269,7 @@ fn message(i: usize, m: WireMessage) -> Result<ChatMessage, AppError> {
             ))
         }
     };
-    let content = content_text(&m.content, &format!("{p}.content"))?;
+    let (content, parts) = content_parts(&m.content, &format!("{p}.content"), role)?;
     let mut tool_calls = Vec::new();
     if let Some(calls) = m.tool_calls {
         if role != Role::Assistant {
@@ -250,6 +301,7 @@ fn message(i: usize, m: WireMessage) -> Result<ChatMessage, AppError> {
     Ok(ChatMessage {
         role,
         content,
+        parts,
         tool_calls,
         tool_call_id: m.tool_call_id.filter(|_| role == Role::Tool),
     })

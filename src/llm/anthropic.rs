@@ -4,7 +4,7 @@
 //! index also counts text blocks, OpenAI clients expect 0, 1, 2... over calls only.
 
 use super::{
-    upstream::Upstream, ChatMessage, ChatRequest, Chunk, ChunkStream, FinishReason, LlmError,
+    upstream::Upstream, ChatMessage, ChatRequest, Chunk, ChunkStream, FinishReason, LlmError, Part,
     Provider, Role, ToolChoice, Usage,
 };
 use async_stream::try_stream;
@@ -68,7 +68,25 @@ fn blocks(m: &ChatMessage, tools: bool) -> (&'static str, Vec<Value>) {
             }
             ("assistant", b)
         }
+        _ if !m.parts.is_empty() => ("user", m.parts.iter().map(part).collect()),
         _ => ("user", vec![json!({"type": "text", "text": m.content})]),
+    }
+}
+
+/// A part as an Anthropic block: an image from a `data:` URL goes as base64 with its media
+/// type, any other URL as a `url` source.
+fn part(p: &Part) -> Value {
+    match p {
+        Part::Text(t) => json!({"type": "text", "text": t}),
+        Part::Image(i) => match i
+            .url
+            .strip_prefix("data:")
+            .and_then(|rest| rest.split_once(";base64,"))
+        {
+            Some((media_type, data)) => json!({"type": "image",
+                "source": {"type": "base64", "media_type": media_type, "data": data}}),
+            None => json!({"type": "image", "source": {"type": "url", "url": i.url}}),
+        },
     }
 }
 

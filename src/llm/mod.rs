@@ -73,10 +73,29 @@ impl ToolCalls {
     }
 }
 
+/// An image the model is shown: a `data:` URL (attached files) or a URL a client passed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    pub url: String,
+    /// OpenAI's `detail` (`auto`, `low`, `high`), passed through when a client gave it.
+    pub detail: Option<String>,
+}
+
+/// One part of a message's content, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    Text(String),
+    Image(Image),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatMessage {
     pub role: Role,
+    /// The message's text (all its text parts, joined).
     pub content: String,
+    /// When not empty, the whole content in order, images included; providers send these
+    /// instead of `content`. Empty for text-only messages (the common case, sent as a string).
+    pub parts: Vec<Part>,
     /// Assistant messages: the calls it made.
     pub tool_calls: Vec<ToolCall>,
     /// Tool messages: which call this answers.
@@ -88,6 +107,7 @@ impl ChatMessage {
         Self {
             role,
             content: content.into(),
+            parts: Vec::new(),
             tool_calls: Vec::new(),
             tool_call_id: None,
         }

@@ -1,7 +1,7 @@
 //! The body sent to an OpenAI-compatible upstream, serialized straight from the request it
 //! borrows: no JSON tree is built and no string copied per completion.
 
-use super::{ChatMessage, ChatRequest, Delivery, Role, Tool, ToolCall, ToolChoice};
+use super::{ChatMessage, ChatRequest, Delivery, Part, Role, Tool, ToolCall, ToolChoice};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -37,11 +37,46 @@ struct StreamOptions {
 struct Message<'a> {
     role: &'static str,
     /// `null` for an assistant message that only calls tools.
-    content: Option<&'a str>,
+    content: Option<Content<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<Call<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_call_id: Option<&'a str>,
+}
+
+/// A string, or parts when the message holds images (OpenAI's `image_url` parts, as a client
+/// sent them or built from an attached file).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Content<'a> {
+    Text(&'a str),
+    Parts(Vec<PartOut<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum PartOut<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: ImageUrl<'a> },
+}
+
+#[derive(Serialize)]
+struct ImageUrl<'a> {
+    url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+}
+
+fn part(p: &Part) -> PartOut<'_> {
+    match p {
+        Part::Text(text) => PartOut::Text { text },
+        Part::Image(i) => PartOut::ImageUrl {
+            image_url: ImageUrl {
+                url: &i.url,
+                detail: i.detail.as_deref(),
+            },
+        },
+    }
 }
 
 #[derive(Serialize)]
@@ -98,7 +133,13 @@ fn message(m: &ChatMessage) -> Message<'_> {
     let calls_only = !m.tool_calls.is_empty() && m.content.is_empty();
     Message {
         role: role(m.role),
-        content: (!calls_only).then_some(m.content.as_str()),
+        content: (!calls_only).then(|| {
+            if m.parts.is_empty() {
+                Content::Text(&m.content)
+            } else {
+                Content::Parts(m.parts.iter().map(part).collect())
+            }
+        }),
         tool_calls: m.tool_calls.iter().map(call).collect(),
         tool_call_id: m.tool_call_id.as_deref(),
     }
@@ -178,6 +219,7 @@ mod tests {
                 ChatMessage {
                     role: Role::Assistant,
                     content: String::new(),
+                    parts: Vec::new(),
                     tool_calls: vec![ToolCall {
                         id: "c0".into(),
                         name: "f".into(),

@@ -122,6 +122,10 @@ pub struct ChatSend {
     pub session_id: SessionId,
     /// The user's message text.
     pub message: String,
+    /// Files of this session the message attaches (uploaded first with
+    /// `POST /v1/sessions/{id}/files`); the model gets them as context or images.
+    #[serde(default)]
+    pub files: Vec<Uuid>,
     /// The id the user's message gets (so the client can show it at once); generated if absent.
     pub message_id: Option<String>,
     /// Overrides the session's model (then `chat.default_model`).

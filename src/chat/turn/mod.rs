@@ -204,6 +204,7 @@ impl Run {
             req.messages.push(ChatMessage {
                 role: Role::Assistant,
                 content: text,
+                parts: Vec::new(),
                 tool_calls: calls.clone(),
                 tool_call_id: None,
             });
@@ -211,6 +212,7 @@ impl Run {
                 req.messages.push(ChatMessage {
                     role: Role::Tool,
                     content: text,
+                    parts: Vec::new(),
                     tool_calls: Vec::new(),
                     tool_call_id: Some(c.id.clone()),
                 });
