@@ -72,6 +72,17 @@ impl Config {
         if self.auth.lockout_threshold == 0 {
             return bad("auth.lockout_threshold must be at least 1");
         }
+        if let Some(e) = (self.files.allowed_extensions.iter())
+            .find(|e| crate::files::kind::of_extension(e).is_none())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "files.allowed_extensions: the server does not know what a .{e} file is \
+                 (known: text and source files, png, jpg, jpeg, gif, webp, pdf)"
+            )));
+        }
+        if self.files.max_file_bytes == 0 {
+            return bad("files.max_file_bytes must be positive");
+        }
         if self.auth.hash_concurrency == 0 {
             return bad("auth.hash_concurrency must be at least 1");
         }
@@ -300,5 +311,25 @@ mod tests {
         let c = Config::load(Some(&path), env(&[("SWITCHYARD_AUTH_LOCKOUT_SECS", "20")]))
             .expect("valid");
         assert_eq!((c.auth.lockout_threshold, c.auth.lockout_secs), (3, 20));
+    }
+
+    #[test]
+    fn an_extension_the_server_cannot_check_is_a_config_error() {
+        let e = Config::load(
+            None,
+            env(&[("SWITCHYARD_FILES_ALLOWED_EXTENSIONS", "txt,exe")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("files.allowed_extensions") && e.contains(".exe"),
+            "{e}"
+        );
+        let c = Config::load(
+            None,
+            env(&[("SWITCHYARD_FILES_ALLOWED_EXTENSIONS", "md,png")]),
+        )
+        .unwrap();
+        assert_eq!(c.files.allowed_extensions, ["md", "png"]);
     }
 }

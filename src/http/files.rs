@@ -160,7 +160,7 @@ fn etag(f: &FileRecord) -> String {
     format!("\"{}\"", f.sha256)
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 

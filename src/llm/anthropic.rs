@@ -326,12 +326,14 @@ mod tests {
                 ChatMessage {
                     role: Role::Assistant,
                     content: String::new(),
+                    parts: Vec::new(),
                     tool_calls: vec![call],
                     tool_call_id: None,
                 },
                 ChatMessage {
                     role: Role::Tool,
                     content: "hello".into(),
+                    parts: Vec::new(),
                     tool_calls: Vec::new(),
                     tool_call_id: Some("c1".into()),
                 },
