@@ -167,7 +167,8 @@ impl FileService {
                 return Err(self.refusal(r));
             }
         }
-        self.tell(session, &ServerEvent::FileAdded(&record)).await;
+        let added = crate::protocol::raw(&record);
+        self.tell(session, &ServerEvent::FileAdded(&added)).await;
         Ok(record)
     }
 

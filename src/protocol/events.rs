@@ -49,9 +49,9 @@ pub enum ServerEvent<'a> {
     },
     #[serde(rename = "project.changed")]
     ProjectChanged { project_id: Uuid, change: &'a str },
-    /// A file was attached to the session (`store::FileRecord`).
+    /// A file was attached to the session (its record, as the upload answered it).
     #[serde(rename = "file.added")]
-    FileAdded(&'a crate::store::FileRecord),
+    FileAdded(&'a RawValue),
     #[serde(rename = "file.removed")]
     FileRemoved {
         session_id: SessionId,

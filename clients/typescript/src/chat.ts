@@ -71,6 +71,7 @@ export class Chat {
     if (opts.maxTokens !== undefined) fields.max_tokens = opts.maxTokens;
     if (opts.temperature !== undefined) fields.temperature = opts.temperature;
     if (opts.messageId !== undefined) fields.message_id = opts.messageId;
+    if (opts.files !== undefined && opts.files.length > 0) fields.files = opts.files;
     try {
       const decl = declareTools(tools);
       if (decl.length > 0) fields.tools = decl;

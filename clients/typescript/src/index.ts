@@ -28,7 +28,7 @@ export { Replica } from './replica.js';
 export * as merge from './merge.js';
 export { HybridClock, parseHlc, formatHlc, compareHlc, type Hlc } from './hlc.js';
 export { McpStatuses } from './mcp.js';
-export { RestClient, type RestOptions, type TokenPair, type User, type SessionInfo, type Page, type Project, type ApiKey, type ToolRecord } from './rest.js';
+export { RestClient, type RestOptions, type TokenPair, type User, type SessionInfo, type Page, type Project, type ApiKey, type ToolRecord, type FileInfo } from './rest.js';
 export { AuthSession, InbandRefresh, MemoryTokenStore, LocalStorageTokenStore, storedFromPair, type StoredTokens, type TokenStore, type AuthSessionOptions } from './auth.js';
 export { MutexLock, WebLocksLock, BroadcastChannelLock, defaultRefreshLock, type RefreshLock } from './locks.js';
 export { MemoryQueueStore } from './storage/memory.js';

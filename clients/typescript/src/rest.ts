@@ -73,6 +73,26 @@ export interface ToolRecord {
   created_at: string;
 }
 
+/** A file attached to a session (`POST /v1/sessions/{id}/files`). */
+export interface FileInfo {
+  id: string;
+  session_id: string;
+  uploader_id: string;
+  /** The name as the server kept it (path parts and invisible characters taken out). */
+  filename: string;
+  /** The type the server found in the bytes. */
+  content_type: string;
+  size: number;
+  sha256: string;
+  created_at: string;
+}
+
+/** Bytes to send as they are, with their content type. */
+interface RawBody {
+  bytes: Blob | ArrayBuffer | Uint8Array;
+  type: string;
+}
+
 export interface RestOptions {
   /** `https://host` (no trailing `/v1`). */
   baseUrl: string;
@@ -94,9 +114,10 @@ export class RestClient {
   }
 
   /** A request to any route; `auth: false` for the public ones. */
-  async call<T>(method: string, path: string, body?: unknown, opts: { auth?: boolean; query?: Query } = {}): Promise<T> {
+  async call<T>(method: string, path: string, body?: unknown, opts: { auth?: boolean; query?: Query; raw?: RawBody; timeoutMs?: number } = {}): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (opts.raw) headers['content-type'] = opts.raw.type;
+    else if (body !== undefined) headers['content-type'] = 'application/json';
     if (opts.auth !== false) {
       if (!this.opts.getToken) throw new SwitchyardError('auth_failed', `${path} needs a token (getToken)`);
       headers.authorization = `Bearer ${await this.opts.getToken()}`;
@@ -105,10 +126,11 @@ export class RestClient {
     const q = Object.entries(opts.query ?? {}).filter(([, v]) => v !== undefined);
     if (q.length > 0) url += '?' + q.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`).join('&');
     const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), this.opts.timeoutMs ?? 30_000);
+    const timer = setTimeout(() => ctl.abort(), opts.timeoutMs ?? this.opts.timeoutMs ?? 30_000);
+    const payload: BodyInit | undefined = opts.raw ? (opts.raw.bytes as BodyInit) : body === undefined ? undefined : JSON.stringify(body);
     let res: Response;
     try {
-      res = await this.doFetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: ctl.signal });
+      res = await this.doFetch(url, { method, headers, body: payload, signal: ctl.signal });
     } catch (e) {
       throw new SwitchyardError(ctl.signal.aborted ? 'timeout' : 'network_error', `${method} ${path}: ${String(e)}`, { cause: e });
     } finally {
@@ -199,6 +221,34 @@ export class RestClient {
 
   toolRecords(id: string, opts: { after?: string; limit?: number } = {}): Promise<Page<ToolRecord>> {
     return this.call('GET', `/v1/sessions/${encodeURIComponent(id)}/tools`, undefined, { query: opts });
+  }
+
+  // --- files ---
+
+  /**
+   * Attaches a file to the session (editors and the owner). The server decides its type from
+   * the bytes and refuses one that is not what its name says (415), too large (413) or over a
+   * quota (409 `file_limit_exceeded`). Uploads get `timeoutMs` (default 5 minutes).
+   */
+  uploadFile(sessionId: string, file: Blob, filename: string, opts: { timeoutMs?: number } = {}): Promise<FileInfo> {
+    return this.call('POST', `/v1/sessions/${encodeURIComponent(sessionId)}/files`, undefined, {
+      query: { filename },
+      raw: { bytes: file, type: 'application/octet-stream' },
+      timeoutMs: opts.timeoutMs ?? 300_000,
+    });
+  }
+
+  listFiles(sessionId: string, opts: { after?: string; limit?: number } = {}): Promise<Page<FileInfo>> {
+    return this.call('GET', `/v1/sessions/${encodeURIComponent(sessionId)}/files`, undefined, { query: opts });
+  }
+
+  /** The download URL (send the bearer token; the answer is `Content-Disposition: attachment`). */
+  fileUrl(sessionId: string, fileId: string): string {
+    return `${this.base}/v1/sessions/${encodeURIComponent(sessionId)}/files/${encodeURIComponent(fileId)}`;
+  }
+
+  async deleteFile(sessionId: string, fileId: string): Promise<void> {
+    await this.call('DELETE', `/v1/sessions/${encodeURIComponent(sessionId)}/files/${encodeURIComponent(fileId)}`);
   }
 
   // --- projects ---

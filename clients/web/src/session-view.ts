@@ -9,6 +9,7 @@ import { isSwitchyardError } from '../../typescript/src/index.js';
 import { coalesce, errorText, h, plural, replace, setText, show, uid } from './dom.js';
 import { peopleHere, Typing, typingText, type Names } from './people.js';
 import { ToolCalls, Transcript } from './transcript.js';
+import { AttachTray } from './attachments.js';
 
 export interface SessionContext {
   /** The socket is up (sends go out now). */
@@ -46,6 +47,7 @@ export class SessionView {
   private readonly sendButton: HTMLButtonElement;
   private readonly cancelButton: HTMLButtonElement;
   private readonly composerHint: HTMLElement;
+  private readonly attach: AttachTray;
   private readonly scroll: HTMLElement;
   private readonly loading: HTMLElement;
 
@@ -107,6 +109,7 @@ export class SessionView {
     this.sendButton = h('button', { type: 'submit', class: 'primary' }, 'Send');
     this.cancelButton = h('button', { type: 'button', class: 'danger', hidden: true, onclick: () => this.cancelTurn() }, 'Cancel reply');
     this.composerHint = h('p', { id: hintId, class: 'hint' });
+    this.attach = new AttachTray(sy.rest, id, () => this.render());
     const composerForm = h(
       'form',
       {
@@ -118,7 +121,8 @@ export class SessionView {
       },
       h('label', { for: composerId, class: 'visually-hidden' }, 'Message'),
       this.composer,
-      h('div', { class: 'composer-actions' }, this.cancelButton, this.sendButton),
+      this.attach.el,
+      h('div', { class: 'composer-actions' }, this.attach.button, this.cancelButton, this.sendButton),
       this.composerHint,
     );
 
@@ -273,10 +277,16 @@ export class SessionView {
       setText(this.error, 'The assistant is still answering. Wait for it, or cancel the reply.');
       return;
     }
-    const turn = this.session.send(text);
+    if (this.attach.busy) {
+      setText(this.error, 'Wait for the files to finish uploading.');
+      return;
+    }
+    const files = this.attach.take();
+    const turn = this.session.send(text, { files: files.map((f) => f.id) });
     this.composer.value = '';
     turn.started.catch((e: unknown) => {
       if (!this.composer.value) this.composer.value = text;
+      this.attach.restore(files);
       setText(this.error, isSwitchyardError(e) && e.code === 'turn_active' ? 'The assistant is still answering. Wait for it, or cancel the reply.' : `Not sent: ${errorText(e)}`);
     });
     turn.done.then(
@@ -411,6 +421,8 @@ export class SessionView {
     show(this.cancelButton, active !== null && editable && online);
     this.composer.disabled = !editable;
     this.sendButton.disabled = !editable;
+    // Files upload over HTTP at once; offline there is nowhere to put them.
+    this.attach.button.disabled = !editable || !online;
     setText(this.sendButton, online ? 'Send' : 'Queue message');
     setText(
       this.composerHint,

@@ -7,6 +7,7 @@
 
 import type { Json, ToolCall, ToolErrorEvent, ToolRecord, ToolResultEvent, ViewMessage } from '../../typescript/src/index.js';
 import { h, setText, show } from './dom.js';
+import { attachmentsOf, sizeText } from './attachments.js';
 
 export interface ToolView {
   callId: string;
@@ -155,7 +156,10 @@ export class Transcript {
     const status = h('span', { class: 'status' });
     const content = h('div', { class: 'content' });
     const tools = h('ul', { class: 'tools', 'aria-label': 'Tool calls' });
-    const li = h('li', { class: `msg role-${m.role}`, 'data-message-id': m.id }, h('div', { class: 'msg-head' }, who, status), content, tools);
+    const files = h('ul', { class: 'attachments', 'aria-label': 'Attached files' });
+    for (const a of attachmentsOf(meta(m))) files.appendChild(h('li', { class: 'chip' }, `${a.filename} (${sizeText(a.size)})`));
+    show(files, files.childElementCount > 0);
+    const li = h('li', { class: `msg role-${m.role}`, 'data-message-id': m.id }, h('div', { class: 'msg-head' }, who, status), content, files, tools);
     return { li, who, status, content, tools, key: '' };
   }
 
