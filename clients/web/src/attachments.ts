@@ -41,7 +41,7 @@ export class AttachTray {
       this.input.value = '';
     });
     this.button = h('button', { type: 'button', class: 'attach', onclick: () => this.input.click() }, 'Attach');
-    this.chips = h('ul', { class: 'attachments', 'aria-label': 'Files for the next message' });
+    this.chips = h('ul', { class: 'attachments', 'aria-label': 'Files to send' });
     this.status = h('p', { class: 'hint', role: 'status' });
     this.el = h('div', { class: 'attach-tray' }, this.input, this.chips, this.status);
     show(this.chips, false);

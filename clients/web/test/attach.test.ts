@@ -65,7 +65,7 @@ test('files picked in the composer go with the message to the model', { timeout:
       { name: 'notes.md', mimeType: 'text/markdown', buffer: Buffer.from(NOTES) },
       { name: 'shot.png', mimeType: 'image/png', buffer: PNG },
     ]);
-    const tray = page.getByRole('list', { name: 'Files for the next message' });
+    const tray = page.getByRole('list', { name: 'Files to send' });
     await tray.getByText(`notes.md (${NOTES.length} B)`).waitFor();
     await tray.getByText(`shot.png (${PNG.length} B)`).waitFor();
     // A file the server refuses is named with the reason, and not attached.
