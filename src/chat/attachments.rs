@@ -8,7 +8,7 @@ use crate::{
     files::{kind, FileService},
     llm::{Image, Part},
     store::FileRecord,
-    sync::merge::Doc,
+    sync::{merge::Doc, ops::MessageRole},
 };
 use base64::Engine;
 use serde_json::{json, Value};
@@ -75,21 +75,22 @@ impl Attached {
     }
 }
 
-/// Every attachment the conversation refers to, newest message first (`new` are the ones of
-/// the message being sent).
-pub fn in_order(doc: &Doc, new: &[Uuid]) -> Vec<Uuid> {
-    let mut ids: Vec<Uuid> = new.to_vec();
-    let older = doc
-        .transcript()
-        .into_iter()
-        .rev()
-        .flat_map(|m| ids_of(&m.metadata));
-    for id in older {
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    ids
+/// The attachments of the messages a turn shows the model (`conversation::request` leaves out
+/// assistant, streaming and failed ones), newest message first (`new`: the message being sent),
+/// each once, at most `max` (a session holds at most `files.max_files_per_session` files, so
+/// more ids than that only name files that do not exist).
+pub fn in_order(doc: &Doc, new: &[Uuid], max: usize) -> Vec<Uuid> {
+    let shown = doc.transcript().into_iter().rev().filter(|m| {
+        m.role != MessageRole::Assistant && !m.streaming && m.metadata["status"] != "failed"
+    });
+    let mut seen = std::collections::HashSet::new();
+    let older = shown.flat_map(|m| ids_of(&m.metadata));
+    new.iter()
+        .copied()
+        .chain(older)
+        .filter(|id| seen.insert(*id))
+        .take(max)
+        .collect()
 }
 
 /// Loads what the budget allows, in `order` (newest first).
@@ -119,6 +120,10 @@ pub async fn load(
                 budget -= text.len() as u64;
                 Loaded::Text(context(&f, text))
             }
+            Some(kind::Class::Image) if f.size > c.turn_max_image_bytes => Loaded::Note(format!(
+                "[attached image {} not sent: larger than {} bytes]",
+                f.filename, c.turn_max_image_bytes
+            )),
             Some(kind::Class::Image) if images > 0 => {
                 images -= 1;
                 let bytes = files.head(&f, f.size).await?;

@@ -181,7 +181,8 @@ impl ChatService {
         };
         let new_files = self.attachments(session, &a.files).await?;
         let ids: Vec<uuid::Uuid> = new_files.iter().map(|f| f.id).collect();
-        let order = attachments::in_order(&snapshot.doc, &ids);
+        let most = self.files.config().max_files_per_session as usize;
+        let order = attachments::in_order(&snapshot.doc, &ids, most);
         let attached = attachments::load(&self.files, session, &order).await?;
         let mut req = conversation::request(&snapshot.doc, &a.message, &past, &attached, &ids);
         req.max_tokens = a.max_tokens;
@@ -218,6 +219,13 @@ impl ChatService {
                 format!("a message attaches at most {max} files"),
             ));
         }
+        let mut unique = Vec::with_capacity(ids.len());
+        for id in ids {
+            if !unique.contains(id) {
+                unique.push(*id);
+            }
+        }
+        let ids = &unique[..];
         let found = self.files.attached(session, ids).await?;
         match ids.iter().find(|id| !found.iter().any(|f| f.id == **id)) {
             Some(missing) => Err(AppError::NotFound(format!(

@@ -31,6 +31,10 @@ pub struct FilesConfig {
     /// Uploads spooling at once on this instance (each holds up to `max_file_bytes` of disk);
     /// more are answered 503 with `Retry-After`. Default 16.
     pub max_concurrent_uploads: usize,
+    /// Uploads one user runs at once on this instance. Default 4.
+    pub max_concurrent_uploads_per_user: usize,
+    /// Seconds an upload may send nothing before it is given up (400). Default 30.
+    pub upload_idle_secs: u64,
     /// Seconds an upload or download may take (longer than `server.request_timeout_secs`: a
     /// phone on a slow network). Default 300.
     pub upload_timeout_secs: u64,
@@ -44,6 +48,9 @@ pub struct FilesConfig {
     pub max_attachments_per_message: usize,
     /// Images a turn sends to the model (newest first). Default 4.
     pub turn_max_images: usize,
+    /// Largest image sent to the model (providers refuse larger ones: Anthropic's limit is
+    /// 5 MB); a larger one is named in the prompt instead. Default 5000000.
+    pub turn_max_image_bytes: u64,
     /// Seconds a blob no file refers to is kept before it is collected (an upload of the same
     /// bytes in that window reuses it). Default 600.
     pub orphan_grace_secs: u64,
@@ -62,6 +69,8 @@ impl Default for FilesConfig {
             max_files_per_session: 200,
             max_concurrent_uploads: 16,
             upload_timeout_secs: 300,
+            max_concurrent_uploads_per_user: 4,
+            upload_idle_secs: 30,
             allowed_extensions: [
                 "txt", "md", "log", "json", "yaml", "yml", "toml", "csv", "xml", "html", "css",
                 "js", "ts", "tsx", "jsx", "py", "rs", "go", "java", "kt", "swift", "c", "h", "cpp",
@@ -72,6 +81,7 @@ impl Default for FilesConfig {
             .to_vec(),
             turn_text_budget_bytes: 64 << 10,
             turn_max_images: 4,
+            turn_max_image_bytes: 5_000_000,
             max_attachments_per_message: 10,
             orphan_grace_secs: 600,
             gc_interval_secs: 300,

@@ -42,6 +42,8 @@ pub struct FileService {
     config: FilesConfig,
     spool_dir: PathBuf,
     uploads: Semaphore,
+    /// Uploads running per user, so one user's slow uploads cannot take every slot.
+    per_user: dashmap::DashMap<UserId, usize>,
     /// Uploads store under the read side, a collection runs under the write side: a blob a
     /// directory upload just wrote is never removed by a sweep that had judged it orphaned.
     sweep: RwLock<()>,
@@ -50,8 +52,32 @@ pub struct FileService {
 /// An upload as the edge read it.
 pub struct Upload<S> {
     pub filename: String,
-    pub content_length: Option<u64>,
     pub body: S,
+}
+
+/// The right to upload one file now (`FileService::admit`): the caller may write to the
+/// session, the declared size fits, and a slot on this instance and one of the caller's are
+/// held until it is dropped.
+pub struct Admitted<'a> {
+    user: UserId,
+    session: SessionId,
+    _slot: tokio::sync::SemaphorePermit<'a>,
+    _mine: UserSlot<'a>,
+}
+
+/// One of a user's concurrent uploads (`files.max_concurrent_uploads_per_user`).
+struct UserSlot<'a> {
+    map: &'a dashmap::DashMap<UserId, usize>,
+    user: UserId,
+}
+
+impl Drop for UserSlot<'_> {
+    fn drop(&mut self) {
+        self.map.remove_if_mut(&self.user, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
+    }
 }
 
 impl FileService {
@@ -68,6 +94,10 @@ impl FileService {
         };
         let spool_dir = root.join("spool");
         std::fs::create_dir_all(&spool_dir)?;
+        // Spool files left by a process that was killed mid-upload.
+        for e in std::fs::read_dir(&spool_dir)?.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
         let storage: Box<dyn BlobStorage> = match config.backend {
             FileBackend::Database => Box::new(storage::DatabaseBlobs(store.clone())),
             FileBackend::Directory => Box::new(storage::DirectoryBlobs {
@@ -77,6 +107,7 @@ impl FileService {
         };
         Ok(Self {
             uploads: Semaphore::new(config.max_concurrent_uploads.max(1)),
+            per_user: dashmap::DashMap::new(),
             store,
             bus,
             storage,
@@ -95,24 +126,57 @@ impl FileService {
         listed.then(|| kind::of_extension(ext)).flatten()
     }
 
-    /// Stores an upload: checks that need no bytes first (role, name, type, declared size),
-    /// then the bytes are spooled, checked and stored, then the file row is added under the
-    /// quota.
-    pub async fn upload<S, E>(
+    /// What can be refused before any of the body is read: the caller's role, the declared
+    /// size, and a free upload slot (on this instance and among the caller's own).
+    pub async fn admit(
         &self,
         user: UserId,
         session: SessionId,
+        content_length: Option<u64>,
+    ) -> Result<Admitted<'_>, AppError> {
+        if !self.role(session, user).await?.can_write() {
+            return Err(AppError::Forbidden(
+                "viewers cannot upload files to this session".into(),
+            ));
+        }
+        let max = self.config.max_file_bytes;
+        if content_length.is_some_and(|n| n > max) {
+            return Err(AppError::PayloadTooLarge(max as usize));
+        }
+        let busy = || AppError::Unavailable("too many uploads at once; retry".into());
+        let slot = self.uploads.try_acquire().map_err(|_| busy())?;
+        let cap = self.config.max_concurrent_uploads_per_user.max(1);
+        {
+            let mut n = self.per_user.entry(user).or_insert(0);
+            if *n >= cap {
+                return Err(busy());
+            }
+            *n += 1;
+        }
+        Ok(Admitted {
+            user,
+            session,
+            _slot: slot,
+            _mine: UserSlot {
+                map: &self.per_user,
+                user,
+            },
+        })
+    }
+
+    /// Stores an admitted upload: the name and type are checked before the bytes, then the
+    /// bytes are spooled and checked, the quota is checked before anything is stored, and the
+    /// file row is added under the quota's locks.
+    pub async fn upload<S, E>(
+        &self,
+        admitted: Admitted<'_>,
         up: Upload<S>,
     ) -> Result<FileRecord, AppError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        if !self.role(session, user).await?.can_write() {
-            return Err(AppError::Forbidden(
-                "viewers cannot upload files to this session".into(),
-            ));
-        }
+        let (user, session) = (admitted.user, admitted.session);
         let filename =
             name::clean(&up.filename).map_err(|m| AppError::validation("filename", m))?;
         let ext = name::extension(&filename).unwrap_or_default();
@@ -123,16 +187,15 @@ impl FileService {
             ))
         })?;
         let max = self.config.max_file_bytes;
-        if up.content_length.is_some_and(|n| n > max) {
-            return Err(AppError::PayloadTooLarge(max as usize));
-        }
-        let _permit = self.uploads.try_acquire().map_err(|_| {
-            AppError::Unavailable("too many uploads at once on this server; retry".into())
-        })?;
-        let spooled = spool::spool(&self.spool_dir, up.body, max)
+        let idle = Duration::from_secs(self.config.upload_idle_secs.max(1));
+        let spooled = spool::spool(&self.spool_dir, up.body, max, idle)
             .await
             .map_err(|e| match e {
                 SpoolError::TooLarge(n) => AppError::PayloadTooLarge(n as usize),
+                SpoolError::Stalled(secs) => AppError::validation(
+                    "body",
+                    format!("the upload sent nothing for {secs} s (files.upload_idle_secs)"),
+                ),
                 SpoolError::Cut(m) => {
                     AppError::validation("body", format!("the upload was cut: {m}"))
                 }
@@ -158,6 +221,12 @@ impl FileService {
             user_bytes: self.config.max_user_bytes,
             session_files: self.config.max_files_per_session,
         };
+        // Checked before storing too, so a caller over quota cannot fill storage with bytes
+        // that would only be refused (the insert checks again under its locks).
+        let usage = self.store.file_usage(session, user).await?;
+        if let Some(r) = usage.refuses(record.size, &quota) {
+            return Err(self.refusal(r));
+        }
         {
             let _sweep = self.sweep.read().await;
             self.storage

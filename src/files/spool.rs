@@ -15,6 +15,8 @@ const HEAD: usize = 8192;
 pub enum SpoolError {
     #[error("the file is larger than the {0}-byte limit")]
     TooLarge(u64),
+    #[error("the upload sent nothing for {0} s")]
+    Stalled(u64),
     #[error("the upload was cut: {0}")]
     Cut(String),
     #[error("could not spool the upload: {0}")]
@@ -64,7 +66,13 @@ impl Utf8 {
     }
 }
 
-pub async fn spool<S, E>(dir: &Path, mut body: S, max: u64) -> Result<Spooled, SpoolError>
+/// A body that sends nothing for `idle` is given up (a trickle cannot hold a slot for long).
+pub async fn spool<S, E>(
+    dir: &Path,
+    mut body: S,
+    max: u64,
+    idle: std::time::Duration,
+) -> Result<Spooled, SpoolError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -79,7 +87,11 @@ where
         ok: true,
         carry: Vec::new(),
     };
-    while let Some(chunk) = body.next().await {
+    loop {
+        let next = tokio::time::timeout(idle, body.next())
+            .await
+            .map_err(|_| SpoolError::Stalled(idle.as_secs()))?;
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| SpoolError::Cut(e.to_string()))?;
         size += chunk.len() as u64;
         if size > max {
@@ -108,6 +120,8 @@ where
 mod tests {
     use super::*;
 
+    const IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
     fn chunks(parts: &[&[u8]]) -> impl Stream<Item = Result<Bytes, String>> + Unpin {
         futures::stream::iter(
             parts
@@ -121,24 +135,26 @@ mod tests {
     async fn utf8_split_across_chunks_is_still_text() {
         let dir = tempfile::tempdir().unwrap();
         let e = "é".as_bytes();
-        let s = spool(dir.path(), chunks(&[b"caf", &e[..1], &e[1..]]), 100)
+        let s = spool(dir.path(), chunks(&[b"caf", &e[..1], &e[1..]]), 100, IDLE)
             .await
             .unwrap();
         assert!(s.text);
         assert_eq!(s.size, 5);
         assert_eq!(std::fs::read(s.file.path()).unwrap(), "café".as_bytes());
-        let s = spool(dir.path(), chunks(&[b"caf", &e[..1]]), 100)
+        let s = spool(dir.path(), chunks(&[b"caf", &e[..1]]), 100, IDLE)
             .await
             .unwrap();
         assert!(!s.text, "a truncated character is not text");
-        let s = spool(dir.path(), chunks(&[b"a\0b"]), 100).await.unwrap();
+        let s = spool(dir.path(), chunks(&[b"a\0b"]), 100, IDLE)
+            .await
+            .unwrap();
         assert!(!s.text, "NUL is not text");
     }
 
     #[tokio::test]
     async fn over_the_limit_stops_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let r = spool(dir.path(), chunks(&[b"12345", b"678"]), 6).await;
+        let r = spool(dir.path(), chunks(&[b"12345", b"678"]), 6, IDLE).await;
         assert!(matches!(r, Err(SpoolError::TooLarge(6))));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

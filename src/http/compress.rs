@@ -1,6 +1,6 @@
 //! Compression at the edge. Responses: gzip, br or zstd by `Accept-Encoding` (tower-http), above
 //! `server.compress_min_bytes`; event streams are left to `gzip_events`, because a buffering
-//! encoder would hold events back. Requests: a compressed body is accepted and decompressed as
+//! encoder would hold events back, and so are ranged downloads (`not_ranged`). Requests: a compressed body is accepted and decompressed as
 //! it is read, and `server.body_limit_bytes` applies to what it decompresses to (a zip bomb
 //! gets 413 after that many bytes, never more in memory).
 
@@ -19,7 +19,22 @@ pub fn responses(min_bytes: u16) -> CompressionLayer<impl Predicate> {
         .gzip(true)
         .br(true)
         .zstd(true)
-        .compress_when(DefaultPredicate::new().and(SizeAbove::new(min_bytes)))
+        .compress_when(
+            DefaultPredicate::new()
+                .and(SizeAbove::new(min_bytes))
+                .and(not_ranged),
+        )
+}
+
+/// A resource served with `Accept-Ranges` (file downloads) keeps one representation: its
+/// strong `ETag` and byte ranges are of the stored bytes, never of a compressed copy.
+fn not_ranged(
+    _: axum::http::StatusCode,
+    _: axum::http::Version,
+    h: &HeaderMap,
+    _: &axum::http::Extensions,
+) -> bool {
+    !h.contains_key(header::ACCEPT_RANGES)
 }
 
 pub fn requests() -> RequestDecompressionLayer {

@@ -78,12 +78,20 @@ async fn upload_file(
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
+    // Role, declared size and an upload slot first: nothing of the body is read for a caller
+    // who may not upload.
+    let admitted = s.files.admit(p.user_id, session, content_length).await?;
+    let max = s.config.files.max_file_bytes;
     let record = if is_multipart(req.headers()) {
         let mut form = Multipart::from_request(req, &s)
             .await
             .map_err(|e| AppError::validation("body", e.body_text()))?;
         let field = loop {
-            match form.next_field().await.map_err(multipart_error)? {
+            match form
+                .next_field()
+                .await
+                .map_err(|e| multipart_error(e, max))?
+            {
                 Some(f) if f.name() == Some("file") => break f,
                 Some(_) => continue,
                 None => {
@@ -95,31 +103,23 @@ async fn upload_file(
             }
         };
         let filename = field.file_name().map(str::to_owned).unwrap_or_default();
-        let body = field.map_err(multipart_error);
-        let up = Upload {
-            filename,
-            content_length: None,
-            body,
-        };
-        s.files.upload(p.user_id, session, up).await?
+        let body = field.map_err(move |e| multipart_error(e, max));
+        let up = Upload { filename, body };
+        s.files.upload(admitted, up).await?
     } else {
         let filename = q
             .filename
             .ok_or_else(|| AppError::validation("filename", "a raw upload needs ?filename="))?;
         let body = req.into_body().into_data_stream();
-        let up = Upload {
-            filename,
-            content_length,
-            body,
-        };
-        s.files.upload(p.user_id, session, up).await?
+        let up = Upload { filename, body };
+        s.files.upload(admitted, up).await?
     };
     Ok((StatusCode::CREATED, axum::Json(record)))
 }
 
-fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
+fn multipart_error(e: axum::extract::multipart::MultipartError, max: u64) -> AppError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        AppError::PayloadTooLarge(0)
+        AppError::PayloadTooLarge(max as usize)
     } else {
         AppError::validation("body", e.body_text())
     }
@@ -221,10 +221,17 @@ async fn download_file(
         (span.end - span.start).to_string(),
     );
     set(h, header::ETAG, tag);
-    set(
-        h,
-        header::CONTENT_DISPOSITION,
-        name::disposition(&f.filename),
+    let disposition = HeaderValue::from_str(&name::disposition(&f.filename))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    h.insert(header::CONTENT_DISPOSITION, disposition);
+    // Whatever the bytes are (an .html file is text/html), they never run as this origin's page.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(

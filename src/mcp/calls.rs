@@ -120,7 +120,10 @@ impl McpManager {
         let result = tokio::time::timeout(timeout, peer.call_tool(params))
             .await
             .map_err(|_| ToolError::Timeout(timeout.as_millis() as u64))?
-            .map_err(|e| ToolError::Failed(e.to_string()))?;
+            .map_err(|e| {
+                tracing::debug!(error = %e, "MCP tool call failed");
+                ToolError::Failed(super::reason::of_service(&e))
+            })?;
         let json = serde_json::to_value(&result).map_err(|e| ToolError::Failed(e.to_string()))?;
         if result.is_error == Some(true) {
             let text: Vec<&str> = json["content"]

@@ -86,6 +86,8 @@ pub struct ToolLimits {
 pub struct Failure {
     pub reason: String,
     pub stderr: String,
+    /// The library's own account of the failure (type names and all): the log only.
+    pub detail: String,
 }
 
 impl Failure {
@@ -93,8 +95,18 @@ impl Failure {
         Self {
             reason: reason.into(),
             stderr: String::new(),
+            detail: String::new(),
         }
     }
+}
+
+/// A failed handshake: plain words for the user, rmcp's text for the log.
+fn init_failed(e: rmcp::service::ClientInitializeError) -> (String, String) {
+    (super::reason::of_init(&e), e.to_string())
+}
+
+fn timed_out() -> Failure {
+    Failure::new(format!("timed out after {} s", CONNECT_TIMEOUT.as_secs()))
 }
 
 pub struct Connection {
@@ -124,7 +136,10 @@ impl Connection {
                     rmcp::model::PaginatedRequestParams::default().with_cursor(cursor),
                 ))
                 .await
-                .map_err(|e| format!("tools/list failed: {e}"))?;
+                .map_err(|e| {
+                    tracing::debug!(error = %e, "tools/list failed");
+                    format!("tools/list failed: {}", super::reason::of_service(&e))
+                })?;
             for t in page.tools {
                 let info = ToolInfo {
                     name: t.name.to_string(),
@@ -171,7 +186,8 @@ pub fn tail(lines: &Mutex<VecDeque<String>>) -> String {
 }
 
 type Lines = Arc<Mutex<VecDeque<String>>>;
-type Started = Result<RunningService<RoleClient, Handler>, String>;
+/// The service, or why the handshake failed: (for the user, for the log).
+type Started = Result<RunningService<RoleClient, Handler>, (String, String)>;
 
 /// Connects and completes the handshake.
 pub async fn connect(target: &Target) -> Result<Connection, Failure> {
@@ -197,12 +213,13 @@ pub async fn connect(target: &Target) -> Result<Connection, Failure> {
     };
     let service = match started {
         Ok(s) => s,
-        Err(reason) => {
+        Err((reason, detail)) => {
             // Give the child a moment to finish writing why it failed.
             tokio::time::sleep(Duration::from_millis(100)).await;
             return Err(Failure {
                 reason,
                 stderr: tail(&stderr_lines),
+                detail,
             });
         }
     };
@@ -270,8 +287,8 @@ async fn start_stdio(
     Ok(
         tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport))
             .await
-            .map_err(|_| Failure::new("initialize timed out"))?
-            .map_err(|e| e.to_string()),
+            .map_err(|_| timed_out())?
+            .map_err(init_failed),
     )
 }
 
@@ -298,8 +315,8 @@ async fn start_http(
     Ok(
         tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport))
             .await
-            .map_err(|_| Failure::new("initialize timed out"))?
-            .map_err(|e| e.to_string()),
+            .map_err(|_| timed_out())?
+            .map_err(init_failed),
     )
 }
 

@@ -6,6 +6,7 @@ pub mod calls;
 pub mod client;
 mod lease;
 pub mod manager;
+pub mod reason;
 pub mod seal;
 pub mod servers;
 pub mod ssrf;

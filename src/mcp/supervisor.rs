@@ -39,7 +39,11 @@ impl McpManager {
                     let _ = conn.service.cancel().await;
                     match reason {
                         None => break,
-                        Some(reason) => client::Failure { reason, stderr },
+                        Some(reason) => client::Failure {
+                            reason,
+                            stderr,
+                            detail: String::new(),
+                        },
                     }
                 }
                 Err(f) => f,
@@ -51,6 +55,7 @@ impl McpManager {
                 %user, server = %id, name = %name,
                 reason = %crate::config::scrub(&failure.reason, &secrets),
                 stderr = %crate::config::scrub(&failure.stderr, &secrets),
+                detail = %crate::config::scrub(&failure.detail, &secrets),
                 "MCP server failed"
             );
             let next = now_ms() + backoff.as_millis() as u64;

@@ -42,6 +42,29 @@ pub enum AddRefused {
     SessionFiles,
 }
 
+/// What a session and an uploader hold now.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileUsage {
+    pub session_files: u64,
+    pub session_bytes: u64,
+    pub user_bytes: u64,
+}
+
+impl FileUsage {
+    /// Why a file of `size` more would not fit, if it would not.
+    pub fn refuses(&self, size: u64, quota: &FileQuota) -> Option<AddRefused> {
+        if self.session_files >= quota.session_files {
+            Some(AddRefused::SessionFiles)
+        } else if self.session_bytes + size > quota.session_bytes {
+            Some(AddRefused::SessionBytes)
+        } else if self.user_bytes + size > quota.user_bytes {
+            Some(AddRefused::UserBytes)
+        } else {
+            None
+        }
+    }
+}
+
 #[async_trait]
 pub trait FileStore: Send + Sync + 'static {
     /// Records the blob `sha256` (or marks an existing one as just used, so it is not collected
@@ -62,6 +85,8 @@ pub trait FileStore: Send + Sync + 'static {
         f: &FileRecord,
         quota: &FileQuota,
     ) -> StoreResult<Result<(), AddRefused>>;
+    /// What the session and the uploader hold (read without locks: a pre-check).
+    async fn file_usage(&self, session: SessionId, user: UserId) -> StoreResult<FileUsage>;
     /// Oldest first after `after`.
     async fn list_files(
         &self,

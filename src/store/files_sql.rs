@@ -36,7 +36,34 @@ pub(super) const FILE_COLUMNS: &str =
     "id, session_id, uploader_id, filename, content_type, size, sha256, created_at";
 
 macro_rules! impl_file_store {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
+        /// The counts the quota is judged on, in the caller's transaction or connection.
+        async fn file_usage(
+            c: &mut <$db as sqlx::Database>::Connection,
+            session: SessionId,
+            user: UserId,
+        ) -> StoreResult<$crate::store::FileUsage> {
+            let (count, bytes): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM session_files \
+                 WHERE session_id = $1",
+            )
+            .bind(session.0)
+            .fetch_one(&mut *c)
+            .await?;
+            let (mine,): (i64,) = sqlx::query_as(
+                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM session_files \
+                 WHERE uploader_id = $1",
+            )
+            .bind(user.0)
+            .fetch_one(&mut *c)
+            .await?;
+            Ok($crate::store::FileUsage {
+                session_files: count as u64,
+                session_bytes: bytes as u64,
+                user_bytes: mine as u64,
+            })
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::FileStore for $store {
             async fn put_blob(
@@ -129,29 +156,8 @@ macro_rules! impl_file_store {
                     .bind(f.uploader_id.0)
                     .execute(&mut *tx)
                     .await?;
-                let (count, bytes): (i64, i64) = sqlx::query_as(
-                    "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM session_files \
-                     WHERE session_id = $1",
-                )
-                .bind(f.session_id.0)
-                .fetch_one(&mut *tx)
-                .await?;
-                let (mine,): (i64,) = sqlx::query_as(
-                    "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM session_files \
-                     WHERE uploader_id = $1",
-                )
-                .bind(f.uploader_id.0)
-                .fetch_one(&mut *tx)
-                .await?;
-                let refused = if count as u64 >= quota.session_files {
-                    Some(AddRefused::SessionFiles)
-                } else if bytes as u64 + f.size > quota.session_bytes {
-                    Some(AddRefused::SessionBytes)
-                } else if mine as u64 + f.size > quota.user_bytes {
-                    Some(AddRefused::UserBytes)
-                } else {
-                    None
-                };
+                let usage = file_usage(&mut *tx, f.session_id, f.uploader_id).await?;
+                let refused = usage.refuses(f.size, quota);
                 if let Some(r) = refused {
                     return Ok(Err(r));
                 }
@@ -172,6 +178,15 @@ macro_rules! impl_file_store {
                 .await?;
                 tx.commit().await?;
                 Ok(Ok(()))
+            }
+
+            async fn file_usage(
+                &self,
+                session: SessionId,
+                user: UserId,
+            ) -> StoreResult<$crate::store::FileUsage> {
+                let mut c = self.pool.acquire().await?;
+                file_usage(&mut *c, session, user).await
             }
 
             async fn list_files(

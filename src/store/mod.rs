@@ -26,7 +26,7 @@ pub mod sqlite;
 
 pub use admin::{AdminStore, Maintenance, ProfileChange, Refused};
 pub use analytics::{Analytics, AnalyticsStore};
-pub use files::{AddRefused, BlobChunks, Elsewhere, FileQuota, FileRecord, FileStore};
+pub use files::{AddRefused, BlobChunks, Elsewhere, FileQuota, FileRecord, FileStore, FileUsage};
 pub use records::*;
 pub use sync_records::*;
 

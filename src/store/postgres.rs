@@ -54,7 +54,7 @@ impl_project_store!(PgStore);
 impl_usage_store!(PgStore);
 impl_mcp_store!(PgStore);
 impl_tool_store!(PgStore);
-impl_file_store!(PgStore);
+impl_file_store!(PgStore, sqlx::Postgres);
 impl_sync_store!(PgStore, sqlx::PgConnection, sqlx::Postgres);
 impl_sync_writes!(PgStore, sqlx::PgConnection, sqlx::Postgres);
 impl_token_sql!(PgStore, sqlx::PgConnection);

@@ -84,7 +84,7 @@ impl_project_store!(SqliteStore);
 impl_usage_store!(SqliteStore);
 impl_mcp_store!(SqliteStore);
 impl_tool_store!(SqliteStore);
-impl_file_store!(SqliteStore);
+impl_file_store!(SqliteStore, sqlx::Sqlite);
 impl_sync_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 impl_sync_writes!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 impl_token_sql!(SqliteStore, sqlx::SqliteConnection);

@@ -19,6 +19,8 @@ pub const MAX_TAG: usize = 64;
 pub const MAX_MESSAGE_ID: usize = 64;
 pub const MAX_CONTENT: usize = 256 * 1024;
 pub const MAX_OPS: usize = 100;
+/// Entries of a message's `metadata.attachments` (files it attaches, by `file_id`).
+pub const MAX_ATTACHMENTS: usize = 32;
 /// An HLC counter beyond this is not a clock, it is an attempt to overflow one.
 pub const MAX_HLC_COUNTER: u32 = 1_000_000;
 
@@ -241,7 +243,7 @@ impl Op {
                         "metadata must be an object of at most {MAX_CONTEXT_VALUE} bytes"
                     ));
                 }
-                Ok(())
+                check_attachments(&metadata["attachments"])
             }
             Op::EditMessage {
                 message_id,
@@ -287,6 +289,26 @@ fn check_field(field: Field, value: &serde_json::Value) -> Result<(), String> {
         .map_or(Ok(()), |s| check_text(field.as_str(), s))
 }
 
+/// `metadata.attachments`, when present: files by id, so a turn can find them.
+fn check_attachments(a: &serde_json::Value) -> Result<(), String> {
+    let ok = a.is_null()
+        || a.as_array().is_some_and(|list| {
+            list.len() <= MAX_ATTACHMENTS
+                && list.iter().all(|e| {
+                    e["file_id"]
+                        .as_str()
+                        .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok())
+                })
+        });
+    if ok {
+        Ok(())
+    } else {
+        bad(format!(
+            "metadata.attachments must be at most {MAX_ATTACHMENTS} objects with a file_id (UUID)"
+        ))
+    }
+}
+
 fn check_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > MAX_CONTEXT_KEY {
         return bad(format!("context keys are 1 to {MAX_CONTEXT_KEY} bytes"));
@@ -306,4 +328,42 @@ fn check_content(c: &str) -> Result<(), String> {
         return bad(format!("message content is at most {MAX_CONTENT} bytes"));
     }
     check_text("message content", c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn append(metadata: serde_json::Value) -> Op {
+        Op::AppendMessage {
+            message_id: "m".into(),
+            role: MessageRole::User,
+            content: "hi".into(),
+            metadata,
+        }
+    }
+
+    #[test]
+    fn attachments_in_metadata_are_file_ids_and_bounded() {
+        let id = uuid::Uuid::now_v7().to_string();
+        assert!(append(json!({"attachments": [{"file_id": id}]}))
+            .validate()
+            .is_ok());
+        assert!(append(json!({"other": 1})).validate().is_ok());
+        let many: Vec<_> = (0..=MAX_ATTACHMENTS)
+            .map(|_| json!({"file_id": id}))
+            .collect();
+        for bad in [
+            json!("x"),
+            json!([{"file_id": "nope"}]),
+            json!([id]),
+            json!(many),
+        ] {
+            let e = append(json!({ "attachments": bad }))
+                .validate()
+                .unwrap_err();
+            assert!(e.contains("metadata.attachments"), "{e}");
+        }
+    }
 }

@@ -288,6 +288,35 @@ async fn a_file_must_be_what_its_name_says_and_named_safely() {
             "must be image/png",
         )
         .await;
+        // Text formats `infer` knows (HTML, shebang scripts) are text; an HTML file downloads as
+        // an attachment that cannot run as this origin's page, uncompressed (one representation
+        // for its ETag and ranges).
+        let page = format!(
+            "<!DOCTYPE html><script>alert(1)</script>{}",
+            " ".repeat(4000)
+        );
+        let f = uploaded(upload_raw(&app, t, &ch, "page.html", page.as_bytes()).await).await;
+        assert_eq!(f["content_type"], "text/html");
+        uploaded(upload_raw(&app, t, &ch, "run.sh", b"#!/bin/sh\necho hi\n").await).await;
+        let path = format!("{}/{}", files_path(&ch), f["id"].as_str().unwrap());
+        let r = app
+            .http
+            .get(app.url(&path))
+            .bearer_auth(t)
+            .header("accept-encoding", "gzip, br")
+            .send()
+            .await
+            .unwrap();
+        let h = r.headers().clone();
+        assert_eq!(h["content-security-policy"], "sandbox; default-src 'none'");
+        assert!(h["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;"));
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert!(h.get("content-encoding").is_none(), "{h:?}");
+        assert_eq!(h["accept-ranges"], "bytes");
+        assert_eq!(r.bytes().await.unwrap(), page.as_bytes());
         // Lookalike tricks are taken out of the name that is stored and echoed.
         let f =
             uploaded(upload_raw(&app, t, &ch, "..\\..\\evil\u{202E}gnp.txt", b"ok").await).await;
@@ -334,7 +363,7 @@ async fn a_file_must_be_what_its_name_says_and_named_safely() {
         error_of(r, StatusCode::UNAUTHORIZED).await;
         // Nothing refused was kept.
         let list = app.get_json(&files_path(&ch), t).await;
-        assert_eq!(list["data"].as_array().unwrap().len(), 2);
+        assert_eq!(list["data"].as_array().unwrap().len(), 4);
     })
     .await;
 }
@@ -347,8 +376,10 @@ async fn every_file_limit_is_enforced() {
             c.files.max_session_bytes = 2500;
             c.files.max_user_bytes = 3500;
             c.files.max_files_per_session = 4;
+            c.files.backend = switchyard::config::FileBackend::Directory;
         })
         .await;
+        let blobs = app.config.server.data_dir.join("files").join("blobs");
         let me = user(&app).await;
         let (a, b) = (session(&app, &me).await, session(&app, &me).await);
         let t = &me.tokens.access;
@@ -422,6 +453,9 @@ async fn every_file_limit_is_enforced() {
                 .contains("files.max_user_bytes"),
             "{e}"
         );
+        // What a quota refuses is not stored: the 501-, 1- and 600-byte bodies left no blob;
+        // the accepted ones are two distinct bodies (1000 and 10 bytes), each stored once.
+        assert_eq!(walk(&blobs), 2);
 
         // Two uploads at once cannot both squeeze into what is left for one.
         let other = user(&app).await;
@@ -437,6 +471,42 @@ async fn every_file_limit_is_enforced() {
             .filter(|s| **s == StatusCode::CREATED)
             .count();
         assert_eq!(ok, 2, "2500 bytes hold two 1000-byte files, never three");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stalled_upload_is_given_up_and_one_user_cannot_take_every_slot() {
+    within(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let app = spawn_with(|c| {
+            c.files.max_concurrent_uploads_per_user = 1;
+            c.files.upload_idle_secs = 1;
+        })
+        .await;
+        let (me, other) = (user(&app).await, user(&app).await);
+        let (ch, theirs) = (session(&app, &me).await, session(&app, &other).await);
+        let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let head = format!(
+            "POST {}?filename=slow.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\nfirst bytes",
+            files_path(&ch),
+            me.tokens.access
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // The stalled upload holds this user's one slot; another user's upload goes through.
+        let busy = upload_raw(&app, &me.tokens.access, &ch, "b.txt", b"b").await;
+        let e = error_of(busy, StatusCode::SERVICE_UNAVAILABLE).await;
+        assert_eq!(e["code"], "service_unavailable");
+        uploaded(upload_raw(&app, &other.tokens.access, &theirs, "c.txt", b"c").await).await;
+        // Then it is given up with a reason, and the slot is free again.
+        let mut answer = vec![0; 4096];
+        let n = s.read(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("files.upload_idle_secs"), "{answer}");
+        uploaded(upload_raw(&app, &me.tokens.access, &ch, "b.txt", b"b").await).await;
     })
     .await;
 }

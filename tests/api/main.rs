@@ -31,6 +31,7 @@ mod maintenance;
 mod mcp;
 mod mcp_attacks;
 mod mcp_client;
+mod mcp_reasons;
 mod mcp_status;
 mod openapi;
 mod ops;
