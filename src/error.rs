@@ -34,6 +34,13 @@ pub enum AppError {
     InvalidApiKey,
     #[error("{0}")]
     Forbidden(String),
+    /// The right password for an account with a second factor, sent without its code.
+    #[error(
+        "this account has a second factor: send totp_code (or a recovery_code) with the password"
+    )]
+    MfaRequired,
+    #[error("the second factor's code is wrong or was already used")]
+    InvalidMfaCode,
     #[error("account locked after too many failed logins; try again after {until}")]
     AccountLocked { until: DateTime<Utc> },
     /// An admin disabled the account; said only to whoever proved the password.
@@ -135,9 +142,8 @@ impl AppError {
             Validation { .. } | MalformedJson(_) => StatusCode::BAD_REQUEST,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            InvalidCredentials | MissingAuth | InvalidToken(_) | InvalidApiKey => {
-                StatusCode::UNAUTHORIZED
-            }
+            InvalidCredentials | MissingAuth | InvalidToken(_) | InvalidApiKey | MfaRequired
+            | InvalidMfaCode => StatusCode::UNAUTHORIZED,
             Forbidden(_) => StatusCode::FORBIDDEN,
             AccountLocked { .. } => StatusCode::LOCKED,
             AccountDisabled => StatusCode::FORBIDDEN,
@@ -169,6 +175,8 @@ impl AppError {
             InvalidApiKey => ErrorCode::InvalidApiKey,
             Forbidden(_) => ErrorCode::Forbidden,
             AccountLocked { .. } => ErrorCode::AccountLocked,
+            MfaRequired => ErrorCode::MfaRequired,
+            InvalidMfaCode => ErrorCode::InvalidMfaCode,
             AccountDisabled => ErrorCode::AccountDisabled,
             Maintenance { .. } => ErrorCode::Maintenance,
             NotFound(_) => ErrorCode::NotFound,

@@ -10,5 +10,6 @@ pub mod jwt;
 pub mod password;
 pub mod secrets;
 pub mod service;
+pub mod totp;
 
 pub use service::AuthService;

@@ -19,9 +19,11 @@ mod keys;
 mod login;
 mod profile;
 mod refusal;
+mod second_factor;
 
 pub use account::{AccountChange, TokenInfo};
 pub use profile::{Profile, ProfileEdit};
+pub use second_factor::{RecoveryCodes, SecondFactor, TotpEnrollment};
 
 /// How often a busy API key's `last_used_at` is written.
 const API_KEY_TOUCH_EVERY: Duration = Duration::from_secs(60);

@@ -80,6 +80,13 @@ impl Config {
                  (known: text and source files, png, jpg, jpeg, gif, webp, pdf)"
             )));
         }
+        if let Some(r) = (self.auth.second_factor_roles.iter())
+            .find(|r| !matches!(r.as_str(), "admin" | "analyst" | "developer"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "auth.second_factor_roles: {r:?} is not admin, analyst or developer"
+            )));
+        }
         if self.files.max_file_bytes == 0 {
             return bad("files.max_file_bytes must be positive");
         }

@@ -135,6 +135,9 @@ pub struct AuthConfig {
     pub api_key_cache_secs: u64,
     /// Largest `preferences` object a profile holds, in bytes of JSON. Default 16384.
     pub max_preferences_bytes: usize,
+    /// Roles whose routes need the account to have a second factor (`admin`, `analyst`,
+    /// `developer`); without one they answer 403 saying how to enroll. Default none.
+    pub second_factor_roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -202,6 +205,7 @@ impl Default for AuthConfig {
             leeway_secs: 30,
             api_key_cache_secs: 5,
             max_preferences_bytes: 16 * 1024,
+            second_factor_roles: Vec::new(),
         }
     }
 }

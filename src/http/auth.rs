@@ -42,6 +42,19 @@ pub struct Credentials {
     password: String,
 }
 
+/// A password sign-in; an account with a second factor also sends one of its codes (first
+/// without: the answer `mfa_required` says one is needed).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+    /// The six digits the authenticator app shows now.
+    totp_code: Option<String>,
+    /// One of the recovery codes given at enrollment (each works once).
+    recovery_code: Option<String>,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
@@ -102,7 +115,7 @@ async fn register(
 }
 
 /// Exchange email and password for an access and a refresh token.
-#[utoipa::path(post, path = "/v1/auth/login", operation_id = "login", tag = "auth", request_body = Credentials,
+#[utoipa::path(post, path = "/v1/auth/login", operation_id = "login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenPair),
               (status = 401, description = "Wrong email or password", body = ErrorBody),
               (status = 423, description = "Account locked; Retry-After says for how long", body = ErrorBody),
@@ -110,11 +123,15 @@ async fn register(
 async fn login(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
-    Json(c): Json<Credentials>,
+    Json(c): Json<LoginRequest>,
 ) -> Result<axum::Json<TokenPair>, AppError> {
+    let second = crate::auth::service::SecondFactor {
+        totp_code: c.totp_code,
+        recovery_code: c.recovery_code,
+    };
     Ok(axum::Json(
         s.auth
-            .login(&c.email, &c.password, Some(&ip.to_string()))
+            .login(&c.email, &c.password, &second, Some(&ip.to_string()))
             .await?,
     ))
 }

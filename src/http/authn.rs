@@ -56,6 +56,15 @@ async fn with_role(
             "this route requires the {roles} role"
         )));
     }
+    let needs = &state.config.auth.second_factor_roles;
+    if needs.iter().any(|r| r == p.role.as_str())
+        && !state.auth.has_second_factor(p.user_id).await?
+    {
+        return Err(AppError::Forbidden(format!(
+            "the {} role needs a second factor on the account: enroll with POST /v1/auth/totp",
+            p.role.as_str()
+        )));
+    }
     Ok(p)
 }
 

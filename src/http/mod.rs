@@ -15,6 +15,7 @@ pub mod health;
 pub mod info;
 pub mod maintenance;
 pub mod mcp;
+pub mod mfa;
 pub mod middleware;
 pub mod openai_wire;
 pub mod openapi;
@@ -46,15 +47,20 @@ use utoipa_axum::router::OpenApiRouter;
 
 /// All documented routes, and the OpenAPI document describing exactly them.
 pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let limited = (auth::rate_limited_routes().merge(account::rate_limited_routes())).layer(
-        from_fn_with_state(state.clone(), middleware::auth_rate_limit),
-    );
+    let limited = (auth::rate_limited_routes()
+        .merge(account::rate_limited_routes())
+        .merge(mfa::rate_limited_routes()))
+    .layer(from_fn_with_state(
+        state.clone(),
+        middleware::auth_rate_limit,
+    ));
     // Every route but the streaming ones answers within the request deadline (408 after).
     let deadline = Duration::from_secs(state.config.server.request_timeout_secs);
     let timed = OpenApiRouter::new()
         .merge(limited)
         .merge(auth::routes())
         .merge(account::routes())
+        .merge(mfa::routes())
         .merge(admin::routes())
         .merge(maintenance::routes())
         .merge(ops::routes())

@@ -35,6 +35,10 @@ pub enum ErrorCode {
     InvalidApiKey,
     Forbidden,
     AccountLocked,
+    /// The account has a second factor: send `totp_code` or `recovery_code` with the password.
+    MfaRequired,
+    /// The second factor's code is wrong or already used (counted toward the lock).
+    InvalidMfaCode,
     /// An admin disabled the account.
     AccountDisabled,
     /// The kill switch is on (`Retry-After` says when to try again).
@@ -86,6 +90,8 @@ impl ErrorCode {
             InvalidApiKey => "invalid_api_key",
             Forbidden => "forbidden",
             AccountLocked => "account_locked",
+            MfaRequired => "mfa_required",
+            InvalidMfaCode => "invalid_mfa_code",
             AccountDisabled => "account_disabled",
             Maintenance => "maintenance",
             NotFound => "not_found",

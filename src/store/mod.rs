@@ -9,6 +9,8 @@ mod analytics_sql;
 mod files;
 mod files_sql;
 mod mcp_sql;
+mod mfa;
+mod mfa_sql;
 mod projects_sql;
 mod records;
 mod sessions_sql;
@@ -27,6 +29,7 @@ pub mod sqlite;
 pub use admin::{AdminStore, Maintenance, ProfileChange, Refused};
 pub use analytics::{Analytics, AnalyticsStore};
 pub use files::{AddRefused, BlobChunks, Elsewhere, FileQuota, FileRecord, FileStore, FileUsage};
+pub use mfa::{SecondFactorStore, TotpFactor};
 pub use records::*;
 pub use sync_records::*;
 
@@ -81,6 +84,7 @@ pub trait Store:
     + McpStore
     + ToolStore
     + FileStore
+    + SecondFactorStore
 {
 }
 impl<
@@ -93,7 +97,8 @@ impl<
             + UsageStore
             + McpStore
             + ToolStore
-            + FileStore,
+            + FileStore
+            + SecondFactorStore,
     > Store for T
 {
 }

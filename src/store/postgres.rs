@@ -4,6 +4,7 @@ use super::admin_sql::impl_admin_store;
 use super::analytics_sql::impl_analytics_store;
 use super::files_sql::{impl_file_store, FileRow, FILE_COLUMNS};
 use super::mcp_sql::{impl_mcp_store, McpRow, MCP_COLUMNS};
+use super::mfa_sql::impl_second_factor_store;
 use super::projects_sql::{impl_project_store, ProjectRow, PROJECT_COLUMNS};
 use super::sessions_sql::{impl_session_store, SessionRow};
 use super::sql::{
@@ -55,6 +56,7 @@ impl_usage_store!(PgStore);
 impl_mcp_store!(PgStore);
 impl_tool_store!(PgStore);
 impl_file_store!(PgStore, sqlx::Postgres);
+impl_second_factor_store!(PgStore);
 impl_sync_store!(PgStore, sqlx::PgConnection, sqlx::Postgres);
 impl_sync_writes!(PgStore, sqlx::PgConnection, sqlx::Postgres);
 impl_token_sql!(PgStore, sqlx::PgConnection);

@@ -6,6 +6,7 @@ use super::admin_sql::impl_admin_store;
 use super::analytics_sql::impl_analytics_store;
 use super::files_sql::{impl_file_store, FileRow, FILE_COLUMNS};
 use super::mcp_sql::{impl_mcp_store, McpRow, MCP_COLUMNS};
+use super::mfa_sql::impl_second_factor_store;
 use super::projects_sql::{impl_project_store, ProjectRow, PROJECT_COLUMNS};
 use super::sessions_sql::{impl_session_store, SessionRow};
 use super::sql::{
@@ -85,6 +86,7 @@ impl_usage_store!(SqliteStore);
 impl_mcp_store!(SqliteStore);
 impl_tool_store!(SqliteStore);
 impl_file_store!(SqliteStore, sqlx::Sqlite);
+impl_second_factor_store!(SqliteStore);
 impl_sync_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 impl_sync_writes!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 impl_token_sql!(SqliteStore, sqlx::SqliteConnection);

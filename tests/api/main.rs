@@ -51,6 +51,7 @@ mod sync_prop;
 mod sync_prop_views;
 mod tools;
 mod tools_client;
+mod totp;
 mod ws;
 mod ws_cluster;
 mod ws_limits;

@@ -92,8 +92,8 @@ export class AuthSession {
   }
 
   /** Signs in and stores the pair. */
-  async login(email: string, password: string): Promise<void> {
-    await this.use(await this.opts.rest.login(email, password));
+  async login(email: string, password: string, second: { totpCode?: string; recoveryCode?: string } = {}): Promise<void> {
+    await this.use(await this.opts.rest.login(email, password, second));
   }
 
   async register(email: string, password: string): Promise<{ id: string; email: string }> {

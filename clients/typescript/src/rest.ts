@@ -166,8 +166,15 @@ export class RestClient {
     return this.call('POST', '/v1/auth/register', { email, password }, { auth: false });
   }
 
-  login(email: string, password: string): Promise<TokenPair> {
-    return this.call('POST', '/v1/auth/login', { email, password }, { auth: false });
+  /**
+   * Password sign-in. An account with a second factor answers `mfa_required` (a
+   * {@link SwitchyardError} with that code) until the call carries `totpCode` or `recoveryCode`.
+   */
+  login(email: string, password: string, second: { totpCode?: string; recoveryCode?: string } = {}): Promise<TokenPair> {
+    const body: Record<string, string> = { email, password };
+    if (second.totpCode !== undefined) body.totp_code = second.totpCode;
+    if (second.recoveryCode !== undefined) body.recovery_code = second.recoveryCode;
+    return this.call('POST', '/v1/auth/login', body, { auth: false });
   }
 
   /** Rotates a refresh token (single use: see {@link AuthSession} for coordinated refreshes). */

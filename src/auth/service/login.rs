@@ -5,10 +5,12 @@ use crate::{domain::Email, error::AppError, store::User};
 use chrono::{Duration as ChronoDuration, Utc};
 
 impl AuthService {
+    /// Password sign-in; an account with a second factor also needs its code (`second`).
     pub async fn login(
         &self,
         email: &str,
         password: &str,
+        second: &super::SecondFactor,
         ip: Option<&str>,
     ) -> Result<TokenPair, AppError> {
         let user = match Email::parse(email) {
@@ -49,6 +51,9 @@ impl AuthService {
         if !ok {
             return Err(self.wrong_password(&user, ip, now).await?);
         }
+        // Before the failures are cleared: a right password must not reset the count of wrong
+        // codes, or codes could be guessed without end.
+        self.check_second_factor(&user, second, ip).await?;
         self.unlock_and_start(&user, ip).await
     }
 

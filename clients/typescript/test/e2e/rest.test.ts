@@ -2,6 +2,7 @@
 // for two tabs refreshing at once), and sockets opened with an API key.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { TestServer, eventually } from '../harness/server.js';
 import { client, waitState } from '../harness/client.js';
 import { AuthSession, MutexLock, MemoryTokenStore, RestClient, SwitchyardError, type StateChange } from '../../src/index.js';
@@ -97,4 +98,36 @@ test('a socket opened with an API key has no expiry; revoking the key closes it 
   } finally {
     await c.close();
   }
+});
+
+/** RFC 6238 TOTP (SHA-1, 30 s, six digits) of a base32 secret, as an authenticator app shows it. */
+function totp(base32: string, step: number): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of base32) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from((bits.match(/.{8}/g) ?? []).map((b) => parseInt(b, 2)));
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(step));
+  const h = createHmac('sha1', key).update(msg).digest();
+  const at = (h[h.length - 1] ?? 0) & 0x0f;
+  return String((h.readUInt32BE(at) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+test('an account with a second factor signs in with a code through AuthSession.login', async () => {
+  const anon = new RestClient({ baseUrl: server.url });
+  const me = email();
+  const { tokens } = await anon.register(me, PASSWORD);
+  const rest = new RestClient({ baseUrl: server.url, getToken: () => tokens.access_token });
+  const enrolled = await rest.call<{ secret: string; otpauth_uri: string }>('POST', '/v1/auth/totp', { password: PASSWORD });
+  const step = Math.floor(Date.now() / 30_000);
+  const confirmed = await rest.call<{ recovery_codes: string[] }>('POST', '/v1/auth/totp/confirm', { code: totp(enrolled.secret, step) });
+  assert.equal(confirmed.recovery_codes.length, 10);
+
+  const auth = new AuthSession({ rest: anon });
+  await assert.rejects(auth.login(me, PASSWORD), (e: SwitchyardError) => e.code === 'mfa_required' && e.status === 401);
+  await auth.login(me, PASSWORD, { totpCode: totp(enrolled.secret, step + 1) });
+  assert.ok(auth.tokens?.access, 'signed in');
+  const other = new AuthSession({ rest: anon });
+  await other.login(me, PASSWORD, { recoveryCode: confirmed.recovery_codes[0] as string });
+  await assert.rejects(anon.login(me, PASSWORD, { recoveryCode: confirmed.recovery_codes[0] as string }), (e: SwitchyardError) => e.code === 'invalid_mfa_code');
 });
