@@ -15,6 +15,7 @@ mod completions;
 mod fanout;
 mod idle;
 mod login;
+mod soak;
 mod storm;
 mod stream;
 mod sync;
@@ -48,6 +49,9 @@ enum Scenario {
     Storm(storm::Args),
     /// Socket turns with one tool round each (client-side or MCP tool): per-call latency.
     Tools(tools::Args),
+    /// A mixed workload for minutes (connects, pushes, publishes, presence, turns) with the
+    /// server's RSS, fds and threads sampled as a table, and a verdict on drift.
+    Soak(soak::Args),
 }
 
 #[tokio::main]
@@ -61,5 +65,6 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Stream(a) => stream::run(a).await,
         Scenario::Storm(a) => storm::run(a).await,
         Scenario::Tools(a) => tools::run(a).await,
+        Scenario::Soak(a) => soak::run(a).await,
     }
 }

@@ -10,6 +10,8 @@ import type { Profile } from './session-store.js';
 function friendly(e: unknown, mode: 'login' | 'register'): string {
   if (isSwitchyardError(e)) {
     if (e.code === 'network_error' || e.code === 'timeout') return "Can't reach the server. Check your connection and try again.";
+    if (e.code === 'mfa_required') return 'Enter the 6-digit code from your authenticator app (or a recovery code).';
+    if (e.code === 'invalid_mfa_code') return 'That code is wrong or was already used. Enter the current one.';
     if (mode === 'login' && (e.status === 401 || e.code === 'invalid_credentials')) return 'Wrong e-mail or password.';
     if (e.status === 429) return 'Too many attempts. Wait a moment and try again.';
   }
@@ -22,6 +24,10 @@ export function signInView(auth: AuthSession, rest: RestClient, done: (p: Profil
   const pwHint = uid('pw-hint');
   const email = h('input', { id: emailId, type: 'email', name: 'email', autocomplete: 'username', required: true, inputmode: 'email', autocapitalize: 'off', spellcheck: 'false' });
   const password = h('input', { id: pwId, type: 'password', name: 'password', autocomplete: 'current-password', required: true, minlength: 8, 'aria-describedby': pwHint });
+  const codeId = uid('code');
+  const code = h('input', { id: codeId, type: 'text', name: 'code', autocomplete: 'one-time-code', inputmode: 'numeric', autocapitalize: 'off', spellcheck: 'false' });
+  // Shown once the server says the account has a second factor.
+  const codeField = h('div', { class: 'field', hidden: true }, h('label', { for: codeId }, 'Authentication code'), code);
   const error = h('p', { class: 'form-error', role: 'alert' });
   const status = h('p', { class: 'muted', role: 'status' }, notice ?? '');
   const signIn = h('button', { type: 'submit', class: 'primary', value: 'login' }, 'Sign in');
@@ -35,6 +41,7 @@ export function signInView(auth: AuthSession, rest: RestClient, done: (p: Profil
     h('p', { class: 'muted' }, 'Sign in to work on sessions together, live.'),
     h('div', { class: 'field' }, h('label', { for: emailId }, 'E-mail'), email),
     h('div', { class: 'field' }, h('label', { for: pwId }, 'Password'), password, h('p', { id: pwHint, class: 'hint' }, 'At least 8 characters.')),
+    codeField,
     error,
     h('div', { class: 'actions' }, signIn, register),
     status,
@@ -67,16 +74,25 @@ export function signInView(auth: AuthSession, rest: RestClient, done: (p: Profil
           const user = await auth.register(addr, password.value);
           profile = { userId: user.id, email: user.email };
         } else {
-          await auth.login(addr, password.value);
+          const typed = code.value.replace(/\s+/g, '');
+          const second = codeField.hidden || !typed ? {} : /^\d{6}$/.test(typed) ? { totpCode: typed } : { recoveryCode: typed };
+          await auth.login(addr, password.value, second);
           const me = await rest.me();
           profile = { userId: me.id, email: me.email };
         }
         password.value = '';
+        code.value = '';
         done(profile);
       } catch (e) {
         setText(status, '');
         setText(error, friendly(e, mode));
-        password.focus();
+        if (isSwitchyardError(e) && (e.code === 'mfa_required' || e.code === 'invalid_mfa_code')) {
+          codeField.hidden = false;
+          code.value = '';
+          code.focus();
+        } else {
+          password.focus();
+        }
       } finally {
         busy = false;
         form.removeAttribute('aria-busy');
