@@ -95,6 +95,19 @@ impl ChatService {
                 running.map_or(String::new(), |t| format!(" (turn {})", t.turn_id))
             )));
         }
+        let mut plan = plan;
+        if !plan.orphans.is_empty() {
+            // Read before the claim: a turn that was still streaming then may have ended
+            // since (its claim was what this one just took). Only those still streaming now
+            // are orphans; ending one already ended would refuse the whole first mutation.
+            match self.sync.snapshot(session).await {
+                Ok(now) => plan.orphans = conversation::orphaned_streams(&now.doc),
+                Err(e) => {
+                    self.live.release(&turn).await;
+                    return Err(e);
+                }
+            }
+        }
         let user_message_id =
             message_id.unwrap_or_else(|| format!("msg-{}", uuid::Uuid::now_v7().simple()));
         let first = self.first_mutation(&turn, &plan, &user_message_id, message);
