@@ -24,6 +24,7 @@ mod edge_attacks;
 mod edge_metrics;
 mod errors;
 mod files;
+mod files_limits;
 mod files_turn;
 mod health;
 mod layers;
