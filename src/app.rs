@@ -286,6 +286,7 @@ fn services(
         mcp_config: config.mcp.clone(),
         store: store.clone(),
     });
+    tracker.spawn(chat.clone().sweep_orphans(shutdown.clone()));
     let kill_switch = kill_switch(&config, &store, &t.hub, &shutdown, &tracker);
     Ok(AppState {
         instance: t.bus.instance().unwrap_or_else(uuid::Uuid::new_v4),

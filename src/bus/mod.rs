@@ -83,6 +83,11 @@ pub trait Bus: Send + Sync + 'static {
     fn instance(&self) -> Option<uuid::Uuid> {
         None
     }
+    /// Whether instance `id` still heartbeats: `Some(false)` once its liveness expired (it died
+    /// without cleaning up), `None` when that cannot be told (no Redis, or Redis unreachable).
+    async fn instance_alive(&self, _id: uuid::Uuid) -> Option<bool> {
+        None
+    }
 
     // A chat turn's deltas: delivered here at once, and written to Redis (content, last index
     // and the delta's PUBLISH in one transaction) for the other instances.

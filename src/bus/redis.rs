@@ -217,6 +217,15 @@ impl Bus for RedisBus {
         Some(self.inner.instance)
     }
 
+    async fn instance_alive(&self, id: Uuid) -> Option<bool> {
+        if id == self.inner.instance {
+            return Some(true);
+        }
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(self.inner.alive_key(&id.to_string()));
+        self.inner.run::<i64>(&cmd).await.ok().map(|n| n == 1)
+    }
+
     fn state(&self) -> BusState {
         match self.inner.state.load(Ordering::Relaxed) {
             1 => BusState::Connected,

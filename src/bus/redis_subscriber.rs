@@ -109,6 +109,11 @@ pub(super) async fn subscriber(
         }
         inner.set_state(BusState::Connected);
         metrics::counter!("bus_connects_total").increment(1);
+        // Whatever was published while this connection was away is in the change log.
+        tokio::spawn({
+            let hub = inner.hub.clone();
+            async move { hub.report_tails().await }
+        });
         backoff = Duration::from_millis(100);
         let mut resync = tokio::time::interval(Duration::from_secs(5));
         loop {

@@ -121,10 +121,10 @@ pub fn session_model(doc: &Doc) -> Option<String> {
 }
 
 /// Messages left streaming by a turn whose instance died (the new turn ends them).
-pub fn orphaned_streams(doc: &Doc) -> Vec<(String, String)> {
+pub fn orphaned_streams(doc: &Doc) -> Vec<(String, String, serde_json::Value)> {
     doc.messages
         .values()
         .filter(|m| m.streaming && !m.deleted)
-        .map(|m| (m.id.clone(), m.content.clone()))
+        .map(|m| (m.id.clone(), m.content.clone(), m.metadata.clone()))
         .collect()
 }

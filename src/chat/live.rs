@@ -20,6 +20,22 @@ pub struct LiveTurn {
     pub session: String,
     pub message_id: String,
     pub model: String,
+    /// The instance running it (its bus id), so others can tell when it died with the turn.
+    #[serde(default)]
+    pub instance: Option<Uuid>,
+}
+
+/// Whether a streaming message's turn still runs, as far as this instance can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Liveness {
+    /// Its turn runs here, or on an instance that still heartbeats.
+    Running,
+    /// No claim names it (expired, or another turn holds the session).
+    Unclaimed,
+    /// Claimed by an instance that stopped heartbeating; `holder` is the claim as stored.
+    HolderDead { holder: String },
+    /// Redis could not be asked: decide nothing.
+    Unknown,
 }
 
 /// A running turn as a subscriber first sees it: the content up to delta `index`.
@@ -54,6 +70,9 @@ pub struct LiveTurns {
     /// whole truth).
     shared: Option<Box<dyn Lease>>,
 }
+
+/// The lease of the instance sweeping for orphaned turns.
+const JANITOR: &str = "turn:janitor";
 
 fn session_lease(session: &str) -> String {
     format!("turn:s:{session}")
@@ -117,17 +136,87 @@ impl LiveTurns {
         let (Some(lease), Ok(me)) = (self.shared.as_deref(), serde_json::to_string(turn)) else {
             return;
         };
-        match lease
-            .refresh(&session_lease(&turn.session), &me, TURN_TTL)
-            .await
-        {
+        let name = session_lease(&turn.session);
+        match lease.refresh(&name, &me, TURN_TTL).await {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(turn = %turn.turn_id, "turn claim lost; it expired"),
+            // Gone (a Redis restart keeps nothing): claimed again, so no other instance takes
+            // this running turn for a dead one. Taken meanwhile by another turn: it stays lost.
+            Ok(false) => match lease.claim(&name, &me, TURN_TTL).await {
+                Ok(true) => {
+                    tracing::info!(turn = %turn.turn_id, "turn claim was gone; claimed again")
+                }
+                _ => tracing::warn!(turn = %turn.turn_id, "turn claim lost to another turn"),
+            },
             Err(e) => return tracing::warn!(error = %e, "turn claim not refreshed"),
         }
-        let _ = lease
-            .refresh(&turn_lease(turn.turn_id), &turn.session, TURN_TTL)
-            .await;
+        let turn_name = turn_lease(turn.turn_id);
+        if let Ok(false) = lease.refresh(&turn_name, &turn.session, TURN_TTL).await {
+            let _ = lease.claim(&turn_name, &turn.session, TURN_TTL).await;
+        }
+    }
+
+    /// Whether the turn streaming `message_id` in `session` still runs somewhere.
+    pub async fn liveness(&self, session: &str, message_id: &str) -> Liveness {
+        if self
+            .here
+            .get(session)
+            .is_some_and(|r| r.turn.message_id == message_id)
+        {
+            return Liveness::Running;
+        }
+        let Some(lease) = self.shared.as_deref() else {
+            return Liveness::Unclaimed; // alone, this instance is the whole truth
+        };
+        let raw = match lease.holder(&session_lease(session)).await {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return Liveness::Unclaimed,
+            Err(_) => return Liveness::Unknown,
+        };
+        let Ok(holder) = serde_json::from_str::<LiveTurn>(&raw) else {
+            return Liveness::Unknown;
+        };
+        if holder.message_id != message_id {
+            return Liveness::Unclaimed;
+        }
+        match holder.instance {
+            Some(i) => match self.bus.instance_alive(i).await {
+                Some(false) => Liveness::HolderDead { holder: raw },
+                Some(true) => Liveness::Running,
+                None => Liveness::Unknown,
+            },
+            None => Liveness::Running,
+        }
+    }
+
+    /// Frees a session whose claim is `holder`'s (a dead instance's turn), so the next
+    /// `chat.send` need not wait for the claim to expire.
+    pub async fn release_dead(&self, session: &str, holder: &str) {
+        let Some(lease) = self.shared.as_deref() else {
+            return;
+        };
+        if let Ok(t) = serde_json::from_str::<LiveTurn>(holder) {
+            let _ = lease.release(&turn_lease(t.turn_id), &t.session, &[]).await;
+        }
+        let _ = lease.release(&session_lease(session), holder, &[]).await;
+    }
+
+    /// Whether this instance is the one sweeping for orphaned turns now (one at a time across
+    /// instances sharing Redis; alone, always).
+    pub async fn lead_janitor(&self, me: &str, ttl: Duration) -> bool {
+        let Some(lease) = self.shared.as_deref() else {
+            return true;
+        };
+        match lease.refresh(JANITOR, me, ttl).await {
+            Ok(true) => true,
+            Ok(false) => lease.claim(JANITOR, me, ttl).await.unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    /// Whether instances share claims (Redis): a claim can then be missing for a while without
+    /// its turn being dead (a Redis restart, until the turn's next refresh).
+    pub fn shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// The turn ended: its deltas are out first, then the session is free, then what other

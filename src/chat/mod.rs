@@ -12,6 +12,7 @@ mod attachments;
 pub mod completion;
 mod conversation;
 pub mod live;
+mod orphans;
 pub mod quota;
 pub mod tool_api;
 mod tool_run;
@@ -69,8 +70,9 @@ struct Plan {
     request: crate::llm::ChatRequest,
     prepared: completion::Prepared,
     toolbox: tools::Toolbox,
-    /// Streaming messages left by a turn whose instance stopped: closed as failed.
-    orphans: Vec<(String, String)>,
+    /// Streaming messages left by a turn whose instance stopped (id, content, metadata):
+    /// closed as failed.
+    orphans: Vec<(String, String, Value)>,
 }
 
 impl ChatService {
@@ -86,6 +88,7 @@ impl ChatService {
             session: session.to_string(),
             message_id: format!("msg-{}", uuid::Uuid::now_v7().simple()),
             model: plan.model.clone(),
+            instance: self.bus.instance(),
         };
         let cancel = CancellationToken::new();
         if !self.live.claim(&turn, cancel.clone()).await {
@@ -260,10 +263,10 @@ impl ChatService {
             .orphans
             .iter()
             .cloned()
-            .map(|(message_id, content)| Op::StreamEnd {
+            .map(|(message_id, content, streaming)| Op::StreamEnd {
                 message_id,
                 content,
-                metadata: json!({"status": "failed", "error": "interrupted: the instance running this turn stopped"}),
+                metadata: orphans::interrupted_metadata(&streaming),
             })
             .collect();
         ops.push(Op::AppendMessage {

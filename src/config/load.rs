@@ -94,6 +94,12 @@ impl Config {
             return bad("auth.hash_concurrency must be at least 1");
         }
         let ws = &self.ws;
+        if self.sync.heal_max_frames >= ws.send_queue {
+            return bad(
+                "sync.heal_max_frames must be below ws.send_queue (a healed gap is \
+                        replayed into every subscriber's queue at once)",
+            );
+        }
         if ws.presence_interval_ms == 0 || ws.presence_busy_members == 0 {
             return bad("ws.presence_interval_ms and ws.presence_busy_members must be positive");
         }

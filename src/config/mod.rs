@@ -56,6 +56,11 @@ pub struct SyncConfig {
     /// Whole-session reads (snapshots, catch-ups that fall back to one) at once on this
     /// instance; more wait their turn, so a flood of them cannot exhaust memory. Default 8.
     pub max_concurrent_snapshots: usize,
+    /// Most changes an instance replays frame by frame when it heals a gap (changes it missed
+    /// on the bus, e.g. while Redis restarted); a longer gap sends `sync.resync` instead and
+    /// each client catches up with one subscribe, so a burst never fills a socket's queue
+    /// (`ws.send_queue`). Default 64.
+    pub heal_max_frames: usize,
 }
 
 impl Default for SyncConfig {
@@ -72,6 +77,7 @@ impl Default for SyncConfig {
             max_content_bytes: 32 << 20,
             max_queued_mutations: 5000,
             max_concurrent_snapshots: 8,
+            heal_max_frames: 64,
         }
     }
 }

@@ -16,7 +16,7 @@ use sequence::{Offer, Sequence};
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use metrics::Counter;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 /// This instance's channels and their version order, nothing else. Owned by `AppState`
@@ -26,7 +26,10 @@ pub struct Hub {
     /// Woken when the set of channels with local subscribers changes (the Redis bus follows it).
     changed: Notify,
     delivered: Counter,
-    sequences: DashMap<Arc<str>, Sequence>,
+    /// Each behind its own lock, held while its frames are pushed: two deliveries on one
+    /// channel (a local commit's and another instance's) then reach every queue in version
+    /// order, and other channels never wait for it.
+    sequences: DashMap<Arc<str>, Arc<Mutex<Sequence>>>,
     /// Where gaps in a channel's versions are reported (the sync healer).
     gaps: tokio::sync::mpsc::Sender<Gap>,
 }
@@ -75,28 +78,28 @@ impl Hub {
 
     /// Delivers a versioned frame in version order (see `sequence`).
     pub fn deliver_versioned(&self, channel: &str, version: u64, frame: Utf8Bytes) {
-        let offer = match self.sequences.get_mut(channel) {
-            Some(mut s) => s.offer(version, frame),
-            None if self.channels.contains_key(channel) => self
-                .sequences
-                .entry(Arc::from(channel))
-                .or_default()
-                .offer(version, frame),
+        let seq = match self.sequences.get(channel) {
+            Some(s) => s.clone(),
+            None if self.channels.contains_key(channel) => self.sequence(channel),
             None => return,
         };
+        let mut seq = seq
+            .lock()
+            .expect("sequence lock is never held across a panic");
+        let offer = seq.offer(version, frame);
+        self.settle(channel, offer);
+    }
+
+    fn sequence(&self, channel: &str) -> Arc<Mutex<Sequence>> {
+        self.sequences
+            .entry(Arc::from(channel))
+            .or_default()
+            .clone()
+    }
+
+    fn settle(&self, channel: &str, offer: Offer) {
         match offer {
-            Offer::Release(frames) => {
-                let Some(subs) = self.subscribers(channel) else {
-                    return;
-                };
-                for (v, f) in frames {
-                    let n = subs
-                        .iter()
-                        .filter(|s| s.push_versioned(channel, v, f.clone()))
-                        .count();
-                    self.delivered.increment(n as u64);
-                }
-            }
+            Offer::Release(frames) => self.release(channel, frames),
             Offer::Gap { from, to } => {
                 metrics::counter!("hub_version_gaps_total").increment(1);
                 let _ = self.gaps.try_send(Gap {
@@ -107,6 +110,30 @@ impl Hub {
             }
             Offer::Duplicate => {}
         }
+    }
+
+    fn release(&self, channel: &str, frames: Vec<(u64, Utf8Bytes)>) {
+        let Some(subs) = self.subscribers(channel) else {
+            return;
+        };
+        for (v, f) in frames {
+            let n = subs
+                .iter()
+                .filter(|s| s.push_versioned(channel, v, f.clone()))
+                .count();
+            self.delivered.increment(n as u64);
+        }
+    }
+
+    /// Versions of `channel` up to `version` will not be delivered here (its subscribers were
+    /// told to resync); what arrived past them is released now.
+    pub fn skip_to(&self, channel: &str, version: u64) {
+        let seq = self.sequence(channel);
+        let mut seq = seq
+            .lock()
+            .expect("sequence lock is never held across a panic");
+        let frames = seq.skip_to(version);
+        self.release(channel, frames);
     }
 
     /// Removes every connection of `user` from `channel` (membership revoked) and tells each
@@ -183,15 +210,42 @@ impl Hub {
 
     /// A subscriber caught up on `channel` to `version`; versions up to it need no release.
     pub fn caught_up(&self, channel: &str, version: u64) {
-        self.sequences
-            .entry(Arc::from(channel))
-            .or_default()
-            .caught_up(version);
+        let seq = self.sequence(channel);
+        let mut seq = seq
+            .lock()
+            .expect("sequence lock is never held across a panic");
+        let offer = seq.caught_up(version);
+        self.settle(channel, offer);
+    }
+
+    /// After the bus was away (and is back): any versioned channel may have missed its last
+    /// changes, with nothing later to reveal the gap. Each is reported as a gap open at the
+    /// end (`to` is `u64::MAX`), so the healer reads what the change log has past it.
+    pub async fn report_tails(&self) {
+        let tails: Vec<Gap> = self
+            .sequences
+            .iter()
+            .filter_map(|s| {
+                let next = s.value().lock().ok()?.next()?;
+                Some(Gap {
+                    channel: s.key().clone(),
+                    from: next,
+                    to: u64::MAX,
+                })
+            })
+            .collect();
+        for gap in tails {
+            if self.gaps.send(gap).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// The next version this instance will release on `channel`.
     pub fn next_version(&self, channel: &str) -> Option<u64> {
-        self.sequences.get(channel).and_then(|s| s.next())
+        let seq = self.sequences.get(channel)?.clone();
+        let next = seq.lock().ok()?.next();
+        next
     }
 
     /// Adds `outbox` to `channel`; true when it is the channel's first local subscriber.

@@ -212,6 +212,22 @@ impl Outbox {
             .insert(channel.to_owned(), Gate::CatchingUp(Vec::new()));
     }
 
+    /// Puts `frames` (versions older than any held, in order) before what `channel` holds
+    /// while catching up: versions the hub released before this subscriber joined it but
+    /// after what its catch-up read. False when the channel is no longer catching up.
+    pub fn prepend_held(&self, channel: &str, frames: Vec<(u64, Utf8Bytes)>) -> bool {
+        let mut gates = self
+            .gates
+            .lock()
+            .expect("gate lock is never held across a panic");
+        let Some(Gate::CatchingUp(held)) = gates.get_mut(channel) else {
+            return false;
+        };
+        let older = frames.into_iter().map(|(v, f)| Held::Versioned(v, f));
+        held.splice(0..0, older);
+        true
+    }
+
     /// Queues `reply` (which carries everything up to `version`, and the live turn's content
     /// up to `floor`), then the held frames after it, then goes live. False (and nothing
     /// queued) when the channel was taken away meanwhile (evicted: membership revoked while the

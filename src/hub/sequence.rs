@@ -30,7 +30,14 @@ pub enum Offer {
 
 impl Sequence {
     pub fn offer(&mut self, version: u64, frame: Utf8Bytes) -> Offer {
-        let next = *self.next.get_or_insert(version);
+        let Some(next) = self.next else {
+            // Nobody has caught up yet: which version comes first is unknown (two commits'
+            // frames may arrive out of order), so everything waits for `caught_up`.
+            if self.pending.len() < MAX_PENDING {
+                self.pending.insert(version, frame);
+            }
+            return Offer::Release(Vec::new());
+        };
         if version < next {
             return Offer::Duplicate;
         }
@@ -53,14 +60,37 @@ impl Sequence {
         Offer::Release(out)
     }
 
-    /// A first subscriber caught up to `version`: releasing starts after it. When frames are
-    /// already flowing, nothing changes: other subscribers still need every version, and the
-    /// new one's gate drops what it already has.
-    pub fn caught_up(&mut self, version: u64) {
-        if self.next.is_none() {
-            self.next = Some(version + 1);
-            self.pending.retain(|v, _| *v > version);
+    /// A first subscriber caught up to `version`: releasing starts after it, with what
+    /// arrived meanwhile (and a gap if something before that is still missing). When frames
+    /// are already flowing, nothing changes: other subscribers still need every version, and
+    /// the new one's gate drops what it already has.
+    pub fn caught_up(&mut self, version: u64) -> Offer {
+        if self.next.is_some() {
+            return Offer::Release(Vec::new());
         }
+        let released = self.skip_to(version);
+        match (released.is_empty(), self.pending.keys().next(), self.next) {
+            (true, Some(&first), Some(next)) => Offer::Gap {
+                from: next,
+                to: first,
+            },
+            _ => Offer::Release(released),
+        }
+    }
+
+    /// Versions up to `version` will not be released here (subscribers were told to catch
+    /// up by themselves): releasing goes on after it, with what already waits past it.
+    pub fn skip_to(&mut self, version: u64) -> Vec<(u64, Utf8Bytes)> {
+        let next = self.next.map_or(version + 1, |n| n.max(version + 1));
+        self.pending.retain(|v, _| *v >= next);
+        let mut out = Vec::new();
+        let mut v = next;
+        while let Some(f) = self.pending.remove(&v) {
+            out.push((v, f));
+            v += 1;
+        }
+        self.next = Some(v);
+        out
     }
 
     pub fn next(&self) -> Option<u64> {
@@ -74,6 +104,26 @@ mod tests {
 
     fn f(s: &str) -> Utf8Bytes {
         Utf8Bytes::from(s.to_string())
+    }
+
+    #[test]
+    fn frames_before_the_first_catch_up_wait_for_it_in_any_order() {
+        let mut s = Sequence::default();
+        assert!(matches!(s.offer(6, f("6")), Offer::Release(v) if v.is_empty()));
+        assert!(matches!(s.offer(5, f("5")), Offer::Release(v) if v.is_empty()));
+        assert!(matches!(s.offer(3, f("3")), Offer::Release(v) if v.is_empty()));
+        match s.caught_up(4) {
+            Offer::Release(v) => assert_eq!(
+                v.iter().map(|x| x.0).collect::<Vec<_>>(),
+                [5, 6],
+                "what the catch-up did not hold, in order"
+            ),
+            _ => panic!("expected release"),
+        }
+        let mut s = Sequence::default();
+        s.offer(7, f("7"));
+        assert!(matches!(s.caught_up(4), Offer::Gap { from: 5, to: 7 }));
+        assert!(matches!(s.offer(5, f("5")), Offer::Release(v) if v.len() == 1));
     }
 
     #[test]
@@ -91,5 +141,25 @@ mod tests {
             _ => panic!("expected release"),
         }
         assert_eq!(s.next(), Some(8));
+    }
+
+    #[test]
+    fn skipping_a_gap_releases_what_waits_past_it() {
+        let mut s = Sequence::default();
+        s.caught_up(4);
+        assert!(matches!(s.offer(9, f("9")), Offer::Gap { from: 5, to: 9 }));
+        assert!(matches!(s.offer(10, f("10")), Offer::Gap { .. }));
+        let out = s.skip_to(8);
+        assert_eq!(
+            out.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(),
+            ["9", "10"]
+        );
+        assert_eq!(s.next(), Some(11));
+        assert!(
+            s.skip_to(3).is_empty(),
+            "skipping backwards changes nothing"
+        );
+        assert_eq!(s.next(), Some(11));
+        assert!(matches!(s.offer(7, f("7")), Offer::Duplicate));
     }
 }

@@ -59,7 +59,11 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(unavailable_state) => {
                 StoreError::Unavailable(e)
             }
             sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -68,6 +72,18 @@ impl From<sqlx::Error> for StoreError {
             _ => StoreError::Database(e),
         }
     }
+}
+
+/// SQLSTATEs that mean "the database is not there right now" rather than "this statement is
+/// wrong": connection exceptions (class 08), a server shutting down or starting up (57P01-03,
+/// what a restart or crash sends to open connections), too many connections (53300), and
+/// SQLite's busy and locked (5, 6) when its wait ran out. A client may retry these.
+fn unavailable_state(code: &str) -> bool {
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "53300" | "5" | "6" | "261" | "262" | "517" | "773"
+        )
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -175,6 +191,12 @@ pub trait SyncStore: Send + Sync + 'static {
     ) -> StoreResult<Option<CatchUp>>;
     /// The session's state exactly at the version it is labelled with (one consistent view).
     async fn snapshot(&self, session: SessionId) -> StoreResult<Option<Snapshot>>;
+    /// Messages still marked streaming across every session, oldest first, at most `limit`:
+    /// each is a running turn's, or one a dead instance left behind (the chat janitor's work).
+    async fn streaming_messages(
+        &self,
+        limit: u32,
+    ) -> StoreResult<Vec<(SessionId, crate::sync::merge::Message)>>;
     /// Live messages in transcript order after the `(position, seq)` cursor, optionally of one
     /// role.
     async fn list_messages(

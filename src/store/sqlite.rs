@@ -13,7 +13,8 @@ use super::sql::{
     impl_account_store, AuditRow, KeyRow, TokenRow, UserRow, KEY_COLUMNS, USER_COLUMNS,
 };
 use super::sync_rows::{
-    answer_of, ChangeRow, MessageRow, RegisterRow, SizeRow, MESSAGE_COLUMNS, ROWS_PER_STATEMENT,
+    answer_of, ChangeRow, MessageRow, RegisterRow, SessionMessageRow, SizeRow, MESSAGE_COLUMNS,
+    ROWS_PER_STATEMENT,
 };
 use super::sync_sql::impl_sync_store;
 use super::sync_write_sql::impl_sync_writes;

@@ -55,6 +55,14 @@ pub(crate) struct MessageRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// A message with the session it belongs to (reads across sessions).
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionMessageRow {
+    pub session_id: uuid::Uuid,
+    #[sqlx(flatten)]
+    pub message: MessageRow,
+}
+
 impl MessageRow {
     pub fn into_message(self) -> Result<Message, StoreError> {
         Ok(Message {

@@ -229,6 +229,22 @@ macro_rules! impl_sync_store {
                 rows.into_iter().map(MessageRow::into_message).collect()
             }
 
+            async fn streaming_messages(
+                &self,
+                limit: u32,
+            ) -> StoreResult<Vec<(SessionId, crate::sync::merge::Message)>> {
+                let rows: Vec<SessionMessageRow> = sqlx::query_as(&format!(
+                    "SELECT session_id, {MESSAGE_COLUMNS} FROM messages WHERE streaming \
+                     ORDER BY created_at LIMIT $1"
+                ))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|r| Ok((SessionId(r.session_id), r.message.into_message()?)))
+                    .collect()
+            }
+
             async fn snapshot(&self, session: SessionId) -> StoreResult<Option<Snapshot>> {
                 let mut tx = self.begin_snapshot().await?;
                 Ok(Self::load_snapshot(&mut *tx, session).await?.map(|(s, _)| s))

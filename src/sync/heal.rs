@@ -18,6 +18,15 @@ use tokio_util::sync::CancellationToken;
 const GAP_GRACE: Duration = Duration::from_millis(100);
 
 impl SyncService {
+    /// Subscribers of `channel` re-subscribe with their `since` (one catch-up each) instead of
+    /// getting versions up to `version` here, which this instance stops waiting for.
+    fn resync(&self, channel: &str, version: u64) {
+        metrics::counter!("sync_resyncs_total").increment(1);
+        let resync = ServerEvent::SyncResync { version };
+        self.hub().deliver(channel, &event_frame(channel, &resync));
+        self.hub().skip_to(channel, version);
+    }
+
     /// Fills gaps the hub reports, from the change log. Runs until `shutdown`.
     pub async fn heal_gaps(
         self: Arc<Self>,
@@ -29,11 +38,15 @@ impl SyncService {
                 _ = shutdown.cancelled() => return,
                 g = gaps.recv() => match g { Some(g) => g, None => return },
             };
-            tokio::time::sleep(GAP_GRACE).await;
-            if self
-                .hub()
-                .next_version(&gap.channel)
-                .is_some_and(|n| n > gap.from)
+            let tail = gap.to == u64::MAX;
+            if !tail {
+                tokio::time::sleep(GAP_GRACE).await;
+            }
+            if !tail
+                && self
+                    .hub()
+                    .next_version(&gap.channel)
+                    .is_some_and(|n| n > gap.from)
             {
                 continue; // the late frame arrived
             }
@@ -50,8 +63,17 @@ impl SyncService {
                 .await
             {
                 Ok(Some(CatchUp::Changes { changes, .. })) => {
+                    let missing: Vec<_> = changes.iter().filter(|c| c.version < gap.to).collect();
+                    let Some(last) = missing.last().map(|c| c.version) else {
+                        continue;
+                    };
                     metrics::counter!("sync_gaps_healed_total").increment(1);
-                    for c in changes.iter().filter(|c| c.version < gap.to) {
+                    if missing.len() > self.config.heal_max_frames {
+                        // Replayed frame by frame, this would fill subscribers' queues.
+                        self.resync(&gap.channel, last);
+                        continue;
+                    }
+                    for c in missing {
                         self.hub().deliver_versioned(
                             &gap.channel,
                             c.version,
@@ -60,12 +82,8 @@ impl SyncService {
                     }
                 }
                 Ok(Some(CatchUp::Snapshot(s, _))) => {
-                    // Compacted past the gap: tell subscribers to re-subscribe with `since`.
                     tracing::warn!(channel = %gap.channel, "gap older than the change log; asking clients to resync");
-                    self.hub().caught_up(&gap.channel, s.version);
-                    let resync = ServerEvent::SyncResync { version: s.version };
-                    self.hub()
-                        .deliver(&gap.channel, &event_frame(&gap.channel, &resync));
+                    self.resync(&gap.channel, s.version);
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "could not heal a version gap"),

@@ -305,6 +305,27 @@ impl SyncService {
             .ok_or_else(|| AppError::NotFound("no such session".into()))
     }
 
+    /// The change frames of `channel` after `after` and before `before`, read from the change
+    /// log; `None` when the log no longer reaches back that far.
+    pub async fn missed(
+        &self,
+        channel: &str,
+        session: SessionId,
+        after: u64,
+        before: u64,
+    ) -> Result<Option<Vec<(u64, Utf8Bytes)>>, AppError> {
+        Ok(match self.catch_up(session, after).await? {
+            CatchUp::Changes { changes, .. } => Some(
+                changes
+                    .iter()
+                    .filter(|c| c.version < before)
+                    .map(|c| (c.version, change_frame(channel, c)))
+                    .collect(),
+            ),
+            CatchUp::Snapshot(..) => None,
+        })
+    }
+
     pub async fn snapshot(&self, session: SessionId) -> Result<Snapshot, AppError> {
         let _turn = self.read_turn().await?;
         self.store

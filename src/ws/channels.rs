@@ -5,7 +5,7 @@
 use super::dispatch::Conn;
 use crate::{
     domain::SessionId,
-    protocol::{Channel, ErrorCode, Member, Sender, ServerFrame},
+    protocol::{event_frame, Channel, ErrorCode, Member, Sender, ServerEvent, ServerFrame},
     store::CatchUp,
     sync::view::SnapshotView,
     time::now_ms,
@@ -132,6 +132,7 @@ impl Conn {
             }
         };
         self.state.hub.caught_up(&channel, version);
+        let complete = self.fill_missed(&channel, session, version).await;
         let floor = self.live_turn(session, &mut body).await;
         self.state.presence.join(&channel, self.member()).await;
         self.add_presence(&channel, &mut body).await;
@@ -144,11 +145,36 @@ impl Conn {
             .outbox
             .end_catch_up(&channel, version, floor, reply.into())
         {
+            if !complete {
+                let resync = ServerEvent::SyncResync { version };
+                self.outbox.push(event_frame(&channel, &resync));
+            }
             self.channels.insert(channel);
         } else {
             // Evicted while catching up: the revoke won; say so instead of "subscribed".
             self.state.presence.leave(&channel, self.member()).await;
             Refusal::NotMember.send(self, id);
+        }
+    }
+
+    /// Another subscriber here may have caught up further than this one's read, the hub then
+    /// releasing from there: the versions between come from the change log, ahead of what the
+    /// gate holds. False when they could not be read (the client is told to resync).
+    async fn fill_missed(&self, channel: &str, session: SessionId, version: u64) -> bool {
+        let Some(next) = self.state.hub.next_version(channel) else {
+            return true;
+        };
+        if next <= version + 1 {
+            return true;
+        }
+        match self
+            .state
+            .sync
+            .missed(channel, session, version, next)
+            .await
+        {
+            Ok(Some(frames)) => self.outbox.prepend_held(channel, frames),
+            _ => false,
         }
     }
 

@@ -23,6 +23,7 @@ mod docs;
 mod edge_attacks;
 mod edge_metrics;
 mod errors;
+mod faults;
 mod files;
 mod files_limits;
 mod files_turn;

@@ -3,10 +3,13 @@
 #![allow(dead_code)]
 
 pub mod accounts;
+pub mod balancer;
 pub mod completions;
+pub mod faultload;
 pub mod files;
 pub mod fixtures;
 pub mod mcp;
+pub mod procs;
 pub mod proxy;
 pub mod replica;
 pub mod sync_gen;
