@@ -44,8 +44,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Store>
     .await?)
 }
 
-pub async fn connect_redis(url: &str) -> anyhow::Result<Arc<RedisConn>> {
-    let conn = RedisConn::new(url)?;
+pub async fn connect_redis(
+    target: &crate::bus::redis_conn::Target,
+) -> anyhow::Result<Arc<RedisConn>> {
+    let conn = RedisConn::new(target)?;
     conn.check().await?;
     Ok(Arc::new(conn))
 }
@@ -62,8 +64,8 @@ impl App {
     pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let store = open_store(&config).await?;
-        let redis = match &config.redis.url {
-            Some(url) => Some(connect_redis(url).await?),
+        let redis = match config.redis.target() {
+            Some(target) => Some(connect_redis(&target).await?),
             None => None,
         };
         let shutdown = CancellationToken::new();
@@ -97,7 +99,7 @@ impl App {
         tracing::info!(
             %addr,
             store = store.backend(),
-            redis = config.redis.url.is_some(),
+            redis = config.redis.target().is_some(),
             url = %format!("http://{addr}"),
             docs = %format!("http://{addr}/docs"),
             websocket = %format!("ws://{addr}/v1/ws"),

@@ -99,14 +99,14 @@ impl Bus for LocalBus {
 
     async fn flush_deltas(&self, _turn: uuid::Uuid) {}
 
-    async fn keep_deltas(&self, _turn: uuid::Uuid) {}
+    async fn keep_deltas(&self, _channel: &str, _turn: uuid::Uuid) {}
 
     /// One instance: every turn runs here, and chat keeps its content.
-    async fn delta_content(&self, _turn: uuid::Uuid) -> Option<(String, u64)> {
+    async fn delta_content(&self, _channel: &str, _turn: uuid::Uuid) -> Option<(String, u64)> {
         None
     }
 
-    async fn end_deltas(&self, _turn: uuid::Uuid) {}
+    async fn end_deltas(&self, _channel: &str, _turn: uuid::Uuid) {}
 
     async fn expect_reply(&self, key: &str, owner: &str, _ttl: std::time::Duration) -> Waiter {
         self.replies.wait(key.to_owned(), owner.to_owned())

@@ -11,10 +11,12 @@ pub mod redis_conn;
 mod redis_control;
 mod redis_liveness;
 mod redis_presence;
+mod redis_shards;
 mod redis_subscriber;
 mod redis_turns;
 pub mod replies;
 pub mod shared;
+pub mod slot;
 
 pub use control::{refuse, Control, Inbox, InboxRx, McpCall, Request};
 pub use lease::{Lease, RedisLease};
@@ -104,13 +106,14 @@ pub trait Bus: Send + Sync + 'static {
     /// Returns once every delta of `turn` published so far has reached the other instances'
     /// path (so events sent after it cannot overtake them).
     async fn flush_deltas(&self, turn: uuid::Uuid);
-    /// Keeps what other instances read of `turn` (its content) alive while it runs.
-    async fn keep_deltas(&self, turn: uuid::Uuid);
+    /// Keeps what other instances read of `turn` on `channel` (its content) alive while it
+    /// runs.
+    async fn keep_deltas(&self, channel: &str, turn: uuid::Uuid);
     /// `turn`'s content and last delta index as other instances see it (for a turn that runs
     /// elsewhere).
-    async fn delta_content(&self, turn: uuid::Uuid) -> Option<(String, u64)>;
+    async fn delta_content(&self, channel: &str, turn: uuid::Uuid) -> Option<(String, u64)>;
     /// The turn ended: its deltas flushed, then what other instances read of it dropped.
-    async fn end_deltas(&self, turn: uuid::Uuid);
+    async fn end_deltas(&self, channel: &str, turn: uuid::Uuid);
 
     // Answers and requests between instances (client tool results, MCP tool calls).
 

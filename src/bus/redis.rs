@@ -46,8 +46,10 @@ pub(super) struct Inner {
     /// Answers awaited by tasks here (see `replies`).
     pub(super) replies: Arc<Replies>,
     pub(super) conn: Arc<RedisConn>,
-    pub(super) client: redis::Client,
     pub(super) prefix: String,
+    /// `PUBLISH`, or `SPUBLISH` on a cluster (sharded pub/sub: a message goes to its
+    /// channel's shard only, never to every node).
+    pub(super) publish: &'static str,
     /// `<prefix>ch:` and `<prefix>ctl`, built once: `on_message` runs for every bus message.
     pub(super) channel_prefix: String,
     pub(super) control: String,
@@ -71,7 +73,11 @@ impl RedisBus {
             hub,
             inbox,
             replies: Arc::default(),
-            client: conn.client().clone(),
+            publish: if conn.is_cluster() {
+                "SPUBLISH"
+            } else {
+                "PUBLISH"
+            },
             conn,
             channel_prefix: format!("{prefix}ch:"),
             control: format!("{prefix}ctl"),
@@ -81,11 +87,19 @@ impl RedisBus {
             state: AtomicU8::new(0),
         });
         let (watch_tx, watch_rx) = mpsc::channel(1024);
-        tracker.spawn(super::redis_subscriber::subscriber(
-            inner.clone(),
-            watch_rx,
-            shutdown.clone(),
-        ));
+        if inner.conn.is_cluster() {
+            tracker.spawn(super::redis_shards::subscriber(
+                inner.clone(),
+                watch_rx,
+                shutdown.clone(),
+            ));
+        } else {
+            tracker.spawn(super::redis_subscriber::subscriber(
+                inner.clone(),
+                watch_rx,
+                shutdown.clone(),
+            ));
+        }
         tracker.spawn(super::redis_liveness::liveness(inner.clone(), shutdown));
         Self {
             inner,
@@ -96,11 +110,13 @@ impl RedisBus {
 }
 
 impl Inner {
+    /// Channels and keys name their hub channel as the hash tag (`{session:…}`), so on a
+    /// cluster one session's pub/sub, presence and turn content share a shard.
     pub(super) fn channel_key(&self, channel: &str) -> String {
-        format!("{}{channel}", self.channel_prefix)
+        format!("{}{{{channel}}}", self.channel_prefix)
     }
     pub(super) fn presence_key(&self, channel: &str) -> String {
-        format!("{}presence:{channel}", self.prefix)
+        format!("{}presence:{{{channel}}}", self.prefix)
     }
     pub(super) fn owned_key(&self, instance: &str) -> String {
         format!("{}inst:{instance}:presence", self.prefix)
@@ -145,7 +161,7 @@ impl Inner {
     pub(super) async fn publish_remote(&self, channel: &str, version: u64, frame: &Utf8Bytes) {
         let mut payload = self.header(version, frame.len());
         payload.extend_from_slice(frame.as_bytes());
-        let mut cmd = redis::cmd("PUBLISH");
+        let mut cmd = redis::cmd(self.publish);
         cmd.arg(self.channel_key(channel)).arg(payload);
         if let Err(e) = self.run::<i64>(&cmd).await {
             metrics::counter!("bus_publish_errors_total").increment(1);
@@ -254,17 +270,17 @@ impl Bus for RedisBus {
         self.deltas.flush(turn).await;
     }
 
-    async fn keep_deltas(&self, turn: uuid::Uuid) {
-        self.inner.keep_deltas(turn).await;
+    async fn keep_deltas(&self, channel: &str, turn: uuid::Uuid) {
+        self.inner.keep_deltas(channel, turn).await;
     }
 
-    async fn delta_content(&self, turn: uuid::Uuid) -> Option<(String, u64)> {
-        self.inner.delta_content(turn).await
+    async fn delta_content(&self, channel: &str, turn: uuid::Uuid) -> Option<(String, u64)> {
+        self.inner.delta_content(channel, turn).await
     }
 
-    async fn end_deltas(&self, turn: uuid::Uuid) {
+    async fn end_deltas(&self, channel: &str, turn: uuid::Uuid) {
         self.deltas.flush(turn).await;
-        self.inner.drop_deltas(turn).await;
+        self.inner.drop_deltas(channel, turn).await;
     }
 
     async fn expect_reply(&self, key: &str, owner: &str, ttl: Duration) -> Waiter {

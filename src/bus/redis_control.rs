@@ -28,7 +28,7 @@ impl Inner {
         let Ok(text) = serde_json::to_string(msg) else {
             return;
         };
-        let mut cmd = redis::cmd("PUBLISH");
+        let mut cmd = redis::cmd(self.publish);
         cmd.arg(&self.control).arg(text);
         if let Err(e) = self.run::<i64>(&cmd).await {
             tracing::warn!(error = %e, "control message not published to other instances");

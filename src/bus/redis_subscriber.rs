@@ -16,17 +16,19 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 impl Inner {
-    fn on_message(&self, msg: &redis::Msg) {
-        let payload = msg.get_payload_bytes();
-        if msg.get_channel_name() == self.control {
+    /// A message from pub/sub: `name` is the Redis channel it came on.
+    pub(super) fn on_message(&self, name: &[u8], payload: &[u8]) {
+        if name == self.control.as_bytes() {
             return self.on_control(payload);
         }
         if payload.len() < HEADER || &payload[..16] == self.instance.as_bytes() {
             return;
         }
-        let Some(channel) = msg
-            .get_channel_name()
-            .strip_prefix(self.channel_prefix.as_str())
+        // `<prefix>ch:{<channel>}`
+        let Some(channel) = std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| n.strip_prefix(self.channel_prefix.as_str()))
+            .and_then(|n| n.strip_prefix('{')?.strip_suffix('}'))
         else {
             return;
         };
@@ -79,7 +81,7 @@ pub(super) async fn subscriber(
     loop {
         let connected = tokio::select! {
             _ = shutdown.cancelled() => return,
-            c = tokio::time::timeout(OP_TIMEOUT, inner.client.get_async_pubsub()) => c,
+            c = tokio::time::timeout(OP_TIMEOUT, inner.conn.single().expect("one Redis").get_async_pubsub()) => c,
         };
         let pubsub = match connected {
             Ok(Ok(p)) => p,
@@ -120,7 +122,7 @@ pub(super) async fn subscriber(
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 msg = stream.next() => match msg {
-                    Some(m) => inner.on_message(&m),
+                    Some(m) => inner.on_message(m.get_channel_name().as_bytes(), m.get_payload_bytes()),
                     None => break,
                 },
                 _ = inner.hub.changed() => {

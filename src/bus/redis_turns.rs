@@ -38,7 +38,7 @@ impl DeltaWriters {
             .entry(turn)
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(DELTA_QUEUE);
-                let channel = inner.channel_key(channel);
+                let channel = channel.to_owned();
                 (
                     tx,
                     tokio::spawn(write_deltas(inner.clone(), turn, channel, rx)),
@@ -75,16 +75,18 @@ async fn write_deltas(
 }
 
 impl Inner {
-    fn content_keys(&self, turn: Uuid) -> (String, String) {
+    /// Tagged by the session's channel: written in one transaction with the channel's
+    /// publish, so on a cluster they must share its slot.
+    fn content_keys(&self, channel: &str, turn: Uuid) -> (String, String) {
         let id = turn.to_string();
         (
-            format!("{}turn:c:{id}", self.prefix),
-            format!("{}turn:i:{id}", self.prefix),
+            format!("{}turn:c:{{{channel}}}:{id}", self.prefix),
+            format!("{}turn:i:{{{channel}}}:{id}", self.prefix),
         )
     }
 
-    pub(super) async fn keep_deltas(&self, turn: Uuid) {
-        let (content, index) = self.content_keys(turn);
+    pub(super) async fn keep_deltas(&self, channel: &str, turn: Uuid) {
+        let (content, index) = self.content_keys(channel, turn);
         let mut pipe = redis::pipe();
         for key in [content, index] {
             pipe.cmd("PEXPIRE").arg(key).arg(CONTENT_TTL_MS).ignore();
@@ -94,16 +96,16 @@ impl Inner {
         }
     }
 
-    pub(super) async fn delta_content(&self, turn: Uuid) -> Option<(String, u64)> {
-        let (content, index) = self.content_keys(turn);
+    pub(super) async fn delta_content(&self, channel: &str, turn: Uuid) -> Option<(String, u64)> {
+        let (content, index) = self.content_keys(channel, turn);
         let mut cmd = redis::cmd("MGET");
         cmd.arg(content).arg(index);
         let (content, index): (Option<String>, Option<u64>) = self.conn.run(&cmd).await.ok()?;
         Some((content.unwrap_or_default(), index.unwrap_or(0)))
     }
 
-    pub(super) async fn drop_deltas(&self, turn: Uuid) {
-        let (content, index) = self.content_keys(turn);
+    pub(super) async fn drop_deltas(&self, channel: &str, turn: Uuid) {
+        let (content, index) = self.content_keys(channel, turn);
         let mut cmd = redis::cmd("DEL");
         cmd.arg(content).arg(index);
         let _ = self.conn.run::<i64>(&cmd).await;
@@ -113,7 +115,8 @@ impl Inner {
     /// queued up meanwhile).
     async fn publish_deltas(&self, turn: Uuid, channel: &str, deltas: &[Delta]) {
         let Some(last) = deltas.last() else { return };
-        let (content, idx) = self.content_keys(turn);
+        let (content, idx) = self.content_keys(channel, turn);
+        let key = self.channel_key(channel);
         let mut pipe = redis::pipe();
         pipe.atomic();
         for d in deltas {
@@ -121,7 +124,7 @@ impl Inner {
             payload.extend_from_slice(turn.as_bytes());
             payload.extend_from_slice(d.frame.as_bytes());
             pipe.cmd("APPEND").arg(&content).arg(&d.text).ignore();
-            pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+            pipe.cmd(self.publish).arg(&key).arg(payload).ignore();
         }
         pipe.cmd("PEXPIRE")
             .arg(&content)

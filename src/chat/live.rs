@@ -71,6 +71,11 @@ pub struct LiveTurns {
     shared: Option<Box<dyn Lease>>,
 }
 
+/// The hub channel of a session (turns name their session by its id).
+fn channel_of(session: &str) -> String {
+    format!("session:{session}")
+}
+
 /// The lease of the instance sweeping for orphaned turns.
 const JANITOR: &str = "turn:janitor";
 
@@ -132,7 +137,9 @@ impl LiveTurns {
 
     /// Keeps a running turn's claim alive, and its content for other instances.
     pub async fn refresh(&self, turn: &LiveTurn) {
-        self.bus.keep_deltas(turn.turn_id).await;
+        self.bus
+            .keep_deltas(&channel_of(&turn.session), turn.turn_id)
+            .await;
         let (Some(lease), Ok(me)) = (self.shared.as_deref(), serde_json::to_string(turn)) else {
             return;
         };
@@ -234,7 +241,9 @@ impl LiveTurns {
                 .release(&turn_lease(turn.turn_id), &turn.session, &[])
                 .await;
         }
-        self.bus.end_deltas(turn.turn_id).await;
+        self.bus
+            .end_deltas(&channel_of(&turn.session), turn.turn_id)
+            .await;
     }
 
     /// Adds delta `index` to this instance's copy of the content. Called before the delta is
@@ -263,7 +272,10 @@ impl LiveTurns {
         let shared = self.shared.as_deref()?;
         let raw = shared.holder(&session_lease(session)).await.ok()??;
         let t: LiveTurn = serde_json::from_str(&raw).ok()?;
-        let (content, index) = self.bus.delta_content(t.turn_id).await?;
+        let (content, index) = self
+            .bus
+            .delta_content(&channel_of(session), t.turn_id)
+            .await?;
         Some(TurnView {
             turn_id: t.turn_id,
             message_id: t.message_id,

@@ -99,7 +99,11 @@ impl ChatService {
             .and_then(|t| t.parse::<uuid::Uuid>().ok());
         // What other instances heard of the turn may reach past its last save.
         let heard = match turn {
-            Some(t) => self.bus.delta_content(t).await,
+            Some(t) => {
+                self.bus
+                    .delta_content(&format!("session:{session}"), t)
+                    .await
+            }
             None => None,
         };
         let (content, index) = heard

@@ -93,6 +93,12 @@ impl Config {
         if self.auth.hash_concurrency == 0 {
             return bad("auth.hash_concurrency must be at least 1");
         }
+        if self.redis.url.is_some() && !self.redis.cluster_urls.is_empty() {
+            return bad("set redis.url (one Redis) or redis.cluster_urls (a cluster), not both");
+        }
+        if self.redis.key_prefix.contains(['{', '}']) {
+            return bad("redis.key_prefix may not contain { or } (they mark the cluster hash tag)");
+        }
         let ws = &self.ws;
         if self.sync.heal_max_frames >= ws.send_queue {
             return bad(

@@ -98,6 +98,10 @@ pub struct DatabaseConfig {
 pub struct RedisConfig {
     /// `redis://...`. Default: none (in-process bus, in-memory rate limits).
     pub url: Option<String>,
+    /// Seed nodes of a Redis Cluster (`redis://host:port`, several), instead of `url`: keys and
+    /// sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`, Redis 7) are hashed so one session's traffic
+    /// stays on one shard. Default: none.
+    pub cluster_urls: Vec<String>,
     /// Prefix for every key and channel, so several deployments can share one Redis.
     /// Default `switchyard:`.
     pub key_prefix: String,
@@ -183,10 +187,24 @@ impl Default for DatabaseConfig {
     }
 }
 
+impl RedisConfig {
+    /// Where Redis is, if anywhere: one server or a cluster's seeds.
+    pub fn target(&self) -> Option<crate::bus::redis_conn::Target> {
+        match (&self.url, self.cluster_urls.is_empty()) {
+            (Some(url), _) => Some(crate::bus::redis_conn::Target::Single(url.clone())),
+            (None, false) => Some(crate::bus::redis_conn::Target::Cluster(
+                self.cluster_urls.clone(),
+            )),
+            (None, true) => None,
+        }
+    }
+}
+
 impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: None,
+            cluster_urls: Vec::new(),
             key_prefix: "switchyard:".into(),
         }
     }
@@ -258,6 +276,10 @@ impl Config {
             Some(self.llm.anthropic_api_key.clone()),
             password(&self.database.url),
             password(&self.redis.url),
+            self.redis
+                .cluster_urls
+                .iter()
+                .find_map(|u| password(&Some(u.clone()))),
             Some(self.server.metrics_token.0.clone()),
             std::env::var("SWITCHYARD_USER_PASSWORD").ok(),
         ]
@@ -305,6 +327,14 @@ impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
             .field("url", &self.url.as_deref().map(redact_url))
+            .field(
+                "cluster_urls",
+                &self
+                    .cluster_urls
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
             .field("key_prefix", &self.key_prefix)
             .finish()
     }

@@ -15,13 +15,14 @@ use tokio_util::sync::CancellationToken;
 const LEASE: Duration = Duration::from_secs(30);
 const TICK: Duration = Duration::from_secs(5);
 
+/// Tagged by the user, so the lease and the status it releases share a cluster slot.
 fn lease_key(user: UserId) -> String {
-    format!("mcp:owner:{user}")
+    format!("mcp:owner:{{{user}}}")
 }
 
 /// Where the holder keeps the status of `user`'s servers for the other instances.
 pub(super) fn status_key(user: UserId) -> String {
-    format!("mcp:status:{user}")
+    format!("mcp:status:{{{user}}}")
 }
 
 impl McpManager {

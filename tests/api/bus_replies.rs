@@ -11,7 +11,12 @@ async fn instance(url: &str, prefix: &str, stop: &CancellationToken, t: &TaskTra
     let (gaps, _) = tokio::sync::mpsc::channel(16);
     let hub = Arc::new(switchyard::hub::Hub::new(gaps));
     let (inbox, _rx) = Inbox::new();
-    let conn = Arc::new(RedisConn::new(url).expect("redis url"));
+    let conn = Arc::new(
+        RedisConn::new(&switchyard::bus::redis_conn::Target::Single(
+            url.to_string(),
+        ))
+        .expect("redis url"),
+    );
     let bus = RedisBus::start(hub, inbox, conn, prefix.to_owned(), 20, stop.clone(), t);
     for _ in 0..150 {
         if bus.state() == BusState::Connected {

@@ -71,7 +71,7 @@ async fn a_turn_streams_to_subscribers_and_ends_as_a_synced_message() {
 
 /// Two watchers (possibly on two instances): one joins mid-turn; both end with the final text,
 /// no index missing or doubled; then a cancel from the second instance stops the next turn.
-async fn watch_join_and_cancel(a: &TestApp, b: &TestApp, up: &Upstream) {
+pub(crate) async fn watch_join_and_cancel(a: &TestApp, b: &TestApp, up: &Upstream) {
     let (alice, bob) = (user(a).await, user(a).await);
     let ch = session(a, &alice).await;
     share(a, &alice, &ch, &bob, "editor").await;

@@ -41,6 +41,7 @@ mod presence;
 mod profile;
 mod projects;
 mod ratelimit;
+mod redis_cluster;
 mod schemas;
 mod sdk;
 mod store;

@@ -102,9 +102,12 @@ impl Deployment {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        // An empty value removes the variable.
         for (k, v) in extra {
             env.retain(|(key, _)| key != k);
-            env.push((k.to_string(), v.to_string()));
+            if !v.is_empty() {
+                env.push((k.to_string(), v.to_string()));
+            }
         }
         env
     }
