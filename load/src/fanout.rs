@@ -1,5 +1,6 @@
-//! One publisher, N subscribers on one session channel. The publisher stamps each event with
-//! its send time; subscribers (same machine, same clock) record publish-to-receive latency.
+//! One publisher, N subscribers on one session channel (or spread over `--channels`). The
+//! publisher stamps each event with its send time; subscribers (same machine, same clock) record
+//! publish-to-receive latency.
 
 use crate::client::{api_key, connect, register, report, session};
 use futures::{SinkExt, StreamExt};
@@ -29,6 +30,10 @@ pub struct Args {
     /// Approximate event size in bytes.
     #[arg(long, default_value_t = 100)]
     size: usize,
+    /// Sessions: subscribers are spread over them and publishes go to each in turn (on a
+    /// Redis Cluster, their channels spread over the shards). At most 100.
+    #[arg(long, default_value_t = 1)]
+    channels: usize,
 }
 
 fn now_us() -> u64 {
@@ -42,12 +47,22 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let sub_url = a.sub_url.clone().unwrap_or_else(|| a.url.clone());
     let (token, _) = register(&http, &a.url).await?;
     let key = api_key(&http, &a.url, &token).await?;
-    let channel = session(&http, &a.url, &token).await?;
+    let n_channels = a.channels.clamp(1, 100);
+    let mut channels = Vec::new();
+    for _ in 0..n_channels {
+        channels.push(session(&http, &a.url, &token).await?);
+    }
     let total = a.rate * a.seconds;
+    // Publish i goes to channel i % n: how many each channel gets.
+    let per_channel = |c: usize| (total + (n_channels - 1 - c) as u64) / n_channels as u64;
     let done = Arc::new(tokio::sync::Notify::new());
 
     let mut subs = Vec::new();
+    let mut expected = 0u64;
     for n in 0..a.subs {
+        let channel = channels[n % n_channels].clone();
+        let mine = per_channel(n % n_channels);
+        expected += mine;
         let mut ws = connect(&sub_url, &key, n).await?;
         ws.next().await; // welcome
         ws.send(Message::text(
@@ -67,7 +82,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             let mut h = Histogram::<u64>::new(3).expect("histogram");
             // The clock starts at the first event: set-up of later subscribers takes a while.
             let mut until: Option<Instant> = None;
-            while h.len() < total && until.is_none_or(|e| Instant::now() < e) {
+            while h.len() < mine && until.is_none_or(|e| Instant::now() < e) {
                 let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await
                 else {
                     break;
@@ -87,17 +102,22 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             h
         }));
     }
-    eprintln!("{} subscribers ready on {channel}", subs.len());
+    eprintln!(
+        "{} subscribers ready on {n_channels} channel(s)",
+        subs.len()
+    );
 
     let mut pubws = connect(&a.url, &key, 251).await?;
     pubws.next().await; // welcome
                         // Publishing needs a subscription. `echo: false`: the publisher does not get its own
                         // events back, only the replies (drained below).
-    pubws
-        .send(Message::text(
-            json!({"type": "subscribe", "id": "s", "channel": channel}).to_string(),
-        ))
-        .await?;
+    for channel in &channels {
+        pubws
+            .send(Message::text(
+                json!({"type": "subscribe", "id": "s", "channel": channel}).to_string(),
+            ))
+            .await?;
+    }
     let (mut sink, mut stream) = pubws.split();
     let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
     let pad = "x".repeat(a.size.saturating_sub(60));
@@ -108,6 +128,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             tokio::time::sleep(wait).await;
         }
+        let channel = &channels[i as usize % n_channels];
         let frame = json!({"type": "publish", "id": "p", "channel": channel, "event": "m", "echo": false, "data": {"sent": now_us(), "p": pad}});
         sink.send(Message::text(frame.to_string())).await?;
     }
@@ -119,9 +140,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let elapsed = start.elapsed().as_secs_f64();
     done.notify_waiters();
     drain.abort();
-    let expected = total * a.subs as u64;
     println!(
-        "fanout: {} subs, {} publishes in {:.2}s ({:.0}/s), {} of {} delivered ({:.2}%), {:.0} deliveries/s",
+        "fanout: {} subs on {n_channels} channel(s), {} publishes in {:.2}s ({:.0}/s), {} of {} delivered ({:.2}%), {:.0} deliveries/s",
         a.subs,
         total,
         publish_secs,

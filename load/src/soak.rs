@@ -1,7 +1,8 @@
 //! Soak: a mixed workload for a while (sockets opening and closing, session pushes, channel
 //! publishes, presence asks, chat turns with the `echo` model), the server sampled every
-//! `--sample-secs` (RSS, open fds, threads from /proc; connections and channels from its
-//! `/metrics` when reachable), printed as a table, then a verdict on drift: RSS and fds at the
+//! `--sample-secs` (RSS, open fds, threads from /proc; live tokio tasks, frames queued for
+//! sockets, connections and channels from its `/metrics` when reachable), printed as a table,
+//! then a verdict on drift: RSS and fds at the
 //! end within `--drift-pct` of their value after warm-up (the first sixth of the run; fds also
 //! pass within one per client, the sockets open at that instant), and no error.
 
@@ -37,6 +38,12 @@ pub struct Args {
     /// Sessions the clients share.
     #[arg(long, default_value_t = 10)]
     sessions: usize,
+    /// Every this many seconds a fresh session joins the pool and the oldest leaves it (and is
+    /// deleted a period later, when no client uses it any more), so the data a client reads on
+    /// each reconnect stays the same size over a long run: growth left is the server's own.
+    /// 0 keeps the same sessions for the whole run.
+    #[arg(long, default_value_t = 60)]
+    rotate_secs: u64,
     #[arg(long, default_value_t = 5.0)]
     drift_pct: f64,
     /// `server.metrics_token`, to read connection and channel gauges from /metrics.
@@ -106,12 +113,56 @@ async fn turn_end(ws: &mut Ws, turn: &str) -> anyhow::Result<String> {
     }
 }
 
+/// The sessions clients pick from, rotated by `rotate`.
+type Pool = Arc<Mutex<Vec<String>>>;
+
+/// Every `every`: a new session joins the pool, the oldest leaves it, and the one that left a
+/// period ago (no round uses it any more) is deleted.
+async fn rotate(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    pool: Pool,
+    every: Duration,
+    end: Instant,
+    c: Arc<Counts>,
+) {
+    let mut retired: Option<String> = None;
+    while Instant::now() + every < end {
+        tokio::time::sleep(every).await;
+        let fresh = match session(&http, &base, &token).await {
+            Ok(s) => s,
+            Err(e) => {
+                c.error(format!("rotate: {e}"));
+                continue;
+            }
+        };
+        let leaving = {
+            let mut p = pool.lock().unwrap();
+            p.push(fresh);
+            p.remove(0)
+        };
+        if let Some(old) = retired.replace(leaving) {
+            let id = old.trim_start_matches("session:");
+            match http
+                .delete(format!("{base}/v1/sessions/{id}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => {}
+                other => c.error(format!("delete session: {:?}", other.map(|r| r.status()))),
+            }
+        }
+    }
+}
+
 /// One client's life: connect, subscribe, act `per` times, close; again until `end`.
 async fn client(
     n: usize,
     base: String,
     token: String,
-    sids: Arc<Vec<String>>,
+    sids: Pool,
     per: u64,
     end: Instant,
     c: Arc<Counts>,
@@ -121,7 +172,10 @@ async fn client(
     let mut round = 0u64;
     while Instant::now() < end {
         round += 1;
-        let channel = sids[(n + round as usize) % sids.len()].clone();
+        let channel = {
+            let p = sids.lock().unwrap();
+            p[(n + round as usize) % p.len()].clone()
+        };
         let sid = channel.trim_start_matches("session:");
         let mut ws = match connect(&base, &token, n).await {
             Ok(ws) => ws,
@@ -230,10 +284,21 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     }
     // An API key: an access token would expire (15 min) before a long soak ends.
     let token = api_key(&http, &a.url, &access).await?;
-    let sids = Arc::new(sids);
+    let sids: Pool = Arc::new(Mutex::new(sids));
     let counts = Arc::new(Counts::default());
     let started = Instant::now();
     let end = started + Duration::from_secs(a.minutes * 60);
+    if a.rotate_secs > 0 {
+        tokio::spawn(rotate(
+            http.clone(),
+            a.url.clone(),
+            token.clone(),
+            sids.clone(),
+            Duration::from_secs(a.rotate_secs),
+            end,
+            counts.clone(),
+        ));
+    }
     let mut tasks = Vec::new();
     for n in 0..a.clients {
         tasks.push(tokio::spawn(client(
@@ -246,8 +311,10 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             counts.clone(),
         )));
     }
-    println!("| minute | RSS MiB | fds | threads | ws conns | channels | connects | pushes | publishes | presence | turns | errors |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| minute | RSS MiB | fds | threads | tasks | queued frames | ws conns | channels | connects | pushes | publishes | presence | turns | errors |");
+    println!(
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
     let mut samples: Vec<(f64, u64, u64)> = Vec::new();
     loop {
         let elapsed = started.elapsed();
@@ -269,8 +336,10 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         let (f, t) = (fds(a.pid), threads(a.pid));
         let errors: u64 = counts.errors.lock().unwrap().values().sum();
         println!(
-            "| {:.1} | {rss:.1} | {f} | {t} | {} | {} | {} | {} | {} | {} | {} | {errors} |",
+            "| {:.1} | {rss:.1} | {f} | {t} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {errors} |",
             elapsed.as_secs_f64() / 60.0,
+            g("tokio_alive_tasks"),
+            g("ws_send_queue_frames"),
             g("ws_connections"),
             g("hub_channels"),
             counts.connects.load(Relaxed),

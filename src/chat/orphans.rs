@@ -31,6 +31,8 @@ const GRACE: Duration = Duration::from_secs(12);
 const BATCH: u32 = 1000;
 
 pub const INTERRUPTED: &str = "interrupted";
+/// Said of the turn whether its instance died or the store refused its final save.
+const INTERRUPTED_MESSAGE: &str = "the turn stopped before its answer was saved";
 
 /// The metadata an interrupted turn's message ends with (its turn and model kept).
 pub fn interrupted_metadata(streaming: &Value) -> Value {
@@ -38,7 +40,7 @@ pub fn interrupted_metadata(streaming: &Value) -> Value {
         "turn_id": streaming["turn_id"],
         "model": streaming["model"],
         "status": "failed",
-        "error": {"code": INTERRUPTED, "message": "the instance running this turn stopped"},
+        "error": {"code": INTERRUPTED, "message": INTERRUPTED_MESSAGE},
     })
 }
 
@@ -136,7 +138,7 @@ impl ChatService {
                             message_id: &m.id,
                             index,
                             code: INTERRUPTED,
-                            message: "the instance running this turn stopped",
+                            message: INTERRUPTED_MESSAGE,
                         },
                     );
                     self.bus.publish(&channel, frame).await;

@@ -132,6 +132,7 @@ async fn metrics(
 
 /// The exposition itself (also served on `server.metrics_bind`).
 pub fn render(s: &AppState) -> impl IntoResponse {
+    sample_gauges(s);
     s.metrics.run_upkeep();
     (
         [(
@@ -151,6 +152,23 @@ async fn open_metrics(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 /// The router of the `server.metrics_bind` listener: `/metrics` and nothing else.
+/// Gauges read at scrape time rather than kept on every change: the runtime's live tasks and
+/// the frames waiting in sockets' send queues (the total and the fullest), what a soak watches
+/// for growth.
+fn sample_gauges(s: &AppState) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        metrics::gauge!("tokio_alive_tasks").set(rt.metrics().num_alive_tasks() as f64);
+    }
+    let (mut total, mut fullest) = (0usize, 0usize);
+    for (_, outbox) in s.hub.every_connection() {
+        let q = outbox.queued();
+        total += q;
+        fullest = fullest.max(q);
+    }
+    metrics::gauge!("ws_send_queue_frames").set(total as f64);
+    metrics::gauge!("ws_send_queue_fullest").set(fullest as f64);
+}
+
 pub fn metrics_listener(state: AppState) -> axum::Router {
     let (router, _) = OpenApiRouter::new()
         .routes(routes!(open_metrics))

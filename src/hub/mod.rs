@@ -26,10 +26,6 @@ pub struct Hub {
     /// Woken when the set of channels with local subscribers changes (the Redis bus follows it).
     changed: Notify,
     delivered: Counter,
-    /// Each behind its own lock, held while its frames are pushed: two deliveries on one
-    /// channel (a local commit's and another instance's) then reach every queue in version
-    /// order, and other channels never wait for it.
-    sequences: DashMap<Arc<str>, Arc<Mutex<Sequence>>>,
     /// Where gaps in a channel's versions are reported (the sync healer).
     gaps: tokio::sync::mpsc::Sender<Gap>,
 }
@@ -40,6 +36,12 @@ struct Subscribers {
     by_id: std::collections::HashMap<u64, Arc<Outbox>>,
     /// What deliveries walk; `None` after a change until the next delivery rebuilds it.
     list: Option<Arc<[Arc<Outbox>]>>,
+    /// The channel's version order: born and dropped with the channel's entry, so a
+    /// subscriber's catch-up always lands on the order its later frames go through. Behind its
+    /// own lock, held while its frames are pushed: two deliveries on one channel (a local
+    /// commit's and another instance's) reach every queue in version order, and other channels
+    /// never wait for it.
+    sequence: Arc<Mutex<Sequence>>,
 }
 
 /// Versions `from..to` of `channel` never arrived on this instance.
@@ -57,7 +59,6 @@ impl Hub {
             channels: DashMap::new(),
             changed: Notify::new(),
             delivered: metrics::counter!("hub_deliveries_total"),
-            sequences: DashMap::new(),
             gaps,
         }
     }
@@ -78,10 +79,8 @@ impl Hub {
 
     /// Delivers a versioned frame in version order (see `sequence`).
     pub fn deliver_versioned(&self, channel: &str, version: u64, frame: Utf8Bytes) {
-        let seq = match self.sequences.get(channel) {
-            Some(s) => s.clone(),
-            None if self.channels.contains_key(channel) => self.sequence(channel),
-            None => return,
+        let Some(seq) = self.sequence(channel) else {
+            return;
         };
         let mut seq = seq
             .lock()
@@ -90,11 +89,9 @@ impl Hub {
         self.settle(channel, offer);
     }
 
-    fn sequence(&self, channel: &str) -> Arc<Mutex<Sequence>> {
-        self.sequences
-            .entry(Arc::from(channel))
-            .or_default()
-            .clone()
+    /// The channel's version order, while it has local subscribers.
+    fn sequence(&self, channel: &str) -> Option<Arc<Mutex<Sequence>>> {
+        self.channels.get(channel).map(|s| s.sequence.clone())
     }
 
     fn settle(&self, channel: &str, offer: Offer) {
@@ -128,7 +125,9 @@ impl Hub {
     /// Versions of `channel` up to `version` will not be delivered here (its subscribers were
     /// told to resync); what arrived past them is released now.
     pub fn skip_to(&self, channel: &str, version: u64) {
-        let seq = self.sequence(channel);
+        let Some(seq) = self.sequence(channel) else {
+            return;
+        };
         let mut seq = seq
             .lock()
             .expect("sequence lock is never held across a panic");
@@ -210,7 +209,9 @@ impl Hub {
 
     /// A subscriber caught up on `channel` to `version`; versions up to it need no release.
     pub fn caught_up(&self, channel: &str, version: u64) {
-        let seq = self.sequence(channel);
+        let Some(seq) = self.sequence(channel) else {
+            return;
+        };
         let mut seq = seq
             .lock()
             .expect("sequence lock is never held across a panic");
@@ -223,10 +224,10 @@ impl Hub {
     /// end (`to` is `u64::MAX`), so the healer reads what the change log has past it.
     pub async fn report_tails(&self) {
         let tails: Vec<Gap> = self
-            .sequences
+            .channels
             .iter()
             .filter_map(|s| {
-                let next = s.value().lock().ok()?.next()?;
+                let next = s.value().sequence.lock().ok()?.next()?;
                 Some(Gap {
                     channel: s.key().clone(),
                     from: next,
@@ -243,7 +244,7 @@ impl Hub {
 
     /// The next version this instance will release on `channel`.
     pub fn next_version(&self, channel: &str) -> Option<u64> {
-        let seq = self.sequences.get(channel)?.clone();
+        let seq = self.sequence(channel)?;
         let next = seq.lock().ok()?.next();
         next
     }
@@ -281,7 +282,6 @@ impl Hub {
                 .remove_if(channel, |_, subs| subs.by_id.is_empty())
                 .is_some()
         {
-            self.sequences.remove(channel);
             self.changed.notify_one();
             metrics::gauge!("hub_channels").decrement(1.0);
             return true;

@@ -9,8 +9,8 @@ use crate::{
     protocol::{event_frame, ServerEvent},
     store::CatchUp,
 };
-use std::{sync::Arc, time::Duration};
-use tokio::sync::mpsc;
+use std::{collections::HashMap, sync::Arc, time::Duration};
+use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 /// How long a gap may stay open before the change log is asked (the missing frame may just be
@@ -28,66 +28,104 @@ impl SyncService {
     }
 
     /// Fills gaps the hub reports, from the change log. Runs until `shutdown`.
+    ///
+    /// Frames of one session often arrive a moment out of order (a local commit's and another
+    /// instance's), and each one past a hole reports it again: reports are merged per channel
+    /// and each channel waits out `GAP_GRACE` on its own timer, so a burst of them costs one
+    /// check after the grace, never one wait after another.
     pub async fn heal_gaps(
         self: Arc<Self>,
         mut gaps: mpsc::Receiver<Gap>,
         shutdown: CancellationToken,
     ) {
+        let mut waiting: HashMap<Arc<str>, (Gap, Instant)> = HashMap::new();
         loop {
-            let gap = tokio::select! {
+            let due = waiting.values().map(|(_, at)| *at).min();
+            let timer = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
                 _ = shutdown.cancelled() => return,
-                g = gaps.recv() => match g { Some(g) => g, None => return },
-            };
-            let tail = gap.to == u64::MAX;
-            if !tail {
-                tokio::time::sleep(GAP_GRACE).await;
-            }
-            if !tail
-                && self
-                    .hub()
-                    .next_version(&gap.channel)
-                    .is_some_and(|n| n > gap.from)
-            {
-                continue; // the late frame arrived
-            }
-            let Some(session) = gap
-                .channel
-                .strip_prefix("session:")
-                .and_then(|s| s.parse::<SessionId>().ok())
-            else {
-                continue;
-            };
-            match self
-                .store()
-                .catch_up(session, gap.from - 1, self.catch_up_limit())
-                .await
-            {
-                Ok(Some(CatchUp::Changes { changes, .. })) => {
-                    let missing: Vec<_> = changes.iter().filter(|c| c.version < gap.to).collect();
-                    let Some(last) = missing.last().map(|c| c.version) else {
-                        continue;
-                    };
-                    metrics::counter!("sync_gaps_healed_total").increment(1);
-                    if missing.len() > self.config.heal_max_frames {
-                        // Replayed frame by frame, this would fill subscribers' queues.
-                        self.resync(&gap.channel, last);
-                        continue;
-                    }
-                    for c in missing {
-                        self.hub().deliver_versioned(
-                            &gap.channel,
-                            c.version,
-                            change_frame(&gap.channel, c),
-                        );
+                g = gaps.recv() => {
+                    let Some(g) = g else { return };
+                    // A tail (the bus was away) has no late frame to wait for.
+                    let at = Instant::now() + if g.to == u64::MAX { Duration::ZERO } else { GAP_GRACE };
+                    waiting
+                        .entry(g.channel.clone())
+                        .and_modify(|(w, when)| {
+                            w.from = w.from.min(g.from);
+                            w.to = w.to.max(g.to);
+                            *when = (*when).min(at);
+                        })
+                        .or_insert((g, at));
+                }
+                _ = timer => {
+                    let now = Instant::now();
+                    let ready: Vec<Arc<str>> = waiting
+                        .iter()
+                        .filter(|(_, (_, at))| *at <= now)
+                        .map(|(c, _)| c.clone())
+                        .collect();
+                    for channel in ready {
+                        if let Some((gap, _)) = waiting.remove(&channel) {
+                            self.heal(gap).await;
+                        }
                     }
                 }
-                Ok(Some(CatchUp::Snapshot(s, _))) => {
-                    tracing::warn!(channel = %gap.channel, "gap older than the change log; asking clients to resync");
-                    self.resync(&gap.channel, s.version);
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "could not heal a version gap"),
             }
+        }
+    }
+
+    /// Reads what is still missing of `gap` from the change log and releases it in order.
+    async fn heal(&self, gap: Gap) {
+        // What arrived meanwhile needs no reading; nothing is there without subscribers.
+        let Some(next) = self.hub().next_version(&gap.channel) else {
+            return;
+        };
+        let from = gap.from.max(next);
+        if from >= gap.to {
+            return;
+        }
+        tracing::debug!(channel = %gap.channel, from, to = gap.to, "healing a version gap");
+        let Some(session) = gap
+            .channel
+            .strip_prefix("session:")
+            .and_then(|s| s.parse::<SessionId>().ok())
+        else {
+            return;
+        };
+        match self
+            .store()
+            .catch_up(session, from - 1, self.catch_up_limit())
+            .await
+        {
+            Ok(Some(CatchUp::Changes { changes, .. })) => {
+                let missing: Vec<_> = changes.iter().filter(|c| c.version < gap.to).collect();
+                let Some(last) = missing.last().map(|c| c.version) else {
+                    return;
+                };
+                metrics::counter!("sync_gaps_healed_total").increment(1);
+                if missing.len() > self.config.heal_max_frames {
+                    // Replayed frame by frame, this would fill subscribers' queues.
+                    return self.resync(&gap.channel, last);
+                }
+                for c in missing {
+                    self.hub().deliver_versioned(
+                        &gap.channel,
+                        c.version,
+                        change_frame(&gap.channel, c),
+                    );
+                }
+            }
+            Ok(Some(CatchUp::Snapshot(s, _))) => {
+                tracing::warn!(channel = %gap.channel, "gap older than the change log; asking clients to resync");
+                self.resync(&gap.channel, s.version);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not heal a version gap"),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! cancel from anywhere, upstream failures, and refusals.
 
 use crate::helpers::fixtures::{session, share, user};
-use crate::helpers::turns::{follow, message, send, slow_routes, Follow};
+use crate::helpers::turns::{follow, message, send, slow_routes, watch_join_and_cancel, Follow};
 use crate::helpers::upstream::Upstream;
 use crate::helpers::ws::*;
 use crate::helpers::*;
@@ -67,74 +67,6 @@ async fn a_turn_streams_to_subscribers_and_ends_as_a_synced_message() {
         assert_eq!(n, 2);
     })
     .await
-}
-
-/// Two watchers (possibly on two instances): one joins mid-turn; both end with the final text,
-/// no index missing or doubled; then a cancel from the second instance stops the next turn.
-pub(crate) async fn watch_join_and_cancel(a: &TestApp, b: &TestApp, up: &Upstream) {
-    let (alice, bob) = (user(a).await, user(a).await);
-    let ch = session(a, &alice).await;
-    share(a, &alice, &ch, &bob, "editor").await;
-    let mut on_a = connect_authed(&a.base, &alice.tokens.access).await;
-    on_a.subscribe(&ch).await;
-    let r = send(&mut on_a, &ch, "oa-slow40", "go").await;
-    let turn = r["turn_id"].as_str().unwrap().to_owned();
-    let mut seen_a = follow(&mut on_a, &ch, &turn, Follow::deltas(8)).await;
-
-    let mut on_b = connect_authed(&b.base, &bob.tokens.access).await;
-    let joined = on_b.subscribe(&ch).await;
-    let live = &joined["result"]["turn"];
-    assert_eq!(live["turn_id"], turn.as_str(), "{joined}");
-    let k = live["index"].as_u64().unwrap();
-    assert!(k >= 8, "the join sees the content so far (index {k})");
-    let partial = live["content"].as_str().unwrap().to_owned();
-    let seen_b = follow(&mut on_b, &ch, &turn, Follow::END).await;
-    let rest = follow(&mut on_a, &ch, &turn, Follow::END).await;
-    seen_a.deltas.extend(rest.deltas);
-    seen_a.assert_contiguous_from(1);
-    seen_b.assert_contiguous_from(k + 1);
-    assert_eq!(seen_a.deltas.len(), 40);
-    let final_text: String = (0..40).map(|i| format!("w{i} ")).collect();
-    assert_eq!(seen_a.text(), final_text);
-    assert_eq!(partial.clone() + &seen_b.text(), final_text);
-    assert_eq!(rest.end["data"]["status"], "complete");
-    assert_eq!(seen_b.end["data"]["index"], 40);
-    let m = message(b, &bob, &ch, r["message_id"].as_str().unwrap()).await;
-    assert_eq!(m["content"], final_text.as_str());
-    assert_eq!(m["streaming"], false);
-
-    // Next turn: bob cannot start a second one meanwhile, then cancels it from his instance.
-    let r = send(&mut on_a, &ch, "oa-slow", "again").await;
-    let turn = r["turn_id"].as_str().unwrap().to_owned();
-    follow(&mut on_b, &ch, &turn, Follow::deltas(1)).await;
-    let busy = on_b
-        .request("chat.send", json!({"session_id": ch.strip_prefix("session:").unwrap(), "message": "me too", "model": "echo"}))
-        .await;
-    assert_eq!(busy["code"], "turn_active", "{busy}");
-    assert!(busy["message"].as_str().unwrap().contains(&turn));
-    let aborted = up.seen.abort.notified();
-    let r_cancel = on_b.request("chat.cancel", json!({"turn_id": turn})).await;
-    assert_eq!(r_cancel["type"], "ok", "{r_cancel}");
-    let end_a = follow(&mut on_a, &ch, &turn, Follow::END).await.end;
-    let end_b = follow(&mut on_b, &ch, &turn, Follow::END).await.end;
-    for end in [&end_a, &end_b] {
-        assert_eq!(end["event"], "chat.done");
-        assert_eq!(end["data"]["status"], "cancelled");
-    }
-    tokio::time::timeout(Duration::from_secs(1), aborted)
-        .await
-        .expect("the upstream request was closed");
-    let m = message(a, &alice, &ch, r["message_id"].as_str().unwrap()).await;
-    assert_eq!(m["metadata"]["status"], "cancelled");
-    assert_eq!(m["streaming"], false);
-    // And the session is free again.
-    let r = send(&mut on_b, &ch, "echo", "free").await;
-    assert_eq!(
-        follow(&mut on_b, &ch, r["turn_id"].as_str().unwrap(), Follow::END)
-            .await
-            .text(),
-        "free"
-    );
 }
 
 #[tokio::test]

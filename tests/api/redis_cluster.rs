@@ -4,11 +4,10 @@
 //! its own shard only; and under load, one shard restarted or one instance killed loses
 //! nothing acknowledged. Runs in the services pass (where `redis-server` is installed).
 
-use crate::chat::watch_join_and_cancel;
 use crate::helpers::faultload::{server_snapshot, Deployment, Own, Running, Spec};
 use crate::helpers::fixtures::{session, share, user};
 use crate::helpers::procs::RedisClusterProcs;
-use crate::helpers::turns::slow_routes;
+use crate::helpers::turns::{slow_routes, watch_join_and_cancel};
 use crate::helpers::upstream::Upstream;
 use crate::helpers::ws::*;
 use crate::helpers::*;
@@ -150,11 +149,15 @@ async fn one_shard_restarted_under_load_loses_nothing() {
         let warm = load.mark();
         load.progressed(&warm, 5, Duration::from_secs(30)).await;
 
-        rc.kill(0).await;
+        // The shard carrying the turns' session (a shard with none of the load's channels
+        // would prove little).
+        let key = format!("{}ch:{{session:{}}}", d.prefix(), load.sessions()[0].0);
+        let shard = rc.owner_of(&key).await;
+        rc.kill(shard).await;
         let down = load.mark();
         let writes = load.progressed(&down, 3, Duration::from_secs(30)).await;
         tokio::time::sleep(Duration::from_secs(3)).await;
-        rc.spawn(0).await;
+        rc.spawn(shard).await;
         let back = Instant::now();
         rc.wait_ok(Duration::from_secs(30)).await;
         let again = load.mark();

@@ -59,7 +59,11 @@ impl Instance {
             name: name.to_owned(),
             env,
             child: None,
-            log: log_dir.join(format!("{name}.log")),
+            // FAULT_LOG_DIR keeps the logs past the test (with FAULT_LOG=debug, say).
+            log: match std::env::var_os("FAULT_LOG_DIR") {
+                Some(d) => std::path::PathBuf::from(d).join(format!("{name}-{}.log", free_port())),
+                None => log_dir.join(format!("{name}.log")),
+            },
         };
         me.spawn().await;
         me
@@ -444,5 +448,28 @@ impl RedisClusterProcs {
             assert!(start.elapsed() < within, "the cluster never became ok");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+impl RedisClusterProcs {
+    /// The node that owns shard channel `name`: the one that takes an `SPUBLISH` to it (the
+    /// others answer MOVED).
+    pub async fn owner_of(&self, name: &str) -> usize {
+        for (i, url) in self.urls().iter().enumerate() {
+            let client = redis::Client::open(url.as_str()).expect("node url");
+            let mut c = client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("node up");
+            let r: redis::RedisResult<i64> = redis::cmd("SPUBLISH")
+                .arg(name)
+                .arg("probe")
+                .query_async(&mut c)
+                .await;
+            if r.is_ok() {
+                return i;
+            }
+        }
+        panic!("no node owns {name}")
     }
 }

@@ -112,6 +112,11 @@ impl Deployment {
         env
     }
 
+    /// The Redis key prefix the instances share.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn bases(&self) -> Vec<String> {
         self.instances.iter().map(Instance::base).collect()
     }
@@ -508,12 +513,16 @@ impl Report {
             .collect()
     }
 
-    /// Counted failures (closes, refusals, error codes) over every writer.
+    /// Counted failures (closes, refusals, error codes) over every writer, and the chat delta
+    /// gaps they noticed (`delta gap`).
     pub fn failures(&self) -> std::collections::BTreeMap<String, u64> {
         let mut all = std::collections::BTreeMap::new();
         for o in &self.outcomes {
             for (k, v) in &o.failures {
                 *all.entry(k.clone()).or_default() += v;
+            }
+            if o.delta_gaps > 0 {
+                *all.entry("delta gap".to_owned()).or_default() += o.delta_gaps;
             }
         }
         all

@@ -60,6 +60,9 @@ pub struct Outcome {
     /// Why pushes or links failed, counted (codes of `error` replies, link ends).
     pub failures: BTreeMap<String, u64>,
     pub reconnects: u64,
+    /// Chat deltas whose index skipped ahead (deltas published while Redis was away never
+    /// reach other instances; a client notices by the index and refetches the message).
+    pub delta_gaps: u64,
 }
 
 struct State {
@@ -68,6 +71,8 @@ struct State {
     queue: VecDeque<(u64, Value)>,
     next_mid: u64,
     clock: (u64, u64),
+    /// The turn being streamed and the last delta index seen of it.
+    deltas: Option<(String, u64)>,
     out: Outcome,
 }
 
@@ -173,6 +178,22 @@ impl State {
         self.version = snap["version"].as_u64().unwrap_or(0);
     }
 
+    /// A `chat.delta`: indexes rise by one; a jump is a gap (counted), going back a duplicate.
+    fn delta(&mut self, data: &Value) {
+        let turn = data["turn_id"].as_str().unwrap_or("").to_owned();
+        let index = data["index"].as_u64().unwrap_or(0);
+        let last = match &self.deltas {
+            Some((t, i)) if *t == turn => *i,
+            _ => 0,
+        };
+        if index <= last {
+            self.anomaly(format!("delta {index} of turn {turn} again after {last}"));
+        } else if index > last + 1 {
+            self.out.delta_gaps += 1;
+        }
+        self.deltas = Some((turn, index.max(last)));
+    }
+
     fn acknowledged(&mut self, mids: &[u64], reply: &Value) {
         let results = reply["result"]["results"]
             .as_array()
@@ -212,6 +233,7 @@ impl Writer {
             queue: VecDeque::new(),
             next_mid: 1,
             clock: (0, 0),
+            deltas: None,
             out: Outcome {
                 client_id: self.client_id.clone(),
                 session_id: self.session_id.clone(),
@@ -221,6 +243,7 @@ impl Writer {
                 anomalies: Vec::new(),
                 failures: BTreeMap::new(),
                 reconnects: 0,
+                delta_gaps: 0,
             },
         };
         let mut attempt = 0usize;
@@ -278,6 +301,11 @@ impl Writer {
             return Err(Down::Dropped("subscribe refused".into()));
         }
         st.absorb(&r["result"]);
+        // Joining mid-turn: the reply carries the turn up to its index.
+        st.deltas = r["result"]["turn"]["turn_id"].as_str().map(|t| {
+            let index = r["result"]["turn"]["index"].as_u64().unwrap_or(0);
+            (t.to_owned(), index)
+        });
         self.status.connected.store(true, Ordering::Relaxed);
         self.publish_status(st);
 
@@ -342,6 +370,7 @@ impl Writer {
                         }
                         self.publish_status(st);
                     }
+                    Some("chat.delta") => st.delta(&frame["data"]),
                     Some("sync.resync") => {
                         st.failed("resync");
                         return Err(Down::Dropped("asked to resync".into()));
