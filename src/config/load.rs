@@ -323,6 +323,37 @@ mod tests {
     }
 
     #[test]
+    fn redis_settings_that_cannot_work_are_refused_at_load() {
+        let refused = |pairs: &[(&str, &str)], says: &str| {
+            let e = Config::load(None, env(pairs)).unwrap_err().to_string();
+            assert!(e.contains(says), "{pairs:?}: {e}");
+        };
+        refused(
+            &[
+                ("SWITCHYARD_REDIS_URL", "redis://a"),
+                ("SWITCHYARD_REDIS_CLUSTER_URLS", "redis://b:7000"),
+            ],
+            "not both",
+        );
+        refused(&[("SWITCHYARD_REDIS_KEY_PREFIX", "sy{1}:")], "key_prefix");
+        refused(&[("SWITCHYARD_SYNC_HEAL_MAX_FRAMES", "256")], "ws.send_queue");
+        let c = Config::load(
+            None,
+            env(&[(
+                "SWITCHYARD_REDIS_CLUSTER_URLS",
+                "redis://:s3cret-pw@n1:7000, redis://:s3cret-pw@n2:7001",
+            )]),
+        )
+        .expect("valid");
+        assert!(matches!(
+            c.redis.target(),
+            Some(crate::bus::redis_conn::Target::Cluster(seeds)) if seeds.len() == 2
+        ));
+        assert!(!format!("{c:?}").contains("s3cret-pw"), "seeds are redacted");
+        assert!(c.secret_values().iter().any(|s| s == "s3cret-pw"));
+    }
+
+    #[test]
     fn file_then_env() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.toml");

@@ -293,3 +293,80 @@ async fn a_missed_change_is_healed_from_the_change_log() {
     })
     .await
 }
+
+/// A gap longer than `sync.heal_max_frames` is not replayed one frame each into subscribers'
+/// queues: they get `sync.resync` and catch up with one subscribe (a shorter one arrives as
+/// frames, above).
+#[tokio::test]
+async fn a_long_missed_gap_asks_subscribers_to_resync() {
+    if !need_redis("a_long_missed_gap_asks_subscribers_to_resync") {
+        return;
+    }
+    within(async {
+        let cluster = Cluster::new().await;
+        let (proxy, url, target) =
+            Proxy::in_front_of(cluster.redis_url.as_deref().unwrap(), 6379).await;
+        let port = proxy.addr.port();
+        let a = cluster.spawn(|_| {}).await;
+        let b = cluster
+            .spawn(|c| {
+                c.redis.url = Some(url);
+                c.sync.heal_max_frames = 3;
+            })
+            .await;
+        let owner = user(&a).await;
+        let ch = session(&a, &owner).await;
+        let id = ch.strip_prefix("session:").unwrap().to_string();
+        let mut writer = connect_authed(&a.base, &owner.tokens.access).await;
+        let mut reader = connect_authed(&b.base, &owner.tokens.access).await;
+        let r = reader.request("subscribe", json!({"channel": ch, "since": 0})).await;
+        assert_eq!(r["type"], "ok");
+        let push = |i: u64| json!({"session_id": id, "mutations": [{"client_id": "w", "mutation_id": i,
+            "hlc": format!("{}:0", 1_000 + i), "ops": [{"op": "set_context", "key": "k", "value": i}]}]});
+        writer.request("session.push", push(1)).await;
+        assert_eq!(reader.event(&ch, "sync.change").await["data"]["version"], 1);
+
+        proxy.cut();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for i in 2..=8 {
+            assert_eq!(writer.request("session.push", push(i)).await["result"]["version"], i);
+        }
+        let _back = Proxy::start_on(port, target).await;
+        // Once b hears the bus again it finds 7 versions missing: more than 3.
+        let mut i = 9;
+        let resync = loop {
+            writer.request("session.push", push(i)).await;
+            i += 1;
+            let got = tokio::time::timeout(Duration::from_millis(700), async {
+                loop {
+                    let v = reader.next().await.expect("open");
+                    if v["type"] == "event" && v["channel"] == ch.as_str() {
+                        match v["event"].as_str() {
+                            Some("sync.resync") => return Some(v),
+                            Some("sync.change") => {
+                                let ver = v["data"]["version"].as_u64().unwrap();
+                                assert!(ver > 8, "a long gap is not replayed frame by frame: {v}");
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            })
+            .await;
+            if let Ok(Some(v)) = got {
+                break v;
+            }
+            assert!(i < 40, "no sync.resync");
+        };
+        assert!(resync["data"]["version"].as_u64().unwrap() >= 8, "{resync}");
+        let r = reader.request("subscribe", json!({"channel": ch, "since": 1})).await;
+        let versions: Vec<u64> = r["result"]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["version"].as_u64().unwrap())
+            .collect();
+        assert_eq!(versions[..7], [2, 3, 4, 5, 6, 7, 8], "one catch-up brings the gap: {r}");
+    })
+    .await
+}
