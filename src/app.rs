@@ -204,8 +204,11 @@ async fn transport(
             hub.clone(),
             inbox_tx,
             conn.clone(),
-            config.redis.key_prefix.clone(),
-            config.ws.presence_diff_max,
+            crate::bus::redis::RedisBusOptions {
+                prefix: config.redis.key_prefix.clone(),
+                presence_diff_max: config.ws.presence_diff_max,
+                drain: Duration::from_secs(config.server.shutdown_grace_secs),
+            },
             shutdown.clone(),
             tracker,
         )),
@@ -288,7 +291,10 @@ fn services(
         mcp_config: config.mcp.clone(),
         store: store.clone(),
     });
-    tracker.spawn(chat.clone().sweep_orphans(shutdown.clone()));
+    tracker.spawn(chat.clone().sweep_orphans(
+        shutdown.clone(),
+        Duration::from_secs(config.server.shutdown_grace_secs),
+    ));
     let kill_switch = kill_switch(&config, &store, &t.hub, &shutdown, &tracker);
     Ok(AppState {
         instance: t.bus.instance().unwrap_or_else(uuid::Uuid::new_v4),

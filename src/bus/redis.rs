@@ -59,16 +59,31 @@ pub(super) struct Inner {
     state: AtomicU8,
 }
 
+/// What an instance's bus needs from Config.
+pub struct RedisBusOptions {
+    /// `redis.key_prefix`.
+    pub prefix: String,
+    /// `ws.presence_diff_max`.
+    pub presence_diff_max: usize,
+    /// `server.shutdown_grace_secs`: how long this instance still counts as alive after it
+    /// starts draining, so its turns are not taken for a dead instance's.
+    pub drain: Duration,
+}
+
 impl RedisBus {
     pub fn start(
         hub: Arc<Hub>,
         inbox: Inbox,
         conn: Arc<RedisConn>,
-        prefix: String,
-        presence_diff_max: usize,
+        options: RedisBusOptions,
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> Self {
+        let RedisBusOptions {
+            prefix,
+            presence_diff_max,
+            drain,
+        } = options;
         let inner = Arc::new(Inner {
             hub,
             inbox,
@@ -100,7 +115,11 @@ impl RedisBus {
                 shutdown.clone(),
             ));
         }
-        tracker.spawn(super::redis_liveness::liveness(inner.clone(), shutdown));
+        tracker.spawn(super::redis_liveness::liveness(
+            inner.clone(),
+            shutdown,
+            drain,
+        ));
         Self {
             inner,
             watch_tx,

@@ -6,7 +6,10 @@ use std::{sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;
 
 /// Heartbeats this instance and reaps the presence of instances that stopped heartbeating.
-pub(super) async fn liveness(inner: Arc<Inner>, shutdown: CancellationToken) {
+/// On shutdown the last heartbeat covers `drain` (the grace in which turns here may still
+/// finish) and then lapses by itself: until then no survivor takes this instance's turns for
+/// dead ones, and if the process ends early its leftovers are reaped soon after.
+pub(super) async fn liveness(inner: Arc<Inner>, shutdown: CancellationToken, drain: Duration) {
     let me = inner.instance.to_string();
     let instances_key = format!("{}instances", inner.prefix);
     let mut tick = tokio::time::interval(Duration::from_millis(ALIVE_MS / 3));
@@ -38,10 +41,12 @@ pub(super) async fn liveness(inner: Arc<Inner>, shutdown: CancellationToken) {
             reap(&inner, &other, &instances_key).await;
         }
     }
-    // A clean stop: our connections have left one by one; drop the liveness key.
-    let mut del = redis::cmd("DEL");
-    del.arg(inner.alive_key(&me));
-    let _ = inner.run::<i64>(&del).await;
+    let mut last = redis::cmd("SET");
+    last.arg(inner.alive_key(&me))
+        .arg(1)
+        .arg("PX")
+        .arg(drain.as_millis() as u64 + ALIVE_MS);
+    let _ = inner.run::<()>(&last).await;
 }
 
 async fn reap(inner: &Inner, dead: &str, instances_key: &str) {

@@ -57,6 +57,9 @@ struct Shards {
     map: Option<SlotMap>,
     nodes: HashMap<String, Node>,
     trouble: Arc<Trouble>,
+    /// A subscription was lost since the last sync (a connection, a moved slot): messages
+    /// published meanwhile never came, and the change log is asked for them.
+    lost: bool,
 }
 
 pub(super) async fn subscriber(
@@ -69,6 +72,7 @@ pub(super) async fn subscriber(
         map: None,
         nodes: HashMap::new(),
         trouble: Arc::default(),
+        lost: false,
     };
     let mut connected = false;
     let mut backoff = Duration::from_millis(100);
@@ -80,9 +84,10 @@ pub(super) async fn subscriber(
         } else {
             BusState::Disconnected
         });
-        if ok && !connected {
+        if ok && (!connected || s.lost) {
             metrics::counter!("bus_connects_total").increment(1);
-            // Whatever was published while a shard was away is in the change log.
+            // Whatever was published while a subscription was away is in the change log.
+            s.lost = false;
             let hub = s.inner.hub.clone();
             tokio::spawn(async move { hub.report_tails().await });
         }
@@ -119,6 +124,7 @@ pub(super) async fn subscriber(
 impl Shards {
     /// Makes every wanted channel subscribed on its owner; false if some could not be.
     async fn sync(&mut self) -> bool {
+        let before = self.nodes.len();
         self.nodes.retain(|addr, n| {
             let up = !n.down.load(Ordering::Relaxed);
             if !up {
@@ -126,6 +132,7 @@ impl Shards {
             }
             up
         });
+        self.lost |= self.nodes.len() < before;
         let dropped = std::mem::take(
             &mut *self
                 .trouble
@@ -138,6 +145,7 @@ impl Shards {
             for n in self.nodes.values_mut() {
                 if n.subscribed.remove(&ch) {
                     self.map = None;
+                    self.lost = true;
                 }
             }
         }
@@ -180,6 +188,7 @@ impl Shards {
             }
             let node = self.nodes.get_mut(&addr).expect("inserted above");
             if let Err(e) = follow(node, keys).await {
+                self.lost = true;
                 if matches!(e.kind(), redis::ErrorKind::Moved | redis::ErrorKind::Ask) {
                     self.map = None;
                 } else {

@@ -8,7 +8,10 @@
 //! deployment, so whatever streams in the store at start-up was left by its previous run and is
 //! ended at once; nothing else can leave one behind while it runs.
 
-use super::{live::Liveness, ChatService};
+use super::{
+    live::{LiveTurn, Liveness},
+    ChatService,
+};
 use crate::{
     domain::SessionId,
     protocol::{event_frame, ServerEvent},
@@ -45,14 +48,21 @@ pub fn interrupted_metadata(streaming: &Value) -> Value {
 }
 
 impl ChatService {
-    /// Sweeps until `shutdown` (with Redis), or once (alone).
-    pub async fn sweep_orphans(self: Arc<Self>, shutdown: CancellationToken) {
+    /// Sweeps until `shutdown` (with Redis). Alone, sweeps once, after `drain`: a previous
+    /// process of this deployment may still be finishing its turns for its shutdown grace.
+    pub async fn sweep_orphans(self: Arc<Self>, shutdown: CancellationToken, drain: Duration) {
         let me = self
             .bus
             .instance()
             .unwrap_or_else(uuid::Uuid::new_v4)
             .to_string();
         let shared = self.live.shared();
+        if !shared {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(drain + SWEEP) => {}
+            }
+        }
         let mut suspects: HashMap<(SessionId, String), Instant> = HashMap::new();
         let mut tick = tokio::time::interval(SWEEP);
         loop {
@@ -64,38 +74,69 @@ impl ChatService {
                 suspects.clear();
                 continue;
             }
-            let streaming = match self.store.streaming_messages(BATCH).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(error = %e, "orphan sweep could not read the store");
-                    continue;
-                }
-            };
-            let grace = if shared { GRACE } else { Duration::ZERO };
-            let mut still = HashMap::new();
-            for (session, m) in streaming {
-                let holder = match self.live.liveness(&session.to_string(), &m.id).await {
-                    Liveness::Running | Liveness::Unknown => continue,
-                    Liveness::Unclaimed => None,
-                    Liveness::HolderDead { holder } => Some(holder),
-                };
-                let key = (session, m.id.clone());
-                let since = suspects.get(&key).copied().unwrap_or_else(Instant::now);
-                if since.elapsed() >= grace {
-                    self.end_orphan(session, &m, holder).await;
-                } else {
-                    still.insert(key, since);
-                }
-            }
-            suspects = still;
+            suspects = self.sweep(&suspects, shared).await;
             if !shared {
                 return;
             }
         }
     }
 
-    /// Ends `m` as interrupted (if it still streams), tells the session, frees its claim.
+    /// One sweep: ends what has been orphaned for its grace; returns the suspects still
+    /// waiting it out.
+    async fn sweep(
+        &self,
+        suspects: &HashMap<(SessionId, String), Instant>,
+        shared: bool,
+    ) -> HashMap<(SessionId, String), Instant> {
+        let streaming = match self.store.streaming_messages(BATCH).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "orphan sweep could not read the store");
+                return suspects.clone();
+            }
+        };
+        let grace = if shared { GRACE } else { Duration::ZERO };
+        let mut still = HashMap::new();
+        for (session, m) in streaming {
+            let holder = match self.live.liveness(&session.to_string(), &m.id).await {
+                Liveness::Running | Liveness::Unknown => continue,
+                Liveness::Unclaimed => None,
+                Liveness::HolderDead { holder } => Some(holder),
+            };
+            let key = (session, m.id.clone());
+            let since = suspects.get(&key).copied().unwrap_or_else(Instant::now);
+            if since.elapsed() >= grace {
+                self.end_orphan(session, &m, holder).await;
+            } else {
+                still.insert(key, since);
+            }
+        }
+        still
+    }
+
+    /// Ends `m` as interrupted (if it still streams) and tells the session. The session is
+    /// claimed meanwhile (after freeing a dead holder's claim), so a `chat.send` then gets
+    /// `turn_active` instead of racing this ending into its own first change; one that
+    /// claimed first ends the orphan itself.
     async fn end_orphan(&self, session: SessionId, m: &Message, holder: Option<String>) {
+        if let Some(h) = holder {
+            self.live.release_dead(&session.to_string(), &h).await;
+        }
+        let janitor = LiveTurn {
+            turn_id: uuid::Uuid::now_v7(),
+            session: session.to_string(),
+            message_id: m.id.clone(),
+            model: String::new(),
+            instance: self.bus.instance(),
+        };
+        if !self.live.claim(&janitor, CancellationToken::new()).await {
+            return;
+        }
+        self.write_interrupted(session, m).await;
+        self.live.release(&janitor).await;
+    }
+
+    async fn write_interrupted(&self, session: SessionId, m: &Message) {
         let turn = m.metadata["turn_id"]
             .as_str()
             .and_then(|t| t.parse::<uuid::Uuid>().ok());
@@ -146,9 +187,6 @@ impl ChatService {
             }
             Ok(_) => {} // it ended meanwhile
             Err(e) => tracing::warn!(error = %e, %session, "could not end an orphaned turn"),
-        }
-        if let Some(h) = holder {
-            self.live.release_dead(&session.to_string(), &h).await;
         }
     }
 }

@@ -336,7 +336,10 @@ mod tests {
             "not both",
         );
         refused(&[("SWITCHYARD_REDIS_KEY_PREFIX", "sy{1}:")], "key_prefix");
-        refused(&[("SWITCHYARD_SYNC_HEAL_MAX_FRAMES", "256")], "ws.send_queue");
+        refused(
+            &[("SWITCHYARD_SYNC_HEAL_MAX_FRAMES", "256")],
+            "ws.send_queue",
+        );
         let c = Config::load(
             None,
             env(&[(
@@ -349,7 +352,10 @@ mod tests {
             c.redis.target(),
             Some(crate::bus::redis_conn::Target::Cluster(seeds)) if seeds.len() == 2
         ));
-        assert!(!format!("{c:?}").contains("s3cret-pw"), "seeds are redacted");
+        assert!(
+            !format!("{c:?}").contains("s3cret-pw"),
+            "seeds are redacted"
+        );
         assert!(c.secret_values().iter().any(|s| s == "s3cret-pw"));
     }
 

@@ -276,15 +276,12 @@ impl Config {
             Some(self.llm.anthropic_api_key.clone()),
             password(&self.database.url),
             password(&self.redis.url),
-            self.redis
-                .cluster_urls
-                .iter()
-                .find_map(|u| password(&Some(u.clone()))),
             Some(self.server.metrics_token.0.clone()),
             std::env::var("SWITCHYARD_USER_PASSWORD").ok(),
         ]
         .into_iter()
         .flatten()
+        .chain((self.redis.cluster_urls.iter()).filter_map(|u| password(&Some(u.clone()))))
         .filter(|s| s.len() >= 4)
         .collect()
     }

@@ -215,21 +215,28 @@ impl Hub {
         let mut seq = seq
             .lock()
             .expect("sequence lock is never held across a panic");
-        let offer = seq.caught_up(version);
-        self.settle(channel, offer);
+        let (released, gap) = seq.caught_up(version);
+        self.release(channel, released);
+        if let Some((from, to)) = gap {
+            self.settle(channel, Offer::Gap { from, to });
+        }
     }
 
     /// After the bus was away (and is back): any versioned channel may have missed its last
     /// changes, with nothing later to reveal the gap. Each is reported as a gap open at the
     /// end (`to` is `u64::MAX`), so the healer reads what the change log has past it.
     pub async fn report_tails(&self) {
-        let tails: Vec<Gap> = self
-            .channels
-            .iter()
-            .filter_map(|s| {
-                let next = s.value().sequence.lock().ok()?.next()?;
+        // The map's shard locks are let go before any sequence is locked: delivery takes a
+        // sequence, then a shard (to rebuild a subscriber list).
+        let sequences: Vec<(Arc<str>, Arc<Mutex<Sequence>>)> = (self.channels.iter())
+            .map(|s| (s.key().clone(), s.value().sequence.clone()))
+            .collect();
+        let tails: Vec<Gap> = sequences
+            .into_iter()
+            .filter_map(|(channel, seq)| {
+                let next = seq.lock().ok()?.next()?;
                 Some(Gap {
-                    channel: s.key().clone(),
+                    channel,
                     from: next,
                     to: u64::MAX,
                 })
@@ -287,6 +294,16 @@ impl Hub {
             return true;
         }
         false
+    }
+
+    /// Like `deliver`, except that a subscriber still catching up on `channel` gets `frame`
+    /// after its subscribe reply (a `sync.resync` must not overtake the reply it concerns).
+    pub fn deliver_after_catch_up(&self, channel: &str, frame: &Utf8Bytes) {
+        if let Some(subs) = self.subscribers(channel) {
+            for s in subs.iter() {
+                s.push_gated(channel, frame.clone());
+            }
+        }
     }
 
     /// Pushes `frame` into every local subscriber's queue; returns how many took it.

@@ -39,6 +39,8 @@ pub type Floor = (uuid::Uuid, u64);
 enum Held {
     Versioned(u64, Utf8Bytes),
     Delta(uuid::Uuid, u64, Utf8Bytes),
+    /// Sent after the reply as it is (a `sync.resync`).
+    Plain(Utf8Bytes),
 }
 
 enum Gate {
@@ -192,6 +194,26 @@ impl Outbox {
         }
     }
 
+    /// A frame about `channel` that must follow the subscribe reply: held while catching up.
+    pub fn push_gated(&self, channel: &str, frame: Utf8Bytes) -> bool {
+        let mut gates = self
+            .gates
+            .lock()
+            .expect("gate lock is never held across a panic");
+        match gates.get_mut(channel) {
+            Some(Gate::CatchingUp(held)) => {
+                if held.len() >= self.tx.max_capacity() {
+                    drop(gates);
+                    self.close(CloseCode::SlowConsumer);
+                    return false;
+                }
+                held.push(Held::Plain(frame));
+                true
+            }
+            _ => self.push(frame),
+        }
+    }
+
     /// Sets the delta floor of a channel that is already live (a re-subscribe mid-turn).
     pub fn set_floor(&self, channel: &str, floor: Option<Floor>) {
         if let Some(Gate::Live { floor: f, .. }) = self
@@ -256,6 +278,9 @@ impl Outbox {
                     self.push(f);
                 }
                 Held::Delta(t, i, f) if floor.is_none_or(|(ft, fi)| ft != t || i > fi) => {
+                    self.push(f);
+                }
+                Held::Plain(f) => {
                     self.push(f);
                 }
                 _ => {}

@@ -6,6 +6,9 @@
 use axum::extract::ws::Utf8Bytes;
 use std::collections::BTreeMap;
 
+/// Frames released in version order, each with its version.
+pub type Released = Vec<(u64, Utf8Bytes)>;
+
 /// Early frames held per channel before the gap is force-healed.
 pub const MAX_PENDING: usize = 1024;
 
@@ -21,7 +24,7 @@ pub struct Sequence {
 /// What `offer` decided.
 pub enum Offer {
     /// Release these frames now, in order, with their versions.
-    Release(Vec<(u64, Utf8Bytes)>),
+    Release(Released),
     /// Versions `from..to` (exclusive) are missing; the frame was held.
     Gap { from: u64, to: u64 },
     /// Already released: dropped.
@@ -64,23 +67,21 @@ impl Sequence {
     /// arrived meanwhile (and a gap if something before that is still missing). When frames
     /// are already flowing, nothing changes: other subscribers still need every version, and
     /// the new one's gate drops what it already has.
-    pub fn caught_up(&mut self, version: u64) -> Offer {
+    pub fn caught_up(&mut self, version: u64) -> (Released, Option<(u64, u64)>) {
         if self.next.is_some() {
-            return Offer::Release(Vec::new());
+            return (Vec::new(), None);
         }
         let released = self.skip_to(version);
-        match (released.is_empty(), self.pending.keys().next(), self.next) {
-            (true, Some(&first), Some(next)) => Offer::Gap {
-                from: next,
-                to: first,
-            },
-            _ => Offer::Release(released),
-        }
+        let gap = match (self.pending.keys().next(), self.next) {
+            (Some(&first), Some(next)) => Some((next, first)),
+            _ => None,
+        };
+        (released, gap)
     }
 
     /// Versions up to `version` will not be released here (subscribers were told to catch
     /// up by themselves): releasing goes on after it, with what already waits past it.
-    pub fn skip_to(&mut self, version: u64) -> Vec<(u64, Utf8Bytes)> {
+    pub fn skip_to(&mut self, version: u64) -> Released {
         let next = self.next.map_or(version + 1, |n| n.max(version + 1));
         self.pending.retain(|v, _| *v >= next);
         let mut out = Vec::new();
@@ -112,18 +113,20 @@ mod tests {
         assert!(matches!(s.offer(6, f("6")), Offer::Release(v) if v.is_empty()));
         assert!(matches!(s.offer(5, f("5")), Offer::Release(v) if v.is_empty()));
         assert!(matches!(s.offer(3, f("3")), Offer::Release(v) if v.is_empty()));
-        match s.caught_up(4) {
-            Offer::Release(v) => assert_eq!(
-                v.iter().map(|x| x.0).collect::<Vec<_>>(),
-                [5, 6],
-                "what the catch-up did not hold, in order"
-            ),
-            _ => panic!("expected release"),
-        }
+        let (released, gap) = s.caught_up(4);
+        assert_eq!(
+            released.iter().map(|x| x.0).collect::<Vec<_>>(),
+            [5, 6],
+            "what the catch-up did not hold, in order"
+        );
+        assert!(gap.is_none());
         let mut s = Sequence::default();
         s.offer(7, f("7"));
-        assert!(matches!(s.caught_up(4), Offer::Gap { from: 5, to: 7 }));
-        assert!(matches!(s.offer(5, f("5")), Offer::Release(v) if v.len() == 1));
+        s.offer(5, f("5"));
+        let (released, gap) = s.caught_up(4);
+        assert_eq!(released.len(), 1, "5 goes out");
+        assert_eq!(gap, Some((6, 7)), "and the hole before 7 is reported");
+        assert!(matches!(s.offer(6, f("6")), Offer::Release(v) if v.len() == 2));
     }
 
     #[test]

@@ -191,8 +191,9 @@ pub trait SyncStore: Send + Sync + 'static {
     ) -> StoreResult<Option<CatchUp>>;
     /// The session's state exactly at the version it is labelled with (one consistent view).
     async fn snapshot(&self, session: SessionId) -> StoreResult<Option<Snapshot>>;
-    /// Messages still marked streaming across every session, oldest first, at most `limit`:
-    /// each is a running turn's, or one a dead instance left behind (the chat janitor's work).
+    /// Messages still marked streaming across every live session, oldest first, at most
+    /// `limit`: each is a running turn's, or one a dead instance left behind (the chat
+    /// janitor's work). A deleted session's are nobody's concern.
     async fn streaming_messages(
         &self,
         limit: u32,

@@ -235,7 +235,8 @@ macro_rules! impl_sync_store {
             ) -> StoreResult<Vec<(SessionId, crate::sync::merge::Message)>> {
                 let rows: Vec<SessionMessageRow> = sqlx::query_as(&format!(
                     "SELECT session_id, {MESSAGE_COLUMNS} FROM messages WHERE streaming \
-                     ORDER BY created_at LIMIT $1"
+                     AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = messages.session_id \
+                     AND s.deleted_at IS NOT NULL) ORDER BY created_at LIMIT $1"
                 ))
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)

@@ -9,6 +9,7 @@ use crate::{
     protocol::{event_frame, ServerEvent},
     store::CatchUp,
 };
+use futures::StreamExt;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -16,6 +17,10 @@ use tokio_util::sync::CancellationToken;
 /// How long a gap may stay open before the change log is asked (the missing frame may just be
 /// late).
 const GAP_GRACE: Duration = Duration::from_millis(100);
+/// Change-log reads at once while healing.
+const HEAL_CONCURRENCY: usize = 4;
+/// How soon a gap the store could not fill is tried again.
+const RETRY: Duration = Duration::from_secs(1);
 
 impl SyncService {
     /// Subscribers of `channel` re-subscribe with their `since` (one catch-up each) instead of
@@ -23,7 +28,8 @@ impl SyncService {
     fn resync(&self, channel: &str, version: u64) {
         metrics::counter!("sync_resyncs_total").increment(1);
         let resync = ServerEvent::SyncResync { version };
-        self.hub().deliver(channel, &event_frame(channel, &resync));
+        self.hub()
+            .deliver_after_catch_up(channel, &event_frame(channel, &resync));
         self.hub().skip_to(channel, version);
     }
 
@@ -38,6 +44,7 @@ impl SyncService {
         mut gaps: mpsc::Receiver<Gap>,
         shutdown: CancellationToken,
     ) {
+        let me: &Self = &self;
         let mut waiting: HashMap<Arc<str>, (Gap, Instant)> = HashMap::new();
         loop {
             let due = waiting.values().map(|(_, at)| *at).min();
@@ -69,25 +76,36 @@ impl SyncService {
                         .filter(|(_, (_, at))| *at <= now)
                         .map(|(c, _)| c.clone())
                         .collect();
-                    for channel in ready {
-                        if let Some((gap, _)) = waiting.remove(&channel) {
-                            self.heal(gap).await;
-                        }
+                    let ready: Vec<Gap> = ready
+                        .into_iter()
+                        .filter_map(|c| waiting.remove(&c).map(|(g, _)| g))
+                        .collect();
+                    // A few reads at a time (after a Redis restart every channel asks at once);
+                    // what the store could not answer is tried again a moment later.
+                    let failed: Vec<Gap> = futures::stream::iter(ready)
+                        .map(|gap| async move { (!me.heal(gap.clone()).await).then_some(gap) })
+                        .buffer_unordered(HEAL_CONCURRENCY)
+                        .filter_map(std::future::ready)
+                        .collect()
+                        .await;
+                    for gap in failed {
+                        waiting.entry(gap.channel.clone()).or_insert((gap, Instant::now() + RETRY));
                     }
                 }
             }
         }
     }
 
-    /// Reads what is still missing of `gap` from the change log and releases it in order.
-    async fn heal(&self, gap: Gap) {
+    /// Reads what is still missing of `gap` from the change log and releases it in order;
+    /// false when the store could not answer (try again).
+    async fn heal(&self, gap: Gap) -> bool {
         // What arrived meanwhile needs no reading; nothing is there without subscribers.
         let Some(next) = self.hub().next_version(&gap.channel) else {
-            return;
+            return true;
         };
         let from = gap.from.max(next);
         if from >= gap.to {
-            return;
+            return true;
         }
         tracing::debug!(channel = %gap.channel, from, to = gap.to, "healing a version gap");
         let Some(session) = gap
@@ -95,7 +113,7 @@ impl SyncService {
             .strip_prefix("session:")
             .and_then(|s| s.parse::<SessionId>().ok())
         else {
-            return;
+            return true;
         };
         match self
             .store()
@@ -105,12 +123,13 @@ impl SyncService {
             Ok(Some(CatchUp::Changes { changes, .. })) => {
                 let missing: Vec<_> = changes.iter().filter(|c| c.version < gap.to).collect();
                 let Some(last) = missing.last().map(|c| c.version) else {
-                    return;
+                    return true;
                 };
                 metrics::counter!("sync_gaps_healed_total").increment(1);
                 if missing.len() > self.config.heal_max_frames {
                     // Replayed frame by frame, this would fill subscribers' queues.
-                    return self.resync(&gap.channel, last);
+                    self.resync(&gap.channel, last);
+                    return true;
                 }
                 for c in missing {
                     self.hub().deliver_versioned(
@@ -125,7 +144,11 @@ impl SyncService {
                 self.resync(&gap.channel, s.version);
             }
             Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "could not heal a version gap"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not heal a version gap; trying again");
+                return false;
+            }
         }
+        true
     }
 }

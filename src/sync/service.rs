@@ -305,16 +305,21 @@ impl SyncService {
             .ok_or_else(|| AppError::NotFound("no such session".into()))
     }
 
-    /// The change frames of `channel` after `after` and before `before`, read from the change
-    /// log; `None` when the log no longer reaches back that far.
-    pub async fn missed(
+    /// What a subscriber who caught up to `version` will not get from this instance's hub:
+    /// another subscriber here caught up further first, and the hub releases from there. The
+    /// change frames between, from the log (none when nothing is missing); `None` when the log
+    /// no longer reaches back that far.
+    pub async fn missed_since(
         &self,
         channel: &str,
         session: SessionId,
-        after: u64,
-        before: u64,
+        version: u64,
     ) -> Result<Option<Vec<(u64, Utf8Bytes)>>, AppError> {
-        Ok(match self.catch_up(session, after).await? {
+        let before = match self.hub.next_version(channel) {
+            Some(next) if next > version + 1 => next,
+            _ => return Ok(Some(Vec::new())),
+        };
+        Ok(match self.catch_up(session, version).await? {
             CatchUp::Changes { changes, .. } => Some(
                 changes
                     .iter()

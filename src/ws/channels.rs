@@ -161,18 +161,13 @@ impl Conn {
     /// releasing from there: the versions between come from the change log, ahead of what the
     /// gate holds. False when they could not be read (the client is told to resync).
     async fn fill_missed(&self, channel: &str, session: SessionId, version: u64) -> bool {
-        let Some(next) = self.state.hub.next_version(channel) else {
-            return true;
-        };
-        if next <= version + 1 {
-            return true;
-        }
         match self
             .state
             .sync
-            .missed(channel, session, version, next)
+            .missed_since(channel, session, version)
             .await
         {
+            Ok(Some(frames)) if frames.is_empty() => true,
             Ok(Some(frames)) => self.outbox.prepend_held(channel, frames),
             _ => false,
         }

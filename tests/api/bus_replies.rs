@@ -17,7 +17,18 @@ async fn instance(url: &str, prefix: &str, stop: &CancellationToken, t: &TaskTra
         ))
         .expect("redis url"),
     );
-    let bus = RedisBus::start(hub, inbox, conn, prefix.to_owned(), 20, stop.clone(), t);
+    let bus = RedisBus::start(
+        hub,
+        inbox,
+        conn,
+        switchyard::bus::redis::RedisBusOptions {
+            prefix: prefix.to_owned(),
+            presence_diff_max: 20,
+            drain: Duration::ZERO,
+        },
+        stop.clone(),
+        t,
+    );
     for _ in 0..150 {
         if bus.state() == BusState::Connected {
             break;

@@ -22,12 +22,21 @@ impl Run {
         clock: &mut Clock,
     ) -> Result<(String, Vec<ToolCall>), End> {
         let cfg = &self.chat.config;
-        let mut stream = tokio::select! {
-            _ = self.cancel.cancelled() => return Err(End::Cancelled),
-            opened = p.open(crate::llm::Delivery::Streamed) => opened.map_err(|e| {
-                let e = upstream_error(&e);
-                End::failed(e.code(), e)
-            })?,
+        // Opening may take minutes (first-byte timeouts and retries): the claim is kept alive
+        // meanwhile, or other instances would take the turn for one whose instance died.
+        let opening = p.open(crate::llm::Delivery::Streamed);
+        tokio::pin!(opening);
+        let mut stream = loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Err(End::Cancelled),
+                _ = &mut clock.deadline => return Err(End::timeout(cfg.max_turn_secs)),
+                _ = clock.refresh.tick() => self.chat.live.refresh(&self.turn).await,
+                opened = &mut opening => break opened.map_err(|e| {
+                    let e = upstream_error(&e);
+                    End::failed(e.code(), e)
+                })?,
+            }
         };
         let mut text = String::new();
         let mut usage: Option<Usage> = None;
