@@ -2,9 +2,9 @@
 //! publishes, presence asks, chat turns with the `echo` model), the server sampled every
 //! `--sample-secs` (RSS, open fds, threads from /proc; live tokio tasks, frames queued for
 //! sockets, connections and channels from its `/metrics` when reachable), printed as a table,
-//! then a verdict on drift: RSS and fds at the
-//! end within `--drift-pct` of their value after warm-up (the first sixth of the run; fds also
-//! pass within one per client, the sockets open at that instant), and no error.
+//! then a verdict on drift: RSS and fds over the last sixth of the run (their median) within
+//! `--drift-pct` of their median from a sixth to a third (after warm-up); fds also pass within
+//! one per client, the sockets open at that instant; and no error.
 
 use crate::client::{api_key, connect, register, rss_kib, session};
 use futures::{SinkExt, StreamExt};
@@ -143,10 +143,14 @@ async fn rotate(
             p.remove(0)
         };
         if let Some(old) = retired.replace(leaving) {
+            // Sessions are deleted through sync (a `delete_session` op), one client each.
             let id = old.trim_start_matches("session:");
+            let body = json!({"mutations": [{"client_id": format!("rotator-{id}"),
+                "mutation_id": 1, "hlc": format!("{}:0", now_ms()), "ops": [{"op": "delete_session"}]}]});
             match http
-                .delete(format!("{base}/v1/sessions/{id}"))
+                .post(format!("{base}/v1/sessions/{id}/mutations"))
                 .bearer_auth(&token)
+                .json(&body)
                 .send()
                 .await
             {
@@ -257,6 +261,22 @@ async fn client(
     }
 }
 
+/// The medians (RSS, fds) of the samples from a sixth to a third of the run, and of its last
+/// sixth (at least one sample each).
+fn windows(samples: &[(f64, u64, u64)]) -> ((f64, u64), (f64, u64)) {
+    let n = samples.len();
+    let sixth = (n / 6).max(1);
+    let median = |part: &[(f64, u64, u64)]| {
+        let mut rss: Vec<f64> = part.iter().map(|s| s.0).collect();
+        let mut fds: Vec<u64> = part.iter().map(|s| s.1).collect();
+        rss.sort_by(f64::total_cmp);
+        fds.sort_unstable();
+        (rss[rss.len() / 2], fds[fds.len() / 2])
+    };
+    let early = sixth.min(n - 1)..(2 * sixth).clamp(sixth.min(n - 1) + 1, n);
+    (median(&samples[early]), median(&samples[n - sixth..]))
+}
+
 fn fds(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
 }
@@ -311,9 +331,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             counts.clone(),
         )));
     }
-    println!("| minute | RSS MiB | fds | threads | tasks | queued frames | ws conns | channels | connects | pushes | publishes | presence | turns | errors |");
+    println!("| minute | RSS MiB | heap MiB | fds | threads | tasks | queued frames | ws conns | channels | connects | pushes | publishes | presence | turns | errors |");
     println!(
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     let mut samples: Vec<(f64, u64, u64)> = Vec::new();
     loop {
@@ -335,8 +355,10 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         let rss = rss_kib(a.pid)? as f64 / 1024.0;
         let (f, t) = (fds(a.pid), threads(a.pid));
         let errors: u64 = counts.errors.lock().unwrap().values().sum();
+        let heap = gauge(&text, "heap_allocated_bytes")
+            .map_or("-".to_string(), |b| format!("{:.1}", b / 1048576.0));
         println!(
-            "| {:.1} | {rss:.1} | {f} | {t} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {errors} |",
+            "| {:.1} | {rss:.1} | {heap} | {f} | {t} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {errors} |",
             elapsed.as_secs_f64() / 60.0,
             g("tokio_alive_tasks"),
             g("ws_send_queue_frames"),
@@ -365,9 +387,10 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     for (what, n) in &errors {
         println!("error x{n}: {what}");
     }
-    // After warm-up: the sample a sixth of the way in (at least the second one).
-    let base = samples[(samples.len() / 6).max(1).min(samples.len() - 1)];
-    let last = samples[samples.len() - 1];
+    // After warm-up (the first sixth) against the end (the last sixth), each the median of its
+    // samples: one sample taken while a turn or a burst of reconnects is in flight (or the
+    // clients are stopping) is noise, a trend over minutes is not.
+    let (base, last) = windows(&samples);
     let drift = |a: f64, b: f64| if a == 0.0 { 0.0 } else { (b - a) / a * 100.0 };
     let (dr, df) = (drift(base.0, last.0), drift(base.1 as f64, last.1 as f64));
     // Open fds move with the sockets open at the instant of the sample (each client is between

@@ -167,6 +167,17 @@ fn sample_gauges(s: &AppState) {
     }
     metrics::gauge!("ws_send_queue_frames").set(total as f64);
     metrics::gauge!("ws_send_queue_fullest").set(fullest as f64);
+    // The allocator's own count (the binary's is jemalloc): live bytes against what stays
+    // resident tells a leak from memory the allocator keeps.
+    #[cfg(feature = "jemalloc")]
+    if tikv_jemalloc_ctl::epoch::advance().is_ok() {
+        if let Ok(b) = tikv_jemalloc_ctl::stats::allocated::read() {
+            metrics::gauge!("heap_allocated_bytes").set(b as f64);
+        }
+        if let Ok(b) = tikv_jemalloc_ctl::stats::resident::read() {
+            metrics::gauge!("heap_resident_bytes").set(b as f64);
+        }
+    }
 }
 
 pub fn metrics_listener(state: AppState) -> axum::Router {
