@@ -70,12 +70,16 @@ impl Deployment {
             key_file,
             prefix: format!("f{}:", uuid::Uuid::new_v4().simple()),
         };
-        for i in 0..n {
+        // All at once, as an orchestrator starts them: each runs the migrations on the new
+        // database, one after another behind the migration lock (a concurrent index build
+        // once deadlocked there).
+        let starts = (0..n).map(|i| {
             let name = format!("node{i}");
             let env = d.env(&name, extra);
-            let inst = Instance::start(&name, env, d.dir.path()).await;
-            d.instances.push(inst);
-        }
+            let dir = d.dir.path().to_owned();
+            async move { Instance::start(&name, env, &dir).await }
+        });
+        d.instances = futures::future::join_all(starts).await;
         d
     }
 
