@@ -33,6 +33,7 @@ mod maintenance;
 mod mcp;
 mod mcp_attacks;
 mod mcp_client;
+mod mcp_conformance;
 mod mcp_reasons;
 mod mcp_status;
 mod openapi;

@@ -7,33 +7,13 @@ use crate::helpers::*;
 use std::{path::PathBuf, time::Duration};
 use switchyard::mcp::client::{connect, Target};
 
-static EVERYTHING: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-
-/// The server-everything entry point, installed with npm into tests/mcp once if `.ci/run` did
-/// not already.
+/// The server-everything entry point.
 pub async fn everything() -> String {
-    EVERYTHING
-        .get_or_init(|| async {
-            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp");
-            let entry =
-                dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-            if !entry.exists() {
-                let out = tokio::process::Command::new("npm")
-                    .args(["ci", "--no-audit", "--no-fund"])
-                    .current_dir(&dir)
-                    .output()
-                    .await
-                    .expect("run npm");
-                assert!(
-                    out.status.success(),
-                    "npm ci: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            entry.display().to_string()
-        })
+    crate::helpers::mcp::node_modules()
         .await
-        .clone()
+        .join("@modelcontextprotocol/server-everything/dist/index.js")
+        .display()
+        .to_string()
 }
 
 fn script() -> String {

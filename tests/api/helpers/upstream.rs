@@ -11,7 +11,8 @@
 //! text), `hang` (never answers), `garbage` (a 200 whose body is not JSON), `always-sse:<file>` (streams even when asked not to), and a model using tools: `tool:<name>:<k=v,...>[:<name>:<args>...]`
 //! says `Checking. ` and calls those functions (in parallel when several) until the
 //! conversation holds tool results after its last user message, then answers `The tool said: <results>`;
-//! `toolloop:<name>` calls `name` every time unless `tool_choice` is `none`.
+//! `toolloop:<name>` calls `name` every time unless `tool_choice` is `none`; `anytool`
+//! calls the first function offered, as `tool:` would with made-up required arguments.
 
 #![allow(dead_code)]
 
@@ -192,13 +193,19 @@ async fn serve(mut sock: TcpStream, seen: Arc<Seen>) {
             seen.aborted.fetch_add(1, Ordering::SeqCst);
             seen.abort.notify_waiters();
         }
+        ["anytool"] => {
+            let results = tool_results(&body);
+            match (results.is_empty(), first_tool(&body)) {
+                (true, Some((name, spec))) => tool_calls(&mut sock, &[(&name, &spec)], whole).await,
+                (true, None) => text(&mut sock, "No tool was offered.", whole).await,
+                (false, _) => {
+                    let said = format!("The tool said: {}", results.join(" | "));
+                    text(&mut sock, &said, whole).await
+                }
+            }
+        }
         ["tool", calls @ ..] if calls.len() % 2 == 0 => {
-            let turn = this_turn(&body);
-            let results: Vec<&str> = turn
-                .iter()
-                .filter(|m| m["role"] == "tool")
-                .filter_map(|m| m["content"].as_str())
-                .collect();
+            let results = tool_results(&body);
             if results.is_empty() {
                 let calls: Vec<(&str, &str)> = calls.chunks(2).map(|c| (c[0], c[1])).collect();
                 tool_calls(&mut sock, &calls, whole).await
@@ -297,6 +304,37 @@ fn openai_chunk(delta: Value, finish: Option<&str>) -> String {
 const USAGE_AND_DONE: &str = "data: {\"id\":\"chatcmpl-tool\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":4}}\n\ndata: [DONE]\n\n";
 
 /// `k=v,k=v` as a JSON object (values that parse as JSON are JSON, others strings).
+/// The tool results after the conversation's last user message.
+fn tool_results(body: &Value) -> Vec<String> {
+    this_turn(body)
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .filter_map(|m| m["content"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The first function offered, with a value for each required parameter of its schema
+/// (a number 2, a string "x", a boolean true), as `tool:`'s `k=v,...`.
+fn first_tool(body: &Value) -> Option<(String, String)> {
+    let f = &body["tools"].as_array()?.first()?["function"];
+    let schema = &f["parameters"];
+    let spec: Vec<String> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|k| {
+            let v = match schema["properties"][k]["type"].as_str() {
+                Some("number" | "integer") => "2",
+                Some("boolean") => "true",
+                _ => "x",
+            };
+            format!("{k}={v}")
+        })
+        .collect();
+    Some((f["name"].as_str()?.to_owned(), spec.join(",")))
+}
+
 fn arguments(spec: &str) -> String {
     let mut m = serde_json::Map::new();
     for kv in spec.split(',').filter(|s| !s.is_empty()) {
