@@ -67,6 +67,9 @@ pub struct McpCall {
     #[serde(default)]
     pub arguments: Map<String, Value>,
     pub timeout_ms: u64,
+    /// The turn's call, shown as waiting if the server asks the user something.
+    #[serde(default)]
+    pub origin: Option<crate::mcp::elicit::CallOrigin>,
 }
 
 /// Where control messages for services arrive, wired in `app.rs` (the bus knows no service):

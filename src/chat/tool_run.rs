@@ -50,7 +50,7 @@ impl Run {
             .await;
         let max = self.chat.config.max_tool_result_bytes;
         let outcome: Outcome = self
-            .execute(call, target, args, waiter, stop)
+            .execute(call, target, args, waiter, (channel, stop))
             .await
             .map(|v| {
                 let text = model_text(&v);
@@ -137,7 +137,7 @@ impl Run {
         target: Option<&Target>,
         args: Result<Map<String, Value>, String>,
         waiter: Option<Waiter>,
-        stop: &CancellationToken,
+        (channel, stop): (&str, &CancellationToken),
     ) -> Result<Value, Failure> {
         match (target, args) {
             (None, _) => Err(Failure::new(
@@ -147,8 +147,18 @@ impl Run {
             (_, Err(why)) => Err(Failure::new("invalid_arguments", why)),
             (Some(Target::Mcp { server, tool }), Ok(args)) => {
                 let timeout = Duration::from_millis(self.chat.mcp_config.tool_timeout_ms);
+                let origin = crate::mcp::elicit::CallOrigin {
+                    channel: channel.to_owned(),
+                    turn_id: self.turn.turn_id,
+                    message_id: self.turn.message_id.clone(),
+                    call_id: call.id.clone(),
+                };
+                let run = self
+                    .chat
+                    .mcp
+                    .call(self.user, server, tool, args, timeout, Some(origin));
                 tokio::select! {
-                    r = self.chat.mcp.call(self.user, server, tool, args, timeout) => r.map_err(Failure::from),
+                    r = run => r.map_err(Failure::from),
                     _ = stop.cancelled() => Err(Failure::new("cancelled", "the turn ended first")),
                 }
             }

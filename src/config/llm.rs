@@ -177,6 +177,13 @@ pub struct McpConfig {
     /// The key (base64 of 32 bytes) that seals stored header values. Default: generated at
     /// `<data_dir>/mcp-secrets.key`; instances sharing a database must share this file.
     pub secrets_key_file: Option<std::path::PathBuf>,
+    /// How long a server's `elicitation/create` waits for the user's answer before it is
+    /// answered `cancel`; time waiting on the user does not count toward `tool_timeout_ms`.
+    /// Default 120000.
+    pub elicitation_timeout_ms: u64,
+    /// Questions one user's servers may have waiting at once; more are answered `cancel` at
+    /// once (a server cannot pile prompts on a user). Default 4.
+    pub max_pending_elicitations: usize,
 }
 
 impl McpConfig {
@@ -218,6 +225,8 @@ impl Default for McpConfig {
             max_headers: 16,
             max_header_bytes: 4096,
             tool_timeout_ms: 30_000,
+            elicitation_timeout_ms: 120_000,
+            max_pending_elicitations: 4,
             stdio_pass_env: vec!["PATH".into(), "HOME".into(), "LANG".into()],
             stdio_env: Vec::new(),
             idle_grace_secs: 60,

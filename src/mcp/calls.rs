@@ -2,14 +2,25 @@
 //! (see `manager`); a turn on another instance asks it over the bus (`request` with a reply
 //! key) and waits for the answer with the same deadline, plus a little for the hop.
 
-use super::manager::McpManager;
+use super::{
+    elicit::{CallOrigin, UserWait},
+    manager::{McpManager, Ready},
+};
 use crate::{
     bus::{McpCall, Request},
     domain::UserId,
 };
 use serde_json::{json, Map, Value};
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+use tokio::time::Instant;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use uuid::Uuid;
 
 /// Why a tool call did not produce a result.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -55,18 +66,23 @@ impl ToolError {
 const HOP: Duration = Duration::from_millis(500);
 
 impl McpManager {
-    fn peer(
-        &self,
-        user: UserId,
-        server: &str,
-    ) -> Option<rmcp::service::Peer<rmcp::service::RoleClient>> {
+    fn peer(&self, user: UserId, server: &str) -> Option<(Uuid, Ready)> {
         self.peers
             .iter()
-            .find(|e| e.0 == user && e.1 == server)
-            .map(|e| e.2.clone())
+            .find(|e| e.user == user && e.name == server)
+            .map(|e| (*e.key(), e.value().clone()))
+    }
+
+    /// The turns whose tool calls are running on server `id` here.
+    pub(super) fn calls_on(&self, id: Uuid) -> Vec<CallOrigin> {
+        self.inflight
+            .get(&id)
+            .map(|v| v.iter().map(|(_, o)| o.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Calls `tool` on `user`'s server `server` (by name) wherever that user's MCP clients run.
+    /// `origin` is the turn's call, shown as waiting if the server asks the user something.
     pub async fn call(
         &self,
         user: UserId,
@@ -74,16 +90,22 @@ impl McpManager {
         tool: &str,
         arguments: Map<String, Value>,
         timeout: Duration,
+        origin: Option<CallOrigin>,
     ) -> Result<Value, ToolError> {
         // Here when this instance runs the user's clients (a server not ready is answered at
         // once), or when no other instance could.
         if self.peer(user, server).is_some() || !self.shared() || self.owned.contains_key(&user) {
-            return self.call_tool(user, server, tool, arguments, timeout).await;
+            return self
+                .call_tool(user, server, tool, arguments, timeout, origin)
+                .await;
         }
         let key = format!("mcp:{}", uuid::Uuid::new_v4().simple());
         let owner = user.to_string();
         let ms = timeout.as_millis() as u64;
-        let mut waiter = self.bus.expect_reply(&key, &owner, timeout + HOP).await;
+        // The holder enforces the deadline (stretched by time spent waiting on the user) and
+        // always answers; this wait only covers the holder dying.
+        let patience = timeout + HOP + Duration::from_millis(self.cfg.elicitation_timeout_ms);
+        let mut waiter = self.bus.expect_reply(&key, &owner, patience).await;
         let call = McpCall {
             key,
             user,
@@ -91,11 +113,12 @@ impl McpManager {
             tool: tool.to_owned(),
             arguments,
             timeout_ms: ms,
+            origin,
         };
         self.bus
             .send(crate::bus::Control::Request(Request::McpCall(call)))
             .await;
-        match tokio::time::timeout(timeout + HOP, waiter.answer()).await {
+        match tokio::time::timeout(patience, waiter.answer()).await {
             Ok(Some(v)) if v.get("ok").is_some() => Ok(v["ok"].clone()),
             Ok(Some(v)) => Err(ToolError::from_wire(&v["error"], server, ms)),
             Ok(None) | Err(_) => Err(ToolError::Timeout(ms)),
@@ -111,15 +134,17 @@ impl McpManager {
         tool: &str,
         arguments: Map<String, Value>,
         timeout: Duration,
+        origin: Option<CallOrigin>,
     ) -> Result<Value, ToolError> {
-        let peer = self
+        let (id, ready) = self
             .peer(user, server)
             .ok_or_else(|| ToolError::Unavailable(server.to_owned()))?;
+        let _running = origin.map(|o| Inflight::enter(self, id, o));
         let params =
             rmcp::model::CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
-        let result = tokio::time::timeout(timeout, peer.call_tool(params))
+        let result = within(timeout, &ready.waits, ready.peer.call_tool(params))
             .await
-            .map_err(|_| ToolError::Timeout(timeout.as_millis() as u64))?
+            .ok_or(ToolError::Timeout(timeout.as_millis() as u64))?
             .map_err(|e| {
                 tracing::debug!(error = %e, "MCP tool call failed");
                 ToolError::Failed(super::reason::of_service(&e))
@@ -159,7 +184,7 @@ impl McpManager {
                 calls.spawn(async move {
                     let timeout = Duration::from_millis(c.timeout_ms);
                     let out = match me
-                        .call_tool(c.user, &c.server, &c.tool, c.arguments, timeout)
+                        .call_tool(c.user, &c.server, &c.tool, c.arguments, timeout, c.origin)
                         .await
                     {
                         Ok(v) => json!({ "ok": v }),
@@ -169,5 +194,64 @@ impl McpManager {
                 });
             }
         });
+    }
+}
+
+/// `fut`'s output, or `None` after `timeout`, not counting time the server spent waiting on
+/// the user's answer to its question.
+async fn within<F: std::future::Future>(
+    timeout: Duration,
+    waits: &UserWait,
+    fut: F,
+) -> Option<F::Output> {
+    let start = Instant::now();
+    let waited_before = waits.waited_ms();
+    tokio::pin!(fut);
+    let mut wake = start + timeout;
+    loop {
+        tokio::select! {
+            out = &mut fut => return Some(out),
+            _ = tokio::time::sleep_until(wake) => {
+                let due = start
+                    + timeout
+                    + Duration::from_millis(waits.waited_ms().saturating_sub(waited_before));
+                let now = Instant::now();
+                if waits.pending() {
+                    wake = now + Duration::from_millis(100);
+                } else if now < due {
+                    wake = due;
+                } else {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// A tool call running on server `id`, listed while it lives.
+struct Inflight<'a> {
+    manager: &'a McpManager,
+    id: Uuid,
+    seq: u64,
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl<'a> Inflight<'a> {
+    fn enter(manager: &'a McpManager, id: Uuid, origin: CallOrigin) -> Self {
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        manager.inflight.entry(id).or_default().push((seq, origin));
+        Self { manager, id, seq }
+    }
+}
+
+impl Drop for Inflight<'_> {
+    fn drop(&mut self) {
+        if let Some(mut v) = self.manager.inflight.get_mut(&self.id) {
+            v.retain(|(s, _)| *s != self.seq);
+        }
+        self.manager
+            .inflight
+            .remove_if(&self.id, |_, v| v.is_empty());
     }
 }

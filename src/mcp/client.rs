@@ -6,8 +6,12 @@
 //! the server negotiates. A server's tool list is bounded (pages, count, bytes).
 
 use rmcp::{
-    model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion},
-    service::{NotificationContext, RoleClient, RunningService},
+    model::{
+        ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult, ElicitationAction,
+        ElicitationCapability, ErrorData, FormElicitationCapability, Implementation,
+        ProtocolVersion,
+    },
+    service::{NotificationContext, RequestContext, RoleClient, RunningService},
     transport::{
         streamable_http_client::StreamableHttpClientTransportConfig, StreamableHttpClientTransport,
         TokioChildProcess,
@@ -28,9 +32,12 @@ const STDERR_LINES: usize = 20;
 /// Longest handshake plus first `tools/list`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Receives the server's notifications; only `tools/list_changed` matters here.
+/// Receives the server's notifications (`tools/list_changed`) and requests: `elicitation/create`
+/// (form mode) goes to the user when an elicitor is given, and only then is the capability
+/// advertised.
 pub struct Handler {
     pub tools_changed: Arc<Notify>,
+    pub elicitor: Option<super::elicit::Elicitor>,
 }
 
 impl ClientHandler for Handler {
@@ -38,9 +45,35 @@ impl ClientHandler for Handler {
         self.tools_changed.notify_one();
     }
 
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let (
+            Some(elicitor),
+            ElicitRequestParams::FormElicitationParams {
+                message,
+                requested_schema,
+                ..
+            },
+        ) = (&self.elicitor, request)
+        else {
+            // URL mode is not advertised, nor is anything without an elicitor.
+            return Ok(ElicitResult::new(ElicitationAction::Decline));
+        };
+        let schema = serde_json::to_value(&requested_schema).unwrap_or_default();
+        Ok(elicitor.ask(message, schema).await)
+    }
+
     fn get_info(&self) -> ClientConfig {
+        let mut capabilities = ClientCapabilities::default();
+        if self.elicitor.is_some() {
+            capabilities.elicitation =
+                Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
+        }
         ClientConfig::new(
-            ClientCapabilities::default(),
+            capabilities,
             Implementation::new("switchyard", env!("CARGO_PKG_VERSION")),
         )
         .with_protocol_version(ProtocolVersion::V_2025_11_25)
@@ -189,11 +222,15 @@ type Lines = Arc<Mutex<VecDeque<String>>>;
 /// The service, or why the handshake failed: (for the user, for the log).
 type Started = Result<RunningService<RoleClient, Handler>, (String, String)>;
 
-/// Connects and completes the handshake.
-pub async fn connect(target: &Target) -> Result<Connection, Failure> {
+/// Connects and completes the handshake. `elicitor` takes the server's questions to its user.
+pub async fn connect(
+    target: &Target,
+    elicitor: Option<super::elicit::Elicitor>,
+) -> Result<Connection, Failure> {
     let tools_changed = Arc::new(Notify::new());
     let handler = Handler {
         tools_changed: tools_changed.clone(),
+        elicitor,
     };
     let stderr_lines: Lines = Arc::new(Mutex::new(VecDeque::new()));
     let mut scratch = None;

@@ -67,15 +67,22 @@ pub struct McpManager {
     pub(super) running: DashMap<Uuid, Running>,
     pub(super) owned: DashMap<UserId, ()>,
     pub(super) statuses: DashMap<UserId, BTreeMap<Uuid, Status>>,
-    /// Ready connections, to call tools through: server id -> (user, server name, peer).
-    pub(super) peers: DashMap<
-        Uuid,
-        (
-            UserId,
-            String,
-            rmcp::service::Peer<rmcp::service::RoleClient>,
-        ),
-    >,
+    /// Ready connections, to call tools through, by server id.
+    pub(super) peers: DashMap<Uuid, Ready>,
+    /// Questions (`elicitation/create`) waiting for each user's answer.
+    pub(super) elicitations: DashMap<UserId, usize>,
+    /// Tool calls running here, per server id, with the turn each came from.
+    pub(super) inflight: DashMap<Uuid, Vec<(u64, super::elicit::CallOrigin)>>,
+}
+
+/// A ready connection of a user's server.
+#[derive(Clone)]
+pub(super) struct Ready {
+    pub(super) user: UserId,
+    pub(super) name: String,
+    pub(super) peer: rmcp::service::Peer<rmcp::service::RoleClient>,
+    /// Time its calls spent waiting on the user.
+    pub(super) waits: Arc<super::elicit::UserWait>,
 }
 
 fn fingerprint(s: &McpServer) -> String {
@@ -111,6 +118,8 @@ impl McpManager {
             owned: DashMap::new(),
             statuses: DashMap::new(),
             peers: DashMap::new(),
+            elicitations: DashMap::new(),
+            inflight: DashMap::new(),
         })
     }
 

@@ -4,6 +4,7 @@
 
 pub mod calls;
 pub mod client;
+pub mod elicit;
 mod lease;
 pub mod manager;
 pub mod reason;

@@ -27,14 +27,28 @@ impl McpManager {
         let mut backoff = Duration::from_secs(1);
         loop {
             self.set(user, Status::new(id, &name, "connecting")).await;
+            let waits = Arc::new(super::elicit::UserWait::default());
+            let elicitor = super::elicit::Elicitor {
+                manager: self.clone(),
+                user,
+                server_id: id,
+                server: name.clone(),
+                waits: waits.clone(),
+            };
             let connected = tokio::select! {
                 _ = stop.cancelled() => break,
-                c = client::connect(&target) => c,
+                c = client::connect(&target, Some(elicitor)) => c,
             };
             let failure = match connected {
                 Ok(conn) => {
                     backoff = Duration::from_secs(1);
-                    let reason = self.serve(user, id, &name, &conn, &stop).await;
+                    let ready = super::manager::Ready {
+                        user,
+                        name: name.clone(),
+                        peer: conn.service.peer().clone(),
+                        waits,
+                    };
+                    let reason = self.serve(ready, id, &conn, &stop).await;
                     let stderr = conn.stderr_tail();
                     let _ = conn.service.cancel().await;
                     match reason {
@@ -81,16 +95,15 @@ impl McpManager {
     /// (`None`: asked to stop).
     async fn serve(
         &self,
-        user: UserId,
+        ready: super::manager::Ready,
         id: Uuid,
-        name: &str,
         conn: &client::Connection,
         stop: &CancellationToken,
     ) -> Option<String> {
         let mut check = tokio::time::interval(Duration::from_millis(250));
-        self.peers
-            .insert(id, (user, name.to_owned(), conn.service.peer().clone()));
-        let ended = self.watch(user, id, name, conn, stop, &mut check).await;
+        let (user, name) = (ready.user, ready.name.clone());
+        self.peers.insert(id, ready);
+        let ended = self.watch(user, id, &name, conn, stop, &mut check).await;
         self.peers.remove(&id);
         ended
     }

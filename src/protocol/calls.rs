@@ -30,6 +30,7 @@ pub enum Call {
     McpCreate(McpCreate),
     McpUpdate(McpUpdate),
     McpDelete(McpDelete),
+    McpElicitationResult(ElicitationAnswer),
     SessionList(Page),
     ProjectList,
     ProjectCreate(ProjectCreate),
@@ -38,7 +39,7 @@ pub enum Call {
 }
 
 /// The frame types of `Call`, as clients spell them.
-pub const CALLS: [&str; 14] = [
+pub const CALLS: [&str; 15] = [
     "chat.send",
     "chat.cancel",
     "tool.result",
@@ -48,6 +49,7 @@ pub const CALLS: [&str; 14] = [
     "mcp.create",
     "mcp.update",
     "mcp.delete",
+    "mcp.elicitation.result",
     "session.list",
     "project.list",
     "project.create",
@@ -68,6 +70,7 @@ impl Call {
             Call::McpCreate(_) => "mcp.create",
             Call::McpUpdate(_) => "mcp.update",
             Call::McpDelete(_) => "mcp.delete",
+            Call::McpElicitationResult(_) => "mcp.elicitation.result",
             Call::SessionList(_) => "session.list",
             Call::ProjectList => "project.list",
             Call::ProjectCreate(_) => "project.create",
@@ -97,6 +100,7 @@ impl Call {
             "mcp.create" => read(text).map(Call::McpCreate),
             "mcp.update" => read(text).map(Call::McpUpdate),
             "mcp.delete" => read(text).map(Call::McpDelete),
+            "mcp.elicitation.result" => read(text).map(Call::McpElicitationResult),
             "session.list" => read(text).map(Call::SessionList),
             "project.list" => Ok(Call::ProjectList),
             "project.create" => read(text).map(Call::ProjectCreate),
@@ -184,6 +188,16 @@ pub struct McpUpdate {
 #[derive(Debug, Deserialize)]
 pub struct McpDelete {
     pub server_id: Uuid,
+}
+
+/// The user's answer to an `mcp.elicitation`: `content` (the form's fields) only with
+/// `accept`.
+#[derive(Debug, Deserialize)]
+pub struct ElicitationAnswer {
+    pub elicitation_id: Uuid,
+    pub action: crate::mcp::elicit::Action,
+    #[serde(default)]
+    pub content: Option<Map<String, Value>>,
 }
 
 /// Fields of a server; all optional so the same shape serves create (where `name` and

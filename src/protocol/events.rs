@@ -90,6 +90,19 @@ pub enum ServerEvent<'a> {
     /// `{"servers": [status]}` on the user's channel.
     #[serde(rename = "mcp.status")]
     McpStatus { servers: &'a RawValue },
+    /// A server asks the user something (`mcp::elicit`), on the user's channel.
+    #[serde(rename = "mcp.elicitation")]
+    McpElicitation(&'a RawValue),
+    /// The question is answered or timed out: every connection closes its prompt.
+    #[serde(rename = "mcp.elicitation.ended")]
+    McpElicitationEnded {
+        elicitation_id: Uuid,
+        action: &'a str,
+        timed_out: bool,
+    },
+    /// A running tool call waits for the user's answer to its server's question.
+    #[serde(rename = "tool.waiting")]
+    ToolWaiting(&'a RawValue),
 }
 
 #[derive(Serialize)]

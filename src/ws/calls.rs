@@ -48,6 +48,10 @@ pub(super) async fn answer(
             state.mcp.delete_server(user, a.server_id).await?;
             json!({})
         }
+        Call::McpElicitationResult(a) => {
+            state.mcp.answer_elicitation(user, a).await?;
+            json!({})
+        }
         Call::SessionList(page) => {
             let (rows, next) =
                 sessions::list(store, user, page.after.as_deref(), page.limit).await?;

@@ -34,6 +34,7 @@ mod mcp;
 mod mcp_attacks;
 mod mcp_client;
 mod mcp_conformance;
+mod mcp_elicit;
 mod mcp_reasons;
 mod mcp_status;
 mod openapi;

@@ -65,6 +65,7 @@ async fn a_stdio_server_sees_only_the_environment_the_operator_listed_and_not_th
                 "env",
                 Map::new(),
                 Duration::from_secs(10),
+                None,
             )
             .await
             .expect("the env tool answers");
@@ -94,6 +95,7 @@ async fn a_stdio_server_sees_only_the_environment_the_operator_listed_and_not_th
                 "cwd",
                 Map::new(),
                 Duration::from_secs(10),
+                None,
             )
             .await
             .expect("the cwd tool answers");

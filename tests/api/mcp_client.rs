@@ -44,7 +44,7 @@ async fn stdio_handshake_lists_tools_and_notices_the_server_dying() {
             args: vec![script(), "stdio".into(), marker.clone()],
             env: base_env(),
         };
-        let conn = connect(&target).await.expect("connects");
+        let conn = connect(&target, None).await.expect("connects");
         println!("negotiated protocol {}", conn.protocol_version);
         assert_eq!(conn.server_name, "switchyard-test");
         assert!(
@@ -92,13 +92,16 @@ async fn a_server_that_fails_to_start_reports_its_stderr() {
             args: vec![script(), "fail".into()],
             env: base_env(),
         };
-        let e = connect(&target).await.err().expect("fails");
+        let e = connect(&target, None).await.err().expect("fails");
         assert!(e.stderr.contains("API_TOKEN is not set"), "{e:?}");
-        let e = connect(&Target::Stdio {
-            program: "/nonexistent/server".into(),
-            args: vec![],
-            env: base_env(),
-        })
+        let e = connect(
+            &Target::Stdio {
+                program: "/nonexistent/server".into(),
+                args: vec![],
+                env: base_env(),
+            },
+            None,
+        )
         .await
         .err()
         .expect("fails");
@@ -136,7 +139,7 @@ async fn streamable_http_handshake_lists_tools() {
             headers: vec![("X-Test".into(), "yes".into())],
             allow_private: true,
         };
-        let conn = connect(&target).await.expect("connects");
+        let conn = connect(&target, None).await.expect("connects");
         assert_eq!(conn.server_name, "switchyard-test");
         assert_eq!(conn.tools(LIMITS).await.unwrap().len(), 3);
         child.kill().await.unwrap();
@@ -153,7 +156,7 @@ async fn server_everything_over_stdio() {
             args: vec![entry, "stdio".into()],
             env: base_env(),
         };
-        let conn = connect(&target).await.expect("connects");
+        let conn = connect(&target, None).await.expect("connects");
         assert_eq!(conn.server_name, "mcp-servers/everything");
         assert_eq!(conn.protocol_version, "2025-11-25");
         let tools = conn.tools(LIMITS).await.unwrap();
@@ -183,7 +186,7 @@ async fn other_protocol_revisions_are_negotiated_and_tool_pages_followed() {
                 args: vec![raw.clone(), version.into()],
                 env: base_env(),
             };
-            let conn = connect(&target).await.expect("connects");
+            let conn = connect(&target, None).await.expect("connects");
             assert_eq!(conn.protocol_version, version);
             assert_eq!(conn.server_name, format!("raw-{version}"));
             let names: Vec<String> = conn

@@ -37,7 +37,7 @@ async fn reason_for(url: String) -> String {
         headers: vec![],
         allow_private: true,
     };
-    match connect(&target).await {
+    match connect(&target, None).await {
         Ok(_) => panic!("connected"),
         Err(f) => f.reason,
     }

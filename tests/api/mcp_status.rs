@@ -141,6 +141,7 @@ async fn tools_are_called_through_the_ready_connection_with_a_deadline() {
                 "add",
                 args(json!({"a": 2, "b": 3})),
                 Duration::from_secs(10),
+                None,
             )
             .await
             .unwrap();
@@ -152,6 +153,7 @@ async fn tools_are_called_through_the_ready_connection_with_a_deadline() {
                 "sleep",
                 args(json!({"seconds": 5})),
                 Duration::from_millis(300),
+                None,
             )
             .await
             .unwrap_err();
@@ -163,12 +165,20 @@ async fn tools_are_called_through_the_ready_connection_with_a_deadline() {
                 "add",
                 args(json!({"a": "x"})),
                 Duration::from_secs(10),
+                None,
             )
             .await
             .unwrap_err();
         assert!(matches!(e, ToolError::Failed(_)), "{e:?}");
         let e = mcp
-            .call_tool(user, "nope", "add", args(json!({})), Duration::from_secs(1))
+            .call_tool(
+                user,
+                "nope",
+                "add",
+                args(json!({})),
+                Duration::from_secs(1),
+                None,
+            )
             .await
             .unwrap_err();
         assert_eq!(e, ToolError::Unavailable("nope".into()));
@@ -180,7 +190,8 @@ async fn tools_are_called_through_the_ready_connection_with_a_deadline() {
                 "fast",
                 "add",
                 args(json!({"a": 1, "b": 1})),
-                Duration::from_secs(1)
+                Duration::from_secs(1),
+                None,
             )
             .await
             .is_err());

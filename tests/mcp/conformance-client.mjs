@@ -61,6 +61,7 @@ class Socket {
       return f.type === 'ok' ? p.resolve(f.result ?? {}) : p.reject(new Error(`${f.code}: ${f.message}`));
     }
     if (f.type === 'event') {
+      this.onEvent?.(f);
       this.events.push(f);
       this.waiters = this.waiters.filter((w) => !w.check(f));
     }
@@ -106,6 +107,24 @@ async function main() {
   const userChannel = `user:${me.id ?? me.user_id}`;
   const sessionChannel = `session:${session.id}`;
   await sock.request('subscribe', { channel: sessionChannel });
+
+  // The user answers every question the server asks: accept, filling in only the required
+  // fields that have no default (the rest are left out, for switchyard to fill from the
+  // schema's defaults, SEP-1034).
+  sock.onEvent = (f) => {
+    if (f.channel !== userChannel || f.event !== 'mcp.elicitation') return;
+    const schema = f.data.requested_schema ?? {};
+    const content = {};
+    for (const k of schema.required ?? []) {
+      const p = schema.properties?.[k] ?? {};
+      if (p.default !== undefined) continue;
+      content[k] = p.enum?.[0] ?? { number: 1, integer: 1, boolean: true }[p.type] ?? 'x';
+    }
+    log('elicitation:', f.data.message, '-> accept', JSON.stringify(content));
+    sock
+      .request('mcp.elicitation.result', { elicitation_id: f.data.elicitation_id, action: 'accept', content })
+      .catch((e) => log('answer refused:', e.message));
+  };
 
   const server = await sock.request('mcp.create', {
     server: { name: 'conformance', transport: 'http', url: serverUrl },
