@@ -69,7 +69,7 @@ pub struct McpCall {
     pub timeout_ms: u64,
     /// The turn's call, shown as waiting if the server asks the user something.
     #[serde(default)]
-    pub origin: Option<crate::mcp::elicit::CallOrigin>,
+    pub origin: Option<crate::domain::CallOrigin>,
 }
 
 /// Where control messages for services arrive, wired in `app.rs` (the bus knows no service):

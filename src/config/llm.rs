@@ -184,9 +184,22 @@ pub struct McpConfig {
     /// Questions one user's servers may have waiting at once; more are answered `cancel` at
     /// once (a server cannot pile prompts on a user). Default 4.
     pub max_pending_elicitations: usize,
+    /// Bytes of one question (its message and requested schema as JSON); a larger one is
+    /// declined without reaching the user. Default 16384.
+    pub max_elicitation_bytes: usize,
 }
 
 impl McpConfig {
+    /// The longest one MCP tool call with deadline `timeout` may take, waiting on the user
+    /// included: its deadline plus every question the user may have waiting, each to its own deadline. A server that
+    /// keeps asking cannot hold a call (or the turn) past it.
+    pub fn tool_call_limit(&self, timeout: std::time::Duration) -> std::time::Duration {
+        let asking = self
+            .elicitation_timeout_ms
+            .saturating_mul(self.max_pending_elicitations as u64);
+        timeout + std::time::Duration::from_millis(asking)
+    }
+
     /// The environment of stdio server `name`: the pass-through variables that are set, then
     /// its own entries.
     pub fn stdio_env_of(&self, name: &str) -> Vec<(String, String)> {
@@ -227,6 +240,7 @@ impl Default for McpConfig {
             tool_timeout_ms: 30_000,
             elicitation_timeout_ms: 120_000,
             max_pending_elicitations: 4,
+            max_elicitation_bytes: 16 * 1024,
             stdio_pass_env: vec!["PATH".into(), "HOME".into(), "LANG".into()],
             stdio_env: Vec::new(),
             idle_grace_secs: 60,

@@ -115,6 +115,18 @@ impl Config {
         if ws.heartbeat_secs == 0 || ws.idle_timeout_secs <= ws.heartbeat_secs {
             return bad("ws.idle_timeout_secs must be longer than ws.heartbeat_secs (> 0)");
         }
+        let mcp = &self.mcp;
+        if mcp.elicitation_timeout_ms == 0
+            || mcp.elicitation_timeout_ms > 3_600_000
+            || mcp.max_pending_elicitations == 0
+            || mcp.max_elicitation_bytes == 0
+            || mcp.tool_timeout_ms > 3_600_000
+        {
+            return bad(
+                "mcp.elicitation_timeout_ms and mcp.tool_timeout_ms are 1 ms to 1 hour; \
+                 mcp.max_pending_elicitations and mcp.max_elicitation_bytes are positive",
+            );
+        }
         if self.mcp.stdio_allowlist.iter().any(|e| {
             e.split_once('=')
                 .is_none_or(|(n, c)| n.trim().is_empty() || c.trim().is_empty())
@@ -336,6 +348,14 @@ mod tests {
             "not both",
         );
         refused(&[("SWITCHYARD_REDIS_KEY_PREFIX", "sy{1}:")], "key_prefix");
+        refused(
+            &[("SWITCHYARD_MCP_ELICITATION_TIMEOUT_MS", "0")],
+            "elicitation_timeout_ms",
+        );
+        refused(
+            &[("SWITCHYARD_MCP_MAX_PENDING_ELICITATIONS", "0")],
+            "max_pending_elicitations",
+        );
         refused(
             &[("SWITCHYARD_SYNC_HEAL_MAX_FRAMES", "256")],
             "ws.send_queue",

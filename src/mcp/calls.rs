@@ -104,7 +104,7 @@ impl McpManager {
         let ms = timeout.as_millis() as u64;
         // The holder enforces the deadline (stretched by time spent waiting on the user) and
         // always answers; this wait only covers the holder dying.
-        let patience = timeout + HOP + Duration::from_millis(self.cfg.elicitation_timeout_ms);
+        let patience = self.cfg.tool_call_limit(timeout) + HOP;
         let mut waiter = self.bus.expect_reply(&key, &owner, patience).await;
         let call = McpCall {
             key,
@@ -142,7 +142,8 @@ impl McpManager {
         let _running = origin.map(|o| Inflight::enter(self, id, o));
         let params =
             rmcp::model::CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
-        let result = within(timeout, &ready.waits, ready.peer.call_tool(params))
+        let limit = self.cfg.tool_call_limit(timeout);
+        let result = within((timeout, limit), &ready.waits, ready.peer.call_tool(params))
             .await
             .ok_or(ToolError::Timeout(timeout.as_millis() as u64))?
             .map_err(|e| {
@@ -197,26 +198,28 @@ impl McpManager {
     }
 }
 
-/// `fut`'s output, or `None` after `timeout`, not counting time the server spent waiting on
-/// the user's answer to its question.
+/// `fut`'s output, or `None` after `timeout` not counting time the server spent waiting on the
+/// user's answer to its question, and never after `limit`.
 async fn within<F: std::future::Future>(
-    timeout: Duration,
+    (timeout, limit): (Duration, Duration),
     waits: &UserWait,
     fut: F,
 ) -> Option<F::Output> {
     let start = Instant::now();
-    let waited_before = waits.waited_ms();
+    let (waited_before, end) = (waits.waited_ms(), start + limit);
     tokio::pin!(fut);
     let mut wake = start + timeout;
     loop {
         tokio::select! {
             out = &mut fut => return Some(out),
-            _ = tokio::time::sleep_until(wake) => {
+            _ = tokio::time::sleep_until(wake.min(end)) => {
+                let now = Instant::now();
                 let due = start
                     + timeout
                     + Duration::from_millis(waits.waited_ms().saturating_sub(waited_before));
-                let now = Instant::now();
-                if waits.pending() {
+                if now >= end {
+                    return None;
+                } else if waits.pending() {
                     wake = now + Duration::from_millis(100);
                 } else if now < due {
                     wake = due;
@@ -253,5 +256,43 @@ impl Drop for Inflight<'_> {
         self.manager
             .inflight
             .remove_if(&self.id, |_, v| v.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[tokio::test]
+    async fn a_question_left_open_does_not_hold_a_call_past_its_limit() {
+        let waits = UserWait::default();
+        waits.open();
+        let out = within((MS(50), MS(200)), &waits, std::future::pending::<()>()).await;
+        assert_eq!(out, None);
+    }
+
+    #[tokio::test]
+    async fn time_a_question_was_open_is_added_to_the_deadline() {
+        let waits = Arc::new(UserWait::default());
+        let w = waits.clone();
+        tokio::spawn(async move {
+            w.open();
+            tokio::time::sleep(MS(300)).await;
+            w.close();
+        });
+        // Done at 330 ms: past the 50 ms deadline, within it plus the 300 ms the user took.
+        let work = tokio::time::sleep(MS(330));
+        let out = within((MS(50), MS(5_000)), &waits, work).await;
+        assert_eq!(out, Some(()));
+        // Without a question, the same work misses its deadline.
+        let out = within(
+            (MS(50), MS(5_000)),
+            &UserWait::default(),
+            tokio::time::sleep(MS(330)),
+        )
+        .await;
+        assert_eq!(out, None);
     }
 }

@@ -48,7 +48,7 @@ impl ClientHandler for Handler {
     async fn create_elicitation(
         &self,
         request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
+        context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
         let (
             Some(elicitor),
@@ -62,8 +62,10 @@ impl ClientHandler for Handler {
             // URL mode is not advertised, nor is anything without an elicitor.
             return Ok(ElicitResult::new(ElicitationAction::Decline));
         };
-        let schema = serde_json::to_value(&requested_schema).unwrap_or_default();
-        Ok(elicitor.ask(message, schema).await)
+        let Ok(schema) = serde_json::to_value(&requested_schema) else {
+            return Ok(ElicitResult::new(ElicitationAction::Decline));
+        };
+        Ok(elicitor.ask(message, schema, context.ct.clone()).await)
     }
 
     fn get_info(&self) -> ClientConfig {

@@ -16,63 +16,67 @@ use crate::{
     time::now_ms,
 };
 use rmcp::model::{ElicitResult, ElicitationAction};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::{
-    sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc,
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Where a tool call came from: the turn it belongs to, so a question that holds it up can be
-/// shown on that turn (`tool.waiting`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct CallOrigin {
-    pub channel: String,
-    pub turn_id: Uuid,
-    pub message_id: String,
-    pub call_id: String,
-}
+pub use crate::domain::CallOrigin;
 
 /// Time one server connection's tool calls spent waiting on the user: it does not count
-/// toward `mcp.tool_timeout_ms` (a person reads and types; the tool did not hang).
+/// toward `mcp.tool_timeout_ms` (a person reads and types; the tool did not hang). Counted as
+/// real time during which at least one question was open, so overlapping questions do not
+/// stretch a deadline faster than the clock.
 #[derive(Default)]
 pub struct UserWait {
-    pending: AtomicUsize,
-    waited_ms: AtomicU64,
+    state: Mutex<WaitState>,
+}
+
+#[derive(Default)]
+struct WaitState {
+    open: usize,
+    since: Option<Instant>,
+    closed_ms: u64,
 }
 
 impl UserWait {
+    fn state(&self) -> std::sync::MutexGuard<'_, WaitState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn pending(&self) -> bool {
-        self.pending.load(Ordering::Acquire) > 0
+        self.state().open > 0
     }
 
+    /// Milliseconds during which a question was open, up to now.
     pub fn waited_ms(&self) -> u64 {
-        self.waited_ms.load(Ordering::Acquire)
+        let s = self.state();
+        s.closed_ms + s.since.map_or(0, |t| t.elapsed().as_millis() as u64)
     }
-}
 
-/// The user's answer, as the socket frame carries it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Accept,
-    Decline,
-    Cancel,
-}
+    pub(crate) fn open(&self) {
+        let mut s = self.state();
+        if s.open == 0 {
+            s.since = Some(Instant::now());
+        }
+        s.open += 1;
+    }
 
-impl Action {
-    fn as_str(self) -> &'static str {
-        match self {
-            Action::Accept => "accept",
-            Action::Decline => "decline",
-            Action::Cancel => "cancel",
+    pub(crate) fn close(&self) {
+        let mut s = self.state();
+        s.open = s.open.saturating_sub(1);
+        if s.open == 0 {
+            if let Some(t) = s.since.take() {
+                s.closed_ms += t.elapsed().as_millis() as u64;
+            }
         }
     }
 }
+
+pub use crate::protocol::calls::ElicitationAction as Action;
 
 /// The key an answer to `id` is awaited under.
 pub fn answer_key(id: Uuid) -> String {
@@ -93,14 +97,11 @@ struct Pending<'a> {
     manager: &'a McpManager,
     waits: &'a UserWait,
     user: UserId,
-    since: Instant,
 }
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        let waited = self.since.elapsed().as_millis() as u64;
-        self.waits.waited_ms.fetch_add(waited, Ordering::AcqRel);
-        self.waits.pending.fetch_sub(1, Ordering::AcqRel);
+        self.waits.close();
         if let Some(mut n) = self.manager.elicitations.get_mut(&self.user) {
             *n = n.saturating_sub(1);
         }
@@ -112,9 +113,22 @@ impl Drop for Pending<'_> {
 
 impl Elicitor {
     /// Asks the user `message` with `schema` (the requested JSON Schema) and returns what the
-    /// server gets back.
-    pub async fn ask(&self, message: String, schema: Value) -> ElicitResult {
+    /// server gets back. `cancelled` fires when the server withdraws the question (or goes).
+    pub async fn ask(
+        &self,
+        message: String,
+        schema: Value,
+        cancelled: CancellationToken,
+    ) -> ElicitResult {
         let m = &self.manager;
+        let size = message.len() + schema.to_string().len();
+        let held = m.calls_on(self.server_id);
+        // Only a question about a call the user's turn made reaches the user (no prompt out
+        // of the blue), and only one of a sane size.
+        if held.is_empty() || size > m.cfg.max_elicitation_bytes {
+            tracing::debug!(user = %self.user, server = %self.server, size, calls = held.len(), "elicitation declined");
+            return ElicitResult::new(ElicitationAction::Decline);
+        }
         let admitted = {
             let mut n = m.elicitations.entry(self.user).or_insert(0);
             (*n < m.cfg.max_pending_elicitations)
@@ -122,15 +136,14 @@ impl Elicitor {
                 .is_some()
         };
         if !admitted {
-            tracing::info!(user = %self.user, server = %self.server, "elicitation refused: too many waiting");
+            tracing::debug!(user = %self.user, server = %self.server, "elicitation refused: too many waiting");
             return ElicitResult::new(ElicitationAction::Cancel);
         }
-        self.waits.pending.fetch_add(1, Ordering::AcqRel);
+        self.waits.open();
         let _pending = Pending {
             manager: m,
             waits: &self.waits,
             user: self.user,
-            since: Instant::now(),
         };
         let id = Uuid::now_v7();
         let timeout = Duration::from_millis(m.cfg.elicitation_timeout_ms);
@@ -138,7 +151,6 @@ impl Elicitor {
             .bus
             .expect_reply(&answer_key(id), &self.user.to_string(), timeout)
             .await;
-        let held = m.calls_on(self.server_id);
         let channel = format!("user:{}", self.user);
         let question = json!({
             "elicitation_id": id,
@@ -155,6 +167,8 @@ impl Elicitor {
                 event_frame(&channel, &ServerEvent::McpElicitation(&raw(&question))),
             )
             .await;
+        // The session's other members see that the call waits, never the server's words
+        // (they are for the user who owns the server).
         for c in &held {
             let waiting = json!({
                 "turn_id": c.turn_id,
@@ -162,7 +176,6 @@ impl Elicitor {
                 "call_id": c.call_id,
                 "elicitation_id": id,
                 "server": self.server,
-                "message": message,
             });
             m.bus
                 .publish(
@@ -171,10 +184,12 @@ impl Elicitor {
                 )
                 .await;
         }
-        let answer = tokio::time::timeout(timeout, waiter.answer())
-            .await
-            .ok()
-            .flatten();
+        let answer = tokio::select! {
+            a = tokio::time::timeout(timeout, waiter.answer()) => a.ok().flatten(),
+            _ = cancelled.cancelled() => None,
+        };
+        // Withdrawn before `ended` goes out: a late answer is not_found, not taken and lost.
+        drop(waiter);
         let result = match &answer {
             Some(a) => self.result_of(a, &schema),
             None => ElicitResult::new(ElicitationAction::Cancel),
@@ -293,19 +308,27 @@ pub fn fill(schema: &Value, given: Map<String, Value>) -> Result<Map<String, Val
     }
 }
 
+/// The choices a property allows, if it lists them: `enum`, or titled `oneOf`/`anyOf` consts.
+fn choices(p: &Value) -> Option<Vec<&Value>> {
+    if let Some(e) = p["enum"].as_array() {
+        return Some(e.iter().collect());
+    }
+    let titled = p["oneOf"].as_array().or_else(|| p["anyOf"].as_array())?;
+    Some(titled.iter().filter_map(|c| c.get("const")).collect())
+}
+
 fn fits(property: &Value, v: &Value) -> bool {
-    let allowed = |v: &Value| match property["enum"].as_array() {
-        Some(e) => e.contains(v),
-        None => true,
-    };
+    let allowed = |p: &Value, v: &Value| choices(p).is_none_or(|c| c.contains(&v));
     match property["type"].as_str() {
-        Some("string") => v.is_string() && allowed(v),
+        Some("string") => v.is_string() && allowed(property, v),
         Some("number") => v.is_number(),
         Some("integer") => v.is_i64() || v.is_u64(),
         Some("boolean") => v.is_boolean(),
-        Some("array") => v
-            .as_array()
-            .is_some_and(|a| a.iter().all(|x| x.is_string())),
+        // Multi-select: its choices are the items' enum or consts.
+        Some("array") => v.as_array().is_some_and(|a| {
+            a.iter()
+                .all(|x| x.is_string() && allowed(&property["items"], x))
+        }),
         _ => !v.is_object(),
     }
 }
@@ -320,6 +343,8 @@ mod tests {
             "age": {"type": "integer", "default": 36},
             "score": {"type": "number", "default": 9.5},
             "plan": {"type": "string", "enum": ["free", "pro"], "default": "pro"},
+            "tier": {"type": "string", "oneOf": [{"const": "a", "title": "A"}, {"const": "b", "title": "B"}]},
+            "tags": {"type": "array", "items": {"type": "string", "enum": ["x", "y"]}},
             "news": {"type": "boolean", "default": false},
             "email": {"type": "string"}
         }, "required": ["email"]})
@@ -327,11 +352,11 @@ mod tests {
 
     #[test]
     fn omitted_fields_take_their_defaults_and_given_ones_are_kept() {
-        let given = json!({"email": "a@b.c", "age": 40, "extra": 1});
+        let given = json!({"email": "a@b.c", "age": 40, "extra": 1, "tier": "b", "tags": ["y"]});
         let out = fill(&schema(), given.as_object().unwrap().clone()).unwrap();
         assert_eq!(
             Value::Object(out),
-            json!({"email": "a@b.c", "age": 40, "name": "Ada", "score": 9.5, "plan": "pro", "news": false})
+            json!({"email": "a@b.c", "age": 40, "name": "Ada", "score": 9.5, "plan": "pro", "news": false, "tier": "b", "tags": ["y"]})
         );
     }
 
@@ -341,6 +366,8 @@ mod tests {
             json!({"email": "a@b.c", "age": "forty"}),
             json!({"email": "a@b.c", "age": 4.5}),
             json!({"email": "a@b.c", "plan": "gold"}),
+            json!({"email": "a@b.c", "tier": "c"}),
+            json!({"email": "a@b.c", "tags": ["x", "z"]}),
             json!({"email": {"nested": true}}),
             json!({"age": 1}),
         ] {

@@ -4,7 +4,7 @@
 //! `protocol/schema/client/` describes each; a test decodes every example there into these.
 
 use crate::domain::SessionId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -195,7 +195,7 @@ pub struct McpDelete {
 #[derive(Debug, Deserialize)]
 pub struct ElicitationAnswer {
     pub elicitation_id: Uuid,
-    pub action: crate::mcp::elicit::Action,
+    pub action: ElicitationAction,
     #[serde(default)]
     pub content: Option<Map<String, Value>>,
 }
@@ -330,4 +330,23 @@ fn check_settings(s: &serde_json::Value) -> Result<(), (&'static str, String)> {
         ));
     }
     Ok(())
+}
+
+/// The user's answer, as the socket frame carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ElicitationAction {
+    Accept,
+    Decline,
+    Cancel,
+}
+
+impl ElicitationAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ElicitationAction::Accept => "accept",
+            ElicitationAction::Decline => "decline",
+            ElicitationAction::Cancel => "cancel",
+        }
+    }
 }

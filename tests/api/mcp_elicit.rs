@@ -186,6 +186,26 @@ async fn unanswered_questions_are_cancelled_and_too_many_at_once_are_cancelled_a
             "only the admitted question was shown: {waiting:?}"
         );
 
+        // A question larger than mcp.max_elicitation_bytes never reaches the user.
+        let small = spawn_with(|c| {
+            setup(c, &up, &py);
+            c.mcp.max_elicitation_bytes = 64;
+        })
+        .await;
+        let bob = user(&small).await;
+        let (bch, _, mut bc) = ready(&small, &bob).await;
+        let mut watch = connect_authed(&small.base, &bob.tokens.access).await;
+        let turn = start(&mut bc, &bch, "ask1", json!({})).await;
+        let t = follow(&mut bc, &bch, &turn, Follow::END).await;
+        assert_eq!(tool_text(&t), ["decline"]);
+        assert!(t.events("tool.waiting").is_empty());
+        // Anything sent to `watch` before the turn ended arrives before this reply.
+        watch.request("ping", json!({})).await;
+        assert!(
+            !watch.pending_has("mcp.elicitation"),
+            "the user was not asked"
+        );
+
         // A wrong type in the answer reaches the server as cancel, never as the bad value.
         let turn = start(&mut c, &ch, "ask1", json!({})).await;
         let q = phone.event(&user_ch, "mcp.elicitation").await["data"].clone();
