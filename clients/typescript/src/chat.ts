@@ -9,7 +9,7 @@
 
 import { SwitchyardError } from './errors.js';
 import type { DocMessage } from './merge.js';
-import type { ChatDelta, ChatDone, ChatErrorData, ChatSendResult, Json, LiveTurn, ToolCall, ToolErrorEvent, ToolResultEvent, Usage } from './protocol.js';
+import type { ChatDelta, ChatDone, ChatErrorData, ChatSendResult, Json, LiveTurn, ToolCall, ToolErrorEvent, ToolResultEvent, ToolWaitingEvent, Usage } from './protocol.js';
 import type { ServerEvent } from './channels.js';
 import { declareTools } from './tools.js';
 import { Turn, type ChatHost, type SendOptions, type TurnResult } from './turn.js';
@@ -206,6 +206,9 @@ export class Chat {
         break;
       case 'tool.error':
         t.emit('tool.error', ev.data as unknown as ToolErrorEvent);
+        break;
+      case 'tool.waiting':
+        t.emit('tool.waiting', ev.data as unknown as ToolWaitingEvent);
         break;
     }
   }

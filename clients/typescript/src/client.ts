@@ -19,7 +19,7 @@ import { SyncedSession } from './session.js';
 import { MemoryQueueStore } from './storage/memory.js';
 import type { QueueStore } from './storage/types.js';
 import type { ToolSet } from './tools.js';
-import type { JsonObject, WelcomeFrame } from './protocol.js';
+import type { ElicitationAction, JsonObject, WelcomeFrame } from './protocol.js';
 
 export interface SwitchyardOptions {
   /** The server, `https://host` (REST lives under it; the socket at `/v1/ws`). */
@@ -212,6 +212,17 @@ export class Switchyard extends Emitter<SwitchyardEvents> {
   /** Any request by type (`session.list`, `project.create`, `mcp.list`, ...). */
   request<T extends object = JsonObject>(type: string, fields: object = {}, opts?: RequestOptions): Promise<T> {
     return this.requests.request<T>(type, fields, opts);
+  }
+
+  /**
+   * Answers an MCP server's question (`mcp.elicitation`, listed in `mcp.elicitations`):
+   * `accept` with the form's fields (those left out take the schema's defaults), `decline` or
+   * `cancel`. The first answer from any of the user's connections counts; a later one is
+   * refused `not_found`.
+   */
+  answerElicitation(elicitationId: string, action: ElicitationAction, content?: JsonObject): Promise<JsonObject> {
+    const fields = content === undefined ? { elicitation_id: elicitationId, action } : { elicitation_id: elicitationId, action, content };
+    return this.requests.request('mcp.elicitation.result', fields);
   }
 
   /** Creates a session over REST and returns it synced. */

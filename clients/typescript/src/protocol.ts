@@ -298,6 +298,38 @@ export interface McpStatus {
   updated_at: number;
 }
 
+/** An MCP server's question to the user during a tool call (`mcp.elicitation`). */
+export interface Elicitation {
+  elicitation_id: string;
+  server_id: string;
+  server: string;
+  message: string;
+  /** A JSON Schema object of primitive properties (string, number, integer, boolean, enums, multi-select lists), with optional defaults. */
+  requested_schema: Json;
+  /** Unix ms; then the server gets `cancel`. */
+  expires_at: number;
+  /** The turns' tool calls it holds up. */
+  calls: Array<{ turn_id: string; call_id: string }>;
+}
+
+export type ElicitationAction = 'accept' | 'decline' | 'cancel';
+
+/** The question is gone (`mcp.elicitation.ended`): answered on some connection, or timed out. */
+export interface ElicitationEnded {
+  elicitation_id: string;
+  action: ElicitationAction;
+  timed_out: boolean;
+}
+
+/** A running MCP tool call waits for the user's answer (`tool.waiting`). */
+export interface ToolWaitingEvent {
+  turn_id: string;
+  message_id: string;
+  call_id: string;
+  elicitation_id: string;
+  server: string;
+}
+
 /** Event names the server owns; `publish` refuses them (`invalid_request`). */
 export const RESERVED_EVENT_PREFIXES: readonly string[] = [
   'presence.',

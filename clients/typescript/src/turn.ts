@@ -7,7 +7,7 @@
 import { EventHub } from './emitter.js';
 import { SwitchyardError } from './errors.js';
 import type { DocMessage } from './merge.js';
-import type { ChatDelta, ChatSendResult, LiveTurn, ToolCall, ToolErrorEvent, ToolResultEvent, Usage } from './protocol.js';
+import type { ChatDelta, ChatSendResult, LiveTurn, ToolCall, ToolErrorEvent, ToolResultEvent, ToolWaitingEvent, Usage } from './protocol.js';
 import type { Requests } from './requests.js';
 import { runTool, type ToolSet } from './tools.js';
 
@@ -34,6 +34,8 @@ export interface TurnEvents {
   'tool.call': ToolCall;
   'tool.result': ToolResultEvent;
   'tool.error': ToolErrorEvent;
+  /** An MCP call waits for the user's answer to its server's question (see `mcp.elicitations`). */
+  'tool.waiting': ToolWaitingEvent;
   done: TurnResult;
 }
 

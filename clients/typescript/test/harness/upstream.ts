@@ -33,7 +33,9 @@ export class FakeUpstream {
           `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: parsed.model, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
         let out = chunk({ role: 'assistant', content: results.length === 0 ? 'Checking. ' : '' });
         if (results.length === 0) {
-          out += chunk({ tool_calls: [{ index: 0, id: 'call_0_pick_file', type: 'function', function: { name: 'pick_file', arguments: '{"prompt":' } }] });
+          // Model `call:<function>` calls that function with {"question":"which"} instead.
+          const [name, key] = parsed.model.startsWith('call:') ? [parsed.model.slice(5), 'question'] : ['pick_file', 'prompt'];
+          out += chunk({ tool_calls: [{ index: 0, id: `call_0_${name}`, type: 'function', function: { name, arguments: `{"${key}":` } }] });
           out += chunk({ tool_calls: [{ index: 0, function: { arguments: '"which"}' } }] });
           out += chunk({}, 'tool_calls');
         } else {
