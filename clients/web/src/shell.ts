@@ -9,6 +9,7 @@ import { IndexedDbQueueStore, MemoryQueueStore, Switchyard, type QueueStore, typ
 import { crossOrigin } from './config.js';
 import { h, plural, setText } from './dom.js';
 import { mcpPanel } from './mcp-panel.js';
+import { questionsPanel } from './questions.js';
 import { isOnline, OnlineWebSocket, watchOffline } from './net.js';
 import { Names } from './people.js';
 import type { Profile } from './session-store.js';
@@ -95,7 +96,7 @@ export class Shell {
       ),
       this.offlineBanner,
       this.errorBanner,
-      h('div', { class: 'layout' }, h('aside', { class: 'sidebar', 'aria-label': 'Sessions and tools' }, this.list.el, mcpPanel(sy)), this.main),
+      h('div', { class: 'layout' }, h('aside', { class: 'sidebar', 'aria-label': 'Sessions and tools' }, this.list.el, questionsPanel(sy), mcpPanel(sy)), this.main),
     );
 
     this.offs.push(

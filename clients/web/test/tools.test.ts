@@ -28,7 +28,9 @@ function fakeUpstream(): Server {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       let out = chunk({ role: 'assistant', content: results.length === 0 ? 'Checking. ' : '' });
       if (results.length === 0) {
-        out += chunk({ tool_calls: [{ index: 0, id: 'call_0', type: 'function', function: { name: 'shout__shout', arguments: JSON.stringify({ text: question }) } }] });
+        // `askmodel` calls ask__ask (a server that asks the user) with the user's text.
+        const [name, args] = parsed.model === 'askmodel' ? ['ask__ask', { question }] : ['shout__shout', { text: question }];
+        out += chunk({ tool_calls: [{ index: 0, id: 'call_0', type: 'function', function: { name, arguments: JSON.stringify(args) } }] });
         out += chunk({}, 'tool_calls');
       } else {
         for (const w of `The tool said: ${results.join(' | ')}`.split(/(?<= )/)) out += chunk({ content: w });
@@ -47,8 +49,11 @@ before(async () => {
   const port = typeof a === 'object' && a ? a.port : 0;
   server = await TestServer.start({
     SWITCHYARD_LLM_OPENAI_BASE_URL: `http://127.0.0.1:${port}/v1`,
-    SWITCHYARD_LLM_MODELS: 'toolmodel=openai:toolmodel',
-    SWITCHYARD_MCP_STDIO_ALLOWLIST: `shout=${process.execPath} ${join(webRoot, 'test', 'fixtures', 'mcp-shout.mjs')}`,
+    SWITCHYARD_LLM_MODELS: 'toolmodel=openai:toolmodel,askmodel=openai:askmodel',
+    SWITCHYARD_MCP_STDIO_ALLOWLIST: [
+      `shout=${process.execPath} ${join(webRoot, 'test', 'fixtures', 'mcp-shout.mjs')}`,
+      `ask=${process.execPath} ${join(webRoot, 'test', 'fixtures', 'mcp-ask.mjs')}`,
+    ].join(','),
   });
   browser = await launchBrowser();
 });
@@ -100,6 +105,37 @@ test('MCP status and a turn with a tool call show as they happen, and after a re
     // After a reload the call is still shown (from the session's tool records).
     await page.reload();
     await page.locator('.session .msg.role-assistant .tools .tool.ok', { hasText: 'MAKE IT LOUD' }).waitFor();
+    assert.deepEqual(errors, []);
+    await context.close();
+  }));
+
+test('an MCP server asks during a tool call: the user answers in a form and the turn goes on', { timeout: 120_000 }, () =>
+  withLog(server, async () => {
+    const user = await registerUser(server, 'gil');
+    const { id } = await server.api<{ id: string }>(user.access, 'POST', '/v1/sessions', { title: 'Questions' });
+    await server.api(user.access, 'POST', `/v1/sessions/${id}/mutations`, {
+      mutations: [{ client_id: 'test-setup', mutation_id: 1, hlc: `${Date.now()}:0`, ops: [{ op: 'set_field', field: 'model', value: 'askmodel' }] }],
+    });
+    const { context, page, errors } = await newPage(browser);
+    await signIn(page, server, user);
+    await server.api(user.access, 'POST', '/v1/mcp/servers', { name: 'ask', transport: 'stdio', command: 'ask' });
+    const mcp = page.getByRole('region', { name: 'MCP servers' });
+    await mcp.locator('.mcp-server', { hasText: 'ask' }).getByText('ready · 1 tool').waitFor();
+
+    await openSession(page, id);
+    await page.getByLabel('Message').fill('Sign up for updates?');
+    await page.getByLabel('Message').press('Enter');
+    const question = page.getByRole('form', { name: 'Question from ask' });
+    await question.getByText('Sign up for updates?').waitFor();
+    assert.equal(await question.getByLabel('Plan').inputValue(), 'pro', 'the default is preselected');
+    await question.getByLabel('E-mail *').fill('gil@example.com');
+    await question.getByLabel('Newsletter').check();
+    await question.getByRole('button', { name: 'Send' }).click();
+    await page.getByRole('status').getByText('Sent to ask.').waitFor();
+    await question.waitFor({ state: 'detached' });
+    const said = 'Checking. The tool said: {"action":"accept","content":{"email":"gil@example.com","news":true,"plan":"pro"}}';
+    await until(async () => (await page.locator('.msg.role-assistant:not(.streaming) .content').allTextContents()).join() === said, 'the answer after the question');
+    await shot(page, 'session-question');
     assert.deepEqual(errors, []);
     await context.close();
   }));
