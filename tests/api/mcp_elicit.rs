@@ -108,6 +108,27 @@ async fn a_question_reaches_the_other_connection_and_its_answer_gets_the_default
             let r = phone.request_unchecked("mcp.elicitation.result", f).await;
             assert_eq!(r["code"], "invalid_request", "{why}: {r}");
         }
+        for (f, why) in [
+            (
+                json!({"elicitation_id": id, "action": "maybe"}),
+                "an unknown action",
+            ),
+            (
+                json!({"elicitation_id": "nope", "action": "decline"}),
+                "an id that is not a UUID",
+            ),
+            (
+                json!({"elicitation_id": id, "action": "accept", "content": {"email": "a\u{0}b"}}),
+                "a NUL byte",
+            ),
+            (
+                json!({"elicitation_id": id, "action": "accept", "content": [1, 2]}),
+                "content that is not an object",
+            ),
+        ] {
+            let r = phone.request_unchecked("mcp.elicitation.result", f).await;
+            assert_eq!(r["code"], "invalid_request", "{why}: {r}");
+        }
         // Past the tool's 300 ms deadline, which does not run while the user answers.
         tokio::time::sleep(std::time::Duration::from_millis(800)).await;
         let r = answer(
