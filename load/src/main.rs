@@ -16,6 +16,7 @@ mod fanout;
 mod idle;
 mod login;
 mod soak;
+mod soak_sample;
 mod storm;
 mod stream;
 mod sync;

@@ -7,6 +7,7 @@
 //! one per client, the sockets open at that instant; and no error.
 
 use crate::client::{api_key, connect, register, rss_kib, session};
+use crate::soak_sample::{fds, gauge, threads, windows};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::{
@@ -259,40 +260,6 @@ async fn client(
         }
         let _ = ws.close(None).await;
     }
-}
-
-/// The medians (RSS, fds) of the samples from a sixth to a third of the run, and of its last
-/// sixth (at least one sample each).
-fn windows(samples: &[(f64, u64, u64)]) -> ((f64, u64), (f64, u64)) {
-    let n = samples.len();
-    let sixth = (n / 6).max(1);
-    let median = |part: &[(f64, u64, u64)]| {
-        let mut rss: Vec<f64> = part.iter().map(|s| s.0).collect();
-        let mut fds: Vec<u64> = part.iter().map(|s| s.1).collect();
-        rss.sort_by(f64::total_cmp);
-        fds.sort_unstable();
-        (rss[rss.len() / 2], fds[fds.len() / 2])
-    };
-    let early = sixth.min(n - 1)..(2 * sixth).clamp(sixth.min(n - 1) + 1, n);
-    (median(&samples[early]), median(&samples[n - sixth..]))
-}
-
-fn fds(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
-}
-
-fn threads(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let line = status.lines().find(|l| l.starts_with("Threads:"));
-    line.and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// A gauge's value from the Prometheus text.
-fn gauge(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {

@@ -140,27 +140,19 @@ impl Outbox {
     /// A versioned (sync) frame: held while this subscriber catches up on `channel`, dropped
     /// when it already has that version.
     pub fn push_versioned(&self, channel: &str, version: u64, frame: Utf8Bytes) -> bool {
-        let mut gates = self
-            .gates
-            .lock()
-            .expect("gate lock is never held across a panic");
-        match gates.get_mut(channel) {
-            Some(Gate::CatchingUp(held)) => {
-                if held.len() >= self.tx.max_capacity() {
-                    drop(gates);
-                    self.close(CloseCode::SlowConsumer);
-                    return false;
+        self.push_through_gate(
+            channel,
+            frame,
+            |f| Held::Versioned(version, f),
+            |gate| match gate {
+                Some(Gate::Live { have, .. }) if version <= *have => false,
+                Some(Gate::Live { have, .. }) => {
+                    *have = version;
+                    true
                 }
-                held.push(Held::Versioned(version, frame));
-                true
-            }
-            Some(Gate::Live { have, .. }) if version <= *have => true,
-            Some(Gate::Live { have, .. }) => {
-                *have = version;
-                self.push(frame)
-            }
-            None => self.push(frame),
-        }
+                _ => true,
+            },
+        )
     }
 
     /// A chat delta (`index` within `turn`): held while catching up, dropped when the
@@ -172,45 +164,47 @@ impl Outbox {
         index: u64,
         frame: Utf8Bytes,
     ) -> bool {
-        let mut gates = self
-            .gates
-            .lock()
-            .expect("gate lock is never held across a panic");
-        match gates.get_mut(channel) {
-            Some(Gate::CatchingUp(held)) => {
-                if held.len() >= self.tx.max_capacity() {
-                    drop(gates);
-                    self.close(CloseCode::SlowConsumer);
-                    return false;
-                }
-                held.push(Held::Delta(turn, index, frame));
-                true
-            }
-            Some(Gate::Live {
-                floor: Some((t, f)),
-                ..
-            }) if *t == turn && index <= *f => true,
-            _ => self.push(frame),
-        }
+        self.push_through_gate(
+            channel,
+            frame,
+            |f| Held::Delta(turn, index, f),
+            |gate| {
+                !matches!(gate, Some(Gate::Live { floor: Some((t, f)), .. }) if *t == turn && index <= *f)
+            },
+        )
     }
 
     /// A frame about `channel` that must follow the subscribe reply: held while catching up.
     pub fn push_gated(&self, channel: &str, frame: Utf8Bytes) -> bool {
+        self.push_through_gate(channel, frame, Held::Plain, |_| true)
+    }
+
+    /// The one way a frame passes `channel`'s gate: held (as `held` makes it) while the
+    /// subscriber catches up, the subscriber closed when its hold is full; otherwise queued if
+    /// `deliver` says so with the gate (if any), under the gate lock so a catch-up's release
+    /// cannot overtake it.
+    fn push_through_gate(
+        &self,
+        channel: &str,
+        frame: Utf8Bytes,
+        held: impl FnOnce(Utf8Bytes) -> Held,
+        deliver: impl FnOnce(Option<&mut Gate>) -> bool,
+    ) -> bool {
         let mut gates = self
             .gates
             .lock()
             .expect("gate lock is never held across a panic");
         match gates.get_mut(channel) {
-            Some(Gate::CatchingUp(held)) => {
-                if held.len() >= self.tx.max_capacity() {
+            Some(Gate::CatchingUp(hold)) => {
+                if hold.len() >= self.tx.max_capacity() {
                     drop(gates);
                     self.close(CloseCode::SlowConsumer);
                     return false;
                 }
-                held.push(Held::Plain(frame));
+                hold.push(held(frame));
                 true
             }
-            _ => self.push(frame),
+            gate => !deliver(gate) || self.push(frame),
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod calls;
 pub mod client;
 pub mod elicit;
+mod handler;
 mod lease;
 pub mod manager;
 pub mod reason;

@@ -6,29 +6,8 @@
 //! registry with `npm ci` (once per lockfile; `.ci/run` does it up front). PostgreSQL and Redis
 //! are passed on when this pass has them, so the two-instance tests run in the services pass.
 
+use crate::helpers::npm::npm_ci;
 use std::{path::PathBuf, process::Stdio};
-
-/// `npm ci` in `dir` unless its `node_modules` already matches the lockfile.
-pub async fn npm_ci(dir: &PathBuf) {
-    let lock = std::fs::read(dir.join("package-lock.json")).expect("a committed lockfile");
-    let stamp = dir.join("node_modules/.ci-lock");
-    if std::fs::read(&stamp).ok().as_ref() == Some(&lock) {
-        return;
-    }
-    let out = tokio::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir)
-        .output()
-        .await
-        .expect("npm (Node.js) is needed for the client suites");
-    assert!(
-        out.status.success(),
-        "npm ci in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(stamp, lock).expect("stamp");
-}
 
 /// Runs `npm test` in `dir` against this build's server; the suite's own output is shown when
 /// it fails.

@@ -10,28 +10,12 @@ use switchyard::config::Config;
 static VENV: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
 static NODE_MODULES: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
 
-/// tests/mcp's npm packages (MCP servers, the conformance suite, Node 22), installed once with
-/// `npm ci` unless what is there was installed from this lockfile (`.ci/run` leaves the stamp).
+/// tests/mcp's npm packages (MCP servers, the conformance suite, Node 22), installed once.
 pub async fn node_modules() -> PathBuf {
     NODE_MODULES
         .get_or_init(|| async {
             let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp");
-            let lock = std::fs::read(dir.join("package-lock.json")).expect("lockfile");
-            let stamp = dir.join("node_modules/.ci-lock");
-            if std::fs::read(&stamp).ok().as_ref() != Some(&lock) {
-                let out = tokio::process::Command::new("npm")
-                    .args(["ci", "--no-audit", "--no-fund"])
-                    .current_dir(&dir)
-                    .output()
-                    .await
-                    .expect("run npm");
-                assert!(
-                    out.status.success(),
-                    "npm ci: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                std::fs::write(&stamp, lock).expect("stamp");
-            }
+            super::npm::npm_ci(&dir).await;
             dir.join("node_modules")
         })
         .await

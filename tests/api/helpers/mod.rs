@@ -4,11 +4,13 @@
 
 pub mod accounts;
 pub mod balancer;
+pub mod cluster_procs;
 pub mod completions;
 pub mod faultload;
 pub mod files;
 pub mod fixtures;
 pub mod mcp;
+pub mod npm;
 pub mod procs;
 pub mod proxy;
 pub mod replica;

@@ -5,13 +5,15 @@
 //! versions contiguous for every client, no client stuck.
 
 pub mod driver;
+pub use report::Report;
 pub mod link;
+mod report;
+mod setup;
+pub use setup::{account, server_snapshot, shared_session, Account};
 pub mod writer;
 
 use super::procs::{Instance, PgProc, RedisProc};
-use super::replica::{doc_from_snapshot, visible};
 use driver::{Driver, Echo, Heard, Turns};
-use serde_json::{json, Value};
 use std::{path::PathBuf, sync::atomic::Ordering, sync::Arc, time::Duration};
 use tokio::{task::JoinHandle, time::Instant};
 use writer::{Outcome, Phases, Status, Writer};
@@ -133,72 +135,6 @@ impl Deployment {
             .collect::<Vec<_>>()
             .join("\n")
     }
-}
-
-/// A user made through the API.
-#[derive(Clone)]
-pub struct Account {
-    pub token: String,
-    pub email: String,
-}
-
-pub async fn account(base: &str) -> Account {
-    let email = super::unique_email();
-    let r: Value = reqwest::Client::new()
-        .post(format!("{base}/v1/auth/register"))
-        .json(&json!({"email": email, "password": super::PASSWORD}))
-        .send()
-        .await
-        .expect("register")
-        .json()
-        .await
-        .expect("register answer");
-    Account {
-        token: r["tokens"]["access_token"]
-            .as_str()
-            .expect("token")
-            .to_owned(),
-        email,
-    }
-}
-
-/// A session of `owner`'s, shared with `editor`.
-pub async fn shared_session(base: &str, owner: &Account, editor: &Account) -> String {
-    let http = reqwest::Client::new();
-    let r: Value = http
-        .post(format!("{base}/v1/sessions"))
-        .bearer_auth(&owner.token)
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("create session")
-        .json()
-        .await
-        .expect("session");
-    let id = r["id"].as_str().expect("session id").to_owned();
-    let s = http
-        .post(format!("{base}/v1/sessions/{id}/members"))
-        .bearer_auth(&owner.token)
-        .json(&json!({"email": editor.email, "role": "editor"}))
-        .send()
-        .await
-        .expect("share")
-        .status();
-    assert_eq!(s, 204);
-    id
-}
-
-/// A session's state as the server has it now.
-pub async fn server_snapshot(base: &str, token: &str, session: &str) -> Value {
-    let r = reqwest::Client::new()
-        .get(format!("{base}/v1/sessions/{session}"))
-        .bearer_auth(token)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .expect("snapshot");
-    assert_eq!(r.status(), 200, "snapshot of {session}");
-    r.json().await.expect("snapshot JSON")
 }
 
 /// What to run.
@@ -399,136 +335,5 @@ impl Running {
             snapshots,
             owners: self.sessions.iter().map(|(_, a)| a.token.clone()).collect(),
         }
-    }
-}
-
-pub struct Report {
-    pub outcomes: Vec<Outcome>,
-    pub turns: Turns,
-    pub heard: Heard,
-    /// Each session's final state, read from the server.
-    pub snapshots: Vec<(String, Value)>,
-    /// Each session's owner's token (same order).
-    pub owners: Vec<String>,
-}
-
-impl Report {
-    /// The promises: every acknowledged mutation there exactly once and in its client's order,
-    /// every replica equal to the server, no gap or duplicate any client noticed, every turn
-    /// ended (none left streaming).
-    pub fn check(&self) {
-        for o in &self.outcomes {
-            assert!(
-                o.anomalies.is_empty(),
-                "{} saw: {:?}",
-                o.client_id,
-                o.anomalies
-            );
-            let (_, snap) = self
-                .snapshots
-                .iter()
-                .find(|(id, _)| *id == o.session_id)
-                .expect("its session");
-            let n = o.acked.len() as u64;
-            assert!(n > 0, "{} had nothing acknowledged", o.client_id);
-            assert_eq!(
-                o.acked.keys().copied().collect::<Vec<_>>(),
-                (1..=n).collect::<Vec<_>>(),
-                "{}: every mutation it made was acknowledged",
-                o.client_id
-            );
-            let versions: Vec<u64> = o.acked.values().copied().collect();
-            assert!(
-                versions.windows(2).all(|w| w[0] < w[1]),
-                "{}: a client's mutations are committed in its order: {versions:?}",
-                o.client_id
-            );
-            let mine: Vec<u64> = snap["messages"]
-                .as_array()
-                .expect("messages")
-                .iter()
-                .filter_map(|m| m["id"].as_str()?.strip_prefix(&format!("{}-", o.client_id)))
-                .map(|mid| mid.parse().expect("mid"))
-                .collect();
-            assert_eq!(
-                mine,
-                (1..=n).collect::<Vec<_>>(),
-                "{}: each acknowledged message once, in order",
-                o.client_id
-            );
-            assert_eq!(snap["context"][&o.client_id], json!(n), "{}", o.client_id);
-            assert_eq!(
-                o.version,
-                snap["version"].as_u64().unwrap(),
-                "{}",
-                o.client_id
-            );
-            assert!(
-                visible(&o.replica) == visible(&doc_from_snapshot(snap)),
-                "{}: its replica differs from the server's state",
-                o.client_id
-            );
-        }
-        assert!(
-            self.turns.anomalies.is_empty(),
-            "turns: {:?}",
-            self.turns.anomalies
-        );
-        let (_, first) = &self.snapshots[0];
-        for m in first["messages"].as_array().expect("messages") {
-            assert_eq!(m["streaming"], false, "no message left streaming: {m}");
-        }
-        for (turn, (message, _)) in &self.turns.started {
-            let m = first["messages"]
-                .as_array()
-                .expect("messages")
-                .iter()
-                .find(|m| m["id"] == message.as_str())
-                .unwrap_or_else(|| panic!("turn {turn}'s message {message} is stored"));
-            let status = m["metadata"]["status"].as_str().unwrap_or("");
-            assert!(
-                ["complete", "failed", "cancelled"].contains(&status),
-                "turn {turn} ended: {m}"
-            );
-        }
-    }
-
-    /// How the turns the user started ended: their messages' final status, by status.
-    pub fn turn_statuses(&self) -> Vec<(String, String)> {
-        let (_, first) = &self.snapshots[0];
-        self.turns
-            .started
-            .iter()
-            .map(|(turn, (message, _))| {
-                let m = first["messages"]
-                    .as_array()
-                    .expect("messages")
-                    .iter()
-                    .find(|m| m["id"] == message.as_str())
-                    .cloned()
-                    .unwrap_or_default();
-                let why = m["metadata"]["error"]["code"]
-                    .as_str()
-                    .or(m["metadata"]["status"].as_str())
-                    .unwrap_or("")
-                    .to_owned();
-                (turn.clone(), why)
-            })
-            .collect()
-    }
-
-    /// Counted failures (closes, refusals, error codes) over every writer, and the chat delta
-    /// gaps they noticed (`delta gap`).
-    pub fn failures(&self) -> std::collections::BTreeMap<String, u64> {
-        let mut all = std::collections::BTreeMap::new();
-        for o in &self.outcomes {
-            for (k, v) in &o.failures {
-                *all.entry(k.clone()).or_default() += v;
-            }
-            if o.delta_gaps > 0 {
-                *all.entry("delta gap".to_owned()).or_default() += o.delta_gaps;
-            }
-        }
-        all
     }
 }
